@@ -1,0 +1,49 @@
+"""Helpers shared by the chapters of the OML 4.0 tutorial book.
+
+Each module holds one concern; the names below are the public ones.
+"""
+
+import os as _os
+
+# albumentations (imported by OML) asks the package index for its newest version at import: not offline.
+_os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
+
+from oml_helpers.data import (  # noqa: E402
+    DatasetFormatError,
+    check_dataframe,
+    default_data_root,
+    make_digits_dataset,
+    split_dataframe,
+)
+from oml_helpers.device import get_device, seed_everything, silence_known_warnings  # noqa: E402
+from oml_helpers.models import PretrainedUnavailableError, SmallCNN, count_parameters, pretrained_extractor  # noqa: E402
+from oml_helpers.plots import plot_training_logs, show_images  # noqa: E402
+from oml_helpers.training import (  # noqa: E402
+    digit_transforms,
+    make_datasets,
+    retrieval_metrics,
+    train_digits_model,
+    train_extractor,
+)
+
+__all__ = [
+    "DatasetFormatError",
+    "PretrainedUnavailableError",
+    "SmallCNN",
+    "check_dataframe",
+    "count_parameters",
+    "default_data_root",
+    "digit_transforms",
+    "get_device",
+    "make_datasets",
+    "make_digits_dataset",
+    "plot_training_logs",
+    "pretrained_extractor",
+    "retrieval_metrics",
+    "seed_everything",
+    "show_images",
+    "silence_known_warnings",
+    "split_dataframe",
+    "train_digits_model",
+    "train_extractor",
+]

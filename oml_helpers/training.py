@@ -1,0 +1,163 @@
+"""The book's training recipe and evaluation, built from OML's pieces (chapters 01 and 02)."""
+
+from pathlib import Path
+from typing import Dict, Optional, Tuple, Union
+
+import pandas as pd
+import torch
+from torch.utils.data import DataLoader
+from torchvision import transforms as T
+
+from oml.datasets import ImageLabeledDataset, ImageQueryGalleryLabeledDataset
+from oml.inference import inference
+from oml.interfaces.miners import ITripletsMiner
+from oml.losses import TripletLossWithMiner
+from oml.metrics import calc_retrieval_metrics_rr
+from oml.miners import AllTripletsMiner
+from oml.retrieval import RetrievalResults
+from oml.samplers import BalanceSampler
+
+from oml_helpers.data import check_dataframe, make_digits_dataset, split_dataframe
+from oml_helpers.device import get_device, seed_everything
+from oml_helpers.models import SmallCNN
+
+MEAN_STD = ([0.5, 0.5, 0.5], [0.5, 0.5, 0.5])
+
+
+def digit_transforms(train: bool) -> T.Compose:
+    """Transforms for the digit images: small random shifts, turns and zooms when training.
+
+    Args:
+        train: ``True`` adds augmentation; ``False`` only converts and normalises.
+
+    Returns:
+        A torchvision ``Compose`` (OML's datasets accept it).
+    """
+    steps = [T.RandomAffine(degrees=10, translate=(0.1, 0.1), scale=(0.85, 1.15))] if train else []
+    return T.Compose(steps + [T.ToTensor(), T.Normalize(*MEAN_STD)])
+
+
+def make_datasets(
+    df: pd.DataFrame, dataset_root: Union[str, Path], augment: bool = True
+) -> Tuple[ImageLabeledDataset, ImageQueryGalleryLabeledDataset]:
+    """OML's training and validation datasets for a dataframe, with every image file kept in memory.
+
+    Caching the file bytes (OML's ``cache_size``) means each PNG is read from disk once, which
+    matters on a GPU, where loading, not the model, would otherwise set the pace.
+
+    Args:
+        df: A dataframe in OML's format with both splits.
+        dataset_root: Folder the paths start from.
+        augment: Apply ``digit_transforms(train=True)`` to the training images.
+
+    Returns:
+        ``(train_dataset, validation_dataset)``.
+    """
+    check_dataframe(df, dataset_root)
+    df_train, df_val = split_dataframe(df)
+    train = ImageLabeledDataset(
+        df_train, dataset_root=dataset_root, transform=digit_transforms(augment), cache_size=len(df_train)
+    )
+    val = ImageQueryGalleryLabeledDataset(
+        df_val, dataset_root=dataset_root, transform=digit_transforms(False), cache_size=len(df_val)
+    )
+    return train, val
+
+
+def train_extractor(
+    model: torch.nn.Module,
+    dataset: ImageLabeledDataset,
+    epochs: int = 80,
+    lr: float = 3e-3,
+    margin: float = 0.2,
+    miner: Optional[ITripletsMiner] = None,
+    n_labels: int = 5,
+    n_instances: int = 16,
+) -> pd.DataFrame:
+    """Train an extractor with OML's triplet loss: the plain PyTorch loop of chapter 01.
+
+    Args:
+        model: The extractor, trained in place on the device it is on.
+        dataset: A labelled training dataset.
+        epochs: Passes of ``BalanceSampler`` over the labels (each pass is ``n_labels_total // n_labels`` batches).
+        lr: Starting learning rate of Adam; a cosine schedule takes it towards zero.
+        margin: Triplet margin.
+        miner: Triplet miner; ``AllTripletsMiner()`` by default.
+        n_labels: Labels per batch.
+        n_instances: Images per label in a batch.
+
+    Returns:
+        One row per step: ``step``, ``epoch``, ``loss``, ``active_tri`` (share of triplets still
+        violating the margin), ``pos_dist`` and ``neg_dist`` (mean anchor-positive and anchor-negative distances).
+    """
+    if epochs < 1:
+        raise ValueError(f"epochs must be at least 1, got {epochs}.")
+    device = next(model.parameters()).device
+    sampler = BalanceSampler(dataset.get_labels(), n_labels=n_labels, n_instances=n_instances)
+    loader = DataLoader(dataset, batch_sampler=sampler)
+    criterion = TripletLossWithMiner(margin=margin, miner=miner or AllTripletsMiner(), need_logs=True)
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs * len(loader))
+
+    logs = []
+    model.train()
+    for epoch in range(epochs):
+        for batch in loader:
+            embeddings = model(batch["input_tensors"].to(device))
+            loss = criterion(embeddings, batch["labels"].to(device))
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            scheduler.step()
+            logs.append({"step": len(logs), "epoch": epoch, "loss": loss.item(), **_floats(criterion.last_logs)})
+    model.eval()
+    return pd.DataFrame(logs)
+
+
+def _floats(logs: Dict) -> Dict[str, float]:
+    return {k: float(v) for k, v in logs.items() if k in ("active_tri", "pos_dist", "neg_dist")}
+
+
+def retrieval_metrics(
+    model: torch.nn.Module,
+    dataset: ImageQueryGalleryLabeledDataset,
+    top_k: Tuple[int, ...] = (1, 5),
+    n_items: int = 10,
+) -> Tuple[Dict[str, float], RetrievalResults]:
+    """Embed a query/gallery dataset and compute CMC, precision and mAP at ``top_k``.
+
+    Args:
+        model: The extractor.
+        dataset: A labelled query/gallery dataset.
+        top_k: Values of k for every metric (at most ``n_items``).
+        n_items: Gallery items retrieved per query.
+
+    Returns:
+        ``({"cmc/1": ..., "precision/5": ..., "map/5": ...}, retrieval_results)``.
+    """
+    if max(top_k) > n_items:
+        raise ValueError(f"top_k {top_k} asks beyond the {n_items} items retrieved; raise n_items.")
+    embeddings = inference(model, dataset, batch_size=256)
+    rr = RetrievalResults.from_embeddings(embeddings, dataset, n_items=n_items)
+    metrics = calc_retrieval_metrics_rr(rr, cmc_top_k=top_k, precision_top_k=top_k, map_top_k=top_k, verbose=False)
+    flat = {f"{name}/{k}": float(value) for name, per_k in metrics.items() for k, value in per_k.items()}
+    return flat, rr
+
+
+def train_digits_model(root: Union[str, Path], seed: int = 0, epochs: int = 80) -> SmallCNN:
+    """The book's trained model: chapter 01's recipe on the digits 0-4, for the later chapters.
+
+    Args:
+        root: Data folder; the digits are written there if missing.
+        seed: Random seed; the same seed gives the same model on the same machine.
+        epochs: Training length (see ``train_extractor``).
+
+    Returns:
+        A trained ``SmallCNN`` in eval mode, on the GPU when there is one.
+    """
+    df = make_digits_dataset(root)
+    train, _ = make_datasets(df, root)
+    seed_everything(seed)
+    model = SmallCNN().to(get_device())
+    train_extractor(model, train, epochs=epochs)
+    return model
