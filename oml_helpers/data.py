@@ -92,7 +92,9 @@ def make_digits_dataset(
         _write_digit(root / path, pixels, image_size)
 
     df = pd.DataFrame(rows)
-    df.to_csv(root / DIGITS_CSV, index=False)
+    csv, text = root / DIGITS_CSV, df.to_csv(index=False)
+    if not csv.is_file() or csv.read_text() != text:
+        csv.write_text(text)
     return df
 
 

@@ -1,5 +1,6 @@
 """Where to compute, and how to make runs repeatable."""
 
+import numbers
 import warnings
 
 import torch
@@ -24,9 +25,9 @@ def seed_everything(seed: int = 0) -> None:
     Args:
         seed: Any non-negative integer.
     """
-    if not isinstance(seed, int) or seed < 0:
-        raise ValueError(f"seed must be a non-negative integer, got {seed!r}.")
-    set_global_seed(seed)
+    if not isinstance(seed, numbers.Integral) or isinstance(seed, bool) or not 0 <= seed < 2**32:
+        raise ValueError(f"seed must be an integer in [0, 2**32), got {seed!r}.")
+    set_global_seed(int(seed))
 
 
 KNOWN_WARNINGS = (

@@ -13,7 +13,7 @@ class SmallCNN(IExtractor):
 
     It subclasses OML's ``IExtractor``, so it works wherever OML expects an extractor
     (``inference``, ``ExtractorModule``, ``ConcatSiamese``): ``forward``/``extract`` give embeddings and
-    ``feat_dim`` their size. About 25k parameters with the defaults.
+    ``feat_dim`` their size. About 28k parameters with the defaults.
     """
 
     def __init__(self, feat_dim: int = 64, width: int = 16, in_channels: int = 3):

@@ -30,11 +30,12 @@ def show_images(
     labels = sorted(df[LABELS_COLUMN].unique()) if labels is None else list(labels)
     if not labels or per_label < 1:
         raise ValueError("Nothing to show: give at least one label and per_label >= 1.")
+    absent = [label for label in labels if not (df[LABELS_COLUMN] == label).any()]
+    if absent:
+        raise ValueError(f"Label(s) {absent} have no rows in the dataframe.")
     fig, axes = plt.subplots(len(labels), per_label, figsize=(per_label * 0.9, len(labels) * 0.95), squeeze=False)
     for row, label in zip(axes, labels):
         paths = df.loc[df[LABELS_COLUMN] == label, PATHS_COLUMN].head(per_label).tolist()
-        if not paths:
-            raise ValueError(f"Label {label} has no rows in the dataframe.")
         for ax, path in zip(row, paths + [None] * per_label):
             ax.axis("off")
             if path is not None:

@@ -1,0 +1,116 @@
+"""Tests of oml_helpers.plots: the image grid and the training-log figure (Agg backend, see conftest)."""
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import pytest
+
+from oml_helpers import plot_training_logs, show_images
+
+
+@pytest.fixture(autouse=True)
+def _close_figures():
+    yield
+    plt.close("all")
+
+
+def _grid(fig):
+    """(rows, columns) of the subplot grid."""
+    return fig.axes[0].get_subplotspec().get_gridspec().get_geometry()
+
+
+# --------------------------------------------------------------------------------------- show_images
+
+
+def test_show_images_one_row_per_label(digits_root, digits_df):
+    fig = show_images(digits_df, digits_root, per_label=3)
+    assert isinstance(fig, plt.Figure)
+    assert _grid(fig) == (10, 3)
+    assert len(fig.axes) == 30
+    titles = [ax.get_title(loc="left") for ax in fig.axes]
+    assert titles[::3] == [f"label {d}" for d in range(10)]
+    assert all(t == "" for i, t in enumerate(titles) if i % 3)
+    assert all(len(ax.images) == 1 for ax in fig.axes)
+
+
+def test_show_images_chosen_labels_in_order(digits_root, digits_df):
+    fig = show_images(digits_df, digits_root, per_label=2, labels=[7, 2])
+    assert _grid(fig) == (2, 2)
+    assert [fig.axes[0].get_title(loc="left"), fig.axes[2].get_title(loc="left")] == ["label 7", "label 2"]
+    # the first image of label 7 in the dataframe, as it is on disk
+    from PIL import Image
+
+    first = digits_df.loc[digits_df["label"] == 7, "path"].iloc[0]
+    with Image.open(digits_root / first) as image:
+        np.testing.assert_array_equal(fig.axes[0].images[0].get_array(), np.asarray(image))
+
+
+def test_show_images_label_with_fewer_images_leaves_blanks(digits_root, digits_df):
+    df = pd.concat([digits_df[digits_df["label"] == 3].head(2), digits_df[digits_df["label"] == 4].head(5)])
+    fig = show_images(df, digits_root, per_label=4)
+    assert _grid(fig) == (2, 4)
+    assert [len(ax.images) for ax in fig.axes] == [1, 1, 0, 0, 1, 1, 1, 1]
+
+
+def test_show_images_unknown_label(digits_root, digits_df):
+    with pytest.raises(ValueError, match=r"Label\(s\) \[42\] have no rows in the dataframe"):
+        show_images(digits_df, digits_root, per_label=2, labels=[1, 42])
+
+
+def test_show_images_error_leaves_no_open_figure(digits_root, digits_df):
+    """A failed call must not leave a half-drawn figure behind (Jupyter would still display it)."""
+    plt.close("all")
+    with pytest.raises(ValueError):
+        show_images(digits_df, digits_root, per_label=2, labels=[1, 42])
+    assert plt.get_fignums() == []
+
+
+@pytest.mark.parametrize("kwargs", [{"per_label": 0}, {"per_label": -2}, {"labels": []}])
+def test_show_images_nothing_to_show(digits_root, digits_df, kwargs):
+    plt.close("all")
+    with pytest.raises(ValueError, match="Nothing to show"):
+        show_images(digits_df, digits_root, **kwargs)
+    assert plt.get_fignums() == []
+
+
+# --------------------------------------------------------------------------------------- plot_training_logs
+
+
+def test_plot_training_logs_on_train_extractor_output(short_training):
+    _, logs, _ = short_training
+    fig = plot_training_logs(logs, window=3, title="digits")
+    assert isinstance(fig, plt.Figure)
+    assert len(fig.axes) == 3
+    assert fig._suptitle.get_text() == "digits"
+    loss_ax, tri_ax, dist_ax = fig.axes
+    assert [len(ax.lines) for ax in fig.axes] == [2, 2, 4]  # raw + moving average per column
+    raw, smooth = loss_ax.lines
+    np.testing.assert_allclose(raw.get_ydata(), logs["loss"])
+    expected_smooth = [logs["loss"].iloc[max(0, i - 2) : i + 1].mean() for i in range(len(logs))]
+    np.testing.assert_allclose(smooth.get_ydata(), expected_smooth)
+    assert [t.get_text() for t in dist_ax.get_legend().get_texts()] == ["pos_dist", "neg_dist"]
+    assert loss_ax.get_legend() is None
+
+
+def test_plot_training_logs_window_one_draws_raw_values(short_training):
+    _, logs, _ = short_training
+    fig = plot_training_logs(logs, window=1)
+    raw, smooth = fig.axes[1].lines
+    np.testing.assert_allclose(smooth.get_ydata(), raw.get_ydata())
+
+
+@pytest.mark.parametrize("column", ["loss", "active_tri", "pos_dist", "neg_dist"])
+def test_plot_training_logs_missing_column(short_training, column):
+    _, logs, _ = short_training
+    with pytest.raises(ValueError, match=rf"logs lack the columns \['{column}'\]"):
+        plot_training_logs(logs.drop(columns=[column]))
+
+
+def test_plot_training_logs_empty(short_training):
+    _, logs, _ = short_training
+    plt.close("all")
+    with pytest.raises(ValueError, match="logs are empty"):
+        plot_training_logs(logs.iloc[0:0])
+    with pytest.raises(ValueError, match=r"logs lack the columns \['active_tri', 'loss', 'neg_dist', 'pos_dist'\]"):
+        plot_training_logs(pd.DataFrame())
+    assert plt.get_fignums() == []
