@@ -45,7 +45,7 @@ Filter = Union[None, bool, int, str, Sequence[Any]]
 class LoadResult(NamedTuple):
     ids: np.ndarray  # int64 [n]
     vectors: np.ndarray  # float32 [n, dim]
-    metadata: pd.DataFrame  # one row per id: id and METADATA_COLUMNS
+    metadata: pd.DataFrame  # one row per id: id, path, label, split, is_query, is_gallery
 
 
 class SearchResult(NamedTuple):
@@ -222,7 +222,6 @@ class EmbeddingStore:
         cache = self._fresh_cache(with_filters=True)
         rows = self._select(cache, ids=ids, split=split, label=label, is_query=is_query, is_gallery=is_gallery)
         metadata = cache["meta"].iloc[rows].reset_index(drop=True)
-        metadata.insert(1, "path", self._paths(metadata["id"].to_numpy()))
         return LoadResult(metadata["id"].to_numpy(), cache["matrix"][rows], metadata)
 
     def search(self, queries: np.ndarray, k: int = 10, metric: str = "euclidean", **filters: Filter) -> SearchResult:
@@ -311,7 +310,7 @@ class EmbeddingStore:
         return np.flatnonzero(keep)
 
     def _paths(self, ids: np.ndarray) -> np.ndarray:
-        """Paths of stored ids, read from SQLite (paths are not cached, to keep memory small)."""
+        """Paths of stored ids, read from SQLite (a search's cache holds no paths, to keep memory small)."""
         unique, where = np.unique(ids, return_inverse=True)
         found = dict(self._id_rows("path", unique))
         return np.array([found.get(i) for i in unique.tolist()], dtype=object)[where]

