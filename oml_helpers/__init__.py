@@ -18,6 +18,15 @@ from oml_helpers.data import (  # noqa: E402
 from oml_helpers.device import get_device, seed_everything, silence_known_warnings  # noqa: E402
 from oml_helpers.models import PretrainedUnavailableError, SmallCNN, count_parameters, pretrained_extractor  # noqa: E402
 from oml_helpers.plots import plot_training_logs, show_images  # noqa: E402
+from oml_helpers.storage import (  # noqa: E402
+    DuplicateIdError,
+    EmbeddingError,
+    EmbeddingStore,
+    MetadataError,
+    StoreError,
+    StoreFileError,
+    UnknownIdError,
+)
 from oml_helpers.training import (  # noqa: E402
     digit_transforms,
     make_datasets,
@@ -28,8 +37,15 @@ from oml_helpers.training import (  # noqa: E402
 
 __all__ = [
     "DatasetFormatError",
+    "DuplicateIdError",
+    "EmbeddingError",
+    "EmbeddingStore",
+    "MetadataError",
     "PretrainedUnavailableError",
     "SmallCNN",
+    "StoreError",
+    "StoreFileError",
+    "UnknownIdError",
     "check_dataframe",
     "count_parameters",
     "default_data_root",

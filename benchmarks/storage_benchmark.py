@@ -1,0 +1,135 @@
+"""Benchmark of oml_helpers.storage against numpy brute force, np.load and a per-row Python loop.
+
+Run: ``PYTHONPATH=. python benchmarks/storage_benchmark.py`` (about 2 minutes on 2 CPU cores).
+Prints a Markdown table; "cold" means a new connection with an empty cache (the OS file cache is warm,
+as it is for the .npy file it is compared with).
+"""
+
+import platform
+import sqlite3
+import statistics
+import tempfile
+import time
+import tracemalloc
+from pathlib import Path
+from typing import Callable, List
+
+import numpy as np
+
+from oml_helpers.storage import EmbeddingStore
+
+N, K, LOOP_ROWS = 100_000, 10, 10_000
+
+
+def timed(fn: Callable, repeats: int = 1) -> float:
+    """Median seconds of ``repeats`` calls."""
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def brute_force(x: np.ndarray, sq_norms: np.ndarray, queries: np.ndarray, k: int = K) -> np.ndarray:
+    """The plain numpy top-k by Euclidean distance that the store is compared with."""
+    scores = (x @ queries[0])[None] if len(queries) == 1 else queries @ x.T
+    scores = sq_norms - 2 * scores
+    top = np.argpartition(scores, k - 1, axis=1)[:, :k]
+    return np.take_along_axis(top, np.argsort(np.take_along_axis(scores, top, 1), axis=1), 1)
+
+
+def row_loop(db: Path, query: np.ndarray, limit: int) -> List[int]:
+    """The "study notes" way: float64 BLOBs, and a Python loop computing one distance per row."""
+    conn = sqlite3.connect(db)
+    distances = []
+    for item_id, blob in conn.execute("SELECT id, vector FROM items LIMIT ?", (limit,)):
+        distances.append((float(np.sqrt(((np.frombuffer(blob, np.float64) - query) ** 2).sum())), item_id))
+    conn.close()
+    return [i for _, i in sorted(distances)[:K]]
+
+
+def bench(dim: int, folder: Path) -> List[List[str]]:
+    rng = np.random.default_rng(dim)
+    x = rng.standard_normal((N, dim)).astype(np.float32)
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    queries = x[rng.choice(N, 100, replace=False)] + 0.01 * rng.standard_normal((100, dim)).astype(np.float32)
+    path, npy, notes = folder / f"store{dim}.db", folder / f"x{dim}.npy", folder / f"notes{dim}.db"
+    meta = {"labels": (np.arange(N) % 1000).tolist(), "paths": [f"images/{i}.png" for i in range(N)],
+            "splits": ["validation"] * N, "is_query": [True] * N, "is_gallery": [True] * N}
+
+    store = EmbeddingStore.create(path, "random", dim)
+    insert = timed(lambda: store.add(np.arange(N), x, **meta))
+    store.close()
+    np.save(npy, x)
+    with sqlite3.connect(notes) as conn:  # only the rows the loop reads; its time is scaled to N
+        conn.execute("CREATE TABLE items (id INTEGER PRIMARY KEY, vector BLOB)")
+        conn.executemany("INSERT INTO items VALUES (?, ?)", ((i, x[i].astype(np.float64).tobytes()) for i in range(LOOP_ROWS)))
+    conn.close()
+
+    def open_load():
+        with EmbeddingStore.open(path) as s:
+            s.load()
+
+    def open_search():
+        with EmbeddingStore.open(path) as s:
+            return s.search(queries[:1], k=K)
+
+    def npy_search():
+        y = np.load(npy)
+        return brute_force(y, np.einsum("ij,ij->i", y, y), queries[:1])
+
+    sq = np.einsum("ij,ij->i", x, x)
+    assert np.array_equal(open_search().ids, brute_force(x, sq, queries[:1]))  # same answers before timing
+    load_t, npy_load_t = timed(open_load, 3), timed(lambda: np.load(npy), 3)
+    cold_t, npy_cold_t = timed(open_search, 3), timed(npy_search, 3)
+    store = EmbeddingStore.open(path)
+    store.search(queries[:1])
+    warm1, bf1 = timed(lambda: store.search(queries[0], k=K), 30), timed(lambda: brute_force(x, sq, queries[:1]), 30)
+    warm100, bf100 = timed(lambda: store.search(queries, k=K), 5), timed(lambda: brute_force(x, sq, queries), 5)
+    store.close()
+    loop1 = timed(lambda: row_loop(notes, queries[0].astype(np.float64), LOOP_ROWS)) * N / LOOP_ROWS
+
+    tracemalloc.start()
+    store = EmbeddingStore.open(path)
+    store.search(queries[:1])
+    cached, peak = tracemalloc.get_traced_memory()
+    store.close()
+    tracemalloc.stop()
+
+    ms = lambda t: f"{t * 1000:.1f} ms"  # noqa: E731
+    verdict = lambda ok: "PASS" if ok else "FAIL"  # noqa: E731
+    d = f"d={dim}"
+    return [
+        [d, "insert 100k (one add)", ms(insert), "", "", "", "< 2 s", verdict(insert < 2)],
+        [d, "open + load() all", ms(load_t), "", ms(npy_load_t), "", "(info)", f"{load_t / npy_load_t:.1f}x np.load"],
+        [d, "search 1 query, warm", ms(warm1), ms(bf1), "", f"{ms(loop1)} (est.)", "<= 1.2x numpy",
+         f"{verdict(warm1 <= 1.2 * bf1)} {warm1 / bf1:.2f}x"],
+        [d, "search 100 queries, warm", ms(warm100), ms(bf100), "", f"{ms(loop1 * 100)} (est.)", "<= 1.2x numpy",
+         f"{verdict(warm100 <= 1.2 * bf100)} {warm100 / bf100:.2f}x"],
+        [d, "cold open + first search", ms(cold_t), "", ms(npy_cold_t), "", "<= 2x np.load+search",
+         f"{verdict(cold_t <= 2 * npy_cold_t)} {cold_t / npy_cold_t:.1f}x"],
+        [d, "speed-up vs row loop (1 query)", f"{loop1 / warm1:.0f}x", "", "", "", ">= 100x", verdict(loop1 / warm1 >= 100)],
+        [d, "memory: cache / raw vectors", f"{cached / x.nbytes:.2f}x", "", "", "", "<= 1.5x",
+         f"{verdict(cached <= 1.5 * x.nbytes)} (peak while loading {peak / x.nbytes:.1f}x)"],
+    ]
+
+
+def main() -> None:
+    header = ["dim", "measure", "store", "numpy in memory", "np.load .npy + numpy", "study-notes row loop",
+              "target", "result"]
+    rows = []
+    with tempfile.TemporaryDirectory() as folder:
+        for dim in (128, 384):
+            rows += bench(dim, Path(folder))
+    print(f"{N:,} random unit vectors, top-{K} Euclidean; {platform.machine()}, {platform.python_version()}, "
+          f"numpy {np.__version__}, SQLite {sqlite3.sqlite_version}. Row loop: timed on {LOOP_ROWS:,} float64 rows, "
+          f"scaled x{N // LOOP_ROWS} (x{100 * N // LOOP_ROWS} for 100 queries).\n")
+    print("| " + " | ".join(header) + " |")
+    print("|" + "---|" * len(header))
+    for row in rows:
+        print("| " + " | ".join(row) + " |")
+
+
+if __name__ == "__main__":
+    main()

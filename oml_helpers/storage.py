@@ -1,0 +1,325 @@
+"""Keep embeddings on disk in one SQLite file, with OML's metadata, and search them fast.
+
+One row per item: ``id`` (yours), ``label``, ``path``, ``split``, ``is_query``, ``is_gallery`` and the
+vector as a float32 BLOB. The model name, dimension and dtype are recorded once per store. Searches
+run on an in-memory float32 matrix loaded with one query on first use and reloaded after any write
+(this connection's or another's), so they cost what a numpy brute force costs. Each write is one
+transaction: a bad or interrupted batch leaves the file as it was. WAL mode lets readers read while
+one writer writes. Use one store object per thread or process. Only numpy, pandas and sqlite3.
+"""
+
+import sqlite3
+from pathlib import Path
+from typing import Any, List, NamedTuple, Optional, Sequence, Union
+
+import numpy as np
+import pandas as pd
+
+from oml_helpers.storage_parts import (
+    APPLICATION_ID,
+    SCHEMA_VERSION,
+    DuplicateIdError,
+    EmbeddingError,
+    MetadataError,
+    StoreError,
+    StoreFileError,
+    UnknownIdError,
+    check_ids,
+    check_metadata,
+    check_vectors,
+    connect,
+    read_filter_columns,
+    read_meta,
+    read_vectors,
+    top_k,
+)
+
+METADATA_COLUMNS = ("label", "path", "split", "is_query", "is_gallery")
+_ITEMS_SQL = """CREATE TABLE items (
+    id INTEGER PRIMARY KEY, label INTEGER, path TEXT, split TEXT,
+    is_query INTEGER CHECK (is_query IN (0, 1)), is_gallery INTEGER CHECK (is_gallery IN (0, 1)),
+    vector BLOB NOT NULL CHECK (typeof(vector) = 'blob' AND length(vector) = {nbytes}))"""
+Filter = Union[None, bool, int, str, Sequence[Any]]
+
+
+class LoadResult(NamedTuple):
+    ids: np.ndarray  # int64 [n]
+    vectors: np.ndarray  # float32 [n, dim]
+    metadata: pd.DataFrame  # one row per id: id, path, label, split, is_query, is_gallery
+
+
+class SearchResult(NamedTuple):
+    ids: np.ndarray  # int64 [n_queries, k], or [k] for one 1-D query
+    distances: np.ndarray  # float32, ascending along the last axis
+    paths: np.ndarray  # object (str or None), same shape
+
+
+class EmbeddingStore:
+    """An embedding store in one SQLite file; build it with ``create`` or ``open``, use it with ``with``."""
+
+    def __init__(self, conn: sqlite3.Connection, path: Path, model_name: str, dim: int, dtype: str):
+        """Not for direct use: call ``EmbeddingStore.create`` or ``EmbeddingStore.open``."""
+        self._conn, self.path, self.model_name, self.dim, self.dtype = conn, path, model_name, dim, dtype
+        self._cache: Optional[dict] = None
+        self._cache_version: Optional[int] = None
+
+    @classmethod
+    def create(cls, path: Union[str, Path], model_name: str, dim: int, dtype: str = "float32") -> "EmbeddingStore":
+        """Create a new, empty store file.
+
+        Args:
+            path: File to create; it must not exist.
+            model_name: The model that makes the embeddings (recorded, e.g. ``"vits16_dino"``).
+            dim: Size of each vector.
+            dtype: Only ``"float32"``.
+
+        Returns:
+            The open store.
+
+        Raises:
+            StoreFileError: If the file already exists.
+            StoreError: If ``dim`` or ``dtype`` is not usable.
+        """
+        path = Path(path)
+        if path.exists():
+            raise StoreFileError(f"{path} already exists. Open it with EmbeddingStore.open, or delete it first.")
+        if isinstance(dim, bool) or not isinstance(dim, (int, np.integer)) or dim < 1:
+            raise StoreError(f"dim must be a positive integer, got {dim!r}.")
+        if dtype != "float32":
+            raise StoreError(f"dtype={dtype!r} is not supported; the store keeps float32 vectors.")
+        conn = connect(path)
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+            conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            conn.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+            conn.execute(_ITEMS_SQL.format(nbytes=int(dim) * 4))
+            meta = {"schema_version": SCHEMA_VERSION, "model_name": model_name, "dim": int(dim), "dtype": dtype}
+            conn.executemany("INSERT INTO meta VALUES (?, ?)", [(k, str(v)) for k, v in meta.items()])
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.close()
+            for leftover in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
+                leftover.unlink(missing_ok=True)
+            raise
+        return cls(conn, path, str(model_name), int(dim), dtype)
+
+    @classmethod
+    def open(cls, path: Union[str, Path]) -> "EmbeddingStore":
+        """Open an existing store; a file that is not one is left untouched.
+
+        Args:
+            path: The store's file.
+
+        Returns:
+            The open store.
+
+        Raises:
+            StoreFileError: If the file is missing, is not a SQLite database, or is a database of another schema.
+        """
+        path = Path(path)
+        if not path.is_file():
+            raise StoreFileError(f"No store at {path}. Check the path, or make one with EmbeddingStore.create.")
+        with open(path, "rb") as f:
+            if f.read(16) != b"SQLite format 3\x00":
+                raise StoreFileError(f"{path} is not a SQLite database, so not an embedding store.")
+        meta = read_meta(path)  # read-only connection: nothing is written to a file that is not a store
+        conn = connect(path)
+        return cls(conn, path, meta["model_name"], int(meta["dim"]), meta["dtype"])
+
+    def close(self) -> None:
+        """Close the connection and drop the cached vectors."""
+        self._cache = None
+        self._conn.close()
+
+    def __enter__(self) -> "EmbeddingStore":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def __len__(self) -> int:
+        return self._conn.execute("SELECT count(*) FROM items").fetchone()[0]
+
+    def __repr__(self) -> str:
+        return f"EmbeddingStore({str(self.path)!r}, model_name={self.model_name!r}, dim={self.dim}, n={len(self)})"
+
+    def add(self, ids: Sequence[int], embeddings: np.ndarray, labels: Optional[Sequence] = None,
+            paths: Optional[Sequence] = None, splits: Optional[Sequence] = None,
+            is_query: Optional[Sequence] = None, is_gallery: Optional[Sequence] = None) -> None:
+        """Insert a batch of new items in one transaction: all of them or, on any error, none.
+
+        Args:
+            ids: Distinct integers, none already stored.
+            embeddings: float32 array ``[len(ids), dim]`` of finite values.
+            labels, paths, splits, is_query, is_gallery: One value per id (int, str, str, bool, bool;
+                ``None`` for empty), or ``None`` to leave the column empty.
+
+        Raises:
+            EmbeddingError, MetadataError, DuplicateIdError: Describing the problem; nothing is written.
+        """
+        ids = check_ids(ids)
+        if len(np.unique(ids)) != len(ids):
+            values, counts = np.unique(ids, return_counts=True)
+            raise DuplicateIdError(f"ids repeat within the batch: {values[counts > 1][:10].tolist()}. Give each item its own id.")
+        vectors = self._check_vectors(embeddings, len(ids))
+        columns = check_metadata(len(ids), labels, paths, splits, is_query, is_gallery)
+        columns = [[None] * len(ids) if c is None else c for c in columns]
+        rows = zip(ids.tolist(), *columns, (row.tobytes() for row in vectors))
+        try:
+            self._write("INSERT INTO items (id, label, path, split, is_query, is_gallery, vector) "
+                        "VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+        except sqlite3.IntegrityError as e:
+            taken = self._existing(ids)
+            raise DuplicateIdError(f"{len(taken)} id(s) are already stored, e.g. {taken[:10]}; "
+                                   "use update() to change them or pick new ids. Nothing was added.") from e
+
+    def update(self, ids: Sequence[int], embeddings: Optional[np.ndarray] = None, labels: Optional[Sequence] = None,
+               paths: Optional[Sequence] = None, splits: Optional[Sequence] = None,
+               is_query: Optional[Sequence] = None, is_gallery: Optional[Sequence] = None) -> None:
+        """Change stored items in one transaction; arguments left as ``None`` keep their values.
+
+        Args:
+            ids: Distinct stored ids.
+            embeddings, labels, paths, splits, is_query, is_gallery: As in ``add``; a ``None`` inside a
+                list empties that cell.
+
+        Raises:
+            UnknownIdError: If an id is not stored. Also the errors of ``add``; nothing is written.
+        """
+        ids = check_ids(ids)
+        if len(np.unique(ids)) != len(ids):
+            raise DuplicateIdError("ids repeat within the batch; give each id once.")
+        given = dict(zip(METADATA_COLUMNS, check_metadata(len(ids), labels, paths, splits, is_query, is_gallery)))
+        given = {k: v for k, v in given.items() if v is not None}
+        if embeddings is not None:
+            given["vector"] = [row.tobytes() for row in self._check_vectors(embeddings, len(ids))]
+        if not given:
+            raise MetadataError("Nothing to update: pass embeddings or at least one metadata list.")
+        sets = ", ".join(f"{column} = ?" for column in given)
+        self._write(f"UPDATE items SET {sets} WHERE id = ?", zip(*given.values(), ids.tolist()), must_exist=ids)
+
+    def delete(self, ids: Sequence[int]) -> None:
+        """Delete stored items in one transaction.
+
+        Raises:
+            UnknownIdError: If an id is not stored; nothing is deleted.
+        """
+        ids = np.unique(check_ids(ids))
+        self._write("DELETE FROM items WHERE id = ?", ((i,) for i in ids.tolist()), must_exist=ids)
+
+    def load(self, ids: Optional[Sequence[int]] = None, split: Filter = None, label: Filter = None,
+             is_query: Optional[bool] = None, is_gallery: Optional[bool] = None) -> LoadResult:
+        """Items sorted by id, optionally only some: each filter takes one value or a list of values.
+
+        Args:
+            ids: Only these ids (unknown ones are skipped).
+            split, label, is_query, is_gallery: Only items whose column equals (one of) the value(s).
+
+        Returns:
+            ``(ids, vectors, metadata)``: int64 ``[n]``, float32 ``[n, dim]`` (a copy) and a DataFrame.
+        """
+        cache = self._fresh_cache(with_filters=True)
+        rows = self._select(cache, ids=ids, split=split, label=label, is_query=is_query, is_gallery=is_gallery)
+        metadata = cache["meta"].iloc[rows].reset_index(drop=True)
+        return LoadResult(metadata["id"].to_numpy(), cache["matrix"][rows], metadata)
+
+    def search(self, queries: np.ndarray, k: int = 10, metric: str = "euclidean", **filters: Filter) -> SearchResult:
+        """The ``k`` stored items nearest to each query, nearest first.
+
+        Args:
+            queries: float32 ``[dim]`` (one query) or ``[n_queries, dim]``.
+            k: How many neighbours; fewer come back if fewer items match.
+            metric: ``"euclidean"`` (L2 distance) or ``"cosine"`` (1 - cosine similarity; zero vectors give 1).
+            **filters: Any of ``load``'s filters (``ids``, ``split``, ``label``, ``is_query``, ``is_gallery``).
+
+        Returns:
+            ``(ids, distances, paths)``, 1-D for a 1-D query, else ``[n_queries, k]``.
+        """
+        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+            raise StoreError(f"k must be a positive integer, got {k!r}.")
+        if metric not in ("euclidean", "cosine"):
+            raise StoreError(f"metric must be 'euclidean' or 'cosine', got {metric!r}.")
+        single = isinstance(queries, np.ndarray) and queries.ndim == 1
+        queries = self._check_vectors(queries[None] if single else queries, None, what="queries")
+        cache = self._fresh_cache()
+        unknown = set(filters) - {"ids", "split", "label", "is_query", "is_gallery"}
+        if unknown:
+            raise StoreError(f"Unknown filter(s) {sorted(unknown)}; use ids, split, label, is_query or is_gallery.")
+        rows = self._select(cache, **filters) if filters else None
+        matrix, sq_norms = cache["matrix"], cache["sq_norms"]
+        if rows is not None:
+            matrix, sq_norms = matrix[rows], sq_norms[rows]
+        found, distances = top_k(matrix, sq_norms, queries, min(int(k), len(matrix)), metric)
+        ids = (cache["ids"] if rows is None else cache["ids"][rows])[found]
+        paths = self._paths(ids.ravel()).reshape(ids.shape)
+        return SearchResult(ids[0], distances[0], paths[0]) if single else SearchResult(ids, distances, paths)
+
+    # -- internals ---------------------------------------------------------------------------------
+
+    def _check_vectors(self, x: Any, n: Optional[int], what: str = "embeddings") -> np.ndarray:
+        return check_vectors(x, n, self.dim, f"{what} (model {self.model_name!r})")
+
+    def _write(self, sql: str, rows: Any, must_exist: Optional[np.ndarray] = None) -> None:
+        """Run ``executemany`` in one transaction; roll back on any error (or interruption)."""
+        self._cache = None
+        self._conn.execute("BEGIN IMMEDIATE")
+        try:
+            if must_exist is not None:  # checked inside the transaction: no other writer can interfere
+                missing = sorted(set(must_exist.tolist()) - set(self._existing(must_exist)))
+                if missing:
+                    raise UnknownIdError(f"{len(missing)} id(s) are not stored, e.g. {missing[:10]}; "
+                                         "nothing was changed. add() new items first.")
+            self._conn.executemany(sql, rows)
+            self._conn.execute("COMMIT")
+        except BaseException:
+            if self._conn.in_transaction:
+                self._conn.execute("ROLLBACK")
+            raise
+
+    def _existing(self, ids: np.ndarray) -> List[int]:
+        return [i for i, _ in self._id_rows("path", ids)]
+
+    def _fresh_cache(self, with_filters: bool = False) -> dict:
+        """The cached ids and vectors (and filter columns if asked), reloaded after any committed change."""
+        version = self._conn.execute("PRAGMA data_version").fetchone()[0]
+        if self._cache is None or version != self._cache_version:
+            self._cache, self._cache_version = None, version
+            self._conn.execute("BEGIN")  # one read transaction: a consistent snapshot even while others write
+            try:
+                ids, matrix = read_vectors(self._conn, self.dim)
+                self._cache = {"ids": ids, "matrix": matrix, "sq_norms": np.einsum("ij,ij->i", matrix, matrix)}
+            finally:
+                self._conn.execute("COMMIT")
+        if with_filters and "meta" not in self._cache:  # loaded on the first filter only: cold searches skip it
+            meta = read_filter_columns(self._conn)
+            if self._conn.execute("PRAGMA data_version").fetchone()[0] != version:  # changed meanwhile: again
+                self._cache = None
+                return self._fresh_cache(with_filters)
+            self._cache["meta"] = meta
+        return self._cache
+
+    def _select(self, cache: dict, ids: Any = None, split: Filter = None, label: Filter = None,
+                is_query: Filter = None, is_gallery: Filter = None) -> np.ndarray:
+        meta, keep = cache["meta"], np.ones(len(cache["ids"]), dtype=bool)
+        for column, wanted in (("id", ids), ("split", split), ("label", label),
+                               ("is_query", is_query), ("is_gallery", is_gallery)):
+            if wanted is not None:
+                wanted = [wanted] if isinstance(wanted, (bool, int, str, np.generic)) else list(wanted)
+                keep &= meta[column].isin(wanted).to_numpy(dtype=bool, na_value=False)
+        return np.flatnonzero(keep)
+
+    def _paths(self, ids: np.ndarray) -> np.ndarray:
+        """Paths of stored ids, read from SQLite (a search's cache holds no paths, to keep memory small)."""
+        unique, where = np.unique(ids, return_inverse=True)
+        found = dict(self._id_rows("path", unique))
+        return np.array([found.get(i) for i in unique.tolist()], dtype=object)[where]
+
+    def _id_rows(self, column: str, ids: np.ndarray) -> List[tuple]:
+        """``(id, column)`` of the stored ids among ``ids``, in chunks under SQLite's limit on parameters."""
+        ids, found = np.asarray(ids).tolist(), []
+        for start in range(0, len(ids), 30_000):
+            chunk = ids[start:start + 30_000]
+            marks = ",".join("?" * len(chunk))
+            found += self._conn.execute(f"SELECT id, {column} FROM items WHERE id IN ({marks})", chunk).fetchall()
+        return found
