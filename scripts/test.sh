@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup_env.sh
 venv=${OML_BOOK_VENV:-.venv}
-export NO_ALBUMENTATIONS_UPDATE=1 MPLBACKEND=Agg PYTHONHASHSEED=0
+export NO_ALBUMENTATIONS_UPDATE=1 PYTHONHASHSEED=0
 exec "$venv/bin/python" -m pytest tests notebooks \
     --nbval --nbval-current-env --nbval-cell-timeout=300 \
     --nbval-sanitize-with tests/nbval_sanitize.cfg \
