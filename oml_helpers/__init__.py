@@ -8,6 +8,8 @@ import os as _os
 # albumentations (imported by OML) asks the package index for its newest version at import: not offline.
 _os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 
+from oml_helpers import exercises  # noqa: E402
+from oml_helpers.colab import in_colab  # noqa: E402
 from oml_helpers.data import (  # noqa: E402
     DatasetFormatError,
     check_dataframe,
@@ -50,7 +52,9 @@ __all__ = [
     "count_parameters",
     "default_data_root",
     "digit_transforms",
+    "exercises",
     "get_device",
+    "in_colab",
     "make_datasets",
     "make_digits_dataset",
     "plot_training_logs",

@@ -13,7 +13,7 @@ from oml.inference import inference
 from oml.interfaces.miners import ITripletsMiner
 from oml.losses import TripletLossWithMiner
 from oml.metrics import calc_retrieval_metrics_rr
-from oml.miners import AllTripletsMiner, HardTripletsMiner
+from oml.miners import AllTripletsMiner
 from oml.retrieval import RetrievalResults
 from oml.samplers import BalanceSampler
 
@@ -145,7 +145,7 @@ def retrieval_metrics(
 
 
 def train_digits_model(root: Union[str, Path], seed: int = 0, epochs: int = 120) -> SmallCNN:
-    """The book's trained model for the later chapters: chapter 01's recipe with hard mining, on the digits 0-4.
+    """The book's trained model for the later chapters: chapter 01's recipe (all triplets) on the digits 0-4.
 
     Args:
         root: Data folder; the digits are written there if missing.
@@ -159,5 +159,5 @@ def train_digits_model(root: Union[str, Path], seed: int = 0, epochs: int = 120)
     train, _ = make_datasets(df, root)
     seed_everything(seed)
     model = SmallCNN().to(get_device())
-    train_extractor(model, train, epochs=epochs, miner=HardTripletsMiner())
+    train_extractor(model, train, epochs=epochs)
     return model

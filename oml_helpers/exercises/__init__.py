@@ -1,0 +1,37 @@
+"""Checkers for the chapters' exercises: each says whether an answer is right and, if not, why.
+
+Every checker returns a ``Verdict``: it is true when the answer is right, and a notebook shows it as
+one line starting with "Correct" or "Not yet" that says why. The right answers are computed from OML
+or from the data, never stored. One module per group of chapters; all checkers are importable from
+here, e.g. ``oml_helpers.exercises.check_triplet_count``.
+"""
+
+from oml_helpers.exercises.verdict import RIGHT, WRONG, Verdict
+from oml_helpers.exercises.basics import (
+    EXERCISE_HITS,
+    EXERCISE_N_GT,
+    check_average_precision,
+    check_even_odd_split,
+    check_hardest_negatives,
+    check_metrics_by_hand,
+    check_separate_queries,
+    check_triplet_count,
+    check_triplet_loss,
+    check_worst_digit,
+)
+
+__all__ = [
+    "EXERCISE_HITS",
+    "EXERCISE_N_GT",
+    "RIGHT",
+    "WRONG",
+    "Verdict",
+    "check_average_precision",
+    "check_even_odd_split",
+    "check_hardest_negatives",
+    "check_metrics_by_hand",
+    "check_separate_queries",
+    "check_triplet_count",
+    "check_triplet_loss",
+    "check_worst_digit",
+]

@@ -1,0 +1,186 @@
+"""Checkers for the exercises of chapters 00-02 (data, training, validation)."""
+
+from pathlib import Path
+from typing import Callable, List, Sequence, Union
+
+import numpy as np
+import pandas as pd
+import torch
+
+from oml.functional.metrics import calc_cmc, calc_map, calc_precision
+from oml.losses import TripletLoss
+from oml.miners import AllTripletsMiner
+
+from oml_helpers.data import DatasetFormatError, check_dataframe, split_dataframe
+from oml_helpers.exercises.verdict import Verdict
+from oml_helpers.exercises.verdict import verdict as _verdict
+
+
+def _format_problems(df: pd.DataFrame, dataset_root: Union[str, Path]) -> List[str]:
+    try:
+        check_dataframe(df, dataset_root)
+    except DatasetFormatError as e:
+        return [f"the dataframe does not follow OML's format. {e}"]
+    return []
+
+
+# Chapter 00 ---------------------------------------------------------------------------------------
+
+
+def check_even_odd_split(df: pd.DataFrame, dataset_root: Union[str, Path]) -> Verdict:
+    """Exercise 00.1: all digits, even ones for training, odd ones for validation (query and gallery)."""
+    problems = _format_problems(df, dataset_root)
+    if not problems:
+        train, val = split_dataframe(df)
+        if len(df) != 1797:
+            problems.append(f"the dataframe has {len(df)} rows; keep all 1797 images.")
+        elif set(train["label"]) != {0, 2, 4, 6, 8}:
+            problems.append(f"training labels are {sorted(set(train['label']))}; they should be the even digits.")
+        elif set(val["label"]) != {1, 3, 5, 7, 9}:
+            problems.append(f"validation labels are {sorted(set(val['label']))}; they should be the odd digits.")
+        elif not (val["is_query"].all() and val["is_gallery"].all()):
+            problems.append("every validation image should be both a query and a gallery item.")
+    return _verdict(problems, "training on even digits, validating on the unseen odd ones.")
+
+
+def check_separate_queries(df: pd.DataFrame, dataset_root: Union[str, Path], n_queries: int = 20) -> Verdict:
+    """Exercise 00.2: per validation label, the first ``n_queries`` rows are queries only, the rest gallery only."""
+    problems = _format_problems(df, dataset_root)
+    if not problems:
+        _, val = split_dataframe(df)
+        both = val["is_query"] & val["is_gallery"]
+        per_label = val[val["is_query"]].groupby("label").size()
+        if both.any():
+            problems.append(f"{both.sum()} rows are still both query and gallery; each should be one or the other.")
+        elif (per_label != n_queries).any() or len(per_label) != val["label"].nunique():
+            problems.append(f"queries per label are {per_label.to_dict()}; each label needs exactly {n_queries}.")
+        else:
+            for label, group in val.groupby("label", sort=True):
+                if not group["is_query"].iloc[:n_queries].all():
+                    problems.append(f"for label {label} the queries are not the first {n_queries} rows of that label.")
+                    break
+    return _verdict(problems, f"{n_queries} queries per digit, searched against a separate gallery.")
+
+
+# Chapter 01 ---------------------------------------------------------------------------------------
+
+
+def check_triplet_count(answer: int, n_labels: int = 3, n_instances: int = 4) -> Verdict:
+    """Exercise 01.1: how many triplets ``AllTripletsMiner`` forms in an ``n_labels x n_instances`` batch."""
+    labels = [label for label in range(n_labels) for _ in range(n_instances)]
+    anchors, _, _ = AllTripletsMiner().sample(features=torch.zeros(len(labels), 2), labels=labels)
+    truth = len(anchors)
+    problems = []
+    if not isinstance(answer, (int, np.integer)):
+        problems.append(f"give a whole number, not {type(answer).__name__}.")
+    elif answer != truth:
+        problems.append(
+            f"{answer} is not it. Count per anchor: how many positives (same label, not itself) and how many "
+            "negatives (other labels) can it pair with? Multiply, then sum over all anchors."
+        )
+    return _verdict(problems, f"{truth} triplets: {n_labels * n_instances} anchors x {n_instances - 1} positives "
+                    f"x {(n_labels - 1) * n_instances} negatives.")
+
+
+def check_triplet_loss(fn: Callable[[torch.Tensor, torch.Tensor, torch.Tensor, float], torch.Tensor]) -> Verdict:
+    """Exercise 01.2: ``fn(anchor, positive, negative, margin)`` returns the mean triplet loss like OML's."""
+    generator = torch.Generator().manual_seed(0)
+    cases = [(torch.randn(16, 8, generator=generator), 0.2), (torch.randn(16, 8, generator=generator) * 3, 1.0)]
+    problems = []
+    for features, margin in cases:
+        a, p, n = features[:5], features[5:10], features[10:15]
+        for anchor, positive, negative in [(a, p, n), (a, a + 0.01, a + 5.0)]:  # the second set satisfies the margin
+            truth = TripletLoss(margin=margin, reduction="mean")(anchor, positive, negative)
+            value = torch.as_tensor(fn(anchor, positive, negative, margin), dtype=torch.float32)
+            if value.numel() != 1:
+                problems.append(f"return one number (the mean over triplets), got shape {tuple(value.shape)}.")
+            elif not torch.isclose(value, truth, atol=1e-4):
+                hint = "values below zero: clamp each triplet's loss at 0." if value < 0 else (
+                    "compare d(a, p) - d(a, n) + margin with OML: Euclidean distances, not squared, and the "
+                    "margin added, not subtracted."
+                )
+                problems.append(f"got {value.item():.4f}, expected {truth.item():.4f} (margin {margin}); {hint}")
+            if problems:
+                break
+        if problems:
+            break
+    return _verdict(problems, "your loss matches OML's TripletLoss.")
+
+
+def check_hardest_negatives(fn: Callable[[torch.Tensor, Sequence[int]], torch.Tensor]) -> Verdict:
+    """Exercise 01.3: ``fn(embeddings, labels)`` gives, per anchor, the index of its closest other-label item."""
+    generator = torch.Generator().manual_seed(1)
+    embeddings = torch.randn(12, 4, generator=generator)
+    labels = [0, 0, 0, 1, 1, 1, 2, 2, 2, 3, 3, 3]
+    distances = torch.cdist(embeddings, embeddings)
+    same = torch.tensor(labels)[:, None] == torch.tensor(labels)[None, :]
+    truth = distances.masked_fill(same, float("inf")).argmin(dim=1)
+    answer = torch.as_tensor(fn(embeddings, labels)).long().flatten()
+    problems = []
+    if answer.shape != truth.shape:
+        problems.append(f"return one index per anchor ({len(labels)}), got {answer.numel()}.")
+    elif (answer == truth).all():
+        pass
+    else:
+        i = int((answer != truth).nonzero()[0])
+        reason = "it has the anchor's own label" if labels[int(answer[i])] == labels[i] else "another negative is closer"
+        problems.append(f"for anchor {i} you chose {int(answer[i])}, but {reason}; the hardest negative is {int(truth[i])}.")
+    return _verdict(problems, "those are the negatives HardTripletsMiner would pick.")
+
+
+# Chapter 02 ---------------------------------------------------------------------------------------
+
+EXERCISE_HITS = [False, True, True, False, True]  # exercise 02.1: hits at ranks 2, 3 and 5
+EXERCISE_N_GT = 4
+
+
+def _oml_metrics(is_correct: Sequence[bool], n_gt: int, k: int) -> dict:
+    row, n = [torch.tensor(list(is_correct), dtype=torch.bool)], [n_gt]
+    return {
+        "cmc": float(calc_cmc(row, n, (k,))[0][0]),
+        "precision": float(calc_precision(row, n, (k,))[0][0]),
+        "map": float(calc_map(row, n, (k,))[0][0]),
+    }
+
+
+def check_metrics_by_hand(cmc: float, precision: float, map_: float, k: int = 3) -> Verdict:
+    """Exercise 02.1: CMC@k, precision@k and mAP@k of ``EXERCISE_HITS`` with ``EXERCISE_N_GT`` correct items."""
+    truth = _oml_metrics(EXERCISE_HITS, EXERCISE_N_GT, k)
+    hints = {
+        "cmc": "CMC@k is 1 as soon as one of the first k is correct.",
+        "precision": "OML's precision@k divides the hits in the first k by min(k, number of correct items).",
+        "map": "mAP@k averages, over the hits within the first k, the precision at each hit's rank.",
+    }
+    problems = [
+        f"{name}@{k} = {value} is off; {hints[name]}"
+        for name, value in (("cmc", cmc), ("precision", precision), ("map", map_))
+        if not np.isclose(float(value), truth[name], atol=1e-3)
+    ]
+    return _verdict(problems, ", ".join(f"{name}@{k} = {value:.3f}" for name, value in truth.items()) + ".")
+
+
+def check_average_precision(fn: Callable[[Sequence[bool], int, int], float]) -> Verdict:
+    """Exercise 02.2: ``fn(is_correct, n_gt, k)`` computes OML's AP@k for one query."""
+    rng = np.random.default_rng(0)
+    cases = [([True, False, True], 2, 3), ([False, False, False], 3, 3), ([False, True, False, True, True], 5, 4)]
+    cases += [(list(rng.random(8) < 0.4), 6, int(rng.integers(1, 9))) for _ in range(30)]
+    problems = []
+    for is_correct, n_gt, k in cases:
+        truth = _oml_metrics(is_correct, n_gt, k)["map"]
+        value = float(fn(list(map(bool, is_correct)), n_gt, k))
+        if not np.isclose(value, truth, atol=1e-4):
+            hits = "".join("x" if c else "." for c in is_correct)
+            problems.append(f"for hits '{hits}' (x = correct), n_gt={n_gt}, k={k} you return {value:.4f}, OML gives {truth:.4f}.")
+            break
+    return _verdict(problems, f"matches OML's mAP on {len(cases)} rankings.")
+
+
+def check_worst_digit(answer: int, per_query_map: Sequence[float], query_labels: Sequence[int]) -> Verdict:
+    """Exercise 02.3: the digit whose queries have the lowest mean mAP@5."""
+    means = pd.Series(np.asarray(per_query_map, dtype=float)).groupby(np.asarray(query_labels)).mean()
+    truth = int(means.idxmin())
+    problems = []
+    if int(answer) != truth:
+        problems.append(f"digit {answer} has a mean mAP@5 of {means.get(int(answer), float('nan')):.3f}; one digit is lower. "
+                        "Average the per-query values by the query's label.")
+    return _verdict(problems, f"digit {truth}, with a mean mAP@5 of {means[truth]:.3f}.")

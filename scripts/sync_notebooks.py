@@ -1,0 +1,88 @@
+"""Write the Colab badge and the Colab set-up cell into every notebook, from _config.yml.
+
+The repository address lives in one place, ``repository.url`` (and ``repository.branch``) in
+_config.yml. This script puts, right after each notebook's title, a badge that opens that notebook in
+Colab and a code cell that, only inside Colab, clones the book and runs ``oml_helpers/colab.py``.
+Run it after changing the setting or adding a notebook; the tests fail while a notebook is out of date.
+
+Usage: python scripts/sync_notebooks.py [--check]
+"""
+
+import sys
+from pathlib import Path
+from typing import Dict, List
+
+import nbformat
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+BADGE_ID, SETUP_ID = "colab-badge", "colab-setup"
+BADGE_IMAGE = "https://colab.research.google.com/assets/colab-badge.svg"
+
+SETUP_TEMPLATE = '''\
+# Colab set-up: inside Google Colab this fetches the book and installs OML 4.0 with its
+# dependencies (about a minute) without touching Colab's numpy and torch. Elsewhere it does nothing.
+import sys
+
+if "google.colab" in sys.modules:
+    import os
+    import subprocess
+
+    BOOK = "/content/oml-book"
+    if not os.path.isdir(BOOK):
+        subprocess.run(["git", "clone", "--quiet", "--depth", "1", "--branch", "{branch}", "{url}", BOOK], check=True)
+    setup = subprocess.run([sys.executable, f"{{BOOK}}/oml_helpers/colab.py"], capture_output=True, text=True)
+    print(setup.stdout, setup.stderr)
+    setup.check_returncode()
+    sys.path.insert(0, BOOK)'''
+
+
+def repository() -> Dict[str, str]:
+    """The repository URL (without a trailing slash or .git) and branch from _config.yml."""
+    config = yaml.safe_load((ROOT / "_config.yml").read_text())
+    repo = config.get("repository") or {}
+    url = str(repo.get("url", "")).rstrip("/").removesuffix(".git")
+    if not url.startswith("https://github.com/"):
+        raise ValueError(f"repository.url in _config.yml must be a https://github.com/<owner>/<name> address, got {url!r}.")
+    return {"url": url, "branch": str(repo.get("branch", "main"))}
+
+
+def colab_url(notebook: Path) -> str:
+    """The address that opens ``notebook`` (a path inside the repository) in Colab."""
+    repo = repository()
+    slug = repo["url"].removeprefix("https://github.com/")
+    return f"https://colab.research.google.com/github/{slug}/blob/{repo['branch']}/{notebook.relative_to(ROOT).as_posix()}"
+
+
+def synced_cells(path: Path) -> List[nbformat.NotebookNode]:
+    """The notebook's cells with the badge and set-up cells inserted or refreshed after the title."""
+    nb = nbformat.read(path, as_version=4)
+    repo = repository()
+    badge = nbformat.v4.new_markdown_cell(f"[![Open in Colab]({BADGE_IMAGE})]({colab_url(path)})", id=BADGE_ID)
+    setup = nbformat.v4.new_code_cell(SETUP_TEMPLATE.format(**repo), id=SETUP_ID)
+    old = {cell.id: cell for cell in nb.cells}
+    if SETUP_ID in old and old[SETUP_ID].source == setup.source:
+        setup = old[SETUP_ID]  # keep its recorded execution
+    rest = [cell for cell in nb.cells if cell.id not in (BADGE_ID, SETUP_ID)]
+    if not rest or rest[0].cell_type != "markdown" or not rest[0].source.startswith("# "):
+        raise ValueError(f"{path.name} must start with a markdown cell holding its '# ' title.")
+    return [rest[0], badge, setup, *rest[1:]]
+
+
+def main(check: bool) -> int:
+    stale = []
+    for path in sorted((ROOT / "notebooks").glob("*.ipynb")):
+        nb = nbformat.read(path, as_version=4)
+        cells = synced_cells(path)
+        if [(c.id, c.source) for c in cells] != [(c.id, c.source) for c in nb.cells]:
+            stale.append(path.name)
+            if not check:
+                nb.cells = cells
+                nbformat.write(nb, path)
+    if stale:
+        print(("out of date: " if check else "updated: ") + ", ".join(stale))
+    return 1 if check and stale else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main("--check" in sys.argv[1:]))

@@ -1,0 +1,61 @@
+"""Every chapter ends with 2-3 exercises whose solutions are hidden in the book and removed in the student edition."""
+
+import importlib.util
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
+
+
+def _solutions(nb):
+    return [c for c in nb.cells if "solution" in c.metadata.get("tags", [])]
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.name for p in NOTEBOOKS])
+def test_chapter_ends_with_exercises(path):
+    nb = nbformat.read(path, as_version=4)
+    solutions = _solutions(nb)
+    assert 2 <= len(solutions) <= 3, f"{path.name} has {len(solutions)} exercises"
+    headings = [i for i, c in enumerate(nb.cells) if c.cell_type == "markdown" and c.source.startswith("## ")]
+    exercises_at = next(i for i in headings if nb.cells[i].source.startswith("## Exercises"))
+    assert exercises_at == headings[-2], "the exercises come last, followed only by the summary"
+    for cell in solutions:
+        assert "hide-cell" in cell.metadata["tags"], "solutions are hidden behind a toggle in the book"
+        assert "h.exercises.check_" in cell.source and "h.exercises.check_" in cell.metadata["student_stub"]
+        shown = "".join(o.get("text", "") + o.get("data", {}).get("text/plain", "") for o in cell.outputs)
+        assert shown.startswith("Correct"), f"the reference solution does not pass its check:\n{cell.source}"
+
+
+def test_student_edition_has_no_solutions(tmp_path):
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "make_student_edition.py"), str(tmp_path)], capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr
+    for path in NOTEBOOKS:
+        teacher = nbformat.read(path, as_version=4)
+        student = nbformat.read(tmp_path / "notebooks" / path.name, as_version=4)
+        assert len(student.cells) == len(teacher.cells)
+        assert not _solutions(student)
+        for t, s in zip(teacher.cells, student.cells):
+            if "solution" in t.metadata.get("tags", []):
+                assert s.source == t.metadata["student_stub"] and s.source != t.source
+                assert s.outputs == [] and "..." in s.source
+            else:
+                assert s.source == t.source
+
+
+def test_solution_without_stub_is_refused(tmp_path):
+    spec = importlib.util.spec_from_file_location("student", ROOT / "scripts" / "make_student_edition.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell("answer = 42", metadata={"tags": ["solution"]})]
+    path = tmp_path / "x.ipynb"
+    nbformat.write(nb, path)
+    with pytest.raises(ValueError, match="student_stub"):
+        module.student_notebook(path)
