@@ -126,16 +126,18 @@ def pages() -> list:
 @functools.lru_cache(maxsize=None)
 def redirects() -> list:
     html = html_dir()
-    return sorted(p.relative_to(html).as_posix() for p in html.rglob("*.html") if "_static" not in p.parts and _is_redirect(p))
+    return sorted(
+        p.relative_to(html).as_posix() for p in html.rglob("*.html") if "_static" not in p.parts and _is_redirect(p)
+    )
 
 
 @functools.lru_cache(maxsize=None)
 def chapters() -> dict:
     """{page: source notebook path relative to the book root} for pages built from notebooks."""
-    html = html_dir()
+    sources = html_dir() / "_sources"
     return {
-        src.relative_to(html / "_sources").with_suffix(".html").as_posix(): src.relative_to(html / "_sources").as_posix()
-        for src in sorted((html / "_sources").rglob("*.ipynb"))
+        src.relative_to(sources).with_suffix(".html").as_posix(): src.relative_to(sources).as_posix()
+        for src in sorted(sources.rglob("*.ipynb"))
     }
 
 
@@ -284,7 +286,9 @@ def _fetch(url):
 def test_internal_links_resolve(new_page, server, page):
     tab = new_page()
     tab.goto(server + page)
-    hrefs = tab.eval_on_selector_all("a[href]", "links => links.map(a => a.href)")
+    hrefs = tab.eval_on_selector_all(
+        "a[href], link[rel=next][href], link[rel=prev][href]", "links => links.map(a => a.href)"
+    )
     origin = urlsplit(server).netloc
     broken = []
     for href in sorted(set(hrefs)):
@@ -322,10 +326,12 @@ def test_dark_theme(new_page, server, page):
     tab.goto(server + page)
     colours = tab.evaluate(
         """() => {
-            const text = document.querySelector('main p, main li, article, main, body');
+            // the first paragraph of the page's own text, else its main area
+            const text = ['article p', 'main p', 'main li', 'main'].map(s => document.querySelector(s)).find(e => e)
+                || document.body;
             return {theme: document.documentElement.dataset.theme,
                     background: getComputedStyle(document.body).backgroundColor,
-                    text: getComputedStyle(text).color};
+                    text: getComputedStyle(text).color, element: text.tagName};
         }"""
     )
     assert colours["theme"] == "dark", colours
