@@ -39,8 +39,10 @@ def test_each_process_validates_half_but_metrics_use_everything(ddp_reports):
 def test_ddp_metrics_equal_a_single_process_evaluation(ddp_reports):
     logged, single = ddp_reports[0]["metrics_logged"], ddp_reports[0]["metrics_single_process"]
     assert logged.keys() == single.keys() == {"cmc/1", "precision/5", "map/5"}
+    # Same weights, same images; only the batches differ (each process embeds its own share), which can move
+    # a distance in its last bit and swap two near-tied gallery items: allow one query's worth, not half the set.
     for name in logged:
-        assert logged[name] == pytest.approx(single[name], abs=1e-6), name
+        assert logged[name] == pytest.approx(single[name], abs=2 / ddp_reports[0]["n_queries"]), name
     assert ddp_reports[1]["metrics_logged"] == logged  # every process computed the same, complete metrics
 
 
