@@ -9,6 +9,14 @@ import os as _os
 _os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 
 from oml_helpers import exercises  # noqa: E402
+from oml_helpers.checkpoints import (  # noqa: E402
+    CheckpointError,
+    best_checkpoint,
+    extractor_state_dict,
+    load_extractor,
+    read_checkpoint,
+    save_extractor,
+)
 from oml_helpers.colab import in_colab  # noqa: E402
 from oml_helpers.data import (  # noqa: E402
     DatasetFormatError,
@@ -18,6 +26,13 @@ from oml_helpers.data import (  # noqa: E402
     split_dataframe,
 )
 from oml_helpers.device import get_device, seed_everything, silence_known_warnings  # noqa: E402
+from oml_helpers.logs import (  # noqa: E402
+    LogError,
+    plot_metric_curves,
+    read_csv_metrics,
+    read_tensorboard_scalars,
+    tensorboard_image_tags,
+)
 from oml_helpers.models import PretrainedUnavailableError, SmallCNN, count_parameters, pretrained_extractor  # noqa: E402
 from oml_helpers.plots import plot_training_logs, show_images  # noqa: E402
 from oml_helpers.storage import (  # noqa: E402
@@ -37,33 +52,64 @@ from oml_helpers.training import (  # noqa: E402
     train_extractor,
 )
 
+# Lightning takes a few seconds to import: its helpers load on first use (chapters 03 and 04).
+_LIGHTNING_NAMES = (
+    "MetricValCallbackFewFigures",
+    "make_loaders",
+    "make_metric",
+    "make_module",
+    "make_trainer",
+    "quiet_lightning",
+)
+
+
+def __getattr__(name: str):
+    if name in _LIGHTNING_NAMES:
+        from oml_helpers import lightning
+
+        return getattr(lightning, name)
+    raise AttributeError(f"module 'oml_helpers' has no attribute {name!r}")
+
+
 __all__ = [
+    "CheckpointError",
     "DatasetFormatError",
     "DuplicateIdError",
     "EmbeddingError",
     "EmbeddingStore",
+    "LogError",
     "MetadataError",
     "PretrainedUnavailableError",
     "SmallCNN",
     "StoreError",
     "StoreFileError",
     "UnknownIdError",
+    "best_checkpoint",
     "check_dataframe",
     "count_parameters",
     "default_data_root",
     "digit_transforms",
     "exercises",
+    "extractor_state_dict",
     "get_device",
     "in_colab",
+    "load_extractor",
     "make_datasets",
     "make_digits_dataset",
+    "plot_metric_curves",
     "plot_training_logs",
     "pretrained_extractor",
+    "read_checkpoint",
+    "read_csv_metrics",
+    "read_tensorboard_scalars",
     "retrieval_metrics",
+    "save_extractor",
     "seed_everything",
     "show_images",
     "silence_known_warnings",
     "split_dataframe",
+    "tensorboard_image_tags",
     "train_digits_model",
     "train_extractor",
+    *_LIGHTNING_NAMES,
 ]

@@ -43,6 +43,13 @@ KNOWN_WARNINGS = (
     r"torch.utils._pytree._register_pytree_node is deprecated",
     # Lightning asks for more DataLoader workers; the book's data lives in memory and needs none.
     r"The '\w+_dataloader' does not have many workers",
+    # Lightning 2.1 imports pkg_resources, which setuptools deprecates.
+    "pkg_resources is deprecated as an API",
+    # Lightning 2.1's _pytree helper uses a torch API that newer torch deprecates.
+    r"`isinstance\(treespec, LeafSpec\)` is deprecated",
+    # Under DDP, OML's MetricValCallback logs metrics it has already computed over the data of all
+    # processes (rank 0 logs them); the loss is the one of rank 0's batches. Nothing to accumulate.
+    r"It is recommended to use `self.log\('(OVERALL/|triplet_loss)",
 )
 
 
