@@ -66,6 +66,12 @@ def check_metadata(n: int, *columns: Optional[Sequence]) -> List[Optional[list]]
         if values is None:
             checked.append(None)
             continue
+        if len(values) != n:
+            raise MetadataError(f"{name} has {len(values)} values for {n} ids; give one per id (None for empty).")
+        plain = {"int": int, "str": str, "bool": bool}[kind_name]
+        if set(map(type, values)) <= {plain, type(None)}:  # the usual case, checked at C speed
+            checked.append(list(values))
+            continue
         values = [None if v is None or (isinstance(v, float) and np.isnan(v)) else v for v in values]
         if len(values) != n:
             raise MetadataError(f"{name} has {len(values)} values for {n} ids; give one per id (None for empty).")

@@ -34,7 +34,6 @@ CREATE TABLE chunks (
 CREATE TABLE items (
     id INTEGER PRIMARY KEY, chunk INTEGER NOT NULL, label INTEGER, path TEXT, split TEXT,
     is_query INTEGER CHECK (is_query IN (0, 1)), is_gallery INTEGER CHECK (is_gallery IN (0, 1)));
-CREATE INDEX items_by_chunk ON items (chunk);
 """
 
 

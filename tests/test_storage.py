@@ -336,16 +336,15 @@ CHILD = """
 import sys, time, types
 import numpy as np
 pkg = types.ModuleType("oml_helpers"); pkg.__path__ = [sys.argv[2]]; sys.modules["oml_helpers"] = pkg
-from oml_helpers.storage import EmbeddingStore
-store = EmbeddingStore.open(sys.argv[1])
+import oml_helpers.storage as storage
+store = storage.EmbeddingStore.open(sys.argv[1])
 store._conn.execute("PRAGMA cache_size = 20")  # small page cache: uncommitted pages spill into the WAL file
-calls = [0]
-def progress():
-    calls[0] += 1
-    if calls[0] == 2000:  # deep inside the INSERT: tell the parent, then wait to be killed
-        print("inserting", flush=True)
-        time.sleep(60)
-store._conn.set_progress_handler(progress, 1000)
+real_write_chunks = storage.write_chunks
+def write_half_then_wait(conn, pieces):  # deep inside add(): items written, half the vector chunks too
+    real_write_chunks(conn, pieces[:len(pieces) // 2])
+    print("inserting", flush=True)  # tell the parent, then wait to be killed
+    time.sleep(60)
+storage.write_chunks = write_half_then_wait
 n = 200_000
 store.add(np.arange(10_000, 10_000 + n), np.ones((n, {dim}), np.float32), labels=[1] * n)
 print("committed", flush=True)
