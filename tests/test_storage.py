@@ -108,6 +108,20 @@ def test_search_matches_numpy_brute_force(tmp_path, metric):
         assert one.ids.shape == (5,) and np.array_equal(one.ids, found.ids[3])
 
 
+@pytest.mark.parametrize("metric", ["euclidean", "cosine"])
+def test_search_is_exact_for_very_close_neighbours(tmp_path, metric):
+    # Trained embeddings of one class can sit ~0.005 apart on the unit sphere, where the float32
+    # expansion |q|^2 - 2 q.x + |x|^2 alone would rank wrongly; the store re-ranks exactly.
+    rng = np.random.default_rng(0)
+    base = rng.standard_normal(DIM)
+    x = (base / np.linalg.norm(base) + 1e-3 * rng.standard_normal((2000, DIM))).astype(np.float32)
+    with EmbeddingStore.create(tmp_path / "s.db", "m", DIM) as store:
+        store.add(np.arange(2000), x)
+        found = store.search(x[:20], k=10, metric=metric)
+    order, dist = brute_force(x.astype(np.float64), x[:20].astype(np.float64), 10, metric)
+    assert np.array_equal(found.ids, order)
+
+
 def test_search_with_filter_only_returns_matching_items(tmp_path):
     with filled(tmp_path, 100) as store:
         gallery_ids, gallery_x, _ = store.load(is_gallery=True)
