@@ -29,6 +29,7 @@ from oml_helpers.storage_parts import (
     check_ids,
     check_metadata,
     check_vectors,
+    select_rows,
     top_k,
 )
 from oml_helpers.storage_sqlite import (
@@ -36,6 +37,7 @@ from oml_helpers.storage_sqlite import (
     chunk_rows_for,
     connect,
     create_schema,
+    id_rows,
     plan_append,
     read_filter_columns,
     read_meta,
@@ -231,7 +233,7 @@ class EmbeddingStore:
             ``(ids, vectors, metadata)``: int64 ``[n]``, float32 ``[n, dim]`` (a copy) and a DataFrame.
         """
         cache = self._fresh_cache(with_filters=True)
-        rows = self._select(cache, ids=ids, split=split, label=label, is_query=is_query, is_gallery=is_gallery)
+        rows = select_rows(cache["meta"], ids=ids, split=split, label=label, is_query=is_query, is_gallery=is_gallery)
         metadata = cache["meta"].iloc[rows].reset_index(drop=True)
         return LoadResult(metadata["id"].to_numpy(), cache["matrix"][cache["by_id"][rows]], metadata)
 
@@ -257,7 +259,7 @@ class EmbeddingStore:
         unknown = set(filters) - {"ids", "split", "label", "is_query", "is_gallery"}
         if unknown:
             raise StoreError(f"Unknown filter(s) {sorted(unknown)}; use ids, split, label, is_query or is_gallery.")
-        rows = cache["by_id"][self._select(cache, **filters)] if filters else None
+        rows = cache["by_id"][select_rows(cache["meta"], **filters)] if filters else None
         matrix, sq_norms = cache["matrix"], cache["sq_norms"]
         if rows is not None:
             matrix, sq_norms = matrix[rows], sq_norms[rows]
@@ -290,7 +292,7 @@ class EmbeddingStore:
             raise
 
     def _existing(self, ids: np.ndarray) -> List[int]:
-        return [i for i, _ in self._id_rows("path", ids)]
+        return [i for i, _ in id_rows(self._conn, "path", ids)]
 
     def _fresh_cache(self, with_filters: bool = False) -> dict:
         """The cached ids and vectors (and filter columns if asked), reloaded after any committed change.
@@ -316,28 +318,8 @@ class EmbeddingStore:
             self._cache["meta"] = meta
         return self._cache
 
-    def _select(self, cache: dict, ids: Any = None, split: Filter = None, label: Filter = None,
-                is_query: Filter = None, is_gallery: Filter = None) -> np.ndarray:
-        """Rows of ``meta`` (id order) that pass the filters."""
-        meta, keep = cache["meta"], np.ones(len(cache["ids"]), dtype=bool)
-        for column, wanted in (("id", ids), ("split", split), ("label", label),
-                               ("is_query", is_query), ("is_gallery", is_gallery)):
-            if wanted is not None:
-                wanted = [wanted] if isinstance(wanted, (bool, int, str, np.generic)) else list(wanted)
-                keep &= meta[column].isin(wanted).to_numpy(dtype=bool, na_value=False)
-        return np.flatnonzero(keep)
-
     def _paths(self, ids: np.ndarray) -> np.ndarray:
         """Paths of stored ids, read from SQLite (a search's cache holds no paths, to keep memory small)."""
         unique, where = np.unique(ids, return_inverse=True)
-        found = dict(self._id_rows("path", unique))
+        found = dict(id_rows(self._conn, "path", unique))
         return np.array([found.get(i) for i in unique.tolist()], dtype=object)[where]
-
-    def _id_rows(self, column: str, ids: np.ndarray) -> List[tuple]:
-        """``(id, column)`` of the stored ids among ``ids``, in chunks under SQLite's limit on parameters."""
-        ids, found = np.asarray(ids).tolist(), []
-        for start in range(0, len(ids), 30_000):
-            chunk = ids[start:start + 30_000]
-            marks = ",".join("?" * len(chunk))
-            found += self._conn.execute(f"SELECT id, {column} FROM items WHERE id IN ({marks})", chunk).fetchall()
-        return found

@@ -82,6 +82,16 @@ def check_metadata(n: int, *columns: Optional[Sequence]) -> List[Optional[list]]
     return checked
 
 
+def select_rows(meta: "pd.DataFrame", **filters: Any) -> np.ndarray:
+    """Rows of ``meta`` that pass the filters (column name -> one value or a list of values; None: any)."""
+    keep = np.ones(len(meta), dtype=bool)
+    for column, wanted in filters.items():
+        if wanted is not None:
+            wanted = [wanted] if isinstance(wanted, (bool, int, str, np.generic)) else list(wanted)
+            keep &= meta["id" if column == "ids" else column].isin(wanted).to_numpy(dtype=bool, na_value=False)
+    return np.flatnonzero(keep)
+
+
 def top_k(matrix: np.ndarray, sq_norms: np.ndarray, queries: np.ndarray, k: int, metric: str) -> Tuple[np.ndarray, np.ndarray]:
     """Indices ``[n_queries, k]`` of the nearest rows and their distances, nearest first.
 

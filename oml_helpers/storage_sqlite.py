@@ -105,6 +105,18 @@ def read_filter_columns(conn: sqlite3.Connection) -> pd.DataFrame:
                          "is_gallery": pd.array(is_gallery, dtype="boolean")})
 
 
+def id_rows(conn: sqlite3.Connection, column: str, ids: np.ndarray) -> List[tuple]:
+    """``(id, column)`` of the stored ids among ``ids``, in batches under SQLite's limit on parameters.
+
+    ``column`` is one of the store's own column names, never a caller's string; ids are parameters.
+    """
+    ids, found = np.asarray(ids).tolist(), []
+    for start in range(0, len(ids), 30_000):
+        part = ids[start:start + 30_000]
+        found += conn.execute(f"SELECT id, {column} FROM items WHERE id IN ({','.join('?' * len(part))})", part).fetchall()
+    return found
+
+
 def plan_append(conn: sqlite3.Connection, ids: np.ndarray, vectors: np.ndarray,
                 chunk_rows: int) -> Tuple[np.ndarray, List[Tuple[int, np.ndarray, np.ndarray]]]:
     """Where new vectors go: the last chunk is topped up first, then new chunks follow.
@@ -144,11 +156,8 @@ def rewrite_chunks(conn: sqlite3.Connection, ids: np.ndarray, dim: int, new_vect
     Only the chunks holding these ids are read and rewritten. ``items`` must still list the ids.
     """
     located: Dict[int, List[int]] = {}
-    for start in range(0, len(ids), 30_000):  # under SQLite's limit on parameters
-        part = ids[start:start + 30_000].tolist()
-        sql = f"SELECT id, chunk FROM items WHERE id IN ({','.join('?' * len(part))})"
-        for item_id, chunk in conn.execute(sql, part):
-            located.setdefault(chunk, []).append(item_id)
+    for item_id, chunk in id_rows(conn, "chunk", ids):
+        located.setdefault(chunk, []).append(item_id)
     row_of = {item_id: row for row, item_id in enumerate(ids.tolist())}
     pieces = []
     for chunk, members in sorted(located.items()):
