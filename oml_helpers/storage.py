@@ -1,23 +1,25 @@
 """Keep embeddings on disk in one SQLite file, with OML's metadata, and search them fast.
 
-One row per item: ``id`` (yours), ``label``, ``path``, ``split``, ``is_query``, ``is_gallery`` and the
-vector as a float32 BLOB. The model name, dimension and dtype are recorded once per store. Searches
-run on an in-memory float32 matrix loaded with one query on first use and reloaded after any write
-(this connection's or another's), so they cost what a numpy brute force costs. Each write is one
-transaction: a bad or interrupted batch leaves the file as it was. WAL mode lets readers read while
-one writer writes. Use one store object per thread or process. Only numpy, pandas and sqlite3.
+Table ``items`` has one row per item: ``id`` (yours), ``label``, ``path``, ``split``, ``is_query``,
+``is_gallery`` and ``chunk``, the row of table ``chunks`` that holds its vector: vectors are kept as
+float32 BLOBs of about 1 MiB, many items each, with their ids in the same order, so that opening a
+store reads a few large BLOBs instead of one small one per item (see ``storage_sqlite``). The model
+name, dimension and dtype are recorded once per store, in ``meta``. Searches run on an in-memory
+float32 matrix loaded on first use and reloaded after any write (this connection's or another's), so
+they cost what a numpy brute force costs. Each write is one transaction, chunks rewritten included:
+a bad or interrupted batch leaves the file as it was. WAL mode lets readers read while one writer
+writes. Use one store object per thread or process. Only numpy, pandas and sqlite3.
 """
 
 import sqlite3
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, List, NamedTuple, Optional, Sequence, Union
+from typing import Any, Iterator, List, NamedTuple, Optional, Sequence, Union
 
 import numpy as np
 import pandas as pd
 
 from oml_helpers.storage_parts import (
-    APPLICATION_ID,
-    SCHEMA_VERSION,
     DuplicateIdError,
     EmbeddingError,
     MetadataError,
@@ -27,18 +29,24 @@ from oml_helpers.storage_parts import (
     check_ids,
     check_metadata,
     check_vectors,
+    select_rows,
+    top_k,
+)
+from oml_helpers.storage_sqlite import (
+    SCHEMA_VERSION,
+    chunk_rows_for,
     connect,
+    create_schema,
+    id_rows,
+    plan_append,
     read_filter_columns,
     read_meta,
     read_vectors,
-    top_k,
+    rewrite_chunks,
+    write_chunks,
 )
 
 METADATA_COLUMNS = ("label", "path", "split", "is_query", "is_gallery")
-_ITEMS_SQL = """CREATE TABLE items (
-    id INTEGER PRIMARY KEY, label INTEGER, path TEXT, split TEXT,
-    is_query INTEGER CHECK (is_query IN (0, 1)), is_gallery INTEGER CHECK (is_gallery IN (0, 1)),
-    vector BLOB NOT NULL CHECK (typeof(vector) = 'blob' AND length(vector) = {nbytes}))"""
 Filter = Union[None, bool, int, str, Sequence[Any]]
 
 
@@ -57,9 +65,10 @@ class SearchResult(NamedTuple):
 class EmbeddingStore:
     """An embedding store in one SQLite file; build it with ``create`` or ``open``, use it with ``with``."""
 
-    def __init__(self, conn: sqlite3.Connection, path: Path, model_name: str, dim: int, dtype: str):
+    def __init__(self, conn: sqlite3.Connection, path: Path, model_name: str, dim: int, dtype: str, chunk_rows: int):
         """Not for direct use: call ``EmbeddingStore.create`` or ``EmbeddingStore.open``."""
         self._conn, self.path, self.model_name, self.dim, self.dtype = conn, path, model_name, dim, dtype
+        self.chunk_rows = chunk_rows
         self._cache: Optional[dict] = None
         self._cache_version: Optional[int] = None
 
@@ -90,19 +99,16 @@ class EmbeddingStore:
         conn = connect(path)
         try:
             conn.execute("BEGIN IMMEDIATE")
-            conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
-            conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-            conn.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
-            conn.execute(_ITEMS_SQL.format(nbytes=int(dim) * 4))
-            meta = {"schema_version": SCHEMA_VERSION, "model_name": model_name, "dim": int(dim), "dtype": dtype}
-            conn.executemany("INSERT INTO meta VALUES (?, ?)", [(k, str(v)) for k, v in meta.items()])
+            meta = {"schema_version": SCHEMA_VERSION, "model_name": model_name, "dim": int(dim), "dtype": dtype,
+                    "chunk_rows": chunk_rows_for(int(dim))}
+            create_schema(conn, meta, int(dim))
             conn.execute("COMMIT")
         except BaseException:
             conn.close()
             for leftover in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
                 leftover.unlink(missing_ok=True)
             raise
-        return cls(conn, path, str(model_name), int(dim), dtype)
+        return cls(conn, path, str(model_name), int(dim), dtype, int(meta["chunk_rows"]))
 
     @classmethod
     def open(cls, path: Union[str, Path]) -> "EmbeddingStore":
@@ -125,7 +131,7 @@ class EmbeddingStore:
                 raise StoreFileError(f"{path} is not a SQLite database, so not an embedding store.")
         meta = read_meta(path)  # read-only connection: nothing is written to a file that is not a store
         conn = connect(path)
-        return cls(conn, path, meta["model_name"], int(meta["dim"]), meta["dtype"])
+        return cls(conn, path, meta["model_name"], int(meta["dim"]), meta["dtype"], int(meta["chunk_rows"]))
 
     def close(self) -> None:
         """Close the connection and drop the cached vectors."""
@@ -165,14 +171,16 @@ class EmbeddingStore:
         vectors = self._check_vectors(embeddings, len(ids))
         columns = check_metadata(len(ids), labels, paths, splits, is_query, is_gallery)
         columns = [[None] * len(ids) if c is None else c for c in columns]
-        rows = zip(ids.tolist(), *columns, (row.tobytes() for row in vectors))
-        try:
-            self._write("INSERT INTO items (id, label, path, split, is_query, is_gallery, vector) "
-                        "VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
-        except sqlite3.IntegrityError as e:
-            taken = self._existing(ids)
-            raise DuplicateIdError(f"{len(taken)} id(s) are already stored, e.g. {taken[:10]}; "
-                                   "use update() to change them or pick new ids. Nothing was added.") from e
+        with self._transaction():
+            chunks, pieces = plan_append(self._conn, ids, vectors, self.chunk_rows)
+            try:
+                self._conn.executemany("INSERT INTO items (id, chunk, label, path, split, is_query, is_gallery) "
+                                       "VALUES (?, ?, ?, ?, ?, ?, ?)", zip(ids.tolist(), chunks.tolist(), *columns))
+            except sqlite3.IntegrityError as e:
+                taken = self._existing(ids)
+                raise DuplicateIdError(f"{len(taken)} id(s) are already stored, e.g. {taken[:10]}; "
+                                       "use update() to change them or pick new ids. Nothing was added.") from e
+            write_chunks(self._conn, pieces)
 
     def update(self, ids: Sequence[int], embeddings: Optional[np.ndarray] = None, labels: Optional[Sequence] = None,
                paths: Optional[Sequence] = None, splits: Optional[Sequence] = None,
@@ -192,12 +200,15 @@ class EmbeddingStore:
             raise DuplicateIdError("ids repeat within the batch; give each id once.")
         given = dict(zip(METADATA_COLUMNS, check_metadata(len(ids), labels, paths, splits, is_query, is_gallery)))
         given = {k: v for k, v in given.items() if v is not None}
-        if embeddings is not None:
-            given["vector"] = [row.tobytes() for row in self._check_vectors(embeddings, len(ids))]
-        if not given:
+        vectors = None if embeddings is None else self._check_vectors(embeddings, len(ids))
+        if not given and vectors is None:
             raise MetadataError("Nothing to update: pass embeddings or at least one metadata list.")
-        sets = ", ".join(f"{column} = ?" for column in given)
-        self._write(f"UPDATE items SET {sets} WHERE id = ?", zip(*given.values(), ids.tolist()), must_exist=ids)
+        with self._transaction(must_exist=ids):
+            if given:  # column names come from METADATA_COLUMNS, never from the caller; values are parameters
+                sets = ", ".join(f"{column} = ?" for column in given)
+                self._conn.executemany(f"UPDATE items SET {sets} WHERE id = ?", zip(*given.values(), ids.tolist()))
+            if vectors is not None:
+                rewrite_chunks(self._conn, ids, self.dim, vectors)
 
     def delete(self, ids: Sequence[int]) -> None:
         """Delete stored items in one transaction.
@@ -206,7 +217,9 @@ class EmbeddingStore:
             UnknownIdError: If an id is not stored; nothing is deleted.
         """
         ids = np.unique(check_ids(ids))
-        self._write("DELETE FROM items WHERE id = ?", ((i,) for i in ids.tolist()), must_exist=ids)
+        with self._transaction(must_exist=ids):
+            rewrite_chunks(self._conn, ids, self.dim)  # reads items.chunk: before the rows go
+            self._conn.executemany("DELETE FROM items WHERE id = ?", ((i,) for i in ids.tolist()))
 
     def load(self, ids: Optional[Sequence[int]] = None, split: Filter = None, label: Filter = None,
              is_query: Optional[bool] = None, is_gallery: Optional[bool] = None) -> LoadResult:
@@ -220,9 +233,9 @@ class EmbeddingStore:
             ``(ids, vectors, metadata)``: int64 ``[n]``, float32 ``[n, dim]`` (a copy) and a DataFrame.
         """
         cache = self._fresh_cache(with_filters=True)
-        rows = self._select(cache, ids=ids, split=split, label=label, is_query=is_query, is_gallery=is_gallery)
+        rows = select_rows(cache["meta"], ids=ids, split=split, label=label, is_query=is_query, is_gallery=is_gallery)
         metadata = cache["meta"].iloc[rows].reset_index(drop=True)
-        return LoadResult(metadata["id"].to_numpy(), cache["matrix"][rows], metadata)
+        return LoadResult(metadata["id"].to_numpy(), cache["matrix"][cache["by_id"][rows]], metadata)
 
     def search(self, queries: np.ndarray, k: int = 10, metric: str = "euclidean", **filters: Filter) -> SearchResult:
         """The ``k`` stored items nearest to each query, nearest first.
@@ -246,7 +259,7 @@ class EmbeddingStore:
         unknown = set(filters) - {"ids", "split", "label", "is_query", "is_gallery"}
         if unknown:
             raise StoreError(f"Unknown filter(s) {sorted(unknown)}; use ids, split, label, is_query or is_gallery.")
-        rows = self._select(cache, **filters) if filters else None
+        rows = cache["by_id"][select_rows(cache["meta"], **filters)] if filters else None
         matrix, sq_norms = cache["matrix"], cache["sq_norms"]
         if rows is not None:
             matrix, sq_norms = matrix[rows], sq_norms[rows]
@@ -260,8 +273,9 @@ class EmbeddingStore:
     def _check_vectors(self, x: Any, n: Optional[int], what: str = "embeddings") -> np.ndarray:
         return check_vectors(x, n, self.dim, f"{what} (model {self.model_name!r})")
 
-    def _write(self, sql: str, rows: Any, must_exist: Optional[np.ndarray] = None) -> None:
-        """Run ``executemany`` in one transaction; roll back on any error (or interruption)."""
+    @contextmanager
+    def _transaction(self, must_exist: Optional[np.ndarray] = None) -> Iterator[None]:
+        """One write transaction: committed at the end, rolled back on any error (or interruption)."""
         self._cache = None
         self._conn.execute("BEGIN IMMEDIATE")
         try:
@@ -270,7 +284,7 @@ class EmbeddingStore:
                 if missing:
                     raise UnknownIdError(f"{len(missing)} id(s) are not stored, e.g. {missing[:10]}; "
                                          "nothing was changed. add() new items first.")
-            self._conn.executemany(sql, rows)
+            yield
             self._conn.execute("COMMIT")
         except BaseException:
             if self._conn.in_transaction:
@@ -278,17 +292,22 @@ class EmbeddingStore:
             raise
 
     def _existing(self, ids: np.ndarray) -> List[int]:
-        return [i for i, _ in self._id_rows("path", ids)]
+        return [i for i, _ in id_rows(self._conn, "path", ids)]
 
     def _fresh_cache(self, with_filters: bool = False) -> dict:
-        """The cached ids and vectors (and filter columns if asked), reloaded after any committed change."""
+        """The cached ids and vectors (and filter columns if asked), reloaded after any committed change.
+
+        The vectors are in storage (chunk) order; ``by_id`` lists their rows in id order, the order of ``meta``.
+        """
         version = self._conn.execute("PRAGMA data_version").fetchone()[0]
         if self._cache is None or version != self._cache_version:
             self._cache, self._cache_version = None, version
             self._conn.execute("BEGIN")  # one read transaction: a consistent snapshot even while others write
             try:
                 ids, matrix = read_vectors(self._conn, self.dim)
-                self._cache = {"ids": ids, "matrix": matrix, "sq_norms": np.einsum("ij,ij->i", matrix, matrix)}
+                by_id = np.arange(len(ids)) if np.all(ids[1:] > ids[:-1]) else np.argsort(ids, kind="stable")
+                self._cache = {"ids": ids, "matrix": matrix, "by_id": by_id,
+                               "sq_norms": np.einsum("ij,ij->i", matrix, matrix)}
             finally:
                 self._conn.execute("COMMIT")
         if with_filters and "meta" not in self._cache:  # loaded on the first filter only: cold searches skip it
@@ -299,27 +318,8 @@ class EmbeddingStore:
             self._cache["meta"] = meta
         return self._cache
 
-    def _select(self, cache: dict, ids: Any = None, split: Filter = None, label: Filter = None,
-                is_query: Filter = None, is_gallery: Filter = None) -> np.ndarray:
-        meta, keep = cache["meta"], np.ones(len(cache["ids"]), dtype=bool)
-        for column, wanted in (("id", ids), ("split", split), ("label", label),
-                               ("is_query", is_query), ("is_gallery", is_gallery)):
-            if wanted is not None:
-                wanted = [wanted] if isinstance(wanted, (bool, int, str, np.generic)) else list(wanted)
-                keep &= meta[column].isin(wanted).to_numpy(dtype=bool, na_value=False)
-        return np.flatnonzero(keep)
-
     def _paths(self, ids: np.ndarray) -> np.ndarray:
         """Paths of stored ids, read from SQLite (a search's cache holds no paths, to keep memory small)."""
         unique, where = np.unique(ids, return_inverse=True)
-        found = dict(self._id_rows("path", unique))
+        found = dict(id_rows(self._conn, "path", unique))
         return np.array([found.get(i) for i in unique.tolist()], dtype=object)[where]
-
-    def _id_rows(self, column: str, ids: np.ndarray) -> List[tuple]:
-        """``(id, column)`` of the stored ids among ``ids``, in chunks under SQLite's limit on parameters."""
-        ids, found = np.asarray(ids).tolist(), []
-        for start in range(0, len(ids), 30_000):
-            chunk = ids[start:start + 30_000]
-            marks = ",".join("?" * len(chunk))
-            found += self._conn.execute(f"SELECT id, {column} FROM items WHERE id IN ({marks})", chunk).fetchall()
-        return found

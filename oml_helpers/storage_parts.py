@@ -1,17 +1,8 @@
-"""The parts of ``oml_helpers.storage``: errors, input checks, SQLite access and the search kernel."""
+"""The parts of ``oml_helpers.storage``: errors, input checks and the search kernel (no SQL here)."""
 
-import sqlite3
-from contextlib import closing
-from pathlib import Path
 from typing import Any, List, Optional, Sequence, Tuple
 
 import numpy as np
-import pandas as pd
-
-SCHEMA_VERSION = 1
-APPLICATION_ID = 0x4F4D4C45  # "OMLE", written in the file header: marks the file as an embedding store
-BUSY_TIMEOUT_MS = 10_000
-MMAP_BYTES = 1 << 30  # read through a memory map: about a third faster for a full load
 
 
 class StoreError(ValueError):
@@ -36,7 +27,6 @@ class DuplicateIdError(StoreError):
 
 class UnknownIdError(StoreError):
     """Ids given to ``update`` or ``delete`` that are not stored."""
-
 
 
 def check_vectors(x: Any, n: Optional[int], dim: int, what: str = "embeddings") -> np.ndarray:
@@ -76,6 +66,12 @@ def check_metadata(n: int, *columns: Optional[Sequence]) -> List[Optional[list]]
         if values is None:
             checked.append(None)
             continue
+        if len(values) != n:
+            raise MetadataError(f"{name} has {len(values)} values for {n} ids; give one per id (None for empty).")
+        plain = {"int": int, "str": str, "bool": bool}[kind_name]
+        if set(map(type, values)) <= {plain, type(None)}:  # the usual case, checked at C speed
+            checked.append(list(values))
+            continue
         values = [None if v is None or (isinstance(v, float) and np.isnan(v)) else v for v in values]
         if len(values) != n:
             raise MetadataError(f"{name} has {len(values)} values for {n} ids; give one per id (None for empty).")
@@ -86,78 +82,48 @@ def check_metadata(n: int, *columns: Optional[Sequence]) -> List[Optional[list]]
     return checked
 
 
+def select_rows(meta: "pd.DataFrame", **filters: Any) -> np.ndarray:
+    """Rows of ``meta`` that pass the filters (column name -> one value or a list of values; None: any)."""
+    keep = np.ones(len(meta), dtype=bool)
+    for column, wanted in filters.items():
+        if wanted is not None:
+            wanted = [wanted] if isinstance(wanted, (bool, int, str, np.generic)) else list(wanted)
+            keep &= meta["id" if column == "ids" else column].isin(wanted).to_numpy(dtype=bool, na_value=False)
+    return np.flatnonzero(keep)
+
+
 def top_k(matrix: np.ndarray, sq_norms: np.ndarray, queries: np.ndarray, k: int, metric: str) -> Tuple[np.ndarray, np.ndarray]:
-    """Indices ``[n_queries, k]`` of the nearest rows and their distances, nearest first."""
+    """Indices ``[n_queries, k]`` of the nearest rows and their distances, nearest first.
+
+    One float32 matrix product ranks all rows approximately: the expansion |q|^2 - 2 q.x + |x|^2 loses
+    digits to cancellation when neighbours are very close (trained embeddings often are). So every row
+    within a small tolerance of the k-th score is kept as a candidate, and the candidates are ranked by
+    their exact float64 distance (ties by row). The answer is the exact top k at the cost of one product.
+    """
     n_queries = len(queries)
     if k == 0:
         return np.zeros((n_queries, 0), dtype=np.int64), np.zeros((n_queries, 0), dtype=np.float32)
-    # The whole cost: one matrix product (a matrix-vector product for one query, as numpy would do).
     scores = (matrix @ queries[0])[None] if n_queries == 1 else queries @ matrix.T
-    if metric == "euclidean":  # |q - x|^2 = |q|^2 - 2 q.x + |x|^2; |q|^2 does not change the order
+    q_sq_norms = np.einsum("ij,ij->i", queries, queries)
+    if metric == "euclidean":  # |q - x|^2 - |q|^2 = |x|^2 - 2 q.x: |q|^2 does not change the order
         scores *= -2
         scores += sq_norms
+        tolerance = 1e-5 * (q_sq_norms + (sq_norms.max() if len(sq_norms) else 0))
     else:
         norms = np.sqrt(sq_norms)
         scores /= -np.where(norms > 0, norms, np.inf)
-    top = np.argpartition(scores, k - 1, axis=1)[:, :k] if k < scores.shape[1] else np.tile(np.arange(k), (n_queries, 1))
-    neighbours = matrix[top]  # [n_queries, k, dim]: exact distances for the few found
-    if metric == "euclidean":
-        distances = np.sqrt(((neighbours - queries[:, None, :]) ** 2).sum(-1))
-    else:
-        q_norms = np.linalg.norm(queries, axis=1)[:, None]
-        denominator = q_norms * np.sqrt(sq_norms[top])
-        dots = np.einsum("qkd,qd->qk", neighbours, queries)
-        distances = 1 - np.divide(dots, denominator, out=np.zeros_like(dots), where=denominator > 0)
-    order = np.argsort(distances, axis=1, kind="stable")
-    return np.take_along_axis(top, order, 1), np.take_along_axis(distances, order, 1).astype(np.float32)
-
-
-def connect(path: Path) -> sqlite3.Connection:
-    """A connection with WAL, busy timeout and durable commits; we issue BEGIN/COMMIT ourselves."""
-    # isolation_level=None: we issue BEGIN/COMMIT ourselves, so a transaction is exactly one call.
-    conn = sqlite3.connect(path, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000)
-    conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-    conn.execute("PRAGMA journal_mode = WAL")  # readers read while one writer writes
-    conn.execute("PRAGMA synchronous = FULL")  # each commit is on disk when add() returns
-    conn.execute(f"PRAGMA mmap_size = {MMAP_BYTES}")
-    return conn
-
-
-def read_meta(path: Path) -> dict:
-    """The meta table of a store, read through a read-only connection; StoreFileError if it is no store."""
-    try:
-        with closing(sqlite3.connect(path.resolve().as_uri() + "?mode=ro", uri=True)) as ro:
-            app_id, version = (ro.execute(f"PRAGMA {p}").fetchone()[0] for p in ("application_id", "user_version"))
-            tables = [r[0] for r in ro.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
-            if app_id != APPLICATION_ID or not {"meta", "items"} <= set(tables):
-                raise StoreFileError(f"{path} is a SQLite database but not an embedding store (tables: {tables}). "
-                                     "Give the path of a store made by EmbeddingStore.create.")
-            if version != SCHEMA_VERSION:
-                raise StoreFileError(f"{path} has store schema version {version}; this code reads version "
-                                     f"{SCHEMA_VERSION}. Use the matching oml_helpers version.")
-            return dict(ro.execute("SELECT key, value FROM meta").fetchall())
-    except sqlite3.DatabaseError as e:
-        raise StoreFileError(f"{path} could not be read as a SQLite database ({e}); is it damaged?") from e
-
-
-def read_vectors(conn: sqlite3.Connection, dim: int) -> Tuple[np.ndarray, np.ndarray]:
-    """All ids (int64 ``[n]``) and vectors (read-only float32 ``[n, dim]``) sorted by id, with one query."""
-    ids: List[int] = []
-    vectors: List[bytes] = []
-    # Streaming the rows (no fetchall) creates no list of 100k tuples: about twice faster, as the
-    # garbage collector then has nothing to scan.
-    for item_id, vector in conn.execute("SELECT id, vector FROM items ORDER BY id"):
-        ids.append(item_id)
-        vectors.append(vector)
-    matrix = np.frombuffer(b"".join(vectors), dtype=np.float32).reshape(len(ids), dim)
-    return np.array(ids, dtype=np.int64), matrix
-
-
-def read_filter_columns(conn: sqlite3.Connection) -> pd.DataFrame:
-    """id, path, label, split, is_query and is_gallery of every item, sorted by id, with nullable dtypes."""
-    rows = conn.execute("SELECT id, path, label, split, is_query, is_gallery FROM items ORDER BY id").fetchall()
-    ids, paths, labels, splits, is_query, is_gallery = zip(*rows) if rows else ((),) * 6
-    return pd.DataFrame({"id": np.array(ids, dtype=np.int64), "path": pd.array(paths, dtype=object),
-                         "label": pd.array(labels, dtype="Int64"),
-                         "split": pd.array(splits, dtype=object), "is_query": pd.array(is_query, dtype="boolean"),
-                         "is_gallery": pd.array(is_gallery, dtype="boolean")})
+        tolerance = 1e-5 * np.sqrt(q_sq_norms)
+    kth = np.partition(scores, k - 1, axis=1)[:, k - 1] if k < scores.shape[1] else scores.max(axis=1)
+    found = np.empty((n_queries, k), dtype=np.int64)
+    distances = np.empty((n_queries, k), dtype=np.float64)
+    for i, (query, row_scores) in enumerate(zip(queries.astype(np.float64), scores)):
+        candidates = np.flatnonzero(row_scores <= kth[i] + tolerance[i])
+        vectors = matrix[candidates].astype(np.float64)
+        if metric == "euclidean":
+            exact = np.sqrt(((vectors - query) ** 2).sum(axis=1))
+        else:
+            denominator = np.linalg.norm(vectors, axis=1) * np.linalg.norm(query)
+            exact = 1 - np.divide(vectors @ query, denominator, out=np.zeros(len(vectors)), where=denominator > 0)
+        best = np.lexsort((candidates, exact))[:k]
+        found[i], distances[i] = candidates[best], exact[best]
+    return found, distances.astype(np.float32)

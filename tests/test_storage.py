@@ -108,6 +108,20 @@ def test_search_matches_numpy_brute_force(tmp_path, metric):
         assert one.ids.shape == (5,) and np.array_equal(one.ids, found.ids[3])
 
 
+@pytest.mark.parametrize("metric", ["euclidean", "cosine"])
+def test_search_is_exact_for_very_close_neighbours(tmp_path, metric):
+    # Trained embeddings of one class can sit ~0.005 apart on the unit sphere, where the float32
+    # expansion |q|^2 - 2 q.x + |x|^2 alone would rank wrongly; the store re-ranks exactly.
+    rng = np.random.default_rng(0)
+    base = rng.standard_normal(DIM)
+    x = (base / np.linalg.norm(base) + 1e-3 * rng.standard_normal((2000, DIM))).astype(np.float32)
+    with EmbeddingStore.create(tmp_path / "s.db", "m", DIM) as store:
+        store.add(np.arange(2000), x)
+        found = store.search(x[:20], k=10, metric=metric)
+    order, dist = brute_force(x.astype(np.float64), x[:20].astype(np.float64), 10, metric)
+    assert np.array_equal(found.ids, order)
+
+
 def test_search_with_filter_only_returns_matching_items(tmp_path):
     with filled(tmp_path, 100) as store:
         gallery_ids, gallery_x, _ = store.load(is_gallery=True)
@@ -128,6 +142,79 @@ def test_update_and_delete_and_cache_invalidation(tmp_path):
         store.delete([0, 4])
         assert len(store) == 48 and 0 not in store.load().ids
         assert store.search(new[0], k=1).ids[0] != 0
+
+
+def small_chunks(tmp_path: Path, n: int, chunk_rows: int = 4) -> EmbeddingStore:
+    """A store whose chunks hold ``chunk_rows`` vectors, so that a few items span several chunks."""
+    store = EmbeddingStore.create(tmp_path / "c.db", "m", DIM)
+    store._conn.execute("UPDATE meta SET value = ? WHERE key = 'chunk_rows'", (str(chunk_rows),))
+    store.close()
+    store = EmbeddingStore.open(tmp_path / "c.db")
+    assert store.chunk_rows == chunk_rows
+    if n:
+        store.add(np.arange(n), vectors(n), labels=list(range(n)))
+    return store
+
+
+def chunk_table(store: EmbeddingStore):
+    rows = store._conn.execute("SELECT chunk, n, ids FROM chunks ORDER BY chunk").fetchall()
+    return [(chunk, n, np.frombuffer(ids, "<i8").tolist()) for chunk, n, ids in rows]
+
+
+def test_chunks_agree_with_items(tmp_path):
+    with small_chunks(tmp_path, 10) as store:
+        assert chunk_table(store) == [(0, 4, [0, 1, 2, 3]), (1, 4, [4, 5, 6, 7]), (2, 2, [8, 9])]
+        by_sql = dict(store._conn.execute("SELECT id, chunk FROM items").fetchall())
+        assert by_sql == {i: i // 4 for i in range(10)}
+
+
+def test_update_and_delete_inside_a_chunk(tmp_path):
+    x = vectors(10)
+    with small_chunks(tmp_path, 10) as store:
+        store.search(x[:1], k=1)  # fill the cache first: it must be refreshed
+        new = vectors(2, seed=7)
+        store.update([5, 9], embeddings=new)  # the middle of chunk 1 and the end of chunk 2
+        x[[5, 9]] = new
+        ids, got, _ = store.load()
+        assert np.array_equal(ids, np.arange(10)) and np.array_equal(got, x)
+        store.delete([1, 2, 8, 9])  # two from chunk 0, all of chunk 2
+        assert chunk_table(store) == [(0, 2, [0, 3]), (1, 4, [4, 5, 6, 7])]
+        keep = [0, 3, 4, 5, 6, 7]
+        ids, got, meta = store.load()
+        assert ids.tolist() == keep and np.array_equal(got, x[keep]) and meta["label"].tolist() == keep
+        assert store.search(x[5], k=1).ids[0] == 5 and store.search(x[3], k=1).ids[0] == 3
+    with EmbeddingStore.open(tmp_path / "c.db") as store:  # and the same from a new connection
+        ids, got, _ = store.load()
+        assert ids.tolist() == keep and np.array_equal(got, x[keep])
+
+
+def test_reopen_after_many_small_batches(tmp_path):
+    x, ids = vectors(23), np.random.default_rng(3).permutation(23) * 10  # ids in no particular order
+    with small_chunks(tmp_path, 0) as store:
+        for start in range(0, 23, 3):
+            store.add(ids[start:start + 3], x[start:start + 3])
+        chunks = chunk_table(store)
+    assert [n for _, n, _ in chunks] == [4, 4, 4, 4, 4, 3]  # each batch tops up the last chunk first
+    assert sum((c for _, _, c in chunks), []) == ids.tolist()  # storage order is insertion order
+    with EmbeddingStore.open(tmp_path / "c.db") as store:
+        got_ids, got, _ = store.load()
+        order = np.argsort(ids)
+        assert np.array_equal(got_ids, ids[order]) and np.array_equal(got, x[order])  # load() sorts by id
+        found = store.search(x[[4, 11]], k=3)
+        expected, _ = brute_force(x, x[[4, 11]], 3, "euclidean")
+        assert np.array_equal(found.ids, ids[expected])
+        assert np.array_equal(store.search(x, k=1, label=None, ids=ids[:5].tolist()).ids[:5, 0], ids[:5])
+
+
+def test_failed_batch_leaves_the_chunks_as_they_were(tmp_path):
+    with small_chunks(tmp_path, 6) as store:
+        before, chunks = snapshot(store), chunk_table(store)
+        with pytest.raises(DuplicateIdError):  # would top up chunk 1, then fails on id 3
+            store.add([100, 3], vectors(2, seed=4))
+        with pytest.raises(UnknownIdError):
+            store.update([4, 77], embeddings=vectors(2, seed=4))
+        assert chunk_table(store) == chunks
+        assert_same(snapshot(store), before)
 
 
 def test_other_connection_sees_writes(tmp_path):
@@ -263,16 +350,15 @@ CHILD = """
 import sys, time, types
 import numpy as np
 pkg = types.ModuleType("oml_helpers"); pkg.__path__ = [sys.argv[2]]; sys.modules["oml_helpers"] = pkg
-from oml_helpers.storage import EmbeddingStore
-store = EmbeddingStore.open(sys.argv[1])
+import oml_helpers.storage as storage
+store = storage.EmbeddingStore.open(sys.argv[1])
 store._conn.execute("PRAGMA cache_size = 20")  # small page cache: uncommitted pages spill into the WAL file
-calls = [0]
-def progress():
-    calls[0] += 1
-    if calls[0] == 2000:  # deep inside the INSERT: tell the parent, then wait to be killed
-        print("inserting", flush=True)
-        time.sleep(60)
-store._conn.set_progress_handler(progress, 1000)
+real_write_chunks = storage.write_chunks
+def write_half_then_wait(conn, pieces):  # deep inside add(): items written, half the vector chunks too
+    real_write_chunks(conn, pieces[:len(pieces) // 2])
+    print("inserting", flush=True)  # tell the parent, then wait to be killed
+    time.sleep(60)
+storage.write_chunks = write_half_then_wait
 n = 200_000
 store.add(np.arange(10_000, 10_000 + n), np.ones((n, {dim}), np.float32), labels=[1] * n)
 print("committed", flush=True)
@@ -305,7 +391,9 @@ def test_reader_reads_while_a_writer_holds_a_transaction(tmp_path):
         before = snapshot(store)
     writer = sqlite3.connect(tmp_path / "s.db", isolation_level=None)
     writer.execute("BEGIN IMMEDIATE")
-    writer.execute("INSERT INTO items (id, vector) VALUES (12345, ?)", (vectors(1).tobytes(),))
+    writer.execute("INSERT INTO chunks (chunk, n, ids, vectors) VALUES (9999, 1, ?, ?)",
+                   (np.array([12345], "<i8").tobytes(), vectors(1).tobytes()))
+    writer.execute("INSERT INTO items (id, chunk) VALUES (12345, 9999)")
     try:
         start = time.perf_counter()
         with EmbeddingStore.open(tmp_path / "s.db") as reader:
