@@ -1,0 +1,233 @@
+"""Re-ranking with a pairwise model (chapter 07): training ConcatSiamese on mined pairs, and measuring the cost."""
+
+import copy
+import time
+from pathlib import Path
+from typing import Dict, Sequence, Tuple, Union
+
+import pandas as pd
+import torch
+from torch.utils.data import DataLoader
+
+from oml.const import EMBEDDINGS_KEY
+from oml.datasets import ImageLabeledDataset, ImageQueryGalleryLabeledDataset
+from oml.inference import inference
+from oml.interfaces.models import IExtractor
+from oml.metrics import calc_retrieval_metrics_rr
+from oml.miners.pairs import PairsMiner
+from oml.models import ConcatSiamese
+from oml.retrieval import PairwiseReranker, RetrievalResults
+from oml.samplers import BalanceSampler
+
+from oml_helpers.training import digit_transforms
+
+
+def dataset_with_embeddings(
+    extractor: IExtractor, df: pd.DataFrame, dataset_root: Union[str, Path], augment: bool = True
+) -> ImageLabeledDataset:
+    """A labelled training dataset whose batches also carry the extractor's embedding of every image.
+
+    ``PairsMiner`` picks the hardest pairs by these embeddings (the ``"embeddings"`` key of the batch),
+    so they come from the model whose mistakes the pairwise model should fix. They are computed once,
+    without augmentation.
+
+    Args:
+        extractor: The trained extractor.
+        df: Training rows in OML's format.
+        dataset_root: Folder the paths start from.
+        augment: Apply ``digit_transforms(train=True)`` to the images the pairwise model sees.
+
+    Returns:
+        An ``ImageLabeledDataset`` with ``extra_data={"embeddings": ...}``.
+    """
+    plain = ImageLabeledDataset(df, dataset_root=dataset_root, transform=digit_transforms(False), cache_size=len(df))
+    embeddings = inference(extractor, plain, batch_size=256)
+    return ImageLabeledDataset(
+        df,
+        dataset_root=dataset_root,
+        transform=digit_transforms(augment),
+        extra_data={EMBEDDINGS_KEY: embeddings},
+        cache_size=len(df),
+    )
+
+
+class HalvesExtractor(IExtractor):
+    """Embed the two stacked images of a ``ConcatSiamese`` input apart, and return how they compare.
+
+    ``ConcatSiamese`` puts the second image below the first and runs one extractor on the stack. An
+    extractor that ends in global average pooling, like ``SmallCNN``, then mixes both digits into one
+    vector and cannot tell which stroke came from which image. This wrapper splits the stack again,
+    embeds each half with the wrapped extractor and returns ``[|a - b|, a * b]``, batch-normalised:
+    the book's embeddings lie close together (distances of about 0.01), and the head learns far faster
+    on features of unit scale, from which the head
+    learns its own notion of "same".
+    """
+
+    def __init__(self, extractor: IExtractor):
+        """
+        Args:
+            extractor: Extractor for one image; it is trained further with the pairwise model.
+        """
+        super().__init__()
+        self.extractor = extractor
+        self.norm = torch.nn.BatchNorm1d(2 * extractor.feat_dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.ndim != 4 or x.shape[2] % 2:
+            raise ValueError(f"Expected two images stacked along the height [batch, c, 2h, w], got {tuple(x.shape)}.")
+        half = x.shape[2] // 2
+        a, b = self.extractor(x[:, :, :half]), self.extractor(x[:, :, half:])
+        return self.norm(torch.cat([(a - b).abs(), a * b], dim=1))
+
+    @property
+    def feat_dim(self) -> int:
+        return 2 * self.extractor.feat_dim
+
+
+def make_siamese(extractor: IExtractor, hidden: Sequence[int] = (32,), compare_halves: bool = True) -> ConcatSiamese:
+    """OML's ``ConcatSiamese`` on a copy of a trained extractor (the extractor itself stays as it is).
+
+    ``ConcatSiamese`` stacks the two images into one (one above the other), runs its extractor on it
+    and maps the features to one logit with an MLP: high means "different".
+
+    Args:
+        extractor: The trained extractor to start from.
+        hidden: Hidden layer sizes of the MLP head.
+        compare_halves: Wrap the copy in ``HalvesExtractor`` (see there why); ``False`` runs it on the stack.
+
+    Returns:
+        The pairwise model, on the extractor's device.
+    """
+    inner = copy.deepcopy(extractor)
+    return ConcatSiamese(extractor=HalvesExtractor(inner) if compare_halves else inner, mlp_hidden_dims=list(hidden))
+
+
+def train_siamese(
+    model: ConcatSiamese,
+    dataset: ImageLabeledDataset,
+    epochs: int = 40,
+    lr: float = 1e-3,
+    n_labels: int = 5,
+    n_instances: int = 6,
+    hard_mining: bool = True,
+) -> pd.DataFrame:
+    """Train a pairwise model on pairs mined from precomputed embeddings, with ``BCEWithLogitsLoss``.
+
+    Each batch is ``n_labels x n_instances`` images; ``PairsMiner`` turns it into positive pairs (same
+    label, target 0) and negative pairs (target 1), the hardest ones by the embeddings when
+    ``hard_mining``. This is the loop of OML's ``PairwiseModule`` without Lightning.
+
+    Args:
+        model: The pairwise model, trained in place on the device it is on.
+        dataset: A labelled dataset with ``extra_data["embeddings"]`` (``dataset_with_embeddings``).
+        epochs: Passes of ``BalanceSampler`` over the labels.
+        lr: Learning rate of Adam, taken towards zero by a cosine schedule.
+        n_labels: Labels per batch.
+        n_instances: Images per label in a batch.
+        hard_mining: Mine the hardest pairs; ``False`` uses all of them.
+
+    Returns:
+        One row per step: ``step``, ``loss``, ``n_pairs``, ``accuracy`` (pairs judged right at probability 0.5).
+    """
+    if epochs < 1:
+        raise ValueError(f"epochs must be at least 1, got {epochs}.")
+    if EMBEDDINGS_KEY not in getattr(dataset, "extra_data", {}):
+        raise ValueError(
+            f"The dataset's batches carry no '{EMBEDDINGS_KEY}', which PairsMiner needs to pick pairs; "
+            "build it with dataset_with_embeddings(extractor, df, dataset_root)."
+        )
+    device = next(model.parameters()).device
+    sampler = BalanceSampler(dataset.get_labels(), n_labels=n_labels, n_instances=n_instances)
+    loader = DataLoader(dataset, batch_sampler=sampler)
+    miner = PairsMiner(hard_mining=hard_mining)
+    criterion = torch.nn.BCEWithLogitsLoss()
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs * len(loader))
+
+    logs = []
+    model.train()
+    for _ in range(epochs):
+        for batch in loader:
+            ids1, ids2, is_negative = miner.sample(features=batch[EMBEDDINGS_KEY], labels=batch["labels"].tolist())
+            images = batch["input_tensors"].to(device)
+            logits = model(x1=images[ids1], x2=images[ids2])
+            target = is_negative.float().to(device)
+            loss = criterion(logits, target)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            scheduler.step()
+            accuracy = ((logits > 0).float() == target).float().mean().item()
+            logs.append({"step": len(logs), "loss": loss.item(), "n_pairs": len(ids1), "accuracy": accuracy})
+    model.eval()
+    return pd.DataFrame(logs)
+
+
+def rerank(
+    model: ConcatSiamese, rr: RetrievalResults, dataset: ImageQueryGalleryLabeledDataset, top_n: int, batch_size: int = 128
+) -> Tuple[RetrievalResults, float]:
+    """Re-rank the ``top_n`` first results of every query with OML's ``PairwiseReranker``, and time it.
+
+    Args:
+        model: The trained pairwise model.
+        rr: Retrieval results of ``dataset`` by the extractor.
+        dataset: The query/gallery dataset (its images are read again for every pair).
+        top_n: Results re-ranked per query, from 2 to ``rr.n_retrieved_items``; the rest keep their place.
+        batch_size: Pairs per forward pass.
+
+    Returns:
+        ``(new_retrieval_results, seconds)``.
+    """
+    if not 2 <= top_n <= rr.n_retrieved_items:
+        raise ValueError(f"top_n must be between 2 and the {rr.n_retrieved_items} retrieved items, got {top_n}.")
+    reranker = PairwiseReranker(top_n=top_n, pairwise_model=model.eval(), num_workers=0, batch_size=batch_size)
+    start = time.perf_counter()
+    rr_new = reranker.process(rr, dataset)
+    return rr_new, time.perf_counter() - start
+
+
+def metrics_dict(rr: RetrievalResults, top_k: Sequence[int] = (1, 5)) -> Dict[str, float]:
+    """CMC, precision and mAP at ``top_k`` as a flat dict, e.g. ``{"cmc@1": ...}``.
+
+    Args:
+        rr: Retrieval results with ``gt_ids``.
+        top_k: Values of k.
+
+    Returns:
+        The metrics averaged over the queries.
+    """
+    k = tuple(top_k)
+    metrics = calc_retrieval_metrics_rr(rr, cmc_top_k=k, precision_top_k=k, map_top_k=k, verbose=False)
+    return {f"{name}@{kk}": float(value) for name, per_k in metrics.items() for kk, value in per_k.items()}
+
+
+def changed_top1(before: RetrievalResults, after: RetrievalResults) -> pd.DataFrame:
+    """Queries whose first result changed, and whether it was right before and after.
+
+    Args:
+        before: Retrieval results before re-ranking (with ``gt_ids``).
+        after: The same queries after re-ranking.
+
+    Returns:
+        One row per changed query: ``query_id``, ``top1_before``, ``top1_after``, ``correct_before``, ``correct_after``.
+    """
+    if len(before.retrieved_ids) != len(after.retrieved_ids):
+        raise ValueError(
+            f"before has {len(before.retrieved_ids)} queries and after {len(after.retrieved_ids)}: compare the same queries."
+        )
+    if before.gt_ids is None:
+        raise ValueError("before has no gt_ids: build it from a labelled dataset to know which results are right.")
+    rows = []
+    for q, (b, a, gt) in enumerate(zip(before.retrieved_ids, after.retrieved_ids, before.gt_ids)):
+        if len(b) and len(a) and int(b[0]) != int(a[0]):
+            rows.append(
+                {
+                    "query_id": q,
+                    "top1_before": int(b[0]),
+                    "top1_after": int(a[0]),
+                    "correct_before": bool(torch.isin(b[:1], gt).item()),
+                    "correct_after": bool(torch.isin(a[:1], gt).item()),
+                }
+            )
+    columns = ["query_id", "top1_before", "top1_after", "correct_before", "correct_after"]
+    return pd.DataFrame(rows, columns=columns)

@@ -1,0 +1,136 @@
+"""Tests for oml_helpers.reranking: the pairwise model, its training on mined pairs, re-ranking and comparisons."""
+
+import pytest
+import torch
+
+from oml.datasets import ImageLabeledDataset, ImageQueryGalleryLabeledDataset
+from oml.inference import inference
+from oml.retrieval import RetrievalResults
+
+from oml_helpers import (
+    HalvesExtractor,
+    SmallCNN,
+    changed_top1,
+    dataset_with_embeddings,
+    digit_transforms,
+    make_siamese,
+    metrics_dict,
+    query_gallery_split,
+    rerank,
+    seed_everything,
+    split_dataframe,
+    train_siamese,
+)
+
+
+@pytest.fixture(scope="module")
+def small(_digits_df_session):
+    """8 images of every digit: a small training part (0-4) and a small validation part (5-9)."""
+    return _digits_df_session.groupby("label", sort=True).head(8).reset_index(drop=True)
+
+
+@pytest.fixture(scope="module")
+def trained_pair(digits_root, small, short_training):
+    """A pairwise model trained for 3 short steps on the small training set, and its extractor."""
+    extractor = short_training[0]
+    df_train, _ = split_dataframe(small)
+    dataset = dataset_with_embeddings(extractor, df_train, digits_root)
+    seed_everything(0)
+    siamese = make_siamese(extractor, hidden=(8,))
+    logs = train_siamese(siamese, dataset, epochs=3, n_instances=4)
+    return extractor, siamese, logs
+
+
+@pytest.fixture(scope="module")
+def val_rr(digits_root, small, short_training):
+    _, df_val = split_dataframe(small)
+    df_qg = query_gallery_split(df_val, n_queries_per_label=2)
+    val = ImageQueryGalleryLabeledDataset(df_qg, dataset_root=digits_root, transform=digit_transforms(False))
+    rr = RetrievalResults.from_embeddings(inference(short_training[0], val, batch_size=64), val, n_items=6)
+    return val, rr
+
+
+def test_dataset_with_embeddings_adds_the_key(digits_root, small_df, short_training):
+    df_train, _ = split_dataframe(small_df)
+    dataset = dataset_with_embeddings(short_training[0], df_train, digits_root, augment=False)
+    item = dataset[3]
+    assert {"input_tensors", "labels", "embeddings"} <= set(item)
+    assert item["embeddings"].shape == (short_training[0].feat_dim,)
+
+
+def test_halves_extractor_shapes_and_bad_input():
+    seed_everything(0)
+    halves = HalvesExtractor(SmallCNN(feat_dim=16)).eval()
+    assert halves.feat_dim == 32
+    assert halves(torch.randn(2, 3, 128, 64)).shape == (2, 32)
+    with pytest.raises(ValueError, match="stacked"):
+        halves(torch.randn(2, 3, 63, 64))
+
+
+def test_make_siamese_leaves_the_extractor_alone(short_training):
+    extractor = short_training[0]
+    siamese = make_siamese(extractor)
+    assert siamese.extractor.extractor is not extractor
+    plain = make_siamese(extractor, compare_halves=False)
+    assert isinstance(plain.extractor, SmallCNN)
+
+
+def test_train_siamese_logs_and_changes_weights(trained_pair, short_training):
+    extractor, siamese, logs = trained_pair
+    assert list(logs.columns) == ["step", "loss", "n_pairs", "accuracy"]
+    assert len(logs) == 3 and logs["loss"].notna().all() and (logs["n_pairs"] > 0).all()
+    before = dict(extractor.named_parameters())["head.weight"]
+    after = dict(siamese.extractor.extractor.named_parameters())["head.weight"]
+    assert not torch.equal(before, after)
+    assert not siamese.training  # left in eval mode
+
+
+def test_train_siamese_needs_embeddings(digits_root, small_df, short_training):
+    df_train, _ = split_dataframe(small_df)
+    plain = ImageLabeledDataset(df_train, dataset_root=digits_root, transform=digit_transforms(False))
+    with pytest.raises(ValueError, match="dataset_with_embeddings"):
+        train_siamese(make_siamese(short_training[0]), plain, epochs=1)
+    with pytest.raises(ValueError, match="epochs"):
+        train_siamese(make_siamese(short_training[0]), plain, epochs=0)
+
+
+def test_rerank_reorders_only_the_top_n(trained_pair, val_rr):
+    _, siamese, _ = trained_pair
+    val, rr = val_rr
+    rr_new, seconds = rerank(siamese, rr, val, top_n=3, batch_size=16)
+    assert seconds > 0
+    for old, new in zip(rr.retrieved_ids, rr_new.retrieved_ids):
+        assert sorted(old[:3].tolist()) == sorted(new[:3].tolist())
+        assert torch.equal(old[3:], new[3:])
+
+
+@pytest.mark.parametrize("top_n", [1, 7])
+def test_rerank_rejects_bad_top_n(trained_pair, val_rr, top_n):
+    val, rr = val_rr
+    with pytest.raises(ValueError, match="top_n"):
+        rerank(trained_pair[1], rr, val, top_n=top_n)
+
+
+def test_metrics_dict_and_changed_top1(val_rr):
+    _, rr = val_rr
+    metrics = metrics_dict(rr, top_k=(1, 3))
+    assert set(metrics) == {"cmc@1", "cmc@3", "precision@1", "precision@3", "map@1", "map@3"}
+    assert changed_top1(rr, rr).empty
+    swapped = RetrievalResults(
+        distances=rr.distances,
+        retrieved_ids=[torch.cat([r[1:2], r[:1], r[2:]]) for r in rr.retrieved_ids],
+        gt_ids=rr.gt_ids,
+    )
+    changed = changed_top1(rr, swapped)
+    assert len(changed) == len(rr.retrieved_ids)
+    assert (changed["top1_after"] == [int(r[1]) for r in rr.retrieved_ids]).all()
+
+
+def test_changed_top1_bad_input(val_rr):
+    _, rr = val_rr
+    fewer = RetrievalResults(distances=rr.distances[:2], retrieved_ids=rr.retrieved_ids[:2], gt_ids=rr.gt_ids[:2])
+    with pytest.raises(ValueError, match="same queries"):
+        changed_top1(rr, fewer)
+    unlabeled = RetrievalResults(distances=rr.distances, retrieved_ids=rr.retrieved_ids)
+    with pytest.raises(ValueError, match="gt_ids"):
+        changed_top1(unlabeled, rr)
