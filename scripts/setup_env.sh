@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Creates the virtual environment (default .venv, or $OML_BOOK_VENV) if missing and installs the
-# pinned packages and oml_helpers into it. Skips pip when requirements.txt and pyproject.toml are
-# unchanged since the last successful install. The other scripts call this first.
+# pinned packages (requirements.txt, under the exact versions of constraints.txt) and oml_helpers into
+# it. Skips pip when those files and pyproject.toml are unchanged since the last successful install.
+# The other scripts call this first.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -13,11 +14,11 @@ if [ ! -x "$venv/bin/python" ]; then
 fi
 
 stamp="$venv/.installed-requirements"
-want=$(cat requirements.txt pyproject.toml | sha256sum | cut -d' ' -f1)
+want=$(cat requirements.txt constraints.txt pyproject.toml | sha256sum | cut -d' ' -f1)
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
     echo "Installing the pinned packages into $venv (the first time: about 5 GB, a few minutes)"
     log="$venv/pip-install.log"
-    if ! "$venv/bin/pip" install --disable-pip-version-check -r requirements.txt -e . >"$log" 2>&1; then
+    if ! "$venv/bin/pip" install --disable-pip-version-check -r requirements.txt -c constraints.txt -e . >"$log" 2>&1; then
         grep -v "^WARNING: Location" "$log" | tail -40
         echo "pip install failed; the whole log is in $log" >&2
         exit 1

@@ -17,7 +17,8 @@ import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 BADGE_ID, SETUP_ID = "colab-badge", "colab-setup"
-BADGE_IMAGE = "https://colab.research.google.com/assets/colab-badge.svg"
+# A local copy, so that the rendered book loads nothing from other hosts (notebooks/ -> _static/).
+BADGE_IMAGE = "../_static/colab-badge.svg"
 
 SETUP_TEMPLATE = '''\
 # Colab set-up: inside Google Colab this fetches the book and installs OML 4.0 with its
