@@ -11,4 +11,4 @@ export NO_ALBUMENTATIONS_UPDATE=1 PYTHONHASHSEED=0
 exec "$venv/bin/python" -m pytest tests notebooks \
     --nbval --nbval-current-env --nbval-cell-timeout=300 \
     --nbval-sanitize-with tests/nbval_sanitize.cfg \
-    -p no:cacheprovider "$@"
+    --durations=12 -p no:cacheprovider "$@"
