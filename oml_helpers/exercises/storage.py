@@ -121,7 +121,10 @@ def check_cosine_top_k(fn: Callable[[np.ndarray, np.ndarray, np.ndarray, int], T
             for query in queries:
                 for k in (1, 5):
                     truth = store.search(query, k=k, metric="cosine")
-                    found_ids, found = (np.asarray(x).ravel() for x in fn(ids.copy(), vectors.copy(), query.copy(), k))
+                    answer = fn(ids.copy(), vectors.copy(), query.copy(), k)
+                    if not isinstance(answer, (tuple, list)) or len(answer) != 2:
+                        return _verdict(["return a pair: (ids of the k nearest, their cosine distances)."], "")
+                    found_ids, found = (np.asarray(x).ravel() for x in answer)
                     found = found.astype(np.float64)
                     similarity = vectors @ query / (np.linalg.norm(vectors, axis=1) * np.linalg.norm(query))
                     if len(found_ids) != k or len(found) != k:
