@@ -19,6 +19,7 @@ from oml_helpers.exercises.basics import (
     check_triplet_loss,
     check_worst_digit,
 )
+from oml_helpers.exercises.storage import check_cosine_top_k, check_counts_per_label, check_storage_bytes
 
 __all__ = [
     "EXERCISE_HITS",
@@ -27,10 +28,13 @@ __all__ = [
     "WRONG",
     "Verdict",
     "check_average_precision",
+    "check_cosine_top_k",
+    "check_counts_per_label",
     "check_even_odd_split",
     "check_hardest_negatives",
     "check_metrics_by_hand",
     "check_separate_queries",
+    "check_storage_bytes",
     "check_triplet_count",
     "check_triplet_loss",
     "check_worst_digit",
