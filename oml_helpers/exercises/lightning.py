@@ -195,7 +195,7 @@ def check_lightning_loader(fn: Callable[[PathLike], nn.Module], ckpt_path: PathL
             _call(fn, trap)
             if len(LOADS_THAT_RAN_CODE) > before:
                 problems.append("loading a file with code in it ran that code: use torch.load(..., weights_only=True).")
-    return _verdict(problems, "same embeddings as the trained model, and a file with code in it is refused.")
+    return _verdict(problems, "the same embeddings as the weights in the file, and a file with code in it is refused.")
 
 
 DIAGNOSES = ("ok", "unreadable", "not weights", "other architecture")
