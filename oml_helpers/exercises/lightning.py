@@ -80,7 +80,7 @@ def check_best_epoch(answer: int, log_dir: PathLike, metric: str = "OVERALL/map/
     elif answer == int(per_epoch.idxmin()):
         problems.append(f"epoch {answer} has the lowest {metric}; for this metric higher is better.")
     elif answer - 1 in winners:
-        problems.append(f"off by one: Lightning counts epochs from 0, as in the 'epoch' column.")
+        problems.append("off by one: Lightning counts epochs from 0, as in the 'epoch' column.")
     elif answer in per_epoch.index:
         problems.append(f"epoch {answer} has {metric} = {per_epoch[answer]:.3f}, below the best ({best:.3f}).")
     else:
