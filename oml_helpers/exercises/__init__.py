@@ -20,21 +20,37 @@ from oml_helpers.exercises.basics import (
     check_worst_digit,
 )
 from oml_helpers.exercises.storage import check_cosine_top_k, check_counts_per_label, check_storage_bytes
+from oml_helpers.exercises.lightning import (
+    DIAGNOSES,
+    check_best_epoch,
+    check_best_from_state,
+    check_diagnose,
+    check_lightning_loader,
+    check_steps_per_epoch,
+    check_tensorboard_per_epoch,
+)
 
 __all__ = [
+    "DIAGNOSES",
     "EXERCISE_HITS",
     "EXERCISE_N_GT",
     "RIGHT",
-    "WRONG",
     "Verdict",
+    "WRONG",
     "check_average_precision",
+    "check_best_epoch",
+    "check_best_from_state",
     "check_cosine_top_k",
     "check_counts_per_label",
+    "check_diagnose",
     "check_even_odd_split",
     "check_hardest_negatives",
+    "check_lightning_loader",
     "check_metrics_by_hand",
     "check_separate_queries",
+    "check_steps_per_epoch",
     "check_storage_bytes",
+    "check_tensorboard_per_epoch",
     "check_triplet_count",
     "check_triplet_loss",
     "check_worst_digit",

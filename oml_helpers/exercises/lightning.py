@@ -1,0 +1,248 @@
+"""Checkers for the exercises of chapters 03 (Lightning and logging) and 04 (checkpointing)."""
+
+import copy
+import tempfile
+from pathlib import Path
+from typing import Any, Callable, List, Sequence, Union
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+
+from oml.samplers import BalanceSampler
+
+from oml_helpers.checkpoints import load_extractor, read_checkpoint, save_extractor
+from oml_helpers.exercises.verdict import Verdict
+from oml_helpers.exercises.verdict import verdict as _verdict
+from oml_helpers.models import SmallCNN
+
+PathLike = Union[str, Path]
+
+
+def _is_whole(value: Any) -> bool:
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+
+
+# Chapter 03 ---------------------------------------------------------------------------------------
+
+
+def check_steps_per_epoch(
+    steps: int, n_labels_for_k: int, labels: Sequence[int], n_labels: int = 3, n_instances: int = 16, k: int = 5
+) -> Verdict:
+    """Exercise 03.1: batches per epoch of ``BalanceSampler(labels, n_labels, n_instances)``, and an ``n_labels`` giving ``k``."""
+    labels = [int(label) for label in labels]
+    truth = len(BalanceSampler(labels, n_labels=n_labels, n_instances=n_instances))
+    n_distinct = len(set(labels))
+    problems = []
+    if not _is_whole(steps) or not _is_whole(n_labels_for_k):
+        problems.append("give whole numbers (int) for both answers.")
+    elif steps != truth:
+        if steps == -(-n_distinct // n_labels):
+            hint = "you rounded up: the sampler drops the last, incomplete group of labels (integer division)."
+        elif steps in (len(labels) // (n_labels * n_instances), round(len(labels) / (n_labels * n_instances))):
+            hint = "that counts images / batch size, but a BalanceSampler epoch is one pass over the labels."
+        else:
+            hint = "an epoch is number_of_labels // n_labels batches."
+        problems.append(f"{steps} steps is not it; {hint}")
+    elif not 2 <= n_labels_for_k <= n_distinct:
+        problems.append(f"n_labels must be between 2 and the {n_distinct} labels, got {n_labels_for_k}.")
+    else:
+        got = len(BalanceSampler(labels, n_labels=n_labels_for_k, n_instances=n_instances))
+        if got != k:
+            problems.append(f"with n_labels={n_labels_for_k} an epoch has {got} steps, not {k}.")
+    return _verdict(problems, f"{truth} steps ({n_distinct} labels // {n_labels}); n_labels={n_labels_for_k} gives {k}.")
+
+
+def _csv_per_epoch(log_dir: PathLike, metric: str) -> pd.Series:
+    raw = pd.read_csv(Path(log_dir) / "metrics.csv")
+    if metric not in raw.columns:
+        raise ValueError(f"{metric!r} is not logged in {log_dir}; columns: {sorted(raw.columns)}.")
+    return raw.dropna(subset=[metric]).groupby("epoch")[metric].last()
+
+
+def check_best_epoch(answer: int, log_dir: PathLike, metric: str = "OVERALL/map/5") -> Verdict:
+    """Exercise 03.2: the epoch (as Lightning counts them, from 0) with the highest ``metric`` in a CSVLogger's log."""
+    per_epoch = _csv_per_epoch(log_dir, metric)
+    best = per_epoch.max()
+    winners = [int(e) for e in per_epoch.index[per_epoch == best]]
+    raw = pd.read_csv(Path(log_dir) / "metrics.csv")
+    steps = set(raw.dropna(subset=[metric])["step"].astype(int))
+    problems = []
+    if not _is_whole(answer):
+        problems.append(f"give the epoch as a whole number, not {type(answer).__name__}.")
+    elif answer in winners:
+        pass
+    elif answer == int(per_epoch.index.max()):
+        problems.append(f"{answer} is the last epoch ({metric} = {per_epoch[answer]:.3f}), not the best ({best:.3f}).")
+    elif answer not in per_epoch.index and answer in steps:
+        problems.append(f"{answer} is a training step, not an epoch: read the 'epoch' column of the rows with {metric}.")
+    elif answer == int(per_epoch.idxmin()):
+        problems.append(f"epoch {answer} has the lowest {metric}; for this metric higher is better.")
+    elif answer - 1 in winners:
+        problems.append("off by one: Lightning counts epochs from 0, as in the 'epoch' column.")
+    elif answer in per_epoch.index:
+        problems.append(f"epoch {answer} has {metric} = {per_epoch[answer]:.3f}, below the best ({best:.3f}).")
+    else:
+        problems.append(f"there is no epoch {answer} in the log; it has epochs 0-{int(per_epoch.index.max())}.")
+    return _verdict(problems, f"epoch {winners[0]}, with {metric} = {best:.3f}.")
+
+
+def check_tensorboard_per_epoch(fn: Callable[[PathLike], pd.DataFrame], tb_log_dir: PathLike, csv_log_dir: PathLike) -> Verdict:
+    """Exercise 03.3: ``fn(tb_log_dir)`` gives the validation metrics per epoch, as the CSV log has them."""
+    raw = pd.read_csv(Path(csv_log_dir) / "metrics.csv")
+    names = [c for c in raw.columns if c.startswith("OVERALL/")]
+    truth = pd.DataFrame({name: _csv_per_epoch(csv_log_dir, name) for name in names})
+    steps = raw.dropna(subset=[names[0]])["step"].astype(int).tolist()
+    table = fn(tb_log_dir)
+    problems = []
+    if not isinstance(table, pd.DataFrame):
+        problems.append(f"return a pandas DataFrame, not {type(table).__name__}.")
+    elif [c for c in names if c not in table.columns]:
+        problems.append(f"columns {[c for c in names if c not in table.columns]} are missing; keep the tags starting with 'OVERALL/'.")
+    elif list(table.index) == steps:
+        problems.append("the index is still the training step; use the 'epoch' scalar logged at the same steps.")
+    elif len(table) != len(truth):
+        problems.append(f"{len(table)} rows for {len(truth)} epochs; drop the steps where no validation metric was logged.")
+    elif [int(i) for i in table.index] != [int(i) for i in truth.index]:
+        problems.append(f"the index should be the epochs {list(truth.index)[:3]}..., got {list(table.index)[:3]}...")
+    else:
+        diff = (table[names].astype(float).values - truth.values)
+        if not np.allclose(diff, 0, atol=1e-5):
+            problems.append("the values differ from metrics.csv; did the rows get shifted or sorted by value?")
+    return _verdict(problems, f"{len(truth)} epochs x {len(names)} metrics, the same as metrics.csv.")
+
+
+# Chapter 04 ---------------------------------------------------------------------------------------
+
+LOADS_THAT_RAN_CODE: List[str] = []
+
+
+def _ran_on_load() -> None:
+    """Called by unpickling a trap file: only ``weights_only=False`` does that."""
+    LOADS_THAT_RAN_CODE.append("ran")
+
+
+class _Trap:
+    def __reduce__(self):
+        return (_ran_on_load, ())
+
+
+def _checkpoint_state(ckpt: dict) -> dict:
+    states = [s for k, s in ckpt.get("callbacks", {}).items() if k.startswith("ModelCheckpoint")]
+    if not states:
+        raise ValueError("the file has no ModelCheckpoint state: pass a checkpoint written with ModelCheckpoint.")
+    return states[0]
+
+
+def check_best_from_state(path: PathLike, score: float, last_ckpt: PathLike) -> Verdict:
+    """Exercise 04.1: the best checkpoint's path and score, read from the ModelCheckpoint state in ``last_ckpt``."""
+    state = _checkpoint_state(read_checkpoint(last_ckpt))
+    best_path, best_score = Path(state["best_model_path"]), float(state["best_model_score"])
+    problems = []
+    if Path(path).resolve() != best_path.resolve():
+        if Path(path).resolve() == Path(state.get("last_model_path") or last_ckpt).resolve():
+            problems.append("that is last.ckpt, the latest state for resuming; the best is in 'best_model_path'.")
+        else:
+            problems.append(f"{path} is not the best checkpoint; read 'best_model_path' of the ModelCheckpoint state.")
+    elif not np.isclose(float(score), best_score, atol=1e-6):
+        current = state.get("current_score")
+        if current is not None and np.isclose(float(score), float(current), atol=1e-6):
+            problems.append("that is 'current_score', the last validation's score; the best is 'best_model_score'.")
+        else:
+            problems.append(f"score {float(score):.4f} is not the best one; read 'best_model_score'.")
+    return _verdict(problems, f"{best_path.name} with {state['monitor']} = {best_score:.3f}.")
+
+
+def _call(fn: Callable, *args: Any) -> Any:
+    try:
+        return fn(*args)
+    except Exception as e:  # the student's code failing is an answer to diagnose, not a crash
+        return e
+
+
+def check_lightning_loader(fn: Callable[[PathLike], nn.Module], ckpt_path: PathLike) -> Verdict:
+    """Exercise 04.2: ``fn(path)`` loads the extractor of a Lightning checkpoint by hand, safely, ready for inference."""
+    problems: List[str] = []
+    model = _call(fn, ckpt_path)
+    if isinstance(model, Exception):
+        text = str(model)
+        if "model." in text and ("Missing key" in text or "Unexpected key" in text):
+            problems.append("the checkpoint's keys start with 'model.' (ExtractorModule keeps the extractor as "
+                            "self.model): strip that prefix before load_state_dict.")
+        else:
+            problems.append(f"your function raised {type(model).__name__}: {text.splitlines()[0][:200]}")
+    elif not isinstance(model, nn.Module):
+        problems.append(f"return the model (a torch.nn.Module), not {type(model).__name__}.")
+    else:
+        reference = copy.deepcopy(model)
+        load_extractor(ckpt_path, reference)
+        if not all(torch.equal(v, reference.state_dict()[k]) for k, v in model.state_dict().items()):
+            problems.append("the weights are not the checkpoint's: with strict=False, keys that still carry the "
+                            "'model.' prefix are skipped silently.")
+        elif model.training:
+            problems.append("the model is in training mode: call .eval(), or batch norm uses each batch's statistics.")
+        else:
+            images = torch.randn(8, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+            with torch.no_grad():
+                if not torch.equal(model(images), reference.eval()(images)):
+                    problems.append("the embeddings differ from the checkpoint's model.")
+    if not problems:
+        with tempfile.TemporaryDirectory() as folder:
+            trap = Path(folder) / "untrusted.ckpt"
+            torch.save({**read_checkpoint(ckpt_path), "surprise": _Trap()}, trap)
+            before = len(LOADS_THAT_RAN_CODE)
+            _call(fn, trap)
+            if len(LOADS_THAT_RAN_CODE) > before:
+                problems.append("loading a file with code in it ran that code: use torch.load(..., weights_only=True).")
+    return _verdict(problems, "the same embeddings as the weights in the file, and a file with code in it is refused.")
+
+
+DIAGNOSES = ("ok", "unreadable", "not weights", "other architecture")
+
+
+def check_diagnose(fn: Callable[[PathLike, nn.Module], str]) -> Verdict:
+    """Exercise 04.3: ``fn(path, model)`` names what is wrong with a file (one of ``DIAGNOSES``), leaving ``model`` as it is."""
+    torch.manual_seed(0)
+    model, other = SmallCNN(), SmallCNN()
+    problems: List[str] = []
+    with tempfile.TemporaryDirectory() as folder:
+        folder = Path(folder)
+        good = save_extractor(other, folder / "good.pt")
+        data = good.read_bytes()
+        files = {
+            "good.pt": ("ok", "the weights of a SmallCNN"),
+            "truncated.pt": ("unreadable", "a file cut in half"),
+            "garbage.pt": ("unreadable", "bytes that are not a torch file"),
+            "missing.pt": ("unreadable", "a file that does not exist"),
+            "untrusted.pt": ("unreadable", "a file with code in it"),
+            "settings.pt": ("not weights", "a readable torch file with settings, no weights"),
+            "feat32.pt": ("other architecture", "weights of a SmallCNN(feat_dim=32)"),
+        }
+        (folder / "truncated.pt").write_bytes(data[: len(data) // 2])
+        (folder / "garbage.pt").write_bytes(b"not a checkpoint" * 10)
+        torch.save({"state_dict": {}, "surprise": _Trap()}, folder / "untrusted.pt")
+        torch.save({"lr": 0.003, "epochs": 8}, folder / "settings.pt")
+        save_extractor(SmallCNN(feat_dim=32), folder / "feat32.pt")
+        before_weights = {k: v.clone() for k, v in model.state_dict().items()}
+        before_runs = len(LOADS_THAT_RAN_CODE)
+        for name, (truth, what) in files.items():
+            answer = _call(fn, folder / name, model)
+            if len(LOADS_THAT_RAN_CODE) > before_runs:
+                problems.append(f"{name} ({what}) ran its code while you loaded it: never load with weights_only=False.")
+            elif isinstance(answer, Exception):
+                problems.append(f"for {name} ({what}) your function raised {type(answer).__name__}: {str(answer)[:150]}")
+            elif answer not in DIAGNOSES:
+                problems.append(f"for {name} you returned {answer!r}; return one of {DIAGNOSES}.")
+            elif answer != truth:
+                problems.append(f"{name} is {what}: {truth!r}, not {answer!r}. " + {
+                    "unreadable": "h.read_checkpoint refuses it.",
+                    "not weights": "h.read_checkpoint reads it, h.extractor_state_dict finds no weights in it.",
+                    "other architecture": "it reads, and holds weights, but load_extractor finds they do not fit.",
+                    "ok": "it loads into the model.",
+                }[truth])
+            if problems:
+                break
+        if not problems and not all(torch.equal(v, before_weights[k]) for k, v in model.state_dict().items()):
+            problems.append("diagnosing changed the model's weights: try the load on a copy (copy.deepcopy(model)).")
+    return _verdict(problems, f"all {len(files)} files diagnosed, the model untouched.")

@@ -1,0 +1,179 @@
+"""The checkers of chapters 03 and 04 accept the right answers and turn down typical wrong ones with a reason.
+
+The logs and checkpoints are written by hand in the formats Lightning uses, so no training runs here.
+"""
+
+import copy
+
+import pandas as pd
+import pytest
+import torch
+
+import oml_helpers as h
+from oml_helpers import exercises as ex
+
+
+def _says(result: ex.Verdict, verdict: str, *fragments: str) -> None:
+    out = repr(result)
+    assert bool(result) == (verdict == ex.RIGHT), out
+    assert out.startswith(verdict), out
+    for fragment in fragments:
+        assert fragment in out, out
+
+
+# Chapter 03 ---------------------------------------------------------------------------------------
+
+LABELS = [label for label in range(10) for _ in range(30)]
+
+
+def test_steps_per_epoch():
+    _says(ex.check_steps_per_epoch(3, 2, LABELS, n_labels=3, n_instances=16, k=5), ex.RIGHT, "3 steps")
+    _says(ex.check_steps_per_epoch(4, 2, LABELS), ex.WRONG, "rounded up")
+    _says(ex.check_steps_per_epoch(len(LABELS) // 48, 2, LABELS), ex.WRONG, "pass over the labels")
+    _says(ex.check_steps_per_epoch(3, 3, LABELS), ex.WRONG, "3 steps, not 5")
+    _says(ex.check_steps_per_epoch(3, 1, LABELS), ex.WRONG, "between 2 and the 10 labels")
+    _says(ex.check_steps_per_epoch(3.0, 2, LABELS), ex.WRONG, "whole numbers")
+
+
+MAP5 = [0.60, 0.70, 0.80, 0.75]  # best at epoch 2, last epoch 3, 2 steps per epoch
+
+
+@pytest.fixture
+def logs(tmp_path):
+    """A CSVLogger-like metrics.csv and TensorBoard events of the same 4 epochs of 2 steps."""
+    from torch.utils.tensorboard import SummaryWriter
+
+    rows, writer = [], SummaryWriter(log_dir=str(tmp_path / "tb"))
+    for epoch, value in enumerate(MAP5):
+        for step in (2 * epoch, 2 * epoch + 1):
+            rows.append({"epoch": epoch, "step": step, "loss_step": 1 - value})
+            writer.add_scalar("loss_step", 1 - value, step)
+            writer.add_scalar("epoch", epoch, step)
+        rows.append({"epoch": epoch, "step": 2 * epoch + 1, "OVERALL/map/5": value, "OVERALL/cmc/1": value + 0.1})
+        writer.add_scalar("OVERALL/map/5", value, 2 * epoch + 1)
+        writer.add_scalar("OVERALL/cmc/1", value + 0.1, 2 * epoch + 1)
+    writer.close()
+    (tmp_path / "csv").mkdir()
+    pd.DataFrame(rows).to_csv(tmp_path / "csv" / "metrics.csv", index=False)
+    return tmp_path / "tb", tmp_path / "csv"
+
+
+def test_best_epoch(logs):
+    _, csv = logs
+    _says(ex.check_best_epoch(2, csv), ex.RIGHT, "epoch 2", "0.800")
+    _says(ex.check_best_epoch(3, csv), ex.WRONG, "last epoch")
+    _says(ex.check_best_epoch(5, csv), ex.WRONG, "training step")
+    _says(ex.check_best_epoch(0, csv), ex.WRONG, "lowest")
+    _says(ex.check_best_epoch(2.0, csv), ex.WRONG, "whole number")
+
+
+def _per_epoch(log_dir):
+    scalars = h.read_tensorboard_scalars(log_dir)
+    val = scalars.filter(like="OVERALL/").dropna(how="all")
+    val.index = scalars.loc[val.index, "epoch"].astype(int)
+    return val
+
+
+def test_tensorboard_per_epoch(logs):
+    tb, csv = logs
+    _says(ex.check_tensorboard_per_epoch(_per_epoch, tb, csv), ex.RIGHT, "4 epochs x 2 metrics")
+    by_step = lambda d: h.read_tensorboard_scalars(d).filter(like="OVERALL/").dropna(how="all")  # noqa: E731
+    _says(ex.check_tensorboard_per_epoch(by_step, tb, csv), ex.WRONG, "training step")
+    _says(ex.check_tensorboard_per_epoch(lambda d: _per_epoch(d)[["OVERALL/map/5"]], tb, csv), ex.WRONG, "missing")
+    shifted = lambda d: _per_epoch(d).shift(1).bfill()  # noqa: E731
+    _says(ex.check_tensorboard_per_epoch(shifted, tb, csv), ex.WRONG, "values differ")
+
+
+# Chapter 04 ---------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def lightning_ckpt(tmp_path):
+    """A checkpoint shaped like Lightning's: prefixed weights and a ModelCheckpoint state (best epoch 1, last 2)."""
+    torch.manual_seed(0)
+    model = h.SmallCNN()
+    folder = tmp_path / "checkpoints"
+    folder.mkdir()
+    state = {
+        "monitor": "OVERALL/map/5", "best_model_score": torch.tensor(0.9), "best_model_path": str(folder / "epoch01.ckpt"),
+        "current_score": torch.tensor(0.8), "last_model_path": str(folder / "last.ckpt"), "dirpath": str(folder),
+    }
+    ckpt = {
+        "pytorch-lightning_version": "2.1.2", "epoch": 2, "global_step": 6,
+        "state_dict": {f"model.{k}": v for k, v in model.state_dict().items()},
+        "callbacks": {"ModelCheckpoint{'monitor': 'OVERALL/map/5', 'mode': 'max'}": state},
+    }
+    torch.save(ckpt, folder / "last.ckpt")
+    return folder / "last.ckpt", model
+
+
+def test_best_from_state(lightning_ckpt):
+    last, _ = lightning_ckpt
+    best = last.parent / "epoch01.ckpt"
+    _says(ex.check_best_from_state(best, 0.9, last), ex.RIGHT, "epoch01.ckpt")
+    _says(ex.check_best_from_state(last, 0.9, last), ex.WRONG, "last.ckpt")
+    _says(ex.check_best_from_state(best, 0.8, last), ex.WRONG, "current_score")
+
+
+def _loader(strip=True, weights_only=True, strict=True, evaluate=True):
+    def load(path):
+        ckpt = torch.load(path, map_location="cpu", weights_only=weights_only)
+        state = {k.removeprefix("model.") if strip else k: v for k, v in ckpt["state_dict"].items()}
+        model = h.SmallCNN()
+        model.load_state_dict(state, strict=strict)
+        return model.eval() if evaluate else model
+
+    return load
+
+
+def test_lightning_loader(lightning_ckpt):
+    path, _ = lightning_ckpt
+    _says(ex.check_lightning_loader(_loader(), path), ex.RIGHT, "same embeddings")
+    _says(ex.check_lightning_loader(_loader(strip=False), path), ex.WRONG, "strip that prefix")
+    _says(ex.check_lightning_loader(_loader(strip=False, strict=False), path), ex.WRONG, "strict=False")
+    _says(ex.check_lightning_loader(_loader(evaluate=False), path), ex.WRONG, ".eval()")
+    _says(ex.check_lightning_loader(_loader(weights_only=False), path), ex.WRONG, "weights_only=True")
+
+
+def _diagnose(path, model):
+    try:
+        checkpoint = h.read_checkpoint(path)
+    except h.CheckpointError:
+        return "unreadable"
+    try:
+        h.extractor_state_dict(checkpoint)
+    except h.CheckpointError:
+        return "not weights"
+    try:
+        h.load_extractor(path, copy.deepcopy(model))
+    except h.CheckpointError:
+        return "other architecture"
+    return "ok"
+
+
+def test_diagnose():
+    _says(ex.check_diagnose(_diagnose), ex.RIGHT, "7 files")
+
+    def catch_all(path, model):
+        try:
+            h.load_extractor(path, copy.deepcopy(model))
+        except h.CheckpointError:
+            return "unreadable"
+        return "ok"
+
+    _says(ex.check_diagnose(catch_all), ex.WRONG, "settings.pt", "'not weights'")
+
+    def into_model(path, model):
+        answer = _diagnose(path, model)
+        if answer == "ok":
+            h.load_extractor(path, model)
+        return answer
+
+    _says(ex.check_diagnose(into_model), ex.WRONG, "changed the model")
+
+    def unsafe(path, model):
+        if path.exists():
+            torch.load(path, weights_only=False) if path.name == "untrusted.pt" else None
+        return _diagnose(path, model)
+
+    _says(ex.check_diagnose(unsafe), ex.WRONG, "untrusted.pt", "ran its code")
