@@ -19,6 +19,14 @@ from oml_helpers.exercises.basics import (
     check_triplet_loss,
     check_worst_digit,
 )
+from oml_helpers.exercises.retrieval import (
+    check_cost_estimate,
+    check_hard_pairs,
+    check_precision_threshold,
+    check_search,
+    check_threshold_by_hand,
+    check_top1_flips,
+)
 
 __all__ = [
     "EXERCISE_HITS",
@@ -27,10 +35,16 @@ __all__ = [
     "WRONG",
     "Verdict",
     "check_average_precision",
+    "check_cost_estimate",
     "check_even_odd_split",
+    "check_hard_pairs",
     "check_hardest_negatives",
     "check_metrics_by_hand",
+    "check_precision_threshold",
+    "check_search",
     "check_separate_queries",
+    "check_threshold_by_hand",
+    "check_top1_flips",
     "check_triplet_count",
     "check_triplet_loss",
     "check_worst_digit",
