@@ -14,6 +14,10 @@ from oml_helpers.exercises.verdict import verdict as _verdict
 from oml_helpers.retrieval import search_image
 
 
+def _rounded(values: Iterable[float]) -> List[float]:
+    return [round(float(v), 3) for v in values]
+
+
 def _as_ids(x: Iterable) -> List[int]:
     return [int(i) for i in torch.as_tensor(x).flatten().tolist()] if x is not None else []
 
@@ -96,7 +100,7 @@ def check_precision_threshold(th: float, rr: RetrievalResults, min_precision: fl
             f"a larger threshold keeps {best_kept} at a precision still >= {min_precision}. Try every distance "
             f"in rr.distances as a candidate and keep the largest one that passes.{hint}"
         )
-    return _verdict(problems, f"th={float(th):.4g} keeps {n_kept} results, {precision:.1%} of them right; "
+    return _verdict(problems, f"th={float(th):.4g} keeps {n_kept} result{'s' * (n_kept != 1)}, {precision:.1%} of them right; "
                     f"no threshold keeps more at precision >= {min_precision}.")
 
 
@@ -129,11 +133,11 @@ def check_search(
         problems.append("your distances are squared; torch.cdist gives the Euclidean distance OML uses.")
     else:
         problems.append(
-            f"you found {mine} at {np.round(mine_d, 3).tolist()}, expected {right_ids} at {np.round(right_d, 3).tolist()}. "
+            f"you found {mine} at {_rounded(mine_d)}, expected {right_ids} at {_rounded(right_d)}. "
             "Read the image with h.load_image_tensor (the book's transforms), embed it with the model in eval mode, "
             "and compare with gallery_embeddings by torch.cdist."
         )
-    return _verdict(problems, f"the {k} nearest gallery items, at distances {np.round(right_d, 3).tolist()}.")
+    return _verdict(problems, f"the {k} nearest gallery items, at distances {_rounded(right_d)}.")
 
 
 # Chapter 07 ---------------------------------------------------------------------------------------
