@@ -71,6 +71,7 @@ def test_precision_threshold():
     _says(ex.check_precision_threshold(best, rr, min_precision=0.8), ex.WRONG, "equals a distance")
     _says(ex.check_precision_threshold(2.0, rr, min_precision=0.8), ex.WRONG, "below 0.8", "lower it")
     _says(ex.check_precision_threshold(0.0, rr, min_precision=0.8), ex.WRONG, "keeps no result")
+    _says(ex.check_precision_threshold([0.3, 0.5], rr, min_precision=0.8), ex.WRONG, "one number")
     smaller = sorted(d for d in torch.cat(rr.distances).tolist() if d < best)[0]
     _says(ex.check_precision_threshold(smaller + 1e-6, rr, min_precision=0.8), ex.WRONG, "a larger threshold keeps")
 
@@ -121,6 +122,9 @@ def test_top1_flips():
     assert r2w != w2r
     _says(ex.check_top1_flips(r2w, w2r, before, after), ex.RIGHT, f"{r2w} right -> wrong")
     _says(ex.check_top1_flips(w2r, r2w, before, after), ex.WRONG, "swapped")
+    moved_right = sum(x and int(rb[0]) != int(ra[0]) for x, rb, ra in zip(b, before.retrieved_ids, after.retrieved_ids))
+    if moved_right != r2w:
+        _says(ex.check_top1_flips(moved_right, w2r, before, after), ex.WRONG, "still right after")
     _says(ex.check_top1_flips(r2w + 1, w2r, before, after), ex.WRONG, "gt_ids")
 
 
