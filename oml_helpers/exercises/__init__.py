@@ -29,6 +29,14 @@ from oml_helpers.exercises.lightning import (
     check_steps_per_epoch,
     check_tensorboard_per_epoch,
 )
+from oml_helpers.exercises.retrieval import (
+    check_cost_estimate,
+    check_hard_pairs,
+    check_precision_threshold,
+    check_search,
+    check_threshold_by_hand,
+    check_top1_flips,
+)
 
 __all__ = [
     "DIAGNOSES",
@@ -41,16 +49,22 @@ __all__ = [
     "check_best_epoch",
     "check_best_from_state",
     "check_cosine_top_k",
+    "check_cost_estimate",
     "check_counts_per_label",
     "check_diagnose",
     "check_even_odd_split",
+    "check_hard_pairs",
     "check_hardest_negatives",
     "check_lightning_loader",
     "check_metrics_by_hand",
+    "check_precision_threshold",
+    "check_search",
     "check_separate_queries",
     "check_steps_per_epoch",
     "check_storage_bytes",
     "check_tensorboard_per_epoch",
+    "check_threshold_by_hand",
+    "check_top1_flips",
     "check_triplet_count",
     "check_triplet_loss",
     "check_worst_digit",
