@@ -11,14 +11,7 @@ from oml.retrieval import RetrievalResults
 
 from oml_helpers import SmallCNN, digit_transforms, load_image_tensor, query_gallery_split, seed_everything, split_dataframe
 from oml_helpers import exercises as ex
-
-
-def _says(result: ex.Verdict, verdict: str, *fragments: str) -> None:
-    out = repr(result)
-    assert bool(result) == (verdict == ex.RIGHT), out
-    assert out.startswith(verdict), out
-    for fragment in fragments:
-        assert fragment in out, out
+from verdicts import says as _says
 
 
 def _rr(n_queries: int = 12, n_items: int = 8, seed: int = 0) -> RetrievalResults:
