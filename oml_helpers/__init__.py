@@ -141,4 +141,5 @@ __all__ = [
     "train_digits_model",
     "train_extractor",
     "train_siamese",
+    *_LIGHTNING_NAMES,
 ]
