@@ -7,7 +7,6 @@ from typing import Dict, Sequence, Tuple, Union
 
 import pandas as pd
 import torch
-from torch.utils.data import DataLoader
 
 from oml.const import EMBEDDINGS_KEY
 from oml.datasets import ImageLabeledDataset, ImageQueryGalleryLabeledDataset
@@ -17,9 +16,8 @@ from oml.metrics import calc_retrieval_metrics_rr
 from oml.miners.pairs import PairsMiner
 from oml.models import ConcatSiamese
 from oml.retrieval import PairwiseReranker, RetrievalResults
-from oml.samplers import BalanceSampler
 
-from oml_helpers.training import digit_transforms
+from oml_helpers.training import balanced_schedule, digit_transforms
 
 
 def dataset_with_embeddings(
@@ -137,12 +135,9 @@ def train_siamese(
             "build it with dataset_with_embeddings(extractor, df, dataset_root)."
         )
     device = next(model.parameters()).device
-    sampler = BalanceSampler(dataset.get_labels(), n_labels=n_labels, n_instances=n_instances)
-    loader = DataLoader(dataset, batch_sampler=sampler)
+    loader, optimizer, scheduler = balanced_schedule(model, dataset, epochs, lr, n_labels, n_instances)
     miner = PairsMiner(hard_mining=hard_mining)
     criterion = torch.nn.BCEWithLogitsLoss()
-    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
-    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs * len(loader))
 
     logs = []
     model.train()

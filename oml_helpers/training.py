@@ -5,7 +5,7 @@ from typing import Dict, Optional, Tuple, Union
 
 import pandas as pd
 import torch
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Dataset
 from torchvision import transforms as T
 
 from oml.datasets import ImageLabeledDataset, ImageQueryGalleryLabeledDataset
@@ -93,11 +93,8 @@ def train_extractor(
     if epochs < 1:
         raise ValueError(f"epochs must be at least 1, got {epochs}.")
     device = next(model.parameters()).device
-    sampler = BalanceSampler(dataset.get_labels(), n_labels=n_labels, n_instances=n_instances)
-    loader = DataLoader(dataset, batch_sampler=sampler)
+    loader, optimizer, scheduler = balanced_schedule(model, dataset, epochs, lr, n_labels, n_instances)
     criterion = TripletLossWithMiner(margin=margin, miner=miner or AllTripletsMiner(), need_logs=True)
-    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
-    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs * len(loader))
 
     logs = []
     model.train()
@@ -112,6 +109,29 @@ def train_extractor(
             logs.append({"step": len(logs), "epoch": epoch, "loss": loss.item(), **_floats(criterion.last_logs)})
     model.eval()
     return pd.DataFrame(logs)
+
+
+def balanced_schedule(
+    model: torch.nn.Module, dataset: Dataset, epochs: int, lr: float, n_labels: int, n_instances: int
+) -> Tuple[DataLoader, torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler]:
+    """The book's training set-up: ``BalanceSampler`` batches, Adam, and a cosine schedule over all steps.
+
+    Args:
+        model: The model whose parameters Adam updates.
+        dataset: A labelled dataset (it has ``get_labels()``).
+        epochs: Passes of ``BalanceSampler`` over the labels; the schedule reaches zero after the last.
+        lr: Starting learning rate.
+        n_labels: Labels per batch.
+        n_instances: Images per label in a batch.
+
+    Returns:
+        ``(loader, optimizer, scheduler)``; step the scheduler after every optimiser step.
+    """
+    sampler = BalanceSampler(dataset.get_labels(), n_labels=n_labels, n_instances=n_instances)
+    loader = DataLoader(dataset, batch_sampler=sampler)
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs * len(loader))
+    return loader, optimizer, scheduler
 
 
 def _floats(logs: Dict) -> Dict[str, float]:
