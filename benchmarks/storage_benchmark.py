@@ -1,6 +1,6 @@
 """Benchmark of oml_helpers.storage against numpy brute force, np.load and a per-row Python loop.
 
-Run: ``PYTHONPATH=. python benchmarks/storage_benchmark.py`` (about 2 minutes on 2 CPU cores).
+Run: ``PYTHONPATH=. python benchmarks/storage_benchmark.py`` (under a minute on 2 CPU cores).
 Prints a Markdown table; "cold" means a new connection with an empty cache (the OS file cache is warm,
 as it is for the .npy file it is compared with).
 """
@@ -16,8 +16,10 @@ from pathlib import Path
 from typing import Callable, List, Tuple
 
 import numpy as np
+import torch
 
 from oml_helpers.storage import EmbeddingStore
+from oml_helpers.storage_search import _int8_dots
 
 N, K = 100_000, 10
 LOOP_ROWS_1, LOOP_ROWS_100 = 10_000, 1_000  # rows the row loop really reads, for 1 and for 100 queries
@@ -134,6 +136,12 @@ def bench(dim: int, folder: Path) -> List[List[str]]:
     ]
 
 
+def int8_product_in_use(dim: int) -> bool:
+    """Whether searches get their shortlist from int8 codes here (else from float32, the fallback)."""
+    codes = np.ones((4, dim), np.int8)
+    return _int8_dots(codes[:1], codes) is not None
+
+
 def main() -> None:
     header = ["dim", "measure", "store", "numpy in memory", "np.load .npy + numpy", "study-notes row loop",
               "target", "result"]
@@ -142,7 +150,9 @@ def main() -> None:
         for dim in (128, 384):
             rows += bench(dim, Path(folder))
     print(f"{N:,} random unit vectors, top-{K} Euclidean; {platform.machine()}, {platform.python_version()}, "
-          f"numpy {np.__version__}, SQLite {sqlite3.sqlite_version}, {os.cpu_count()} CPU cores, load average "
+          f"numpy {np.__version__}, torch {torch.__version__} ({torch.get_num_threads()} threads, int8 shortlist "
+          f"{'on' if all(int8_product_in_use(d) for d in (128, 384)) else 'OFF: float32 fallback'}), "
+          f"SQLite {sqlite3.sqlite_version}, {os.cpu_count()} CPU cores, load average "
           f"{os.getloadavg()[0]:.1f} at the end. Row loop (one pass over the rows per query): timed on "
           f"{LOOP_ROWS_1:,} float64 rows for 1 query and {LOOP_ROWS_100:,} rows for 100 queries, scaled "
           f"linearly to {N:,} rows (x{N // LOOP_ROWS_1} and x{N // LOOP_ROWS_100}). Store and numpy are timed "

@@ -61,6 +61,7 @@ from oml_helpers.storage import (  # noqa: E402
     StoreFileError,
     UnknownIdError,
 )
+from oml_helpers.storage_search import quantize_int8  # noqa: E402
 from oml_helpers.training import (  # noqa: E402
     digit_transforms,
     make_datasets,
@@ -123,6 +124,7 @@ __all__ = [
     "plot_top_k",
     "plot_training_logs",
     "pretrained_extractor",
+    "quantize_int8",
     "query_gallery_split",
     "read_checkpoint",
     "read_csv_metrics",

@@ -4,11 +4,12 @@ Table ``items`` has one row per item: ``id`` (yours), ``label``, ``path``, ``spl
 ``is_gallery`` and ``chunk``, the row of table ``chunks`` that holds its vector: vectors are kept as
 float32 BLOBs of about 1 MiB, many items each, with their ids in the same order, so that opening a
 store reads a few large BLOBs instead of one small one per item (see ``storage_sqlite``). The model
-name, dimension and dtype are recorded once per store, in ``meta``. Searches run on an in-memory
-float32 matrix loaded on first use and reloaded after any write (this connection's or another's), so
-they cost what a numpy brute force costs. Each write is one transaction, chunks rewritten included:
-a bad or interrupted batch leaves the file as it was. WAL mode lets readers read while one writer
-writes. Use one store object per thread or process. Only numpy, pandas and sqlite3.
+name, dimension and dtype are recorded once per store, in ``meta``. Searches run in memory, on the
+vectors loaded on first use and reloaded after any write (this connection's or another's): an int8
+copy of the vectors shortlists candidates, exact float64 distances rank them (``storage_search``), so
+the answers are those of an exact brute force. Each write is one transaction, chunks rewritten
+included: a bad or interrupted batch leaves the file as it was. WAL mode lets readers read while one
+writer writes. Use one store object per thread or process. numpy, pandas, sqlite3 and torch's int8 product.
 """
 
 import sqlite3
@@ -30,8 +31,8 @@ from oml_helpers.storage_parts import (
     check_metadata,
     check_vectors,
     select_rows,
-    top_k,
 )
+from oml_helpers.storage_search import top_k
 from oml_helpers.storage_sqlite import (
     SCHEMA_VERSION,
     chunk_rows_for,
@@ -260,10 +261,10 @@ class EmbeddingStore:
         if unknown:
             raise StoreError(f"Unknown filter(s) {sorted(unknown)}; use ids, split, label, is_query or is_gallery.")
         rows = cache["by_id"][select_rows(cache["meta"], **filters)] if filters else None
-        matrix, sq_norms = cache["matrix"], cache["sq_norms"]
+        matrix, codes, stats = cache["matrix"], cache["codes"], cache["stats"]
         if rows is not None:
-            matrix, sq_norms = matrix[rows], sq_norms[rows]
-        found, distances = top_k(matrix, sq_norms, queries, min(int(k), len(matrix)), metric)
+            matrix, codes, stats = matrix[rows], codes[rows], stats[rows]
+        found, distances = top_k(matrix, stats[:, 2], queries, min(int(k), len(matrix)), metric, codes, stats)
         ids = (cache["ids"] if rows is None else cache["ids"][rows])[found]
         paths = self._paths(ids.ravel()).reshape(ids.shape)
         return SearchResult(ids[0], distances[0], paths[0]) if single else SearchResult(ids, distances, paths)
@@ -304,10 +305,9 @@ class EmbeddingStore:
             self._cache, self._cache_version = None, version
             self._conn.execute("BEGIN")  # one read transaction: a consistent snapshot even while others write
             try:
-                ids, matrix = read_vectors(self._conn, self.dim)
+                ids, matrix, codes, stats = read_vectors(self._conn, self.dim)
                 by_id = np.arange(len(ids)) if np.all(ids[1:] > ids[:-1]) else np.argsort(ids, kind="stable")
-                self._cache = {"ids": ids, "matrix": matrix, "by_id": by_id,
-                               "sq_norms": np.einsum("ij,ij->i", matrix, matrix)}
+                self._cache = {"ids": ids, "matrix": matrix, "by_id": by_id, "codes": codes, "stats": stats}
             finally:
                 self._conn.execute("COMMIT")
         if with_filters and "meta" not in self._cache:  # loaded on the first filter only: cold searches skip it

@@ -1,6 +1,6 @@
-"""The parts of ``oml_helpers.storage``: errors, input checks and the search kernel (no SQL here)."""
+"""The parts of ``oml_helpers.storage``: errors and input checks (no SQL here)."""
 
-from typing import Any, List, Optional, Sequence, Tuple
+from typing import Any, List, Optional, Sequence
 
 import numpy as np
 
@@ -90,40 +90,3 @@ def select_rows(meta: "pd.DataFrame", **filters: Any) -> np.ndarray:
             wanted = [wanted] if isinstance(wanted, (bool, int, str, np.generic)) else list(wanted)
             keep &= meta["id" if column == "ids" else column].isin(wanted).to_numpy(dtype=bool, na_value=False)
     return np.flatnonzero(keep)
-
-
-def top_k(matrix: np.ndarray, sq_norms: np.ndarray, queries: np.ndarray, k: int, metric: str) -> Tuple[np.ndarray, np.ndarray]:
-    """Indices ``[n_queries, k]`` of the nearest rows and their distances, nearest first.
-
-    One float32 matrix product ranks all rows approximately: the expansion |q|^2 - 2 q.x + |x|^2 loses
-    digits to cancellation when neighbours are very close (trained embeddings often are). So every row
-    within a small tolerance of the k-th score is kept as a candidate, and the candidates are ranked by
-    their exact float64 distance (ties by row). The answer is the exact top k at the cost of one product.
-    """
-    n_queries = len(queries)
-    if k == 0:
-        return np.zeros((n_queries, 0), dtype=np.int64), np.zeros((n_queries, 0), dtype=np.float32)
-    scores = (matrix @ queries[0])[None] if n_queries == 1 else queries @ matrix.T
-    q_sq_norms = np.einsum("ij,ij->i", queries, queries)
-    if metric == "euclidean":  # |q - x|^2 - |q|^2 = |x|^2 - 2 q.x: |q|^2 does not change the order
-        scores *= -2
-        scores += sq_norms
-        tolerance = 1e-5 * (q_sq_norms + (sq_norms.max() if len(sq_norms) else 0))
-    else:
-        norms = np.sqrt(sq_norms)
-        scores /= -np.where(norms > 0, norms, np.inf)
-        tolerance = 1e-5 * np.sqrt(q_sq_norms)
-    kth = np.partition(scores, k - 1, axis=1)[:, k - 1] if k < scores.shape[1] else scores.max(axis=1)
-    found = np.empty((n_queries, k), dtype=np.int64)
-    distances = np.empty((n_queries, k), dtype=np.float64)
-    for i, (query, row_scores) in enumerate(zip(queries.astype(np.float64), scores)):
-        candidates = np.flatnonzero(row_scores <= kth[i] + tolerance[i])
-        vectors = matrix[candidates].astype(np.float64)
-        if metric == "euclidean":
-            exact = np.sqrt(((vectors - query) ** 2).sum(axis=1))
-        else:
-            denominator = np.linalg.norm(vectors, axis=1) * np.linalg.norm(query)
-            exact = 1 - np.divide(vectors @ query, denominator, out=np.zeros(len(vectors)), where=denominator > 0)
-        best = np.lexsort((candidates, exact))[:k]
-        found[i], distances[i] = candidates[best], exact[best]
-    return found, distances.astype(np.float32)

@@ -2,7 +2,9 @@
 
 Metadata is one row per item in ``items``. Vectors live in ``chunks``: each row holds up to
 ``chunk_rows`` vectors as one float32 BLOB plus the int64 ids they belong to, in the same order, so
-a cold load is a few hundred large reads and ``np.frombuffer``, not one Python object per item.
+a cold load is a few hundred large reads and ``np.frombuffer``, not one Python object per item. Each
+chunk also keeps the vectors' int8 codes and row statistics (``storage_search.quantize_int8``), written
+with the vectors, for the search's shortlist.
 ``items.chunk`` says which chunk holds an item's vector. Every function here runs inside the
 caller's transaction; the functions that write keep ``items`` and ``chunks`` in step.
 """
@@ -16,8 +18,9 @@ import numpy as np
 import pandas as pd
 
 from oml_helpers.storage_parts import StoreError, StoreFileError
+from oml_helpers.storage_search import quantize_int8
 
-SCHEMA_VERSION = 2  # 1: one float32 BLOB per item (slow cold load); 2: vectors in chunks
+SCHEMA_VERSION = 3  # 1: one float32 BLOB per item (slow cold load); 2: vectors in chunks; 3: + int8 codes
 APPLICATION_ID = 0x4F4D4C45  # "OMLE", written in the file header: marks the file as an embedding store
 BUSY_TIMEOUT_MS = 10_000
 MMAP_BYTES = 1 << 30  # read through a memory map: fewer copies on a full load
@@ -30,7 +33,9 @@ CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE chunks (
     chunk INTEGER PRIMARY KEY, n INTEGER NOT NULL CHECK (n > 0),
     ids BLOB NOT NULL CHECK (length(ids) = 8 * n),
-    vectors BLOB NOT NULL CHECK (length(vectors) = 4 * {dim} * n));
+    vectors BLOB NOT NULL CHECK (length(vectors) = 4 * {dim} * n),
+    codes BLOB NOT NULL CHECK (length(codes) = {dim} * n),
+    stats BLOB NOT NULL CHECK (length(stats) = 12 * n));
 CREATE TABLE items (
     id INTEGER PRIMARY KEY, chunk INTEGER NOT NULL, label INTEGER, path TEXT, split TEXT,
     is_query INTEGER CHECK (is_query IN (0, 1)), is_gallery INTEGER CHECK (is_gallery IN (0, 1)));
@@ -79,20 +84,23 @@ def read_meta(path: Path) -> dict:
         raise StoreFileError(f"{path} could not be read as a SQLite database ({e}); is it damaged?") from e
 
 
-def read_vectors(conn: sqlite3.Connection, dim: int) -> Tuple[np.ndarray, np.ndarray]:
-    """All ids (int64 ``[n]``) and vectors (float32 ``[n, dim]``) in storage order: one read per chunk.
+def read_vectors(conn: sqlite3.Connection, dim: int) -> Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """All ids, vectors, int8 codes and row statistics in storage order: one read per chunk.
 
-    The arrays are allocated once and filled chunk by chunk, so the peak memory is the vectors plus one chunk.
+    Returns:
+        int64 ``[n]``, float32 ``[n, dim]``, int8 ``[n, dim]`` and float32 ``[n, 3]``, each allocated once
+        and filled chunk by chunk, so the peak memory is the arrays plus one chunk.
     """
     n = conn.execute("SELECT coalesce(sum(n), 0) FROM chunks").fetchone()[0]
-    ids, matrix, at = np.empty(n, np.int64), np.empty((n, dim), np.float32), 0
-    for count, id_blob, vector_blob in conn.execute("SELECT n, ids, vectors FROM chunks ORDER BY chunk"):
-        ids[at:at + count] = np.frombuffer(id_blob, ID_DTYPE)
-        matrix[at:at + count] = np.frombuffer(vector_blob, VECTOR_DTYPE).reshape(count, dim)
+    ids, matrix = np.empty(n, np.int64), np.empty((n, dim), np.float32)
+    codes, stats, at = np.empty((n, dim), np.int8), np.empty((n, 3), np.float32), 0
+    for count, *blobs in conn.execute("SELECT n, ids, vectors, codes, stats FROM chunks ORDER BY chunk"):
+        for array, blob, dtype in zip((ids, matrix, codes, stats), blobs, (ID_DTYPE, VECTOR_DTYPE, np.int8, VECTOR_DTYPE)):
+            array[at:at + count] = np.frombuffer(blob, dtype).reshape(array[at:at + count].shape)
         at += count
     if conn.execute("SELECT count(*) FROM items").fetchone()[0] != n:
         raise StoreError("The store is inconsistent: items and chunks disagree. Was it edited by hand?")
-    return ids, matrix
+    return ids, matrix, codes, stats
 
 
 def read_filter_columns(conn: sqlite3.Connection) -> pd.DataFrame:
@@ -140,13 +148,16 @@ def plan_append(conn: sqlite3.Connection, ids: np.ndarray, vectors: np.ndarray,
 
 
 def write_chunks(conn: sqlite3.Connection, pieces: List[Tuple[int, np.ndarray, np.ndarray]]) -> None:
-    """Write (or replace) whole chunks; an empty chunk is deleted."""
+    """Write (or replace) whole chunks, with their vectors' int8 codes and statistics; an empty chunk is deleted."""
     def rows() -> Iterator[tuple]:
         for number, ids, vectors in pieces:
-            yield number, len(ids), ids.astype(ID_DTYPE).tobytes(), np.ascontiguousarray(vectors, VECTOR_DTYPE).tobytes()
+            vectors = np.ascontiguousarray(vectors, VECTOR_DTYPE)
+            codes, stats = quantize_int8(vectors)
+            yield (number, len(ids), ids.astype(ID_DTYPE).tobytes(), vectors.tobytes(), codes.tobytes(),
+                   stats.astype(VECTOR_DTYPE).tobytes())
 
     conn.executemany("DELETE FROM chunks WHERE chunk = ?", [(p[0],) for p in pieces if len(p[1]) == 0])
-    conn.executemany("INSERT OR REPLACE INTO chunks (chunk, n, ids, vectors) VALUES (?, ?, ?, ?)",
+    conn.executemany("INSERT OR REPLACE INTO chunks (chunk, n, ids, vectors, codes, stats) VALUES (?, ?, ?, ?, ?, ?)",
                      (row for row in rows() if row[1] > 0))
 
 

@@ -21,6 +21,7 @@ from oml_helpers.storage import (
     StoreFileError,
     UnknownIdError,
 )
+from oml_helpers.storage_sqlite import write_chunks
 
 DIM = 16
 STORAGE_DIR = Path(__file__).resolve().parents[1] / "oml_helpers"
@@ -391,8 +392,7 @@ def test_reader_reads_while_a_writer_holds_a_transaction(tmp_path):
         before = snapshot(store)
     writer = sqlite3.connect(tmp_path / "s.db", isolation_level=None)
     writer.execute("BEGIN IMMEDIATE")
-    writer.execute("INSERT INTO chunks (chunk, n, ids, vectors) VALUES (9999, 1, ?, ?)",
-                   (np.array([12345], "<i8").tobytes(), vectors(1).tobytes()))
+    write_chunks(writer, [(9999, np.array([12345]), vectors(1))])  # the store's own chunk writer, uncommitted
     writer.execute("INSERT INTO items (id, chunk) VALUES (12345, 9999)")
     try:
         start = time.perf_counter()
