@@ -97,7 +97,9 @@ def make_siamese(extractor: IExtractor, hidden: Sequence[int] = (32,), compare_h
         The pairwise model, on the extractor's device.
     """
     inner = copy.deepcopy(extractor)
-    return ConcatSiamese(extractor=HalvesExtractor(inner) if compare_halves else inner, mlp_hidden_dims=list(hidden))
+    device = next(inner.parameters()).device  # the new layers (norm, head) are made on the CPU: move them too
+    siamese = ConcatSiamese(extractor=HalvesExtractor(inner) if compare_halves else inner, mlp_hidden_dims=list(hidden))
+    return siamese.to(device)
 
 
 def train_siamese(

@@ -36,7 +36,7 @@ def check_vectors(x: Any, n: Optional[int], dim: int, what: str = "embeddings") 
         EmbeddingError: Naming the problem and the fix.
     """
     if not isinstance(x, np.ndarray):
-        raise EmbeddingError(f"{what} must be a numpy array, got {type(x).__name__}; for a torch tensor use .numpy().")
+        raise EmbeddingError(f"{what} must be a numpy array, got {type(x).__name__}; for a torch tensor use .cpu().numpy().")
     if x.dtype != np.float32:
         raise EmbeddingError(f"{what}: dtype is {x.dtype}, the store keeps float32: pass x.astype(np.float32).")
     if x.ndim != 2 or x.shape[1] != dim or (n is not None and x.shape[0] != n):

@@ -75,6 +75,16 @@ def test_make_siamese_leaves_the_extractor_alone(short_training):
     assert isinstance(plain.extractor, SmallCNN)
 
 
+@pytest.mark.parametrize("compare_halves", [True, False])
+def test_make_siamese_puts_every_layer_on_the_extractors_device(compare_halves):
+    # The norm and the MLP head are new layers, made on the CPU; on a GPU they must follow the
+    # extractor (a Colab run failed here). The "meta" device stands in for cuda on a CPU-only machine.
+    extractor = SmallCNN().to("meta")
+    siamese = make_siamese(extractor, compare_halves=compare_halves)
+    assert {p.device.type for p in siamese.parameters()} == {"meta"}
+    assert {b.device.type for b in siamese.buffers()} <= {"meta"}
+
+
 def test_train_siamese_logs_and_changes_weights(trained_pair, short_training):
     extractor, siamese, logs = trained_pair
     assert list(logs.columns) == ["step", "loss", "n_pairs", "accuracy"]

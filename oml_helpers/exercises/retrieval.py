@@ -116,7 +116,7 @@ def check_search(
     truth = search_image(model, image_path, dataset, gallery_embeddings, k=k)
     right_ids, right_d = truth["gallery_id"].tolist(), truth["distance"].to_numpy()
     positions, distances = fn(model, image_path, gallery_embeddings, k)
-    mine, mine_d = _as_ids(positions), torch.as_tensor(distances, dtype=torch.float32).detach().flatten().numpy()
+    mine, mine_d = _as_ids(positions), torch.as_tensor(distances, dtype=torch.float32).detach().cpu().flatten().numpy()
     problems = []
     gallery_ids = _as_ids(dataset.get_gallery_ids())
     if len(mine) != k or len(mine_d) != k:
