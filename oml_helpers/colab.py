@@ -11,6 +11,7 @@ before anything else is installed: ``python oml_helpers/colab.py``.
 
 import importlib
 import importlib.metadata
+import importlib.util
 import subprocess
 import sys
 from typing import Callable, Dict, List, Sequence
@@ -50,6 +51,9 @@ IF_MISSING: Dict[str, str] = {
     "tqdm": "4.70.1",
     "filelock": "4.2.11",
 }
+# Lightning 2.1 imports pkg_resources, which setuptools deprecates (a warning from 81 on) and is
+# removing; installed only where a runtime's setuptools no longer has it.
+SETUPTOOLS_WITH_PKG_RESOURCES = "setuptools==80.10.2"
 # What the chapters import; checked after installing.
 IMPORTS: Sequence[str] = ("numpy", "torch", "torchvision", "oml.datasets", "oml.lightning", "oml.retrieval", "sklearn")
 # Packages Colab provides and the book relies on unchanged.
@@ -76,10 +80,16 @@ def packages_to_install() -> List[str]:
     """The ``name==version`` requirements still missing from this environment.
 
     Returns:
-        Pinned packages at another version or absent, then ``IF_MISSING`` packages that are absent.
+        Pinned packages at another version or absent, then ``IF_MISSING`` packages that are absent, then
+        setuptools if ``pkg_resources`` is gone.
     """
     wanted = [f"{name}=={version}" for name, version in PINNED.items() if _version(name) != version]
-    return wanted + [f"{name}=={version}" for name, version in IF_MISSING.items() if not _version(name)]
+    wanted += [f"{name}=={version}" for name, version in IF_MISSING.items() if not _version(name)]
+    return wanted + ([] if _has_module("pkg_resources") else [SETUPTOOLS_WITH_PKG_RESOURCES])
+
+
+def _has_module(name: str) -> bool:
+    return importlib.util.find_spec(name) is not None
 
 
 def install(run: Callable[..., subprocess.CompletedProcess] = subprocess.run) -> List[str]:

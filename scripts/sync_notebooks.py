@@ -29,6 +29,7 @@ if "google.colab" in sys.modules:
     import os
     import subprocess
 
+    os.environ["NO_ALBUMENTATIONS_UPDATE"] = "1"  # no online version check when OML imports albumentations
     BOOK = "/content/oml-book"
     if not os.path.isdir(BOOK):
         subprocess.run(["git", "clone", "--quiet", "--depth", "1", "--branch", "{branch}", "{url}", BOOK], check=True)

@@ -93,6 +93,14 @@ def test_install_asks_pip_for_missing_packages_only(monkeypatch):
     assert any("no runtime restart needed" in line for line in report)
 
 
+@pytest.mark.parametrize("has_pkg_resources", [True, False])
+def test_setuptools_is_installed_only_where_pkg_resources_is_gone(monkeypatch, has_pkg_resources):
+    monkeypatch.setattr(colab, "_version", lambda name: colab.PINNED.get(name) or colab.IF_MISSING.get(name, ""))
+    monkeypatch.setattr(colab, "_has_module", lambda name: has_pkg_resources or name != "pkg_resources")
+    expected = [] if has_pkg_resources else [colab.SETUPTOOLS_WITH_PKG_RESOURCES]
+    assert colab.packages_to_install() == expected
+
+
 def test_install_reports_pip_failure_and_failed_imports(monkeypatch):
     monkeypatch.setattr(colab, "packages_to_install", lambda: ["open-metric-learning==4.0.0"])
     failing = lambda cmd, **kw: subprocess.CompletedProcess(cmd, 1, "", "ERROR: no such version")  # noqa: E731
