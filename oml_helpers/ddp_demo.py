@@ -40,7 +40,7 @@ def run(out_dir: Path, data_root: Path, devices: int = 2, epochs: int = 2) -> Di
     silence_known_warnings()
     df = make_digits_dataset(data_root, image_size=32)
     train, val = make_datasets(df, data_root)
-    loader_train, loader_val = make_loaders(train, val, n_labels=2, n_instances=16)
+    loader_train, loader_val = make_loaders(train, val, n_labels=2, n_instances=32)
     seed_everything(0)
     model = SmallCNN()
     # ExtractorModuleDDP wraps both loaders' samplers so that each process gets its own share.

@@ -10,7 +10,7 @@ from torch.utils.data import DataLoader
 from oml.datasets import ImageLabeledDataset, ImageQueryGalleryLabeledDataset
 from oml.losses import TripletLossWithMiner
 from oml.metrics import EmbeddingMetrics
-from oml.miners import HardTripletsMiner
+from oml.miners import AllTripletsMiner
 from oml.samplers import BalanceSampler
 
 from oml_helpers.device import silence_known_warnings
@@ -59,7 +59,7 @@ def make_loaders(
     train_dataset: ImageLabeledDataset,
     val_dataset: ImageQueryGalleryLabeledDataset,
     n_labels: int = 2,
-    n_instances: int = 16,
+    n_instances: int = 32,
     val_batch_size: int = 256,
 ) -> Tuple[DataLoader, DataLoader]:
     """A ``BalanceSampler`` training loader and a sequential validation loader.
@@ -97,11 +97,14 @@ def make_metric(val_dataset: ImageQueryGalleryLabeledDataset) -> EmbeddingMetric
 
 def make_module(
     extractor: torch.nn.Module,
-    lr: float = 3e-3,
+    lr: float = 1e-3,
     margin: float = 0.2,
     ddp_loaders: Optional[Dict[str, DataLoader]] = None,
 ) -> ExtractorModule:
-    """OML's ``ExtractorModule`` with the book's loss (triplets, hard mining) and Adam.
+    """OML's ``ExtractorModule`` with the book's loss (all triplets of each batch, as in chapter 01) and Adam.
+
+    Not ``HardTripletsMiner``: trained from scratch with it, the model collapses (chapter 01: the loss
+    settles at the margin while all distances shrink towards zero).
 
     Args:
         extractor: The model to train.
@@ -115,7 +118,7 @@ def make_module(
     """
     kwargs = dict(
         extractor=extractor,
-        criterion=TripletLossWithMiner(margin=margin, miner=HardTripletsMiner(), need_logs=True),
+        criterion=TripletLossWithMiner(margin=margin, miner=AllTripletsMiner(), need_logs=True),
         optimizer=torch.optim.Adam(extractor.parameters(), lr=lr),
     )
     if ddp_loaders is None:

@@ -3,6 +3,7 @@
 import pytest
 from torch.utils.data import DataLoader
 
+from oml.miners import AllTripletsMiner
 from oml_helpers import SmallCNN, make_datasets
 from oml_helpers.lightning import (
     ExtractorModule,
@@ -30,7 +31,10 @@ def test_loaders_give_labels_over_n_labels_batches(small_df, digits_root):
 def test_module_and_ddp_module(small_df, digits_root):
     train, val = make_datasets(small_df, digits_root)
     loaders = dict(zip(("train", "val"), make_loaders(train, val)))
-    assert type(make_module(SmallCNN())) is ExtractorModule
+    module = make_module(SmallCNN())
+    assert type(module) is ExtractorModule
+    # all triplets, as in chapter 01: HardTripletsMiner from scratch collapses
+    assert type(module.criterion.miner) is AllTripletsMiner and module.criterion.tri_loss.margin == 0.2
     assert isinstance(make_module(SmallCNN(), ddp_loaders=loaders), ExtractorModuleDDP)
     with pytest.raises(ValueError, match=r"'train' and 'val', got \['test'\]"):
         make_module(SmallCNN(), ddp_loaders={"test": DataLoader(val)})
