@@ -32,7 +32,7 @@ from oml_helpers.storage_parts import (
     check_vectors,
     select_rows,
 )
-from oml_helpers.storage_search import top_k
+from oml_helpers.storage_search import Int8Index, top_k
 from oml_helpers.storage_sqlite import (
     SCHEMA_VERSION,
     chunk_rows_for,
@@ -261,10 +261,10 @@ class EmbeddingStore:
         if unknown:
             raise StoreError(f"Unknown filter(s) {sorted(unknown)}; use ids, split, label, is_query or is_gallery.")
         rows = cache["by_id"][select_rows(cache["meta"], **filters)] if filters else None
-        matrix, codes, stats = cache["matrix"], cache["codes"], cache["stats"]
+        matrix, index = cache["matrix"], cache["index"]
         if rows is not None:
-            matrix, codes, stats = matrix[rows], codes[rows], stats[rows]
-        found, distances = top_k(matrix, stats[:, 2], queries, min(int(k), len(matrix)), metric, codes, stats)
+            matrix, index = matrix[rows], index.subset(rows)
+        found, distances = top_k(matrix, index.stats[:, 2], queries, min(int(k), len(matrix)), metric, index)
         ids = (cache["ids"] if rows is None else cache["ids"][rows])[found]
         paths = self._paths(ids.ravel()).reshape(ids.shape)
         return SearchResult(ids[0], distances[0], paths[0]) if single else SearchResult(ids, distances, paths)
@@ -307,7 +307,7 @@ class EmbeddingStore:
             try:
                 ids, matrix, codes, stats = read_vectors(self._conn, self.dim)
                 by_id = np.arange(len(ids)) if np.all(ids[1:] > ids[:-1]) else np.argsort(ids, kind="stable")
-                self._cache = {"ids": ids, "matrix": matrix, "by_id": by_id, "codes": codes, "stats": stats}
+                self._cache = {"ids": ids, "matrix": matrix, "by_id": by_id, "index": Int8Index(codes, stats)}
             finally:
                 self._conn.execute("COMMIT")
         if with_filters and "meta" not in self._cache:  # loaded on the first filter only: cold searches skip it

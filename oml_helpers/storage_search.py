@@ -42,58 +42,82 @@ def quantize_int8(vectors: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
     return codes.astype(np.int8), np.stack([scale, residual, sq_norms], axis=1)
 
 
-def _int8_dots(query_codes: np.ndarray, codes: np.ndarray) -> Optional[np.ndarray]:
-    """Exact int32 dot products ``[n_queries, n]`` of int8 codes, or None where torch cannot give them."""
+def _int8_dots(query_codes: np.ndarray, codes: np.ndarray, spots: np.ndarray) -> Optional["torch.Tensor"]:
+    """Exact int32 dot products ``[n_queries, n]`` of int8 codes, or None where torch cannot give them.
+
+    ``torch._int_mm`` is a private op, so its answer is checked against numpy on the rows ``spots``.
+    """
     import torch  # here, not at the top: opening and writing a store stay free of torch's import time
 
     try:
-        dots = torch._int_mm(torch.from_numpy(query_codes), torch.from_numpy(codes).T).numpy()
-    except (AttributeError, RuntimeError):  # a private op: absent or refusing on some builds
+        dots = torch._int_mm(torch.from_numpy(query_codes), torch.from_numpy(codes).T)
+    except (AttributeError, RuntimeError):  # absent, or refusing on some builds
         return None
-    spots = np.unique(np.linspace(0, len(codes) - 1, num=min(len(codes), 8)).astype(np.int64))
     expected = query_codes.astype(np.int32) @ codes[spots].astype(np.int32).T
-    return dots if np.array_equal(dots[:, spots], expected) else None
+    return dots if np.array_equal(dots[:, spots].numpy(), expected) else None
 
 
-def _shortlist_int8(codes: np.ndarray, stats: np.ndarray, sq_norms: np.ndarray, queries: np.ndarray, k: int,
-                    metric: str) -> Optional[List[np.ndarray]]:
-    """Rows that may hold each query's top ``k``, from the int8 codes; None if the int8 product is unusable.
+class Int8Index:
+    """The int8 codes of stored vectors and the per-row numbers a search needs, computed once per load."""
 
-    With ``q ~ s_q c_q`` and ``x ~ s_x c_x`` (residual norms ``r_q``, ``r_x``), the error of
-    ``s_q s_x (c_q . c_x)`` as ``q . x`` is at most ``|q| r_x + r_q (|x| + r_x)``. Its largest value over the
-    rows (for cosine, divided by ``|x|``) bounds every score's error by one ``margin`` per query. The
-    ``k``-th smallest score plus the margin is then at least the true ``k``-th score, and a row scoring
-    more than that plus another margin cannot be in the top ``k``.
-    """
-    scale, residual = stats[:, 0], stats[:, 1].astype(np.float64)
-    norms = np.sqrt(sq_norms.astype(np.float64))
-    query_codes, query_stats = quantize_int8(queries)
-    query_scale, query_residual = query_stats[:, :1], query_stats[:, 1].astype(np.float64)
-    query_norms = np.linalg.norm(queries.astype(np.float64), axis=1)
-    if metric == "euclidean":  # score |x|^2 - 2 q.x: the squared distance less |q|^2
-        weight = np.float32(-2)
-        largest = (norms + residual).max()
-        margin = 2 * (query_norms * residual.max() + query_residual * largest)
-        margin += ROUNDING_SLACK * (query_norms + query_residual + largest) ** 2
-    else:  # score -q.x / |x|: |q| times (cosine distance - 1); zero rows score 0 exactly
+    def __init__(self, codes: np.ndarray, stats: np.ndarray):
+        """
+        Args:
+            codes, stats: ``quantize_int8`` of the stored vectors, in row order.
+        """
+        import torch
+
+        self.codes, self.stats = codes, stats
+        scale, residual, sq_norms = (stats[:, i].astype(np.float64) for i in range(3))
+        norms = np.sqrt(sq_norms)
         inverse = np.divide(1.0, norms, out=np.zeros_like(norms), where=norms > 0)
-        weight = -inverse.astype(np.float32)
-        relative = (residual * inverse).max()
-        margin = query_norms * relative + query_residual * (1 + relative)
-        margin += ROUNDING_SLACK * (query_norms + query_residual) * (1 + relative)
-    shortlists = []
-    for start in range(0, len(queries), QUERY_BLOCK):
-        block = slice(start, start + QUERY_BLOCK)
-        dots = _int8_dots(query_codes[block], codes)
-        if dots is None:
-            return None
-        scores = dots.astype(np.float32)
-        scores *= scale * weight
-        scores *= query_scale[block]
-        if metric == "euclidean":
-            scores += sq_norms
-        shortlists += _within(scores, k, 2 * margin[block])
-    return shortlists
+        as_tensor = lambda a: torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32))  # noqa: E731
+        # Per metric: the dot products' weight per row, an offset per row, and the largest error terms.
+        self.euclidean = (as_tensor(-2 * scale), as_tensor(sq_norms), residual.max(initial=0),
+                          (norms + residual).max(initial=0))
+        self.cosine = (as_tensor(-scale * inverse), None, (residual * inverse).max(initial=0))
+        self.spots = np.unique(np.linspace(0, len(codes) - 1, num=min(len(codes), 8)).astype(np.int64))
+
+    def subset(self, rows: np.ndarray) -> "Int8Index":
+        """The index of some rows only (for a filtered search)."""
+        return Int8Index(self.codes[rows], self.stats[rows])
+
+    def shortlist(self, queries: np.ndarray, k: int, metric: str) -> Optional[List[np.ndarray]]:
+        """Rows that may hold each query's top ``k``; None if the int8 product is unusable here.
+
+        With ``q ~ s_q c_q`` and ``x ~ s_x c_x`` (residual norms ``r_q``, ``r_x``), the error of
+        ``s_q s_x (c_q . c_x)`` as ``q . x`` is at most ``|q| r_x + r_q (|x| + r_x)``. Its largest value over
+        the rows (for cosine, divided by ``|x|``) bounds every score's error by one ``margin`` per query.
+        The ``k``-th smallest score plus the margin is then at least the true ``k``-th score, and a row
+        scoring more than that plus another margin cannot be in the top ``k``.
+        """
+        import torch
+
+        query_codes, query_stats = quantize_int8(queries)
+        query_residual = query_stats[:, 1].astype(np.float64)
+        query_norms = np.linalg.norm(queries.astype(np.float64), axis=1)
+        if metric == "euclidean":  # score |x|^2 - 2 q.x: the squared distance less |q|^2
+            weight, offset, largest_residual, largest = self.euclidean
+            margin = 2 * (query_norms * largest_residual + query_residual * largest)
+            margin += ROUNDING_SLACK * (query_norms + query_residual + largest) ** 2
+        else:  # score -q.x / |x|: |q| times (cosine distance - 1); zero rows score 0 exactly
+            weight, offset, relative = self.cosine
+            margin = query_norms * relative + query_residual * (1 + relative)
+            margin += ROUNDING_SLACK * (query_norms + query_residual) * (1 + relative)
+        width = torch.from_numpy(2 * margin).float()
+        shortlists = []
+        for start in range(0, len(queries), QUERY_BLOCK):  # torch from here: its top-k beats np.partition 4x
+            block = slice(start, start + QUERY_BLOCK)
+            dots = _int8_dots(query_codes[block], self.codes, self.spots)
+            if dots is None:
+                return None
+            scores = dots.float().mul_(weight).mul_(torch.from_numpy(query_stats[block, :1]))
+            if offset is not None:
+                scores.add_(offset)
+            kth = scores.topk(k, dim=1, largest=False).values[:, -1]
+            keep = scores <= (kth + width[block])[:, None]
+            shortlists += [np.flatnonzero(row) for row in keep.numpy()]
+        return shortlists
 
 
 def _shortlist_float32(matrix: np.ndarray, sq_norms: np.ndarray, queries: np.ndarray, k: int,
@@ -123,7 +147,7 @@ def _within(scores: np.ndarray, k: int, width: np.ndarray) -> List[np.ndarray]:
 
 
 def top_k(matrix: np.ndarray, sq_norms: np.ndarray, queries: np.ndarray, k: int, metric: str,
-          codes: Optional[np.ndarray] = None, stats: Optional[np.ndarray] = None) -> Tuple[np.ndarray, np.ndarray]:
+          index: Optional[Int8Index] = None) -> Tuple[np.ndarray, np.ndarray]:
     """Indices ``[n_queries, k]`` of the rows nearest to each query and their distances, nearest first.
 
     Args:
@@ -132,7 +156,7 @@ def top_k(matrix: np.ndarray, sq_norms: np.ndarray, queries: np.ndarray, k: int,
         queries: float32 ``[n_queries, dim]``.
         k: Neighbours per query, at most ``n``.
         metric: ``"euclidean"`` or ``"cosine"`` (1 - cosine similarity; zero vectors give 1).
-        codes, stats: The rows' ``quantize_int8`` output, for the int8 shortlist; without them, float32.
+        index: The rows' ``Int8Index``, for the int8 shortlist; without it, the shortlist is float32.
 
     Returns:
         Row indices int64 and distances float32, both ``[n_queries, k]``; ties go to the lower row.
@@ -140,7 +164,7 @@ def top_k(matrix: np.ndarray, sq_norms: np.ndarray, queries: np.ndarray, k: int,
     n_queries = len(queries)
     if k == 0:
         return np.zeros((n_queries, 0), dtype=np.int64), np.zeros((n_queries, 0), dtype=np.float32)
-    shortlists = None if codes is None else _shortlist_int8(codes, stats, sq_norms, queries, k, metric)
+    shortlists = None if index is None else index.shortlist(queries, k, metric)
     if shortlists is None:
         shortlists = _shortlist_float32(matrix, sq_norms, queries, k, metric)
     found = np.empty((n_queries, k), dtype=np.int64)

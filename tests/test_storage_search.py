@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from oml_helpers import storage_search
-from oml_helpers.storage_search import _int8_dots, _shortlist_int8, quantize_int8, top_k
+from oml_helpers.storage_search import Int8Index, _int8_dots, quantize_int8, top_k
 
 
 def exact_top_k(x: np.ndarray, queries: np.ndarray, k: int, metric: str):
@@ -22,7 +22,7 @@ def exact_top_k(x: np.ndarray, queries: np.ndarray, k: int, metric: str):
 
 def search(x: np.ndarray, queries: np.ndarray, k: int, metric: str, int8: bool = True):
     codes, stats = quantize_int8(x)
-    return top_k(x, stats[:, 2], queries, k, metric, *((codes, stats) if int8 else (None, None)))
+    return top_k(x, stats[:, 2], queries, k, metric, Int8Index(codes, stats) if int8 else None)
 
 
 def hard_cases():
@@ -58,8 +58,7 @@ def test_shortlist_holds_the_top_k_and_is_short(metric):
     x = rng.standard_normal((20_000, 128)).astype(np.float32)
     x /= np.linalg.norm(x, axis=1, keepdims=True)
     queries = x[:50] + 0.01 * rng.standard_normal((50, 128)).astype(np.float32)
-    codes, stats = quantize_int8(x)
-    shortlists = _shortlist_int8(codes, stats, stats[:, 2], queries, 10, metric)
+    shortlists = Int8Index(*quantize_int8(x)).shortlist(queries, 10, metric)
     assert shortlists is not None, "the int8 product should work for dimension 128"
     order, _ = exact_top_k(x, queries, 10, metric)
     for row, shortlist in zip(order, shortlists):
@@ -86,7 +85,7 @@ def test_int8_dots_are_exact_or_refused(dim):
     # are spot-checked against numpy, so it may refuse (None) but never answers wrongly.
     rng = np.random.default_rng(dim)
     q, c = (rng.integers(-127, 128, shape).astype(np.int8) for shape in [(3, dim), (500, dim)])
-    dots = _int8_dots(q, c)
+    dots = _int8_dots(q, c, np.arange(len(c)))
     assert dots is None or np.array_equal(dots, q.astype(np.int64) @ c.astype(np.int64).T)
     if dim > 1:
         assert dots is not None
@@ -102,7 +101,7 @@ def test_falls_back_to_float32_when_the_int8_product_is_unusable(monkeypatch, br
 
     monkeypatch.setattr(torch, "_int_mm", garbage if broken == "garbage" else missing)
     x = np.random.default_rng(3).standard_normal((400, 24)).astype(np.float32)
-    assert _shortlist_int8(*quantize_int8(x), quantize_int8(x)[1][:, 2], x[:4], 5, "euclidean") is None
+    assert Int8Index(*quantize_int8(x)).shortlist(x[:4], 5, "euclidean") is None
     for metric in ("euclidean", "cosine"):
         found, _ = search(x, x[:30], 5, metric)
         assert np.array_equal(found, exact_top_k(x, x[:30], 5, metric)[0])
