@@ -174,7 +174,7 @@ def main() -> None:
           f"{os.getloadavg()[0]:.1f} at the end. Row loop (one pass over the rows per query): timed on "
           f"{LOOP_ROWS_1:,} float64 rows for 1 query and {LOOP_ROWS_100:,} rows for 100 queries, scaled "
           f"linearly to {N:,} rows (x{N // LOOP_ROWS_1} and x{N // LOOP_ROWS_100}). Store and numpy are timed "
-          "in turn (medians).\n")
+          "in turn, in blocks after one untimed call (medians); the info row times them call by call.\n")
     print("| " + " | ".join(header) + " |")
     print("|" + "---|" * len(header))
     for row in rows:
