@@ -15,20 +15,24 @@ writer writes. Use one store object per thread or process. numpy, pandas, sqlite
 import sqlite3
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator, List, NamedTuple, Optional, Sequence, Union
+from typing import Any, Iterator, List, Optional, Sequence, Union
 
 import numpy as np
-import pandas as pd
 
 from oml_helpers.storage_parts import (
+    METADATA_COLUMNS,
     DuplicateIdError,
     EmbeddingError,
+    Filter,
+    LoadResult,
     MetadataError,
+    SearchResult,
     StoreError,
     StoreFileError,
     UnknownIdError,
     check_ids,
     check_metadata,
+    check_search_options,
     check_vectors,
     select_rows,
 )
@@ -46,22 +50,6 @@ from oml_helpers.storage_sqlite import (
     rewrite_chunks,
     write_chunks,
 )
-
-METADATA_COLUMNS = ("label", "path", "split", "is_query", "is_gallery")
-Filter = Union[None, bool, int, str, Sequence[Any]]
-
-
-class LoadResult(NamedTuple):
-    ids: np.ndarray  # int64 [n]
-    vectors: np.ndarray  # float32 [n, dim]
-    metadata: pd.DataFrame  # one row per id: id, path, label, split, is_query, is_gallery
-
-
-class SearchResult(NamedTuple):
-    ids: np.ndarray  # int64 [n_queries, k], or [k] for one 1-D query
-    distances: np.ndarray  # float32, ascending along the last axis
-    paths: np.ndarray  # object (str or None), same shape
-
 
 class EmbeddingStore:
     """An embedding store in one SQLite file; build it with ``create`` or ``open``, use it with ``with``."""
@@ -165,10 +153,7 @@ class EmbeddingStore:
         Raises:
             EmbeddingError, MetadataError, DuplicateIdError: Describing the problem; nothing is written.
         """
-        ids = check_ids(ids)
-        if len(np.unique(ids)) != len(ids):
-            values, counts = np.unique(ids, return_counts=True)
-            raise DuplicateIdError(f"ids repeat within the batch: {values[counts > 1][:10].tolist()}. Give each item its own id.")
+        ids = check_ids(ids, unique=True)
         vectors = self._check_vectors(embeddings, len(ids))
         columns = check_metadata(len(ids), labels, paths, splits, is_query, is_gallery)
         columns = [[None] * len(ids) if c is None else c for c in columns]
@@ -196,9 +181,7 @@ class EmbeddingStore:
         Raises:
             UnknownIdError: If an id is not stored. Also the errors of ``add``; nothing is written.
         """
-        ids = check_ids(ids)
-        if len(np.unique(ids)) != len(ids):
-            raise DuplicateIdError("ids repeat within the batch; give each id once.")
+        ids = check_ids(ids, unique=True)
         given = dict(zip(METADATA_COLUMNS, check_metadata(len(ids), labels, paths, splits, is_query, is_gallery)))
         given = {k: v for k, v in given.items() if v is not None}
         vectors = None if embeddings is None else self._check_vectors(embeddings, len(ids))
@@ -250,16 +233,10 @@ class EmbeddingStore:
         Returns:
             ``(ids, distances, paths)``, 1-D for a 1-D query, else ``[n_queries, k]``.
         """
-        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
-            raise StoreError(f"k must be a positive integer, got {k!r}.")
-        if metric not in ("euclidean", "cosine"):
-            raise StoreError(f"metric must be 'euclidean' or 'cosine', got {metric!r}.")
+        check_search_options(k, metric, filters)
         single = isinstance(queries, np.ndarray) and queries.ndim == 1
         queries = self._check_vectors(queries[None] if single else queries, None, what="queries")
         cache = self._fresh_cache()
-        unknown = set(filters) - {"ids", "split", "label", "is_query", "is_gallery"}
-        if unknown:
-            raise StoreError(f"Unknown filter(s) {sorted(unknown)}; use ids, split, label, is_query or is_gallery.")
         rows = cache["by_id"][select_rows(cache["meta"], **filters)] if filters else None
         matrix, index = cache["matrix"], cache["index"]
         if rows is not None:

@@ -1,8 +1,25 @@
-"""The parts of ``oml_helpers.storage``: errors and input checks (no SQL here)."""
+"""The parts of ``oml_helpers.storage``: result types, errors and input checks (no SQL here)."""
 
-from typing import Any, List, Optional, Sequence
+from typing import Any, Dict, List, NamedTuple, Optional, Sequence, Union
 
 import numpy as np
+import pandas as pd
+
+METADATA_COLUMNS = ("label", "path", "split", "is_query", "is_gallery")
+FILTERS = ("ids", "split", "label", "is_query", "is_gallery")
+Filter = Union[None, bool, int, str, Sequence[Any]]
+
+
+class LoadResult(NamedTuple):
+    ids: np.ndarray  # int64 [n]
+    vectors: np.ndarray  # float32 [n, dim]
+    metadata: pd.DataFrame  # one row per id: id, path, label, split, is_query, is_gallery
+
+
+class SearchResult(NamedTuple):
+    ids: np.ndarray  # int64 [n_queries, k], or [k] for one 1-D query
+    distances: np.ndarray  # float32, ascending along the last axis
+    paths: np.ndarray  # object (str or None), same shape
 
 
 class StoreError(ValueError):
@@ -47,14 +64,28 @@ def check_vectors(x: Any, n: Optional[int], dim: int, what: str = "embeddings") 
     return np.ascontiguousarray(x)
 
 
-def check_ids(ids: Any) -> np.ndarray:
-    """``ids`` as a 1-D int64 array; raises MetadataError otherwise."""
+def check_ids(ids: Any, unique: bool = False) -> np.ndarray:
+    """``ids`` as a 1-D int64 array; raises MetadataError otherwise, DuplicateIdError if ``unique`` and one repeats."""
     array = np.asarray(ids)
     if array.ndim != 1 or not (array.dtype.kind in "iu" or array.size == 0):
         raise MetadataError(f"ids must be a 1-D list of integers, got {array.dtype} with shape {array.shape}.")
     if array.dtype.kind == "u" and array.size and array.max() > np.iinfo(np.int64).max:
         raise MetadataError("ids must fit in a signed 64-bit integer (SQLite's INTEGER).")
+    if unique and len(np.unique(array)) != len(array):
+        values, counts = np.unique(array, return_counts=True)
+        raise DuplicateIdError(f"ids repeat within the batch: {values[counts > 1][:10].tolist()}. Give each item its own id.")
     return array.astype(np.int64)
+
+
+def check_search_options(k: Any, metric: str, filters: Dict[str, Any]) -> None:
+    """Raises StoreError unless ``k`` is a positive integer, ``metric`` known and every filter a column."""
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+        raise StoreError(f"k must be a positive integer, got {k!r}.")
+    if metric not in ("euclidean", "cosine"):
+        raise StoreError(f"metric must be 'euclidean' or 'cosine', got {metric!r}.")
+    unknown = set(filters) - set(FILTERS)
+    if unknown:
+        raise StoreError(f"Unknown filter(s) {sorted(unknown)}; use {', '.join(FILTERS)}.")
 
 
 def check_metadata(n: int, *columns: Optional[Sequence]) -> List[Optional[list]]:
