@@ -51,6 +51,12 @@ KNOWN_WARNINGS = (
     # processes (rank 0 logs them); the loss is the one of rank 0's batches. Nothing to accumulate.
     r"It is recommended to use `self.log\('(OVERALL/|triplet_loss)",
 )
+# (message, module) pairs: hidden only when raised from that module.
+KNOWN_MODULE_WARNINGS = (
+    # torch.export.load of torch 2.11 (Colab's, seen in chapter 04 on a GPU run) makes its weights from a
+    # read-only buffer and says so; the loaded module is not written to.
+    (r"The given buffer is not writable", r"torch\.export\."),
+)
 
 
 def silence_known_warnings() -> None:
@@ -60,3 +66,5 @@ def silence_known_warnings() -> None:
     """
     for message in KNOWN_WARNINGS:
         warnings.filterwarnings("ignore", message=message)
+    for message, module in KNOWN_MODULE_WARNINGS:
+        warnings.filterwarnings("ignore", message=message, module=module)

@@ -131,6 +131,16 @@ def test_real_autocast_warning_of_oml_inference_is_hidden():
     assert [str(w.message) for w in caught] == []
 
 
+def test_module_warnings_are_hidden_only_from_their_module():
+    text = "The given buffer is not writable, and PyTorch does not support non-writable tensors."
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        silence_known_warnings()
+        warnings.warn_explicit(text, UserWarning, "_package.py", 790, module="torch.export.pt2_archive._package")
+        warnings.warn_explicit(text, UserWarning, "mine.py", 1, module="my_code")
+    assert [w.filename for w in caught] == ["mine.py"]
+
+
 def test_silence_is_idempotent_and_does_not_hide_everything():
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
