@@ -81,11 +81,16 @@ def row_loop(db: Path, queries: np.ndarray, limit: int) -> List[List[int]]:
     return answers
 
 
-def bench(dim: int, folder: Path) -> List[List[str]]:
+def make_data(dim: int) -> Tuple[np.ndarray, np.ndarray]:
+    """``N`` random unit vectors and 100 queries near some of them (the same for every run)."""
     rng = np.random.default_rng(dim)
     x = rng.standard_normal((N, dim)).astype(np.float32)
     x /= np.linalg.norm(x, axis=1, keepdims=True)
-    queries = x[rng.choice(N, 100, replace=False)] + 0.01 * rng.standard_normal((100, dim)).astype(np.float32)
+    return x, x[rng.choice(N, 100, replace=False)] + 0.01 * rng.standard_normal((100, dim)).astype(np.float32)
+
+
+def bench(dim: int, folder: Path) -> List[List[str]]:
+    x, queries = make_data(dim)
     path, npy, notes = folder / f"store{dim}.db", folder / f"x{dim}.npy", folder / f"notes{dim}.db"
     meta = {"labels": (np.arange(N) % 1000).tolist(), "paths": [f"images/{i}.png" for i in range(N)],
             "splits": ["validation"] * N, "is_query": [True] * N, "is_gallery": [True] * N}
