@@ -261,6 +261,7 @@ def test_importing_storage_does_not_import_torch():
         ({"embeddings": vectors(2)}, EmbeddingError, "shape"),
         ({"embeddings": np.full((3, DIM), np.nan, np.float32)}, EmbeddingError, "NaN"),
         ({"embeddings": np.full((3, DIM), np.inf, np.float32)}, EmbeddingError, "inf"),
+        ({"embeddings": np.full((3, DIM), 1e20, np.float32)}, EmbeddingError, "normalise"),
         ({"embeddings": vectors(3).tolist()}, EmbeddingError, "numpy array"),
         ({"ids": [500, 501, 500]}, DuplicateIdError, "repeat"),
         ({"ids": [500, 501, 0]}, DuplicateIdError, "already stored"),
