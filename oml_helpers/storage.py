@@ -236,12 +236,12 @@ class EmbeddingStore:
         check_search_options(k, metric, filters)
         single = isinstance(queries, np.ndarray) and queries.ndim == 1
         queries = self._check_vectors(queries[None] if single else queries, None, what="queries")
-        cache = self._fresh_cache()
+        cache = self._fresh_cache(with_filters=bool(filters))
         rows = cache["by_id"][select_rows(cache["meta"], **filters)] if filters else None
         matrix, index = cache["matrix"], cache["index"]
         if rows is not None:
             matrix, index = matrix[rows], index.subset(rows)
-        found, distances = top_k(matrix, index.stats[:, 2], queries, min(int(k), len(matrix)), metric, index)
+        found, distances = top_k(matrix, index.sq_norms, queries, min(int(k), len(matrix)), metric, index)
         ids = (cache["ids"] if rows is None else cache["ids"][rows])[found]
         paths = self._paths(ids.ravel()).reshape(ids.shape)
         return SearchResult(ids[0], distances[0], paths[0]) if single else SearchResult(ids, distances, paths)

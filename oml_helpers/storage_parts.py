@@ -8,7 +8,7 @@ import pandas as pd
 METADATA_COLUMNS = ("label", "path", "split", "is_query", "is_gallery")
 FILTERS = ("ids", "split", "label", "is_query", "is_gallery")
 Filter = Union[None, bool, int, str, Sequence[Any]]
-MAX_ABS_VALUE = 1e15  # so that squared norms stay far inside float32's range
+MAX_ABS_VALUE = 1e15  # nonzero rows' largest |value| in [1e-15, 1e15]: squared norms stay normal float32
 
 
 class LoadResult(NamedTuple):
@@ -62,9 +62,11 @@ def check_vectors(x: Any, n: Optional[int], dim: int, what: str = "embeddings") 
     bad = ~np.isfinite(x).all(axis=1)
     if bad.any():
         raise EmbeddingError(f"{what}: {bad.sum()} row(s) hold NaN or inf, first at row {bad.argmax()}.")
-    if x.size and np.abs(x).max() > MAX_ABS_VALUE:  # squared norms are kept in float32 (max ~3.4e38)
-        raise EmbeddingError(f"{what}: values up to {np.abs(x).max():.3g}, above {MAX_ABS_VALUE:.0e}; "
-                             "normalise the embeddings (embeddings are usually of norm about 1).")
+    largest = np.abs(x).max(axis=1, initial=0)  # squared norms are kept in float32: ~1e-38 to ~3e38
+    if np.any(largest > MAX_ABS_VALUE) or np.any((largest > 0) & (largest < 1 / MAX_ABS_VALUE)):
+        raise EmbeddingError(f"{what}: a row's largest value is {largest[(largest > 0)].min():.3g} to "
+                             f"{largest.max():.3g}; nonzero rows must lie between {1 / MAX_ABS_VALUE:.0e} and "
+                             f"{MAX_ABS_VALUE:.0e}: normalise the embeddings (they are usually of norm about 1).")
     return np.ascontiguousarray(x)
 
 

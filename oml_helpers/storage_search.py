@@ -7,13 +7,18 @@ matrix product (``torch._int_mm``), widens them by a bound on the quantisation e
 every row, keeps every row that could still be among the ``k`` nearest, and ranks those candidates by
 their exact float64 distance. The answer is the exact top ``k``, as from a float64 brute force.
 
-Where the int8 product is unavailable or fails a spot check against numpy (it returns garbage for
-dimension 1 in torch 2.14), the shortlist comes from one float32 product instead, as before.
+Where the int8 product is unavailable, fails a spot check against numpy (it returns garbage for
+dimension 1 in torch 2.14) or could overflow int32 (dimension over 133,000), the shortlist comes from
+one float32 product instead, as before. The store accepts nonzero rows whose largest value is between
+1e-15 and 1e15, so that squared norms stay normal float32 numbers.
 """
 
-from typing import List, Optional, Tuple
+from typing import TYPE_CHECKING, List, NamedTuple, Optional, Tuple
 
 import numpy as np
+
+if TYPE_CHECKING:
+    import torch
 
 QUERY_BLOCK = 64  # queries scored together: bounds the temporary [block, n] arrays
 INT8_MAX = 127
@@ -57,6 +62,22 @@ def _int8_dots(query_codes: np.ndarray, codes: np.ndarray, spots: np.ndarray) ->
     return dots if np.array_equal(dots[:, spots].numpy(), expected) else None
 
 
+class MetricTerms(NamedTuple):
+    """What a metric's approximate scores need from the stored rows."""
+
+    weight: "torch.Tensor"  # float32 [n]: multiplies each row's int8 dot product (with the query's scale)
+    offset: Optional["torch.Tensor"]  # float32 [n] added per row (euclidean: |x|^2), or None
+    factor: float  # how many times the dot product's error enters a score (euclidean: 2)
+    largest_residual: float  # the largest r_x (cosine: r_x / |x|)
+    largest_norm: float  # the largest |x| + r_x (cosine: 1 + r_x / |x|)
+
+
+def _float_tensor(array: np.ndarray) -> "torch.Tensor":
+    import torch
+
+    return torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32))
+
+
 class Int8Index:
     """The int8 codes of stored vectors and the per-row numbers a search needs, computed once per load."""
 
@@ -65,55 +86,99 @@ class Int8Index:
         Args:
             codes, stats: ``quantize_int8`` of the stored vectors, in row order.
         """
-        import torch
-
         self.codes, self.stats = codes, stats
         scale, residual, sq_norms = (stats[:, i].astype(np.float64) for i in range(3))
         norms = np.sqrt(sq_norms)
         inverse = np.divide(1.0, norms, out=np.zeros_like(norms), where=norms > 0)
-        as_tensor = lambda a: torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32))  # noqa: E731
-        # Per metric: the dot products' weight per row, an offset per row, and the largest error terms.
-        self.euclidean = (as_tensor(-2 * scale), as_tensor(sq_norms), residual.max(initial=0),
-                          (norms + residual).max(initial=0))
-        self.cosine = (as_tensor(-scale * inverse), None, (residual * inverse).max(initial=0))
+        relative = (residual * inverse).max(initial=0)
+        self.terms = {  # score = weight * dot + offset; euclidean: |x|^2 - 2 q.x, cosine: -q.x / |x| (0 for x = 0)
+            "euclidean": MetricTerms(_float_tensor(-2 * scale), _float_tensor(sq_norms), 2.0,
+                                     residual.max(initial=0), (norms + residual).max(initial=0)),
+            "cosine": MetricTerms(_float_tensor(-scale * inverse), None, 1.0, relative, 1 + relative),
+        }
         self.spots = np.unique(np.linspace(0, len(codes) - 1, num=min(len(codes), 8)).astype(np.int64))
 
+    @property
+    def sq_norms(self) -> np.ndarray:
+        """float32 ``[n]`` squared norms of the rows."""
+        return self.stats[:, 2]
+
     def subset(self, rows: np.ndarray) -> "Int8Index":
-        """The index of some rows only (for a filtered search)."""
+        """The index of some rows only (for a filtered search).
+
+        Args:
+            rows: Row positions to keep.
+
+        Returns:
+            A new index over those rows, in that order.
+        """
         return Int8Index(self.codes[rows], self.stats[rows])
+
+    def _prepare(self, queries: np.ndarray, metric: str) -> Tuple[MetricTerms, np.ndarray, np.ndarray, np.ndarray]:
+        """The metric's terms, the queries' codes and scales, and each query's ``margin``.
+
+        With ``q ~ s_q c_q`` and ``x ~ s_x c_x`` (residual norms ``r_q``, ``r_x``), the error of
+        ``s_q s_x (c_q . c_x)`` as ``q . x`` is at most ``|q| r_x + r_q (|x| + r_x)``; with the largest terms
+        over the rows (for cosine, divided by ``|x|``), ``margin`` bounds the error of every row's score.
+        """
+        terms = self.terms[metric]
+        query_codes, query_stats = quantize_int8(queries)
+        query_norms, query_residual = np.linalg.norm(queries.astype(np.float64), axis=1), query_stats[:, 1]
+        margin = terms.factor * (query_norms * terms.largest_residual + query_residual * terms.largest_norm)
+        margin += ROUNDING_SLACK * (query_norms + query_residual + terms.largest_norm) ** 2  # float32 rounding
+        return terms, query_codes, query_stats[:, :1], margin
+
+    def _scores(self, terms: MetricTerms, query_codes: np.ndarray, query_scale: np.ndarray) -> Optional["torch.Tensor"]:
+        """Approximate float32 scores ``[n_queries, n]``, lower is nearer; None if the int8 product is unusable."""
+        import torch
+
+        dots = _int8_dots(query_codes, self.codes, self.spots)
+        if dots is None:
+            return None
+        scores = dots.float().mul_(terms.weight).mul_(torch.from_numpy(query_scale))
+        return scores if terms.offset is None else scores.add_(terms.offset)
+
+    def approximate_scores(self, queries: np.ndarray, metric: str) -> Optional[Tuple[np.ndarray, np.ndarray]]:
+        """Every row's approximate score and each query's margin, to see (or test) the bound.
+
+        Args:
+            queries: float32 ``[n_queries, dim]``.
+            metric: ``"euclidean"`` (score ``|x|^2 - 2 q.x``) or ``"cosine"`` (score ``-q.x / |x|``).
+
+        Returns:
+            ``(scores [n_queries, n], margin [n_queries])`` with ``|score - exact score| <= margin``, or None
+            if the int8 product is unusable here.
+        """
+        terms, query_codes, query_scale, margin = self._prepare(queries, metric)
+        scores = self._scores(terms, query_codes, query_scale)
+        return None if scores is None else (scores.numpy(), margin)
 
     def shortlist(self, queries: np.ndarray, k: int, metric: str) -> Optional[List[np.ndarray]]:
         """Rows that may hold each query's top ``k``; None if the int8 product is unusable here.
 
-        With ``q ~ s_q c_q`` and ``x ~ s_x c_x`` (residual norms ``r_q``, ``r_x``), the error of
-        ``s_q s_x (c_q . c_x)`` as ``q . x`` is at most ``|q| r_x + r_q (|x| + r_x)``. Its largest value over
-        the rows (for cosine, divided by ``|x|``) bounds every score's error by one ``margin`` per query.
-        The ``k``-th smallest score plus the margin is then at least the true ``k``-th score, and a row
-        scoring more than that plus another margin cannot be in the top ``k``.
+        The ``k``-th smallest approximate score plus the margin is at least the true ``k``-th score, and a
+        row whose approximate score is more than that plus another margin cannot be in the top ``k``.
+
+        Args:
+            queries: float32 ``[n_queries, dim]``.
+            k: Neighbours wanted, at most the number of rows.
+            metric: ``"euclidean"`` or ``"cosine"``.
+
+        Returns:
+            One array of row positions per query, or None.
         """
         import torch
 
-        query_codes, query_stats = quantize_int8(queries)
-        query_residual = query_stats[:, 1].astype(np.float64)
-        query_norms = np.linalg.norm(queries.astype(np.float64), axis=1)
-        if metric == "euclidean":  # score |x|^2 - 2 q.x: the squared distance less |q|^2
-            weight, offset, largest_residual, largest = self.euclidean
-            margin = 2 * (query_norms * largest_residual + query_residual * largest)
-            margin += ROUNDING_SLACK * (query_norms + query_residual + largest) ** 2
-        else:  # score -q.x / |x|: |q| times (cosine distance - 1); zero rows score 0 exactly
-            weight, offset, relative = self.cosine
-            margin = query_norms * relative + query_residual * (1 + relative)
-            margin += ROUNDING_SLACK * (query_norms + query_residual) * (1 + relative)
-        width = torch.from_numpy(2 * margin).float()
+        if self.codes.shape[1] * INT8_MAX ** 2 > np.iinfo(np.int32).max:  # int32 sums could wrap around
+            return None
+        terms, query_codes, query_scale, margin = self._prepare(queries, metric)
+        width = _float_tensor(2 * margin)
         shortlists = []
         for start in range(0, len(queries), QUERY_BLOCK):  # torch from here: its top-k beats np.partition 4x
             block = slice(start, start + QUERY_BLOCK)
-            dots = _int8_dots(query_codes[block], self.codes, self.spots)
-            if dots is None:
+            scores = self._scores(terms, query_codes[block], query_scale[block])
+            if scores is None:
                 return None
-            scores = dots.float().mul_(weight).mul_(torch.from_numpy(query_stats[block, :1]))
-            if offset is not None:
-                scores.add_(offset)
             kth = scores.topk(k, dim=1, largest=False).values[:, -1]
             keep = scores <= (kth + width[block])[:, None]
             shortlists += [np.flatnonzero(row) for row in keep.numpy()]

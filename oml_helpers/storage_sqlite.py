@@ -27,6 +27,7 @@ MMAP_BYTES = 1 << 30  # read through a memory map: fewer copies on a full load
 PAGE_SIZE = 65_536  # large pages: a chunk BLOB spans few overflow pages
 CHUNK_BYTES = 1 << 20  # about 1 MiB of vectors per chunk
 ID_DTYPE, VECTOR_DTYPE = np.dtype("<i8"), np.dtype("<f4")  # fixed byte order: files move between machines
+CODE_DTYPE, STATS_DTYPE = np.dtype("i1"), np.dtype("<f4")  # int8 codes; scale, residual, squared norm
 
 SCHEMA = """
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -78,7 +79,8 @@ def read_meta(path: Path) -> dict:
                                      "Give the path of a store made by EmbeddingStore.create.")
             if version != SCHEMA_VERSION or "chunks" not in tables:
                 raise StoreFileError(f"{path} has store schema version {version}; this code reads version "
-                                     f"{SCHEMA_VERSION}. Use the matching oml_helpers version.")
+                                     f"{SCHEMA_VERSION}. Use the matching oml_helpers version, or create the "
+                                     "store again from your embeddings with EmbeddingStore.create.")
             return dict(ro.execute("SELECT key, value FROM meta").fetchall())
     except sqlite3.DatabaseError as e:
         raise StoreFileError(f"{path} could not be read as a SQLite database ({e}); is it damaged?") from e
@@ -95,7 +97,7 @@ def read_vectors(conn: sqlite3.Connection, dim: int) -> Tuple[np.ndarray, np.nda
     ids, matrix = np.empty(n, np.int64), np.empty((n, dim), np.float32)
     codes, stats, at = np.empty((n, dim), np.int8), np.empty((n, 3), np.float32), 0
     for count, *blobs in conn.execute("SELECT n, ids, vectors, codes, stats FROM chunks ORDER BY chunk"):
-        for array, blob, dtype in zip((ids, matrix, codes, stats), blobs, (ID_DTYPE, VECTOR_DTYPE, np.int8, VECTOR_DTYPE)):
+        for array, blob, dtype in zip((ids, matrix, codes, stats), blobs, (ID_DTYPE, VECTOR_DTYPE, CODE_DTYPE, STATS_DTYPE)):
             array[at:at + count] = np.frombuffer(blob, dtype).reshape(array[at:at + count].shape)
         at += count
     if conn.execute("SELECT count(*) FROM items").fetchone()[0] != n:
@@ -154,7 +156,7 @@ def write_chunks(conn: sqlite3.Connection, pieces: List[Tuple[int, np.ndarray, n
             vectors = np.ascontiguousarray(vectors, VECTOR_DTYPE)
             codes, stats = quantize_int8(vectors)
             yield (number, len(ids), ids.astype(ID_DTYPE).tobytes(), vectors.tobytes(), codes.tobytes(),
-                   stats.astype(VECTOR_DTYPE).tobytes())
+                   stats.astype(STATS_DTYPE).tobytes())
 
     conn.executemany("DELETE FROM chunks WHERE chunk = ?", [(p[0],) for p in pieces if len(p[1]) == 0])
     conn.executemany("INSERT OR REPLACE INTO chunks (chunk, n, ids, vectors, codes, stats) VALUES (?, ?, ?, ?, ?, ?)",

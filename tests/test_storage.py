@@ -123,6 +123,15 @@ def test_search_is_exact_for_very_close_neighbours(tmp_path, metric):
     assert np.array_equal(found.ids, order)
 
 
+def test_filtered_search_right_after_open(tmp_path):
+    with filled(tmp_path, 60):
+        pass
+    with EmbeddingStore.open(tmp_path / "s.db") as store:  # no load() first: the filter columns load on demand
+        found = store.search(vectors(2, seed=3), k=3, split="train")
+        train_ids = store.load(split="train").ids
+    assert set(found.ids.ravel()) <= set(train_ids)
+
+
 def test_search_with_filter_only_returns_matching_items(tmp_path):
     with filled(tmp_path, 100) as store:
         gallery_ids, gallery_x, _ = store.load(is_gallery=True)
@@ -262,6 +271,7 @@ def test_importing_storage_does_not_import_torch():
         ({"embeddings": np.full((3, DIM), np.nan, np.float32)}, EmbeddingError, "NaN"),
         ({"embeddings": np.full((3, DIM), np.inf, np.float32)}, EmbeddingError, "inf"),
         ({"embeddings": np.full((3, DIM), 1e20, np.float32)}, EmbeddingError, "normalise"),
+        ({"embeddings": np.full((3, DIM), 1e-20, np.float32)}, EmbeddingError, "normalise"),
         ({"embeddings": vectors(3).tolist()}, EmbeddingError, "numpy array"),
         ({"ids": [500, 501, 500]}, DuplicateIdError, "repeat"),
         ({"ids": [500, 501, 0]}, DuplicateIdError, "already stored"),

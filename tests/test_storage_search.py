@@ -79,16 +79,57 @@ def test_quantize_bounds_its_error():
     assert np.allclose(sq_norm, (x.astype(np.float64) ** 2).sum(axis=1), rtol=1e-6)
 
 
+def exact_scores(x: np.ndarray, queries: np.ndarray, metric: str) -> np.ndarray:
+    """The scores the int8 index approximates, in float64: |x|^2 - 2 q.x, or -q.x / |x| (0 for x = 0)."""
+    x64, q64 = x.astype(np.float64), queries.astype(np.float64)
+    if metric == "euclidean":
+        return (x64 ** 2).sum(axis=1) - 2 * q64 @ x64.T
+    norms = np.linalg.norm(x64, axis=1)
+    return -(q64 @ x64.T) * np.divide(1.0, norms, out=np.zeros_like(norms), where=norms > 0)
+
+
+@pytest.mark.parametrize("metric", ["euclidean", "cosine"])
+@pytest.mark.parametrize("name, x", list(hard_cases()), ids=[name for name, _ in hard_cases()])
+def test_every_approximate_score_is_within_the_margin(name, x, metric):
+    x = x.astype(np.float32)
+    rng = np.random.default_rng(7)
+    queries = np.vstack([x[:5] + rng.standard_normal((5, x.shape[1])).astype(np.float32),  # not stored rows
+                         rng.standard_normal((5, x.shape[1])).astype(np.float32) * np.float32(10.0)])
+    scores, margin = Int8Index(*quantize_int8(x)).approximate_scores(queries, metric)
+    error = np.abs(scores - exact_scores(x, queries, metric))
+    assert np.all(error <= margin[:, None]), (name, metric, float((error / margin[:, None]).max()))
+
+
+@pytest.mark.parametrize("metric", ["euclidean", "cosine"])
+def test_the_margin_is_tight(metric):
+    # x = [1, 1/254] is coded [127, 0] (scale 1/127), residual 1/254; q = [0, 1] is coded (almost) exactly.
+    # The error of q.x is then |q| r_x, the bound itself: the margin is that plus a little rounding slack,
+    # so a margin missing a term or a factor would be wrong here.
+    x, q = np.array([[1, 1 / 254]], np.float32), np.array([[0, 1]], np.float32)
+    scores, margin = Int8Index(*quantize_int8(x)).approximate_scores(q, metric)
+    error = np.abs(scores - exact_scores(x, q, metric))
+    assert 0.95 * margin[0] <= error[0, 0] <= margin[0]
+
+
 @pytest.mark.parametrize("dim", [1, 2, 7, 64])
 def test_int8_dots_are_exact_or_refused(dim):
     # torch._int_mm is a private op; with dimension 1 it returned garbage in torch 2.14.1. Its answers
-    # are spot-checked against numpy, so it may refuse (None) but never answers wrongly.
+    # are spot-checked against numpy on the index's few rows, so it may refuse (None) but never answers
+    # wrongly: checked here on every row.
     rng = np.random.default_rng(dim)
     q, c = (rng.integers(-127, 128, shape).astype(np.int8) for shape in [(3, dim), (500, dim)])
-    dots = _int8_dots(q, c, np.arange(len(c)))
-    assert dots is None or np.array_equal(dots, q.astype(np.int64) @ c.astype(np.int64).T)
+    dots = _int8_dots(q, c, Int8Index(c, np.ones((len(c), 3), np.float32)).spots)
+    assert dots is None or np.array_equal(dots.numpy(), q.astype(np.int64) @ c.astype(np.int64).T)
     if dim > 1:
         assert dots is not None
+
+
+def test_dimensions_whose_int32_sums_could_wrap_use_float32():
+    # 127**2 * 140_000 > 2**31: the int32 dot products would wrap around (and numpy's int32 check too).
+    x = np.stack([np.ones(140_000), -np.ones(140_000), np.r_[np.ones(70_000), -np.ones(70_000)]]).astype(np.float32)
+    assert Int8Index(*quantize_int8(x)).shortlist(x[:1], 1, "euclidean") is None
+    found, distances = search(x, x[:1], 1, "euclidean")
+    assert found[0, 0] == 0 and distances[0, 0] == 0
 
 
 @pytest.mark.parametrize("broken", ["missing", "garbage"])
