@@ -9,6 +9,13 @@ import os as _os
 _os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 
 from oml_helpers import exercises  # noqa: E402
+from oml_helpers.book_models import (  # noqa: E402
+    StaleModelWarning,
+    book_model_info,
+    load_book_model,
+    recipe_fingerprint,
+)
+from oml_helpers.checks import OutsideStatedRangeError, expect_between  # noqa: E402
 from oml_helpers.checkpoints import (  # noqa: E402
     CheckpointError,
     best_checkpoint,
@@ -99,11 +106,14 @@ __all__ = [
     "LogError",
     "MetadataError",
     "PretrainedUnavailableError",
+    "OutsideStatedRangeError",
     "SmallCNN",
+    "StaleModelWarning",
     "StoreError",
     "StoreFileError",
     "UnknownIdError",
     "best_checkpoint",
+    "book_model_info",
     "changed_top1",
     "check_dataframe",
     "count_parameters",
@@ -111,9 +121,11 @@ __all__ = [
     "default_data_root",
     "digit_transforms",
     "exercises",
+    "expect_between",
     "extractor_state_dict",
     "get_device",
     "in_colab",
+    "load_book_model",
     "load_extractor",
     "load_image_tensor",
     "make_datasets",
@@ -127,6 +139,7 @@ __all__ = [
     "quantize_int8",
     "query_gallery_split",
     "read_checkpoint",
+    "recipe_fingerprint",
     "read_csv_metrics",
     "read_tensorboard_scalars",
     "rerank",

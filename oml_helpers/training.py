@@ -22,6 +22,10 @@ from oml_helpers.device import get_device, seed_everything
 from oml_helpers.models import SmallCNN
 
 MEAN_STD = ([0.5, 0.5, 0.5], [0.5, 0.5, 0.5])
+# The book's recipe (chapter 01): 180 steps of 5 digits x 8 images, Adam from 3e-3 on a cosine schedule.
+RECIPE_EPOCHS = 180
+RECIPE_LR = 3e-3
+RECIPE_BATCH = (5, 8)  # (n_labels, n_instances)
 
 
 def digit_transforms(train: bool) -> T.Compose:
@@ -67,12 +71,12 @@ def make_datasets(
 def train_extractor(
     model: torch.nn.Module,
     dataset: ImageLabeledDataset,
-    epochs: int = 120,
-    lr: float = 3e-3,
+    epochs: int = RECIPE_EPOCHS,
+    lr: float = RECIPE_LR,
     margin: float = 0.2,
     miner: Optional[ITripletsMiner] = None,
-    n_labels: int = 5,
-    n_instances: int = 16,
+    n_labels: int = RECIPE_BATCH[0],
+    n_instances: int = RECIPE_BATCH[1],
 ) -> pd.DataFrame:
     """Train an extractor with OML's triplet loss: the plain PyTorch loop of chapter 01.
 
@@ -164,12 +168,16 @@ def retrieval_metrics(
     return flat, rr
 
 
-def train_digits_model(root: Union[str, Path], seed: int = 0, epochs: int = 120) -> SmallCNN:
-    """The book's trained model for the later chapters: chapter 01's recipe (all triplets) on the digits 0-4.
+def train_digits_model(root: Union[str, Path], seed: int = 0, epochs: int = RECIPE_EPOCHS) -> SmallCNN:
+    """Train the book's model: chapter 01's recipe (all triplets) on the digits 0-4.
+
+    The repository ships the model this makes (``load_book_model("digits")``), so that the later
+    chapters need not train it again; this function is the one line that retrains it.
 
     Args:
         root: Data folder; the digits are written there if missing.
-        seed: Random seed; the same seed gives the same model on the same machine.
+        seed: Random seed. Reruns agree closely but not bit for bit: the last digits depend on
+            the CPU and on how torch splits the work between its threads.
         epochs: Training length (see ``train_extractor``).
 
     Returns:
