@@ -1,8 +1,11 @@
 """Train and validate with Lightning's DDP on CPU processes, and check that validation saw every item.
 
-Run it as a script (Lightning's ``strategy="ddp"`` starts the other processes by re-running the command)::
+Run it as a script, best under ``torchrun``, which starts all processes at once (chapter 03)::
 
-    python -m oml_helpers.ddp_demo OUT_DIR --devices 2 --epochs 2
+    python -m torch.distributed.run --standalone --nproc_per_node 2 -m oml_helpers.ddp_demo OUT_DIR --epochs 1
+
+Run plainly (``python -m oml_helpers.ddp_demo OUT_DIR``), Lightning's ``strategy="ddp"`` starts the other
+processes itself by re-running the command, once the first one has imported everything.
 
 Every process writes ``OUT_DIR/rank<r>.json`` with what it validated and the metrics it got; process 0
 also evaluates the final weights once more without DDP, over the whole validation set, for comparison.

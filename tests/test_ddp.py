@@ -1,6 +1,7 @@
 """DDP with two CPU processes: validation metrics must cover the whole validation set, not each process's half.
 
-Runs ``python -m oml_helpers.ddp_demo`` (the script chapter 03 shows) for one epoch; about 20-40 s.
+Runs ``python -m oml_helpers.ddp_demo`` (the script chapter 03 shows) under ``torchrun``, as the chapter
+does, for one epoch; about 20 s.
 """
 
 import json
@@ -21,7 +22,8 @@ REPO = Path(__file__).resolve().parent.parent
 def ddp_reports(tmp_path_factory):
     out, data = tmp_path_factory.mktemp("ddp"), tmp_path_factory.mktemp("digits32")
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
-    command = [sys.executable, "-m", "oml_helpers.ddp_demo", str(out), "--data-root", str(data), "--epochs", "1"]
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+               "-m", "oml_helpers.ddp_demo", str(out), "--data-root", str(data), "--epochs", "1"]
     done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     return [json.loads((out / f"rank{rank}.json").read_text()) for rank in (0, 1)]

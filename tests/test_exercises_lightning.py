@@ -53,7 +53,7 @@ def logs(tmp_path):
 
 def test_best_epoch(logs):
     _, csv = logs
-    _says(ex.check_best_epoch(2, csv), ex.RIGHT, "epoch 2", "0.800")
+    _says(ex.check_best_epoch(2, csv), ex.RIGHT, "highest OVERALL/map/5")
     _says(ex.check_best_epoch(3, csv), ex.WRONG, "last epoch")
     _says(ex.check_best_epoch(5, csv), ex.WRONG, "training step")
     _says(ex.check_best_epoch(0, csv), ex.WRONG, "lowest")
@@ -103,7 +103,7 @@ def lightning_ckpt(tmp_path):
 def test_best_from_state(lightning_ckpt):
     last, _ = lightning_ckpt
     best = last.parent / "epoch01.ckpt"
-    _says(ex.check_best_from_state(best, 0.9, last), ex.RIGHT, "epoch01.ckpt")
+    _says(ex.check_best_from_state(best, 0.9, last), ex.RIGHT, "the best checkpoint", "ModelCheckpoint recorded")
     _says(ex.check_best_from_state(last, 0.9, last), ex.WRONG, "last.ckpt")
     _says(ex.check_best_from_state(best, 0.8, last), ex.WRONG, "current_score")
 

@@ -85,7 +85,8 @@ def check_best_epoch(answer: int, log_dir: PathLike, metric: str = "OVERALL/map/
         problems.append(f"epoch {answer} has {metric} = {per_epoch[answer]:.3f}, below the best ({best:.3f}).")
     else:
         problems.append(f"there is no epoch {answer} in the log; it has epochs 0-{int(per_epoch.index.max())}.")
-    return _verdict(problems, f"epoch {winners[0]}, with {metric} = {best:.3f}.")
+    # No numbers in the success message: they come from training, whose last digits vary by CPU.
+    return _verdict(problems, f"that is the epoch with the highest {metric} in metrics.csv.")
 
 
 def check_tensorboard_per_epoch(fn: Callable[[PathLike], pd.DataFrame], tb_log_dir: PathLike, csv_log_dir: PathLike) -> Verdict:
@@ -151,7 +152,8 @@ def check_best_from_state(path: PathLike, score: float, last_ckpt: PathLike) -> 
             problems.append("that is 'current_score', the last validation's score; the best is 'best_model_score'.")
         else:
             problems.append(f"score {float(score):.4f} is not the best one; read 'best_model_score'.")
-    return _verdict(problems, f"{best_path.name} with {state['monitor']} = {best_score:.3f}.")
+    # No numbers in the success message: they come from training, whose last digits vary by CPU.
+    return _verdict(problems, f"the best checkpoint and its {state['monitor']}, as ModelCheckpoint recorded them.")
 
 
 def _call(fn: Callable, *args: Any) -> Any:
