@@ -1,4 +1,4 @@
-"""Running an exercise's starting code as the student edition hands it out gives "Not yet", not a crash.
+"""An exercise's starting code, run as the student edition hands it out, gives "Not yet", no crash.
 
 Each stub is taken from its notebook (``metadata.student_stub``) and run against the real checker,
 with small stand-ins for what the chapter defines before its exercises.
@@ -22,12 +22,17 @@ from test_exercises_retrieval import _rr, search_setup  # noqa: F401 (fixture)
 from verdicts import says
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+def _stubs(path: Path) -> list:
+    cells = nbformat.read(path, as_version=4).cells
+    return [c.metadata["student_stub"] for c in cells if "solution" in c.metadata.get("tags", [])]
+
+
 STUBS = [
-    (path.stem, number, cell.metadata["student_stub"])
+    (path.stem, number, stub)
     for path in sorted((ROOT / "notebooks").glob("*.ipynb"))
-    for number, cell in enumerate(
-        (c for c in nbformat.read(path, as_version=4).cells if "solution" in c.metadata.get("tags", [])), 1
-    )
+    for number, stub in enumerate(_stubs(path), 1)
 ]
 
 
@@ -43,7 +48,8 @@ def chapter_names(tmp_path, logs, lightning_ckpt, search_setup):  # noqa: F811 (
         "DATA_ROOT": tmp_path,  # 06: holds my_scan.jpg
         "per_query": {"map": {5: torch.rand(10)}}, "query_labels": [5, 6] * 5,  # 02
         "df": pd.DataFrame({"label": LABELS}),  # 03
-        "csv_logger": SimpleNamespace(log_dir=str(csv)), "tb_logger": SimpleNamespace(log_dir=str(tb)),
+        "csv_logger": SimpleNamespace(log_dir=str(csv)),
+        "tb_logger": SimpleNamespace(log_dir=str(tb)),
         "RUNS": ckpt.parent.parent,  # 04: RUNS / "checkpoints" / "last.ckpt"
         "rr_labeled": _rr(), "rr_before": _rr(seed=1), "rr_after": _rr(seed=2),  # 06, 07
         "model": model, "dataset": dataset, "gallery_embeddings": gallery,  # 06

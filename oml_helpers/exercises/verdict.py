@@ -35,7 +35,7 @@ class _Unanswered(BaseException):
 
 
 def _answers_something(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """``fn``, raising ``_Unanswered`` if its first call returns None (later calls are passed on)."""
+    """``fn``, raising ``_Unanswered`` if its first call returns None (later calls pass as is)."""
     called = []
 
     @functools.wraps(fn)
@@ -52,8 +52,8 @@ def _answers_something(fn: Callable[..., Any]) -> Callable[..., Any]:
 def checker(check: Callable[..., Verdict]) -> Callable[..., Verdict]:
     """Make a checker answer "Not yet" to an exercise's untouched starting code instead of crashing.
 
-    The student edition's stubs pass ``...`` for an answer not given yet, or a function whose body is
-    still ``...`` (it returns None). Either gets a "Not yet" verdict that says what to fill in.
+    The student edition's stubs pass ``...`` for an answer not given yet, or a function whose body
+    is still ``...`` (it returns None). Either gets a "Not yet" verdict that says what to fill in.
 
     Args:
         check: the checker; its arguments that are plain functions (``def`` or ``lambda``) are the
@@ -72,14 +72,14 @@ def checker(check: Callable[..., Verdict]) -> Callable[..., Verdict]:
             return check(*args, **kwargs)  # the usual error for wrong arguments
         for name, value in bound.arguments.items():
             if value is Ellipsis:
-                return Verdict(False, f"{WRONG}: the answer given as `{name}` is still `...`: replace "
-                                      "each `...` in this cell with your answer.")
+                return Verdict(False, f"{WRONG}: the answer given as `{name}` is still `...`: "
+                                      "replace each `...` in this cell with your answer.")
             if isinstance(value, types.FunctionType):
                 bound.arguments[name] = _answers_something(value)
         try:
             return check(*bound.args, **bound.kwargs)
         except _Unanswered as e:
-            return Verdict(False, f"{WRONG}: your function `{e}` returned None: write its body in place "
-                                  "of the `...`, and end it with `return` and the result.")
+            return Verdict(False, f"{WRONG}: your function `{e}` returned None: write its body in "
+                                  "place of the `...`, and end it with `return` and the result.")
 
     return wrapped
