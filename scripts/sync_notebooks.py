@@ -3,10 +3,10 @@
 The repository address lives in one place, ``repository.url`` (and ``repository.branch``) in
 _config.yml. This script puts, right after each notebook's title, a badge that opens the chapter's
 student edition (``student/notebooks/``, the exercises without their solutions) in Colab, a second
-link that opens the full notebook with the solutions, and a code cell that, only inside Colab, clones
-the book and runs ``oml_helpers/colab.py``. Run it after changing the setting or adding a notebook;
-the tests fail while a notebook is out of date. ``make_student_edition.py`` copies the same badge
-cell into the student edition (``badge_cell``), so run it afterwards.
+link that opens the full notebook with the solutions, and a code cell that, only inside Colab,
+clones the book and runs ``oml_helpers/colab.py``. Run it after changing the setting or adding a
+notebook; the tests fail while a notebook is out of date. ``make_student_edition.py`` copies the
+same badge cell into the student edition (``badge_cell``), so run it afterwards.
 
 Usage: python scripts/sync_notebooks.py [--check]
 """

@@ -45,10 +45,11 @@ def test_badge_opens_this_notebook(path):
     badge = _cell(path, sync.BADGE_ID).source
     slug = repo["url"].removeprefix("https://github.com/")
     blob = f"https://colab.research.google.com/github/{slug}/blob/{repo['branch']}"
-    # the badge opens the student edition; a second, worded link the full notebook with the solutions
+    # the badge opens the student edition; a second, worded link the full notebook with solutions
     assert badge.startswith(f"[![Open the student edition in Colab]({sync.BADGE_IMAGE})]"
                             f"({blob}/student/notebooks/{path.name})"), badge
-    assert f"[Open the full notebook, with the solutions, in Colab]({blob}/notebooks/{path.name})" in badge
+    full = f"({blob}/notebooks/{path.name})"
+    assert f"[Open the full notebook, with the solutions, in Colab]{full}" in badge
     setup = _cell(path, sync.SETUP_ID).source
     assert f'"{repo["url"]}"' in setup and f'"{repo["branch"]}"' in setup
 

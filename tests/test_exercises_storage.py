@@ -29,7 +29,7 @@ def _no_where(conn, split):
 
 def test_counts_per_label():
     _says(ex.check_counts_per_label(_parametrised), ex.RIGHT, "harmless")
-    _says(ex.check_counts_per_label(lambda conn, split: None), ex.WRONG, "returned None")  # the stub
+    _says(ex.check_counts_per_label(lambda conn, split: None), ex.WRONG, "returned None")  # a stub
     _says(ex.check_counts_per_label(_formatted), ex.WRONG, "rewrote your WHERE clause", "? parameter")
     _says(ex.check_counts_per_label(_no_where), ex.WRONG, "all splits", "WHERE split = ?")
     broken = lambda conn, split: dict(conn.execute(f'SELECT label, count(*) FROM items WHERE split = "{split}" GROUP BY label').fetchall())  # noqa: E731

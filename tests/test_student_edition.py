@@ -31,7 +31,7 @@ def _load(name: str):
 
 @pytest.fixture(scope="module")
 def edition(tmp_path_factory):
-    """A fresh student edition, written by the script into a temporary folder: its notebooks/ folder."""
+    """A fresh student edition written by the script into a temporary folder: its notebooks/."""
     out = tmp_path_factory.mktemp("student")
     result = subprocess.run(
         [sys.executable, str(ROOT / "scripts" / "make_student_edition.py"), str(out)], capture_output=True, text=True
@@ -66,7 +66,7 @@ def test_student_edition_has_no_solutions(edition):
             if "solution" in t.metadata.get("tags", []):
                 assert s.source == t.metadata["student_stub"] and s.source != t.source
                 assert s.outputs == [] and "..." in s.source and s.metadata["tags"] == ["exercise"]
-            elif t.get("id") == sync.BADGE_ID:  # the same links; the image path seen from student/notebooks/
+            elif t.get("id") == sync.BADGE_ID:  # the same links; the image as seen from student/
                 assert s.source == t.source.replace(sync.BADGE_IMAGE, sync.STUDENT_BADGE_IMAGE)
                 assert (COMMITTED / sync.STUDENT_BADGE_IMAGE).resolve().is_file()
             else:
@@ -77,12 +77,13 @@ def test_committed_student_edition_is_up_to_date(edition):
     fresh = sorted(p.name for p in edition.glob("*.ipynb"))
     committed = sorted(p.name for p in COMMITTED.glob("*.ipynb"))
     assert committed == fresh, (
-        f"student/notebooks/ holds {committed}, the chapters give {fresh}: run {REGENERATE} and commit student/"
+        f"student/notebooks/ holds {committed}, the chapters give {fresh}: "
+        f"run {REGENERATE} and commit student/"
     )
     for name in fresh:
         assert (COMMITTED / name).read_text() == (edition / name).read_text(), (
             f"student/notebooks/{name} is out of date with notebooks/{name}: run {REGENERATE} "
-            "(after scripts/sync_notebooks.py) and commit student/; never edit the student edition by hand"
+            "(after scripts/sync_notebooks.py) and commit student/; never edit it by hand"
         )
 
 
