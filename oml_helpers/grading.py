@@ -133,6 +133,13 @@ def identify(nb: nbformat.NotebookNode, known: Dict[str, Chapter]) -> Optional[C
     return known[candidates[0]] if best and len(candidates) == 1 else None
 
 
+def _is_cell(cell: object) -> bool:
+    kinds = ("code", "markdown", "raw")
+    if not isinstance(cell, dict) or cell.get("cell_type") not in kinds:
+        return False
+    return isinstance(cell.get("source"), str)
+
+
 def read_submission(path: Path) -> nbformat.NotebookNode:
     """Read a submitted file as a notebook.
 
@@ -148,9 +155,10 @@ def read_submission(path: Path) -> nbformat.NotebookNode:
     fix = "hand in the .ipynb file (in Colab: File > Download > Download .ipynb)"
     try:
         nb = nbformat.reads(path.read_text(encoding="utf-8"), as_version=4)
-        cells = nb.cells
-        if not isinstance(cells, list) or not all(isinstance(c.get("source"), str) for c in cells):
+        if not isinstance(nb.cells, list) or not all(_is_cell(c) for c in nb.cells):
             raise ValueError("its cells are not a list of cells")
+        for cell in nb.cells:
+            cell.setdefault("metadata", nbformat.NotebookNode())
     except Exception as e:  # not text, not JSON, JSON but no notebook: all the same to the teacher
         raise ValueError(f"not a Jupyter notebook ({type(e).__name__}: {e}); {fix}") from None
     return nb
@@ -250,15 +258,16 @@ def grade_file(path: Path, known: Dict[str, Chapter], timeout: float,
         nb = read_submission(path)
     except ValueError as e:
         return failed(str(e))
-    chapter = identify(nb, known)
-    if expected and chapter and chapter != expected:
-        return failed(f"this notebook is chapter {chapter.title!r}, not {expected.title!r}: "
-                      f"hand in the chapter {expected.number} notebook")
-    chapter = chapter or expected
-    if chapter is None:
-        return failed("cannot tell which chapter this notebook is from: it calls no exercise "
-                      "checker and its title is no chapter's; give the chapter with --chapter NN")
+    chapter = expected
     try:
+        chapter = identify(nb, known)
+        if expected and chapter and chapter != expected:
+            return failed(f"this notebook is chapter {chapter.title!r}, not {expected.title!r}: "
+                          f"hand in the chapter {expected.number} notebook")
+        chapter = chapter or expected
+        if chapter is None:
+            return failed("cannot tell which chapter this notebook is from: it calls no exercise "
+                          "checker and its title is no chapter's; name it with --chapter NN")
         with tempfile.TemporaryDirectory(prefix="oml-grade-", ignore_cleanup_errors=True) as work:
             run = run_notebook(nb, Path(work), timeout)
         return [Row(path.stem, chapter.number, str(n), name, *map(_short, _exercise(nb, run, name)))

@@ -115,8 +115,11 @@ def test_a_kernel_that_does_not_start_is_an_error(tmp_path, monkeypatch):
     assert status == ERROR and "No such kernel" in detail and "as the kernel started" in detail
 
 
+NO_CELL = b'{"nbformat": 4, "nbformat_minor": 5, "metadata": {}, "cells": [{"source": "x"}]}'
+
+
 @pytest.mark.parametrize(
-    "content", [b"not json", b"{}", b"[1, 2]", b'{"nbformat": 4, "cells": [1]}', b"\xff\xfe"]
+    "content", [b"not json", b"{}", b"[1, 2]", b'{"nbformat": 4, "cells": [1]}', NO_CELL, b"\xff\xfe"]
 )
 def test_a_file_that_is_no_notebook_is_an_error(tmp_path, content):
     path = tmp_path / "dave.ipynb"
