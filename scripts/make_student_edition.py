@@ -1,11 +1,15 @@
 """Write the student edition: every notebook with the exercise solutions replaced by empty stubs.
 
 Solution cells carry the tag ``solution`` and, in ``metadata.student_stub``, the code a student
-starts from (the names to define and the check to run). Outputs of those cells are dropped.
+starts from (the names to define and the check to run). Outputs of those cells are dropped. The
+badge cell is the chapter's own (``sync_notebooks.badge_cell``), its image path adjusted to the
+student edition's folder. The edition in student/ is committed: the tests fail while it is out of
+date with notebooks/, so run this after changing a notebook (and after sync_notebooks.py).
 
 Usage: python scripts/make_student_edition.py [output folder, default: student/]
 """
 
+import importlib.util
 import sys
 from pathlib import Path
 
@@ -14,11 +18,22 @@ import nbformat
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def _sync_module():
+    path = ROOT / "scripts" / "sync_notebooks.py"
+    spec = importlib.util.spec_from_file_location("sync_notebooks", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def student_notebook(path: Path) -> nbformat.NotebookNode:
     """The notebook at ``path`` with each solution cell replaced by its stub."""
+    sync = _sync_module()
     nb = nbformat.read(path, as_version=4)
-    for cell in nb.cells:
-        if "solution" in cell.metadata.get("tags", []):
+    for i, cell in enumerate(nb.cells):
+        if cell.get("id") == sync.BADGE_ID:
+            nb.cells[i] = sync.badge_cell(path, image=sync.STUDENT_BADGE_IMAGE)
+        elif "solution" in cell.metadata.get("tags", []):
             if "student_stub" not in cell.metadata:
                 raise ValueError(f"{path.name}: a solution cell has no metadata.student_stub:\n{cell.source[:200]}")
             cell.source = cell.metadata.pop("student_stub")
@@ -28,10 +43,15 @@ def student_notebook(path: Path) -> nbformat.NotebookNode:
 
 
 def main(out: Path) -> None:
-    (out / "notebooks").mkdir(parents=True, exist_ok=True)
-    for path in sorted((ROOT / "notebooks").glob("*.ipynb")):
-        nbformat.write(student_notebook(path), out / "notebooks" / path.name)
-        print(f"wrote {out / 'notebooks' / path.name}")
+    folder = out / "notebooks"
+    folder.mkdir(parents=True, exist_ok=True)
+    chapters = sorted((ROOT / "notebooks").glob("*.ipynb"))
+    for path in chapters:
+        nbformat.write(student_notebook(path), folder / path.name)
+        print(f"wrote {folder / path.name}")
+    for stale in sorted(set(folder.glob("*.ipynb")) - {folder / p.name for p in chapters}):
+        stale.unlink()  # its chapter is gone or renamed
+        print(f"removed {stale}")
 
 
 if __name__ == "__main__":

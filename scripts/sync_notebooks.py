@@ -1,9 +1,12 @@
 """Write the Colab badge and the Colab set-up cell into every notebook, from _config.yml.
 
 The repository address lives in one place, ``repository.url`` (and ``repository.branch``) in
-_config.yml. This script puts, right after each notebook's title, a badge that opens that notebook in
-Colab and a code cell that, only inside Colab, clones the book and runs ``oml_helpers/colab.py``.
-Run it after changing the setting or adding a notebook; the tests fail while a notebook is out of date.
+_config.yml. This script puts, right after each notebook's title, a badge that opens the chapter's
+student edition (``student/notebooks/``, the exercises without their solutions) in Colab, a second
+link that opens the full notebook with the solutions, and a code cell that, only inside Colab,
+clones the book and runs ``oml_helpers/colab.py``. Run it after changing the setting or adding a
+notebook; the tests fail while a notebook is out of date. ``make_student_edition.py`` copies the
+same badge cell into the student edition (``badge_cell``), so run it afterwards.
 
 Usage: python scripts/sync_notebooks.py [--check]
 """
@@ -19,6 +22,7 @@ ROOT = Path(__file__).resolve().parent.parent
 BADGE_ID, SETUP_ID = "colab-badge", "colab-setup"
 # A local copy, so that the rendered book loads nothing from other hosts (notebooks/ -> _static/).
 BADGE_IMAGE = "../_static/colab-badge.svg"
+STUDENT_BADGE_IMAGE = "../../_static/colab-badge.svg"  # the same file, seen from student/notebooks/
 
 SETUP_TEMPLATE = '''\
 # Colab set-up: inside Google Colab this fetches the book and installs OML 4.0 with its
@@ -56,11 +60,42 @@ def colab_url(notebook: Path) -> str:
     return f"https://colab.research.google.com/github/{slug}/blob/{repo['branch']}/{notebook.relative_to(ROOT).as_posix()}"
 
 
+def student_path(notebook: Path) -> Path:
+    """Where the student edition of a chapter notebook lives (written by make_student_edition.py).
+
+    Args:
+        notebook: a chapter notebook, ``notebooks/NN_name.ipynb``.
+
+    Returns:
+        ``student/notebooks/NN_name.ipynb`` in the repository.
+    """
+    return ROOT / "student" / "notebooks" / notebook.name
+
+
+def badge_cell(notebook: Path, image: str = BADGE_IMAGE) -> nbformat.NotebookNode:
+    """The badge cell: Colab opens the student edition; a second link opens the full notebook.
+
+    Args:
+        notebook: a chapter notebook, ``notebooks/NN_name.ipynb``.
+        image: the badge image's path as seen from the notebook that gets the cell.
+
+    Returns:
+        A markdown cell with the id ``BADGE_ID``.
+    """
+    student, full = colab_url(student_path(notebook)), colab_url(ROOT / "notebooks" / notebook.name)
+    return nbformat.v4.new_markdown_cell(
+        f"[![Open the student edition in Colab]({image})]({student}) the student edition: the "
+        f"exercises without their solutions. [Open the full notebook, with the solutions, in "
+        f"Colab]({full}).",
+        id=BADGE_ID,
+    )
+
+
 def synced_cells(path: Path) -> List[nbformat.NotebookNode]:
     """The notebook's cells with the badge and set-up cells inserted or refreshed after the title."""
     nb = nbformat.read(path, as_version=4)
     repo = repository()
-    badge = nbformat.v4.new_markdown_cell(f"[![Open in Colab]({BADGE_IMAGE})]({colab_url(path)})", id=BADGE_ID)
+    badge = badge_cell(path)
     setup = nbformat.v4.new_code_cell(SETUP_TEMPLATE.format(**repo), id=SETUP_ID)
     old = {cell.id: cell for cell in nb.cells}
     if SETUP_ID in old and old[SETUP_ID].source == setup.source:

@@ -392,22 +392,40 @@ def test_chapter_shows_its_figures_with_alt_text(new_page, server, chapter):
     _screenshot(tab, chapter, "desktop")
 
 
-def _expected_colab_url(source):
+def _expected_colab_url(path: str) -> str:
+    """The Colab address of ``path``, a file of the repository, from _config.yml's repository."""
     config = yaml.safe_load((ROOT / "_config.yml").read_text())
     repo = config["repository"]
     owner_name = urlsplit(repo["url"]).path.strip("/").removesuffix(".git")
-    path = "/".join(p for p in (repo.get("path_to_book", "").strip("/"), source) if p)
+    path = "/".join(p for p in (repo.get("path_to_book", "").strip("/"), path) if p)
     colab = config["launch_buttons"]["colab_url"].rstrip("/")
     return f"{colab}/github/{owner_name}/blob/{repo.get('branch', 'main')}/{path}"
 
 
 def test_colab_link_points_at_its_notebook(new_page, server, chapter):
+    """The badge opens the chapter's student edition; a worded link and the rocket, the full one."""
     source = chapters()[chapter]
-    assert (ROOT / source).is_file(), f"the Colab link would point at {source}, which is not in the repository"
+    student = f"student/notebooks/{PurePosixPath(source).name}"
+    for path in (source, student):
+        assert (ROOT / path).is_file(), f"a Colab link would point at {path}, not in the repository"
     tab = new_page()
     tab.goto(server + chapter)
-    links = set(tab.eval_on_selector_all("a[href*='colab.research.google.com']", "as => as.map(a => a.href)"))
-    assert links == {_expected_colab_url(source)}, f"{chapter}: Colab links {links}"
+    links = tab.eval_on_selector_all(
+        "a[href*='colab.research.google.com']",
+        "as => as.map(a => ({href: a.href, text: a.textContent.trim(),"
+        " inPage: !!a.closest('article'),"
+        " alt: [...a.querySelectorAll('img')].map(i => i.alt).join(' ')}))",
+    )
+    full_url, student_url = _expected_colab_url(source), _expected_colab_url(student)
+    assert {a["href"] for a in links} == {full_url, student_url}, f"{chapter}: Colab links {links}"
+    in_page = [a for a in links if a["inPage"]]
+    badges = [a for a in in_page if a["alt"]]
+    assert [b["href"] for b in badges] == [student_url], f"{chapter}: badge links {badges}"
+    assert "student edition" in badges[0]["alt"], f"{chapter}: the badge's alt {badges[0]['alt']!r}"
+    worded = [a for a in in_page if "with the solutions" in a["text"]]
+    assert [w["href"] for w in worded] == [full_url], f"{chapter}: no link to {source}: {links}"
+    rocket = {a["href"] for a in links if not a["inPage"]}  # the launch button, in the header
+    assert rocket <= {full_url}, f"{chapter}: the launch button should open {source}: {rocket}"
 
 
 def test_redirects(new_page, server):

@@ -44,7 +44,12 @@ def test_badge_opens_this_notebook(path):
     repo = sync.repository()
     badge = _cell(path, sync.BADGE_ID).source
     slug = repo["url"].removeprefix("https://github.com/")
-    assert f"(https://colab.research.google.com/github/{slug}/blob/{repo['branch']}/notebooks/{path.name})" in badge
+    blob = f"https://colab.research.google.com/github/{slug}/blob/{repo['branch']}"
+    # the badge opens the student edition; a second, worded link the full notebook with solutions
+    assert badge.startswith(f"[![Open the student edition in Colab]({sync.BADGE_IMAGE})]"
+                            f"({blob}/student/notebooks/{path.name})"), badge
+    full = f"({blob}/notebooks/{path.name})"
+    assert f"[Open the full notebook, with the solutions, in Colab]{full}" in badge
     setup = _cell(path, sync.SETUP_ID).source
     assert f'"{repo["url"]}"' in setup and f'"{repo["branch"]}"' in setup
 

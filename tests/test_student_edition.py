@@ -1,4 +1,8 @@
-"""Every chapter ends with 2-3 exercises whose solutions are hidden in the book and removed in the student edition."""
+"""Every chapter ends with 2-3 exercises whose solutions are hidden in the book and removed in the student edition.
+
+The student edition is committed in student/notebooks/ (the chapters' Colab badges open it), so it
+must stay what scripts/make_student_edition.py writes from notebooks/.
+"""
 
 import importlib.util
 import subprocess
@@ -10,10 +14,30 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
+COMMITTED = ROOT / "student" / "notebooks"
+REGENERATE = ".venv/bin/python scripts/make_student_edition.py"
 
 
 def _solutions(nb):
     return [c for c in nb.cells if "solution" in c.metadata.get("tags", [])]
+
+
+def _load(name: str):
+    spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def edition(tmp_path_factory):
+    """A fresh student edition written by the script into a temporary folder: its notebooks/."""
+    out = tmp_path_factory.mktemp("student")
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "make_student_edition.py"), str(out)], capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr
+    return out / "notebooks"
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.name for p in NOTEBOOKS])
@@ -31,28 +55,40 @@ def test_chapter_ends_with_exercises(path):
         assert shown.startswith("Correct"), f"the reference solution does not pass its check:\n{cell.source}"
 
 
-def test_student_edition_has_no_solutions(tmp_path):
-    result = subprocess.run(
-        [sys.executable, str(ROOT / "scripts" / "make_student_edition.py"), str(tmp_path)], capture_output=True, text=True
-    )
-    assert result.returncode == 0, result.stderr
+def test_student_edition_has_no_solutions(edition):
+    sync = _load("sync_notebooks")
     for path in NOTEBOOKS:
         teacher = nbformat.read(path, as_version=4)
-        student = nbformat.read(tmp_path / "notebooks" / path.name, as_version=4)
+        student = nbformat.read(edition / path.name, as_version=4)
         assert len(student.cells) == len(teacher.cells)
         assert not _solutions(student)
         for t, s in zip(teacher.cells, student.cells):
             if "solution" in t.metadata.get("tags", []):
                 assert s.source == t.metadata["student_stub"] and s.source != t.source
-                assert s.outputs == [] and "..." in s.source
+                assert s.outputs == [] and "..." in s.source and s.metadata["tags"] == ["exercise"]
+            elif t.get("id") == sync.BADGE_ID:  # the same links; the image as seen from student/
+                assert s.source == t.source.replace(sync.BADGE_IMAGE, sync.STUDENT_BADGE_IMAGE)
+                assert (COMMITTED / sync.STUDENT_BADGE_IMAGE).resolve().is_file()
             else:
                 assert s.source == t.source
 
 
+def test_committed_student_edition_is_up_to_date(edition):
+    fresh = sorted(p.name for p in edition.glob("*.ipynb"))
+    committed = sorted(p.name for p in COMMITTED.glob("*.ipynb"))
+    assert committed == fresh, (
+        f"student/notebooks/ holds {committed}, the chapters give {fresh}: "
+        f"run {REGENERATE} and commit student/"
+    )
+    for name in fresh:
+        assert (COMMITTED / name).read_text() == (edition / name).read_text(), (
+            f"student/notebooks/{name} is out of date with notebooks/{name}: run {REGENERATE} "
+            "(after scripts/sync_notebooks.py) and commit student/; never edit it by hand"
+        )
+
+
 def test_solution_without_stub_is_refused(tmp_path):
-    spec = importlib.util.spec_from_file_location("student", ROOT / "scripts" / "make_student_edition.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = _load("make_student_edition")
     nb = nbformat.v4.new_notebook()
     nb.cells = [nbformat.v4.new_code_cell("answer = 42", metadata={"tags": ["solution"]})]
     path = tmp_path / "x.ipynb"

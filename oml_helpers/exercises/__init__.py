@@ -2,8 +2,10 @@
 
 Every checker returns a ``Verdict``: it is true when the answer is right, and a notebook shows it as
 one line starting with "Correct" or "Not yet" that says why. The right answers are computed from OML
-or from the data, never stored. One module per group of chapters; all checkers are importable from
-here, e.g. ``oml_helpers.exercises.check_triplet_count``.
+or from the data, never stored. The student edition's untouched starting code (an answer still
+``...``, a function whose body is still ``...``) gets a "Not yet" too, not a crash. One module per
+group of chapters; all checkers are importable from here, e.g.
+``oml_helpers.exercises.check_triplet_count``.
 """
 
 from oml_helpers.exercises.verdict import RIGHT, WRONG, Verdict

@@ -12,7 +12,7 @@ from oml.losses import TripletLoss
 from oml.miners import AllTripletsMiner
 
 from oml_helpers.data import DatasetFormatError, check_dataframe, split_dataframe
-from oml_helpers.exercises.verdict import Verdict
+from oml_helpers.exercises.verdict import Verdict, checker
 from oml_helpers.exercises.verdict import verdict as _verdict
 
 
@@ -27,6 +27,7 @@ def _format_problems(df: pd.DataFrame, dataset_root: Union[str, Path]) -> List[s
 # Chapter 00 ---------------------------------------------------------------------------------------
 
 
+@checker
 def check_even_odd_split(df: pd.DataFrame, dataset_root: Union[str, Path]) -> Verdict:
     """Exercise 00.1: all digits, even ones for training, odd ones for validation (query and gallery)."""
     problems = _format_problems(df, dataset_root)
@@ -43,6 +44,7 @@ def check_even_odd_split(df: pd.DataFrame, dataset_root: Union[str, Path]) -> Ve
     return _verdict(problems, "training on even digits, validating on the unseen odd ones.")
 
 
+@checker
 def check_separate_queries(df: pd.DataFrame, dataset_root: Union[str, Path], n_queries: int = 20) -> Verdict:
     """Exercise 00.2: per validation label, the first ``n_queries`` rows are queries only, the rest gallery only."""
     problems = _format_problems(df, dataset_root)
@@ -65,6 +67,7 @@ def check_separate_queries(df: pd.DataFrame, dataset_root: Union[str, Path], n_q
 # Chapter 01 ---------------------------------------------------------------------------------------
 
 
+@checker
 def check_triplet_count(answer: int, n_labels: int = 3, n_instances: int = 4) -> Verdict:
     """Exercise 01.1: how many triplets ``AllTripletsMiner`` forms in an ``n_labels x n_instances`` batch."""
     labels = [label for label in range(n_labels) for _ in range(n_instances)]
@@ -82,6 +85,7 @@ def check_triplet_count(answer: int, n_labels: int = 3, n_instances: int = 4) ->
                     f"x {(n_labels - 1) * n_instances} negatives.")
 
 
+@checker
 def check_triplet_loss(fn: Callable[[torch.Tensor, torch.Tensor, torch.Tensor, float], torch.Tensor]) -> Verdict:
     """Exercise 01.2: ``fn(anchor, positive, negative, margin)`` returns the mean triplet loss like OML's."""
     generator = torch.Generator().manual_seed(0)
@@ -107,6 +111,7 @@ def check_triplet_loss(fn: Callable[[torch.Tensor, torch.Tensor, torch.Tensor, f
     return _verdict(problems, "your loss matches OML's TripletLoss.")
 
 
+@checker
 def check_hardest_negatives(fn: Callable[[torch.Tensor, Sequence[int]], torch.Tensor]) -> Verdict:
     """Exercise 01.3: ``fn(embeddings, labels)`` gives, per anchor, the index of its closest other-label item."""
     generator = torch.Generator().manual_seed(1)
@@ -143,6 +148,7 @@ def _oml_metrics(is_correct: Sequence[bool], n_gt: int, k: int) -> dict:
     }
 
 
+@checker
 def check_metrics_by_hand(cmc: float, precision: float, map_: float, k: int = 3) -> Verdict:
     """Exercise 02.1: CMC@k, precision@k and mAP@k of ``EXERCISE_HITS`` with ``EXERCISE_N_GT`` correct items."""
     truth = _oml_metrics(EXERCISE_HITS, EXERCISE_N_GT, k)
@@ -159,6 +165,7 @@ def check_metrics_by_hand(cmc: float, precision: float, map_: float, k: int = 3)
     return _verdict(problems, ", ".join(f"{name}@{k} = {value:.3f}" for name, value in truth.items()) + ".")
 
 
+@checker
 def check_average_precision(fn: Callable[[Sequence[bool], int, int], float]) -> Verdict:
     """Exercise 02.2: ``fn(is_correct, n_gt, k)`` computes OML's AP@k for one query."""
     rng = np.random.default_rng(0)
@@ -175,6 +182,7 @@ def check_average_precision(fn: Callable[[Sequence[bool], int, int], float]) -> 
     return _verdict(problems, f"matches OML's mAP on {len(cases)} rankings.")
 
 
+@checker
 def check_worst_digit(answer: int, per_query_map: Sequence[float], query_labels: Sequence[int]) -> Verdict:
     """Exercise 02.3: the digit whose queries have the lowest mean mAP@5."""
     means = pd.Series(np.asarray(per_query_map, dtype=float)).groupby(np.asarray(query_labels)).mean()

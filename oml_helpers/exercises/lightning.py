@@ -13,7 +13,7 @@ from torch import nn
 from oml.samplers import BalanceSampler
 
 from oml_helpers.checkpoints import load_extractor, read_checkpoint, save_extractor
-from oml_helpers.exercises.verdict import Verdict
+from oml_helpers.exercises.verdict import Verdict, checker
 from oml_helpers.exercises.verdict import verdict as _verdict
 from oml_helpers.models import SmallCNN
 
@@ -27,6 +27,7 @@ def _is_whole(value: Any) -> bool:
 # Chapter 03 ---------------------------------------------------------------------------------------
 
 
+@checker
 def check_steps_per_epoch(
     steps: int, n_labels_for_k: int, labels: Sequence[int], n_labels: int = 3, n_instances: int = 16, k: int = 5
 ) -> Verdict:
@@ -61,6 +62,7 @@ def _csv_per_epoch(log_dir: PathLike, metric: str) -> pd.Series:
     return raw.dropna(subset=[metric]).groupby("epoch")[metric].last()
 
 
+@checker
 def check_best_epoch(answer: int, log_dir: PathLike, metric: str = "OVERALL/map/5") -> Verdict:
     """Exercise 03.2: the epoch (as Lightning counts them, from 0) with the highest ``metric`` in a CSVLogger's log."""
     per_epoch = _csv_per_epoch(log_dir, metric)
@@ -89,6 +91,7 @@ def check_best_epoch(answer: int, log_dir: PathLike, metric: str = "OVERALL/map/
     return _verdict(problems, f"that is the epoch with the highest {metric} in metrics.csv.")
 
 
+@checker
 def check_tensorboard_per_epoch(fn: Callable[[PathLike], pd.DataFrame], tb_log_dir: PathLike, csv_log_dir: PathLike) -> Verdict:
     """Exercise 03.3: ``fn(tb_log_dir)`` gives the validation metrics per epoch, as the CSV log has them."""
     raw = pd.read_csv(Path(csv_log_dir) / "metrics.csv")
@@ -136,6 +139,7 @@ def _checkpoint_state(ckpt: dict) -> dict:
     return states[0]
 
 
+@checker
 def check_best_from_state(path: PathLike, score: float, last_ckpt: PathLike) -> Verdict:
     """Exercise 04.1: the best checkpoint's path and score, read from the ModelCheckpoint state in ``last_ckpt``."""
     state = _checkpoint_state(read_checkpoint(last_ckpt))
@@ -163,6 +167,7 @@ def _call(fn: Callable, *args: Any) -> Any:
         return e
 
 
+@checker
 def check_lightning_loader(fn: Callable[[PathLike], nn.Module], ckpt_path: PathLike) -> Verdict:
     """Exercise 04.2: ``fn(path)`` loads the extractor of a Lightning checkpoint by hand, safely, ready for inference."""
     problems: List[str] = []
@@ -203,6 +208,7 @@ def check_lightning_loader(fn: Callable[[PathLike], nn.Module], ckpt_path: PathL
 DIAGNOSES = ("ok", "unreadable", "not weights", "other architecture")
 
 
+@checker
 def check_diagnose(fn: Callable[[PathLike, nn.Module], str]) -> Verdict:
     """Exercise 04.3: ``fn(path, model)`` names what is wrong with a file (one of ``DIAGNOSES``), leaving ``model`` as it is."""
     torch.manual_seed(0)

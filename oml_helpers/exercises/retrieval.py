@@ -9,7 +9,7 @@ import torch
 from oml.miners.pairs import PairsMiner
 from oml.retrieval import ConstantThresholding, RetrievalResults
 
-from oml_helpers.exercises.verdict import Verdict
+from oml_helpers.exercises.verdict import Verdict, checker
 from oml_helpers.exercises.verdict import verdict as _verdict
 from oml_helpers.retrieval import search_image
 
@@ -25,6 +25,7 @@ def _as_ids(x: Iterable) -> List[int]:
 # Chapter 06 ---------------------------------------------------------------------------------------
 
 
+@checker
 def check_threshold_by_hand(fn: Callable[[RetrievalResults, float], Sequence], rr: RetrievalResults) -> Verdict:
     """Exercise 06.1: ``fn(rr, th)`` gives, per query, the retrieved ids that ``ConstantThresholding(th)`` keeps."""
     all_distances = torch.cat([d for d in rr.distances if len(d)])
@@ -67,6 +68,7 @@ def _kept_stats(rr: RetrievalResults, th: float) -> Tuple[int, int]:
     return n_kept, n_right
 
 
+@checker
 def check_precision_threshold(th: float, rr: RetrievalResults, min_precision: float = 0.9) -> Verdict:
     """Exercise 06.2: the threshold that keeps the most results while their precision stays >= ``min_precision``."""
     if rr.gt_ids is None:
@@ -104,6 +106,7 @@ def check_precision_threshold(th: float, rr: RetrievalResults, min_precision: fl
                     f"no threshold keeps more at precision >= {min_precision}.")
 
 
+@checker
 def check_search(
     fn: Callable[..., Tuple[torch.Tensor, torch.Tensor]],
     model: torch.nn.Module,
@@ -147,6 +150,7 @@ def _top1_right(rr: RetrievalResults) -> List[bool]:
     return [bool(len(r) and torch.isin(r[:1], gt).item()) for r, gt in zip(rr.retrieved_ids, rr.gt_ids)]
 
 
+@checker
 def check_top1_flips(right_to_wrong: int, wrong_to_right: int, before: RetrievalResults, after: RetrievalResults) -> Verdict:
     """Exercise 07.1: queries whose first result went from right to wrong, and from wrong to right."""
     b, a = _top1_right(before), _top1_right(after)
@@ -173,6 +177,7 @@ def check_top1_flips(right_to_wrong: int, wrong_to_right: int, before: Retrieval
                     f"of {len(b)}, i.e. {net / len(b):+.2f}.")
 
 
+@checker
 def check_cost_estimate(estimate_ms: float, seconds: Dict[int, float], n_queries: int, top_n: int = 50,
                         tolerance: float = 0.2) -> Verdict:
     """Exercise 07.2: ms per query at ``top_n``, extrapolated from measured ``{top_n: seconds for all queries}``."""
@@ -204,6 +209,7 @@ def _pair_set(pairs: Iterable) -> Set[Tuple[int, int]]:
     return {tuple(sorted((int(i), int(j)))) for i, j in pairs}
 
 
+@checker
 def check_hard_pairs(fn: Callable[[torch.Tensor, Sequence[int]], Tuple[Iterable, Iterable]]) -> Verdict:
     """Exercise 07.3: ``fn(embeddings, labels)`` gives (positive pairs, negative pairs) like ``PairsMiner(hard_mining=True)``."""
     generator = torch.Generator().manual_seed(7)

@@ -7,7 +7,7 @@ from typing import Any, Callable, Dict, List, Tuple
 
 import numpy as np
 
-from oml_helpers.exercises.verdict import Verdict
+from oml_helpers.exercises.verdict import Verdict, checker
 from oml_helpers.exercises.verdict import verdict as _verdict
 from oml_helpers.storage import EmbeddingStore
 
@@ -15,6 +15,7 @@ from oml_helpers.storage import EmbeddingStore
 INJECTIONS = ("validation' OR '1'='1", 'validation" OR "1"="1')
 
 
+@checker
 def check_storage_bytes(float32_bytes: int, float64_bytes: int, n: int = 100_000, dim: int = 64) -> Verdict:
     """Exercise 05.1: bytes taken by ``n`` embeddings of ``dim`` numbers as float32 and as float64."""
     truth = {name: n * dim * np.dtype(name).itemsize for name in ("float32", "float64")}
@@ -62,6 +63,7 @@ def _as_counts(result: Any) -> Dict[int, int]:
     return {int(label): int(count) for label, count in dict(result).items()}
 
 
+@checker
 def check_counts_per_label(fn: Callable[[sqlite3.Connection, str], Any]) -> Verdict:
     """Exercise 05.2: ``fn(conn, split)`` returns ``{label: number of items}`` for one split, with a ``?`` parameter."""
     problems: List[str] = []
@@ -110,6 +112,7 @@ def _cosine_store(folder: Path) -> EmbeddingStore:
     return store
 
 
+@checker
 def check_cosine_top_k(fn: Callable[[np.ndarray, np.ndarray, np.ndarray, int], Tuple[Any, Any]]) -> Verdict:
     """Exercise 05.3: ``fn(ids, vectors, query, k)`` returns the ids and cosine distances of the k nearest, nearest first."""
     problems: List[str] = []

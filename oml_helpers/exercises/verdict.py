@@ -1,6 +1,9 @@
-"""The result type every exercise checker returns."""
+"""The result type every exercise checker returns, and the wrapper that lets checkers read stubs."""
 
-from typing import List
+import functools
+import inspect
+import types
+from typing import Any, Callable, List
 
 RIGHT, WRONG = "Correct", "Not yet"
 
@@ -21,3 +24,62 @@ class Verdict:
 def verdict(problems: List[str], success: str) -> Verdict:
     """A verdict from the problems found (the first one is reported) or, if none, the success message."""
     return Verdict(not problems, f"{WRONG}: {problems[0]}" if problems else f"{RIGHT}: {success}")
+
+
+class _Unanswered(BaseException):
+    """Raised when a student's function returns None on its first call: its body is still ``...``.
+
+    A BaseException, so that a checker's ``except Exception`` (which reports what the student's code
+    raised) lets it through to ``checker``.
+    """
+
+
+def _answers_something(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """``fn``, raising ``_Unanswered`` if its first call returns None (later calls pass as is)."""
+    called = []
+
+    @functools.wraps(fn)
+    def guarded(*args: Any, **kwargs: Any) -> Any:
+        result = fn(*args, **kwargs)
+        if result is None and not called:
+            raise _Unanswered(fn.__name__)
+        called.append(True)
+        return result
+
+    return guarded
+
+
+def checker(check: Callable[..., Verdict]) -> Callable[..., Verdict]:
+    """Make a checker answer "Not yet" to an exercise's untouched starting code instead of crashing.
+
+    The student edition's stubs pass ``...`` for an answer not given yet, or a function whose body
+    is still ``...`` (it returns None). Either gets a "Not yet" verdict that says what to fill in.
+
+    Args:
+        check: the checker; its arguments that are plain functions (``def`` or ``lambda``) are the
+            student's answers.
+
+    Returns:
+        The checker, wrapped; with real answers it behaves exactly as ``check``.
+    """
+    signature = inspect.signature(check)
+
+    @functools.wraps(check)
+    def wrapped(*args: Any, **kwargs: Any) -> Verdict:
+        try:
+            bound = signature.bind(*args, **kwargs)
+        except TypeError:
+            return check(*args, **kwargs)  # the usual error for wrong arguments
+        for name, value in bound.arguments.items():
+            if value is Ellipsis:
+                return Verdict(False, f"{WRONG}: the answer given as `{name}` is still `...`: "
+                                      "replace each `...` in this cell with your answer.")
+            if isinstance(value, types.FunctionType):
+                bound.arguments[name] = _answers_something(value)
+        try:
+            return check(*bound.args, **bound.kwargs)
+        except _Unanswered as e:
+            return Verdict(False, f"{WRONG}: your function `{e}` returned None: write its body in "
+                                  "place of the `...`, and end it with `return` and the result.")
+
+    return wrapped

@@ -1,0 +1,98 @@
+"""An exercise's starting code, run as the student edition hands it out, gives "Not yet", no crash.
+
+Each stub is taken from its notebook (``metadata.student_stub``) and run against the real checker,
+with small stand-ins for what the chapter defines before its exercises.
+"""
+
+import ast
+import shutil
+from pathlib import Path
+from types import SimpleNamespace
+
+import nbformat
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+import oml_helpers as h
+from oml_helpers import exercises as ex
+from test_exercises_lightning import LABELS, lightning_ckpt, logs  # noqa: F401 (fixtures)
+from test_exercises_retrieval import _rr, search_setup  # noqa: F401 (fixture)
+from verdicts import says
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _stubs(path: Path) -> list:
+    cells = nbformat.read(path, as_version=4).cells
+    return [c.metadata["student_stub"] for c in cells if "solution" in c.metadata.get("tags", [])]
+
+
+STUBS = [
+    (path.stem, number, stub)
+    for path in sorted((ROOT / "notebooks").glob("*.ipynb"))
+    for number, stub in enumerate(_stubs(path), 1)
+]
+
+
+@pytest.fixture
+def chapter_names(tmp_path, logs, lightning_ckpt, search_setup):  # noqa: F811 (fixtures)
+    """The names the chapters define before their exercises, as small stand-ins."""
+    tb, csv = logs
+    ckpt, _ = lightning_ckpt
+    model, image, dataset, gallery = search_setup
+    shutil.copy(image, tmp_path / "my_scan.jpg")
+    return {
+        "h": h, "torch": torch, "np": np, "pd": pd, "Path": Path,
+        "DATA_ROOT": tmp_path,  # 06: holds my_scan.jpg
+        "per_query": {"map": {5: torch.rand(10)}}, "query_labels": [5, 6] * 5,  # 02
+        "df": pd.DataFrame({"label": LABELS}),  # 03
+        "csv_logger": SimpleNamespace(log_dir=str(csv)),
+        "tb_logger": SimpleNamespace(log_dir=str(tb)),
+        "RUNS": ckpt.parent.parent,  # 04: RUNS / "checkpoints" / "last.ckpt"
+        "rr_labeled": _rr(), "rr_before": _rr(seed=1), "rr_after": _rr(seed=2),  # 06, 07
+        "model": model, "dataset": dataset, "gallery_embeddings": gallery,  # 06
+        "seconds": {5: 0.5, 10: 0.9}, "n_queries": 10,  # 07
+    }
+
+
+def _run(stub: str, names: dict):
+    """Execute the stub and return the value of its last line, the checker call."""
+    tree = ast.parse(stub)
+    last = tree.body.pop()
+    assert isinstance(last, ast.Expr), f"a stub ends with its checker call:\n{stub}"
+    exec(compile(tree, "<stub>", "exec"), names)
+    return eval(compile(ast.Expression(last.value), "<stub>", "eval"), names)
+
+
+@pytest.mark.parametrize("stub", [s for _, _, s in STUBS], ids=[f"{n}-{i}" for n, i, _ in STUBS])
+def test_stub_is_not_yet(stub, chapter_names):
+    try:
+        result = _run(stub, chapter_names)
+    except NameError as e:
+        pytest.fail(f"{e}: add a stand-in for it to chapter_names in {Path(__file__).name}")
+    assert isinstance(result, ex.Verdict), f"the stub's last line gave {result!r}, not a verdict"
+    says(result, ex.WRONG)
+
+
+def test_unanswered_values_and_functions_are_named():
+    says(ex.check_triplet_count(...), ex.WRONG, "`answer` is still `...`")
+    says(ex.check_metrics_by_hand(1.0, ..., 0.5), ex.WRONG, "`precision` is still `...`")
+
+    def my_loss(anchor, positive, negative, margin):
+        ...
+
+    says(ex.check_triplet_loss(my_loss), ex.WRONG, "`my_loss` returned None")
+
+
+def test_real_answers_pass_through_the_guard():
+    says(ex.check_triplet_count(288), ex.RIGHT)
+    with pytest.raises(TypeError):  # wrong arguments still raise as before
+        ex.check_triplet_count(1, 2, 3, 4)
+
+    def raises(anchor, positive, negative, margin):
+        raise ValueError("my bug")
+
+    with pytest.raises(ValueError, match="my bug"):  # the student's own error stays visible
+        ex.check_triplet_loss(raises)
