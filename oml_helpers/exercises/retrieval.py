@@ -102,7 +102,7 @@ def check_precision_threshold(th: float, rr: RetrievalResults, min_precision: fl
             f"a larger threshold keeps {best_kept} at a precision still >= {min_precision}. Try every distance "
             f"in rr.distances as a candidate and keep the largest one that passes.{hint}"
         )
-    return _verdict(problems, f"th={float(th):.4g} keeps {n_kept} result{'s' * (n_kept != 1)}, {precision:.1%} of them right; "
+    return _verdict(problems, f"th={float(th):.3g} keeps {n_kept} result{'s' * (n_kept != 1)}, {precision:.1%} of them right; "
                     f"no threshold keeps more at precision >= {min_precision}.")
 
 
