@@ -12,6 +12,7 @@ also evaluates the final weights once more without DDP, over the whole validatio
 """
 
 import argparse
+import fcntl
 import json
 import math
 from pathlib import Path
@@ -41,7 +42,12 @@ def run(out_dir: Path, data_root: Path, devices: int = 2, epochs: int = 2) -> Di
         This process's report (also written to ``rank<r>.json``).
     """
     silence_known_warnings()
-    df = make_digits_dataset(data_root, image_size=32)
+    data_root.mkdir(parents=True, exist_ok=True)
+    # torchrun starts every process at once: one writes the images while the others wait, then find
+    # them written (reading a PNG that another process is still writing fails).
+    with open(data_root / ".write-lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        df = make_digits_dataset(data_root, image_size=32)
     train, val = make_datasets(df, data_root)
     loader_train, loader_val = make_loaders(train, val, n_labels=2, n_instances=32)
     seed_everything(0)

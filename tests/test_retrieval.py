@@ -79,7 +79,9 @@ def test_search_image_finds_a_gallery_image_itself(search_setup, digits_root):
     assert list(found.columns) == ["rank", "gallery_id", "dataset_id", "distance", "path"]
     assert found["rank"].tolist() == [1, 2, 3]
     assert found.loc[0, "dataset_id"] == target  # an image in the gallery finds itself first
-    assert found.loc[0, "distance"] < 1e-4
+    # torch.cdist works from |a|^2 + |b|^2 - 2 a.b for large galleries, so a distance near 0 comes out as
+    # large as sqrt(float32 eps), about 3e-4, depending on the kernels (2.4e-4 seen with other ones).
+    assert found.loc[0, "distance"] < 1e-3 < found.loc[1, "distance"]
     assert found["distance"].is_monotonic_increasing
 
 
