@@ -31,7 +31,7 @@ from oml.inference import inference
 from oml.retrieval import RetrievalResults
 
 from oml_helpers import data, device, models, reranking, retrieval, training
-from oml_helpers.checkpoints import CheckpointError, load_extractor, save_extractor
+from oml_helpers.checkpoints import CheckpointError, load_extractor, read_checkpoint, save_extractor
 
 WEIGHTS = Path(__file__).resolve().parent / "weights"
 RETRAIN_COMMAND = "python scripts/train_book_models.py"
@@ -178,11 +178,14 @@ def book_model_info(name: str = "digits", path: Optional[Union[str, Path]] = Non
         path: Another file; by default the shipped one.
 
     Returns:
-        The metadata dict.
+        The metadata dict (empty for a file without any).
+
+    Raises:
+        CheckpointError: The file is missing or damaged.
     """
-    recipe = _recipe(name)
-    path = Path(path) if path is not None else WEIGHTS / recipe.file
-    return load_extractor(path, _architecture(name))
+    path = Path(path) if path is not None else WEIGHTS / _recipe(name).file
+    checkpoint = read_checkpoint(path)
+    return dict(checkpoint.get("meta", {})) if isinstance(checkpoint, dict) else {}
 
 
 def evaluate_book_model(name: str, model: nn.Module, root: Union[str, Path]) -> Dict[str, float]:
