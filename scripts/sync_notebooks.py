@@ -20,6 +20,9 @@ import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 BADGE_ID, SETUP_ID = "colab-badge", "colab-setup"
+# Jupyter Book leaves cells with this tag out of the HTML: the set-up cell is for Colab, and the badge
+# above it already says what it does. It stays in the notebook, where Colab runs it.
+SETUP_TAGS = ["remove-cell"]
 # A local copy, so that the rendered book loads nothing from other hosts (notebooks/ -> _static/).
 BADGE_IMAGE = "../_static/colab-badge.svg"
 STUDENT_BADGE_IMAGE = "../../_static/colab-badge.svg"  # the same file, seen from student/notebooks/
@@ -100,10 +103,15 @@ def synced_cells(path: Path) -> List[nbformat.NotebookNode]:
     old = {cell.id: cell for cell in nb.cells}
     if SETUP_ID in old and old[SETUP_ID].source == setup.source:
         setup = old[SETUP_ID]  # keep its recorded execution
+    setup.metadata["tags"] = list(SETUP_TAGS)
     rest = [cell for cell in nb.cells if cell.id not in (BADGE_ID, SETUP_ID)]
     if not rest or rest[0].cell_type != "markdown" or not rest[0].source.startswith("# "):
         raise ValueError(f"{path.name} must start with a markdown cell holding its '# ' title.")
     return [rest[0], badge, setup, *rest[1:]]
+
+
+def _key(cell: nbformat.NotebookNode) -> tuple:
+    return cell.id, cell.source, tuple(cell.metadata.get("tags", []))
 
 
 def main(check: bool) -> int:
@@ -111,7 +119,7 @@ def main(check: bool) -> int:
     for path in sorted((ROOT / "notebooks").glob("*.ipynb")):
         nb = nbformat.read(path, as_version=4)
         cells = synced_cells(path)
-        if [(c.id, c.source) for c in cells] != [(c.id, c.source) for c in nb.cells]:
+        if [_key(c) for c in cells] != [_key(c) for c in nb.cells]:
             stale.append(path.name)
             if not check:
                 nb.cells = cells

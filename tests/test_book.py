@@ -41,3 +41,5 @@ def test_book_builds_without_warnings(tmp_path):
         n_figures = sum("image/png" in o.get("data", {}) for c in nb.cells if c.cell_type == "code" for o in c.outputs)
         n_images = page.read_text().count('src="../_images/')
         assert n_images >= n_figures, f"{page.name} shows {n_images} of the notebook's {n_figures} figures"
+        # the Colab set-up cell stays in the notebook but not on the page (tag remove-cell)
+        assert "Colab set-up: inside Google Colab" not in page.read_text(), f"{page.name} shows the set-up cell"

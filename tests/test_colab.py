@@ -51,8 +51,9 @@ def test_badge_opens_this_notebook(path):
                             f"({blob}/student/notebooks/{path.name})"), badge
     full = f"({blob}/notebooks/{path.name})"
     assert f"[Open the full notebook, with the solutions, in Colab]{full}" in badge
-    setup = _cell(path, sync.SETUP_ID).source
-    assert f'"{repo["url"]}"' in setup and f'"{repo["branch"]}"' in setup
+    setup = _cell(path, sync.SETUP_ID)
+    assert f'"{repo["url"]}"' in setup.source and f'"{repo["branch"]}"' in setup.source
+    assert setup.metadata.get("tags") == sync.SETUP_TAGS, "the set-up cell is left out of the HTML"
 
 
 def test_repository_setting_is_validated(tmp_path, monkeypatch):
