@@ -123,6 +123,10 @@ def _recipe(name: str) -> Recipe:
     return RECIPES[name]
 
 
+def _file(name: str, path: Optional[Union[str, Path]]) -> Path:
+    return Path(path) if path is not None else WEIGHTS / _recipe(name).file
+
+
 def _architecture(name: str) -> nn.Module:
     if name == "digits":
         return models.SmallCNN()
@@ -147,8 +151,7 @@ def load_book_model(name: str = "digits", path: Optional[Union[str, Path]] = Non
     Warns:
         StaleModelWarning: The file was made by another version of the recipe.
     """
-    recipe = _recipe(name)
-    path = Path(path) if path is not None else WEIGHTS / recipe.file
+    path = _file(name, path)
     model = _architecture(name)
     try:
         meta = load_extractor(path, model)
@@ -159,11 +162,12 @@ def load_book_model(name: str = "digits", path: Optional[Union[str, Path]] = Non
             f"{path} fits the {name} architecture but is not the book's {name} model file (its metadata has "
             f"recipe={meta.get('recipe')!r} and no fingerprint). Regenerate it: {RETRAIN_COMMAND} {name}"
         )
-    if meta["fingerprint"] != recipe_fingerprint(name):
+    current = recipe_fingerprint(name)
+    if meta["fingerprint"] != current:
         warnings.warn(
             StaleModelWarning(
                 f"{path.name} was made by another version of its recipe (fingerprint {meta['fingerprint']}, "
-                f"now {recipe_fingerprint(name)}); retrain it: {RETRAIN_COMMAND} {name}"
+                f"now {current}); retrain it: {RETRAIN_COMMAND} {name}"
             ),
             stacklevel=2,
         )
@@ -183,8 +187,7 @@ def book_model_info(name: str = "digits", path: Optional[Union[str, Path]] = Non
     Raises:
         CheckpointError: The file is missing or damaged.
     """
-    path = Path(path) if path is not None else WEIGHTS / _recipe(name).file
-    checkpoint = read_checkpoint(path)
+    checkpoint = read_checkpoint(_file(name, path))
     return dict(checkpoint.get("meta", {})) if isinstance(checkpoint, dict) else {}
 
 
@@ -202,12 +205,12 @@ def evaluate_book_model(name: str, model: nn.Module, root: Union[str, Path]) -> 
     Returns:
         The metrics, rounded to 4 digits.
     """
+    _recipe(name)
     df = data.make_digits_dataset(root)
     if name == "digits":
         _, val = training.make_datasets(df, root)
         metrics, _ = training.retrieval_metrics(model, val)
         return {k: round(v, 4) for k, v in metrics.items() if k in ("cmc/1", "precision/5", "map/5")}
-    _recipe(name)
     extractor = load_book_model("digits")
     _, df_val = data.split_dataframe(df)
     df_qg = retrieval.query_gallery_split(df_val, n_queries_per_label=20, seed=0)
@@ -263,7 +266,7 @@ def save_book_model(name: str, model: nn.Module, metrics: Dict[str, float], path
         "made_on": f"{date.today()}, {platform.processor() or platform.machine()}, torch {torch.__version__}",
         "retrain": f"{RETRAIN_COMMAND} {name}",
     }
-    return save_extractor(model, Path(path) if path is not None else WEIGHTS / recipe.file, meta)
+    return save_extractor(model, _file(name, path), meta)
 
 
 def compare_metrics(shipped: Dict[str, float], retrained: Dict[str, float], tolerance: float) -> Sequence[str]:

@@ -5,6 +5,7 @@ with other kernels than the ones the files were made with (scripts/test.sh), so 
 that the recipe gives the same model, within the stated tolerance, on another kind of CPU.
 """
 
+import ast
 import os
 import subprocess
 import sys
@@ -154,3 +155,25 @@ def test_compare_metrics():
 @pytest.mark.skipif(not os.environ.get("ATEN_CPU_CAPABILITY"), reason="run by scripts/test.sh, which sets it")
 def test_the_test_command_runs_other_kernels_than_the_native_ones():
     assert torch.backends.cpu.get_cpu_capability() == os.environ["ATEN_CPU_CAPABILITY"].upper()
+
+
+def test_chapter_07_trains_the_siamese_model_as_the_shipped_one_was_trained():
+    """Chapter 07 says the book ships a model "trained by exactly this call": keep the two the same."""
+    import nbformat
+
+    from oml_helpers.book_models import SIAMESE
+
+    path = os.path.join(os.path.dirname(__file__), "..", "notebooks", "07_reranking.ipynb")
+    cells = [c.source for c in nbformat.read(path, as_version=4).cells if "h.train_siamese(" in c.source]
+    assert len(cells) == 1, "chapter 07 trains the pairwise model in one cell"
+    calls = {}
+    for node in ast.walk(ast.parse(cells[0])):
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+            calls[node.func.attr] = {k.arg: ast.literal_eval(k.value) for k in node.keywords}
+            calls[node.func.attr]["args"] = [ast.literal_eval(a) for a in node.args if isinstance(a, ast.Constant)]
+    args = SIAMESE.arguments
+    assert calls["seed_everything"]["args"] == [args["seed"]]
+    assert list(calls["make_siamese"]["hidden"]) == args["hidden"]
+    trained = {k: v for k, v in calls["train_siamese"].items() if k != "args"}
+    expected = {k: args[k] for k in ("epochs", "lr", "n_labels", "n_instances")}
+    assert trained == expected, f"chapter 07 trains with {trained}, the shipped model with {expected}"
