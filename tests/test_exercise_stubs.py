@@ -17,7 +17,7 @@ import torch
 
 import oml_helpers as h
 from oml_helpers import exercises as ex
-from test_exercises_lightning import LABELS, lightning_ckpt, logs  # noqa: F401 (fixtures)
+from test_exercises_lightning import lightning_ckpt, logs  # noqa: F401 (fixtures)
 from test_exercises_retrieval import _rr, search_setup  # noqa: F401 (fixture)
 from verdicts import says
 
@@ -47,7 +47,7 @@ def chapter_names(tmp_path, logs, lightning_ckpt, search_setup):  # noqa: F811 (
         "h": h, "torch": torch, "np": np, "pd": pd, "Path": Path,
         "DATA_ROOT": tmp_path,  # 06: holds my_scan.jpg
         "per_query": {"map": {5: torch.rand(10)}}, "query_labels": [5, 6] * 5,  # 02
-        "df": pd.DataFrame({"label": LABELS}),  # 03
+        "df": pd.DataFrame({"label": [d for d in range(10) for _ in range(30)]}),
         "csv_logger": SimpleNamespace(log_dir=str(csv)),
         "tb_logger": SimpleNamespace(log_dir=str(tb)),
         "RUNS": ckpt.parent.parent,  # 04: RUNS / "checkpoints" / "last.ckpt"
