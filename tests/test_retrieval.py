@@ -146,6 +146,27 @@ def test_search_image_finds_a_gallery_image_itself(search_setup, gallery_store, 
     assert np.all(np.diff(found.distances) >= 0)
 
 
+def test_search_image_searches_a_bright_image_as_it_is(search_setup, gallery_store, tmp_path):
+    model = search_setup[0]
+    store = gallery_store[0]
+    path = _bright_photo(tmp_path / "bright.png")
+    image = Image.open(path).convert("RGB")
+    negative = Image.fromarray(255 - np.asarray(image))
+    with torch.no_grad():
+        as_is = model.eval()(digit_transforms(False)(image).unsqueeze(0))[0].numpy()
+        flipped = model(digit_transforms(False)(negative).unsqueeze(0))[0].numpy()
+    found = search_image(model, path, digit_transforms(False), store, k=4)
+    expected = store.search(as_is, k=4)
+    assert found.ids.tolist() == expected.ids.tolist()
+    assert np.allclose(found.distances, expected.distances, atol=1e-5)
+    assert not np.allclose(found.distances, store.search(flipped, k=4).distances, atol=1e-3)
+
+
+def test_search_image_rejects_what_is_not_an_image(search_setup, gallery_store):
+    with pytest.raises(ValueError, match="path or a PIL image"):
+        search_image(search_setup[0], np.zeros((64, 64, 3)), digit_transforms(False), gallery_store[0])
+
+
 @pytest.mark.parametrize("k", [0, -1, 2.5])
 def test_search_image_rejects_bad_k(search_setup, gallery_store, digits_root, k):
     model, df_qg = search_setup[:2]
