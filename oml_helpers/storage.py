@@ -1,82 +1,257 @@
-"""Keep embeddings on disk in one SQLite file, with OML's metadata, and search them fast.
+"""Embeddings in one SQLite file, one row per item, with OML's metadata and an exact top-k search.
 
-Table ``items`` has one row per item: ``id`` (yours), ``label``, ``path``, ``split``, ``is_query``,
-``is_gallery`` and ``chunk``, the row of table ``chunks`` that holds its vector: vectors are kept as
-float32 BLOBs of about 1 MiB, many items each, with their ids in the same order, so that opening a
-store reads a few large BLOBs instead of one small one per item (see ``storage_sqlite``). The model
-name, dimension and dtype are recorded once per store, in ``meta``. Searches run in memory, on the
-vectors loaded on first use and reloaded after any write (this connection's or another's): an int8
-copy of the vectors shortlists candidates, exact float64 distances rank them (``storage_search``), so
-the answers are those of an exact brute force. Each write is one transaction, chunks rewritten
-included: a bad or interrupted batch leaves the file as it was. WAL mode lets readers read while one
-writer writes. Use one store object per thread or process. numpy, pandas, sqlite3 and torch's int8 product.
+Table ``items`` holds one row per item: your ``id``, OML's ``label``, ``path``, ``split``,
+``is_query``, ``is_gallery``, and ``vector``, the embedding as a little-endian float32 BLOB (SQLite
+refuses one of the wrong length). Table ``meta`` records the model name, dimension, dtype and schema
+version. Reading one vector by hand is one ``SELECT vector FROM items WHERE id = ?``.
+
+Each write is one transaction (a bad or interrupted batch leaves the file as it was), in WAL mode, so
+readers keep reading while one writer writes. A search joins all vectors into one float32 matrix,
+kept in memory until this or another connection writes (``PRAGMA data_version``), and scores them
+with one float32 matrix product. The rows that can still be among the ``k`` nearest are then ranked
+by float64 distances, so the answers are those of a float64 brute force. That shortlist provably
+holds the true top ``k``: each float32 score is within a margin of its exact value, the standard
+worst-case rounding bound of a ``d``-term dot product, ``gamma_d = d u / (1 - d u)`` with
+``u = 2**-24`` (valid for any summation order), plus the roundings of the norms. Use one store object
+per thread or process. Only numpy, pandas and the standard library's sqlite3.
 """
 
 import sqlite3
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from pathlib import Path
-from typing import Any, Iterator, List, Optional, Sequence, Union
+from typing import Any, Iterator, List, NamedTuple, Optional, Sequence, Union
 
 import numpy as np
+import pandas as pd
 
-from oml_helpers.storage_parts import (
-    METADATA_COLUMNS,
-    DuplicateIdError,
-    EmbeddingError,
-    Filter,
-    LoadResult,
-    MetadataError,
-    SearchResult,
-    StoreError,
-    StoreFileError,
-    UnknownIdError,
-    check_ids,
-    check_metadata,
-    check_search_options,
-    check_vectors,
-    select_rows,
-)
-from oml_helpers.storage_search import Int8Index, top_k
-from oml_helpers.storage_sqlite import (
-    SCHEMA_VERSION,
-    chunk_rows_for,
-    connect,
-    create_schema,
-    id_rows,
-    plan_append,
-    read_filter_columns,
-    read_meta,
-    read_vectors,
-    rewrite_chunks,
-    write_chunks,
-)
+SCHEMA_VERSION = 4  # 4: one float32 BLOB per item, no int8 codes (3 kept chunks of vectors and codes)
+APPLICATION_ID = 0x4F4D4C45  # "OMLE" in the file header: marks the file as an embedding store
+VECTOR_DTYPE = np.dtype("<f4")  # fixed byte order: a file moves between machines
+METADATA_COLUMNS = ("label", "path", "split", "is_query", "is_gallery")
+FILTERS = ("ids", "label", "split", "is_query", "is_gallery")
+MAX_ABS_VALUE = 1e15  # nonzero rows' largest |value| in [1e-15, 1e15]: float32 products stay normal
+READ_ROWS = 8192  # rows joined at a time when the vectors are read: bounds the extra memory
+SCORE_BLOCK = 1 << 25  # float32 scores computed at a time (128 MiB)
+U = 2.0 ** -24  # float32's unit roundoff
+Filter = Union[None, bool, int, str, Sequence[Any]]
+
+
+class LoadResult(NamedTuple):
+    ids: np.ndarray  # int64 [n], ascending
+    vectors: np.ndarray  # float32 [n, dim]
+    metadata: pd.DataFrame  # one row per id: id, path, label, split, is_query, is_gallery
+
+
+class SearchResult(NamedTuple):
+    ids: np.ndarray  # int64 [n_queries, k], or [k] for one 1-D query
+    distances: np.ndarray  # float32, ascending along the last axis
+    paths: np.ndarray  # object (str or None), same shape
+
+
+class StoreError(ValueError):
+    """Base class of the store's errors; nothing was written when one is raised."""
+
+
+class StoreFileError(StoreError):
+    """The path holds no usable store: missing, not SQLite, another schema, already taken, or damaged."""
+
+
+class EmbeddingError(StoreError):
+    """Vectors (or queries) of the wrong type, shape or dtype, or with NaN/inf values."""
+
+
+class MetadataError(StoreError):
+    """Ids or metadata of the wrong type or length."""
+
+
+class DuplicateIdError(StoreError):
+    """Ids repeated within a batch or already stored."""
+
+
+class UnknownIdError(StoreError):
+    """Ids given to ``update`` or ``delete`` that are not stored."""
+
+
+SCHEMA = """CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE items (id INTEGER PRIMARY KEY, label INTEGER, path TEXT, split TEXT,
+    is_query INTEGER CHECK (is_query IN (0, 1)), is_gallery INTEGER CHECK (is_gallery IN (0, 1)),
+    vector BLOB NOT NULL CHECK (typeof(vector) = 'blob' AND length(vector) = {nbytes}))"""
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    """WAL, a busy timeout and durable commits; the store issues BEGIN and COMMIT itself."""
+    conn = sqlite3.connect(path, isolation_level=None, timeout=10)
+    conn.execute("PRAGMA page_size = 65536")  # new files only: a full read visits fewer pages
+    conn.execute("PRAGMA mmap_size = 1073741824")  # reads map the file instead of copying pages
+    conn.execute("PRAGMA journal_mode = WAL")  # readers read while one writer writes
+    conn.execute("PRAGMA synchronous = FULL")  # a commit is on disk when add() returns
+    return conn
+
+
+def _read_meta(path: Path) -> dict:
+    """The ``meta`` table, read through a read-only connection; StoreFileError if the file is no store."""
+    try:
+        with closing(sqlite3.connect(path.resolve().as_uri() + "?mode=ro", uri=True)) as ro:
+            app_id, version = (ro.execute(f"PRAGMA {p}").fetchone()[0] for p in ("application_id", "user_version"))
+            tables = [r[0] for r in ro.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+            if app_id != APPLICATION_ID or not {"meta", "items"} <= set(tables):
+                raise StoreFileError(f"{path} is a SQLite database but not an embedding store (tables: {tables}). "
+                                     "Give the path of a store made by EmbeddingStore.create.")
+            if version != SCHEMA_VERSION:
+                raise StoreFileError(f"{path} has store schema version {version}; this code reads version "
+                                     f"{SCHEMA_VERSION}. Create the store again from your embeddings with "
+                                     "EmbeddingStore.create, or use the oml_helpers version that wrote it.")
+            return dict(ro.execute("SELECT key, value FROM meta").fetchall())
+    except sqlite3.DatabaseError as e:
+        raise StoreFileError(f"{path} could not be read as a SQLite database ({e}); is it damaged?") from e
+
+
+def check_vectors(x: Any, n: Optional[int], dim: int, what: str = "embeddings") -> np.ndarray:
+    """``x`` as a C-contiguous float32 ``[n, dim]`` array of finite values (any ``n`` if None); else EmbeddingError."""
+    if not isinstance(x, np.ndarray):
+        raise EmbeddingError(f"{what} must be a numpy array, got {type(x).__name__}; for a torch tensor use "
+                             ".cpu().numpy().")
+    if x.dtype != np.float32:
+        raise EmbeddingError(f"{what}: dtype is {x.dtype}, the store keeps float32: pass x.astype(np.float32).")
+    if x.ndim != 2 or x.shape[1] != dim or (n is not None and x.shape[0] != n):
+        raise EmbeddingError(f"{what}: shape is {x.shape}, the store needs ({'n' if n is None else n}, {dim}).")
+    bad = ~np.isfinite(x).all(axis=1)
+    if bad.any():
+        raise EmbeddingError(f"{what}: {bad.sum()} row(s) hold NaN or inf, first at row {bad.argmax()}.")
+    largest = np.abs(x).max(axis=1, initial=0)
+    if np.any(largest > MAX_ABS_VALUE) or np.any((largest > 0) & (largest < 1 / MAX_ABS_VALUE)):
+        raise EmbeddingError(f"{what}: a row's largest value is {largest[largest > 0].min():.3g} to "
+                             f"{largest.max():.3g}; nonzero rows must lie between {1 / MAX_ABS_VALUE:.0e} and "
+                             f"{MAX_ABS_VALUE:.0e}: normalise the embeddings (they are usually of norm about 1).")
+    return np.ascontiguousarray(x, VECTOR_DTYPE)
+
+
+def check_ids(ids: Any, unique: bool = False) -> np.ndarray:
+    """``ids`` as 1-D int64; MetadataError otherwise, DuplicateIdError if ``unique`` and one repeats."""
+    array = np.asarray(ids)
+    if array.ndim != 1 or not (array.dtype.kind in "iu" or array.size == 0):
+        raise MetadataError(f"ids must be a 1-D list of integers, got {array.dtype} with shape {array.shape}.")
+    if array.dtype.kind == "u" and array.size and array.max() > np.iinfo(np.int64).max:
+        raise MetadataError("ids must fit in a signed 64-bit integer (SQLite's INTEGER).")
+    values, counts = np.unique(array, return_counts=True)
+    if unique and len(values) != len(array):
+        raise DuplicateIdError(f"ids repeat within the batch: {values[counts > 1][:10].tolist()}. "
+                               "Give each item its own id.")
+    return array.astype(np.int64)
+
+
+def check_metadata(n: int, *columns: Optional[Sequence]) -> List[Optional[list]]:
+    """Each of label, path, split, is_query, is_gallery as plain Python values (None: empty), or None if not given."""
+    checked: List[Optional[list]] = []
+    for name, values in zip(METADATA_COLUMNS, columns):
+        if values is None:
+            checked.append(None)
+            continue
+        if len(values) != n:
+            raise MetadataError(f"{name} has {len(values)} values for {n} ids; give one per id (None for empty).")
+        kind = {"label": int, "path": str, "split": str}.get(name, bool)
+        values = [None if v is None or (isinstance(v, float) and np.isnan(v)) else v for v in values]
+        accepted = {int: (int, np.integer), str: (str,), bool: (bool, np.bool_)}[kind]
+        bad = [v for v in values if v is not None and (not isinstance(v, accepted) or
+                                                       (kind is int and isinstance(v, (bool, np.bool_))))]
+        if bad:
+            raise MetadataError(f"{name} must hold {kind.__name__} or None, got {bad[0]!r} ({type(bad[0]).__name__}).")
+        checked.append([v if v is None else kind(v) for v in values])
+    return checked
+
+
+def _select(meta: pd.DataFrame, filters: dict) -> np.ndarray:
+    """Rows of ``meta`` whose columns equal (one of) the filters' values; a None filter keeps every row."""
+    keep = np.ones(len(meta), dtype=bool)
+    for column, wanted in filters.items():
+        if wanted is not None:
+            wanted = [wanted] if isinstance(wanted, (bool, int, str, np.generic)) else list(wanted)
+            keep &= meta["id" if column == "ids" else column].isin(wanted).to_numpy(dtype=bool, na_value=False)
+    return np.flatnonzero(keep)
+
+
+def float32_scores(matrix: np.ndarray, sq: np.ndarray, queries: np.ndarray, metric: str) -> tuple:
+    """Scores ``[n_queries, n]`` from one float32 matrix product, lower is nearer, and each query's margin.
+
+    Scores are ``|x|^2 - 2 q.x`` (euclidean) or ``-q.x / |x|`` (cosine; 0 for x = 0), and every one is
+    within ``margin`` of its exact value: ``gamma_d |q| |x|`` bounds the error of a float32 dot product
+    of ``d`` terms in any order, and a few ``u`` cover the float32 norms and the last operations.
+    """
+    d, largest, q_norms = matrix.shape[1], np.sqrt(sq.max(initial=0)), np.linalg.norm(queries.astype(np.float64), axis=1)
+    gamma = d * U / (1 - d * U) if d * U < 0.5 else np.inf
+    scores = (matrix @ queries[0])[None] if len(queries) == 1 else queries @ matrix.T
+    if metric == "euclidean":
+        scores *= -2
+        scores += sq.astype(np.float32)
+        margin = (2 * gamma + 3 * U) * q_norms * largest + 3 * U * largest ** 2
+    else:
+        norms = np.sqrt(sq)
+        scores *= -np.divide(1.0, norms, out=np.zeros_like(norms), where=norms > 0).astype(np.float32)
+        margin = (gamma + 3 * U) * q_norms
+    return scores, 1.01 * margin + d * 2.0 ** -90  # 1.01: the bound's own rounding; 2**-90: underflow
+
+
+def shortlists(matrix: np.ndarray, sq: np.ndarray, queries: np.ndarray, k: int, metric: str) -> List[np.ndarray]:
+    """Rows that may hold each query's ``k`` nearest: those scoring within twice the margin of the ``k``-th.
+
+    At least ``k`` rows truly score at most the ``k``-th float32 score plus the margin, so a row of the
+    true top ``k`` cannot score, in float32, above that plus a second margin.
+    """
+    found: List[np.ndarray] = []
+    block = max(1, SCORE_BLOCK // max(len(matrix), 1))  # bounds the [block, n] float32 scores
+    for start in range(0, len(queries), block):
+        scores, margin = float32_scores(matrix, sq, queries[start:start + block], metric)
+        kth = np.partition(scores, k - 1, axis=1)[:, k - 1]
+        rows, columns = np.nonzero(scores <= (kth + 2 * margin)[:, None])
+        found += np.split(columns, np.searchsorted(rows, np.arange(1, len(scores))))
+    return found
+
+
+def top_k(matrix: np.ndarray, sq: np.ndarray, queries: np.ndarray, k: int, metric: str) -> tuple:
+    """Rows ``[n_queries, k]`` nearest to each query and their distances, ranked in float64, ties to the lower row.
+
+    Args:
+        matrix: float32 ``[n, dim]``; sq: its rows' squared norms in float64 ``[n]``.
+        queries: float32 ``[n_queries, dim]``; k: at most ``n``.
+        metric: ``"euclidean"`` or ``"cosine"`` (1 - cosine similarity; zero vectors give 1).
+
+    Returns:
+        Row indices int64 and distances float32, both ``[n_queries, k]``.
+    """
+    found = np.zeros((len(queries), k), np.int64)
+    distances = np.zeros((len(queries), k), np.float64)
+    if k == 0:
+        return found, distances.astype(np.float32)
+    for i, (query, rows) in enumerate(zip(queries.astype(np.float64), shortlists(matrix, sq, queries, k, metric))):
+        vectors = matrix[rows].astype(np.float64)
+        if metric == "euclidean":
+            exact = np.sqrt(((vectors - query) ** 2).sum(axis=1))
+        else:
+            denominator = np.linalg.norm(vectors, axis=1) * np.linalg.norm(query)
+            exact = 1 - np.divide(vectors @ query, denominator, out=np.zeros(len(rows)), where=denominator > 0)
+        best = np.lexsort((rows, exact))[:k]
+        found[i], distances[i] = rows[best], exact[best]
+    return found, distances.astype(np.float32)
+
 
 class EmbeddingStore:
-    """An embedding store in one SQLite file; build it with ``create`` or ``open``, use it with ``with``."""
+    """An embedding store in one SQLite file; make it with ``create`` or ``open``, use it with ``with``."""
 
-    def __init__(self, conn: sqlite3.Connection, path: Path, model_name: str, dim: int, dtype: str, chunk_rows: int):
+    def __init__(self, conn: sqlite3.Connection, path: Path, model_name: str, dim: int, dtype: str):
         """Not for direct use: call ``EmbeddingStore.create`` or ``EmbeddingStore.open``."""
         self._conn, self.path, self.model_name, self.dim, self.dtype = conn, path, model_name, dim, dtype
-        self.chunk_rows = chunk_rows
-        self._cache: Optional[dict] = None
-        self._cache_version: Optional[int] = None
+        self._cache: Optional[dict] = None  # ids, matrix (id order), meta (on first filter), version
 
     @classmethod
     def create(cls, path: Union[str, Path], model_name: str, dim: int, dtype: str = "float32") -> "EmbeddingStore":
-        """Create a new, empty store file.
+        """Create a new, empty store file that records the model name, dimension and dtype.
 
         Args:
-            path: File to create; it must not exist.
-            model_name: The model that makes the embeddings (recorded, e.g. ``"vits16_dino"``).
-            dim: Size of each vector.
-            dtype: Only ``"float32"``.
-
-        Returns:
-            The open store.
+            path: File to create; it must not exist. model_name: The model that makes the embeddings.
+            dim: Size of each vector. dtype: Only ``"float32"``.
 
         Raises:
-            StoreFileError: If the file already exists.
-            StoreError: If ``dim`` or ``dtype`` is not usable.
+            StoreFileError: If the file exists. StoreError: If ``dim`` or ``dtype`` is not usable.
         """
         path = Path(path)
         if path.exists():
@@ -85,42 +260,34 @@ class EmbeddingStore:
             raise StoreError(f"dim must be a positive integer, got {dim!r}.")
         if dtype != "float32":
             raise StoreError(f"dtype={dtype!r} is not supported; the store keeps float32 vectors.")
-        conn = connect(path)
+        conn = _connect(path)
         try:
             conn.execute("BEGIN IMMEDIATE")
-            meta = {"schema_version": SCHEMA_VERSION, "model_name": model_name, "dim": int(dim), "dtype": dtype,
-                    "chunk_rows": chunk_rows_for(int(dim))}
-            create_schema(conn, meta, int(dim))
+            conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+            conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            for statement in SCHEMA.format(nbytes=VECTOR_DTYPE.itemsize * int(dim)).split(";"):
+                conn.execute(statement)
+            meta = {"schema_version": SCHEMA_VERSION, "model_name": model_name, "dim": int(dim), "dtype": dtype}
+            conn.executemany("INSERT INTO meta VALUES (?, ?)", [(k, str(v)) for k, v in meta.items()])
             conn.execute("COMMIT")
         except BaseException:
             conn.close()
             for leftover in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
                 leftover.unlink(missing_ok=True)
             raise
-        return cls(conn, path, str(model_name), int(dim), dtype, int(meta["chunk_rows"]))
+        return cls(conn, path, str(model_name), int(dim), dtype)
 
     @classmethod
     def open(cls, path: Union[str, Path]) -> "EmbeddingStore":
-        """Open an existing store; a file that is not one is left untouched.
-
-        Args:
-            path: The store's file.
-
-        Returns:
-            The open store.
-
-        Raises:
-            StoreFileError: If the file is missing, is not a SQLite database, or is a database of another schema.
-        """
+        """Open an existing store; a file that is not one gets StoreFileError and is left untouched."""
         path = Path(path)
         if not path.is_file():
             raise StoreFileError(f"No store at {path}. Check the path, or make one with EmbeddingStore.create.")
         with open(path, "rb") as f:
             if f.read(16) != b"SQLite format 3\x00":
                 raise StoreFileError(f"{path} is not a SQLite database, so not an embedding store.")
-        meta = read_meta(path)  # read-only connection: nothing is written to a file that is not a store
-        conn = connect(path)
-        return cls(conn, path, meta["model_name"], int(meta["dim"]), meta["dtype"], int(meta["chunk_rows"]))
+        meta = _read_meta(path)  # read-only: nothing is written to a file that is not a store
+        return cls(_connect(path), path, meta["model_name"], int(meta["dim"]), meta["dtype"])
 
     def close(self) -> None:
         """Close the connection and drop the cached vectors."""
@@ -142,126 +309,101 @@ class EmbeddingStore:
     def add(self, ids: Sequence[int], embeddings: np.ndarray, labels: Optional[Sequence] = None,
             paths: Optional[Sequence] = None, splits: Optional[Sequence] = None,
             is_query: Optional[Sequence] = None, is_gallery: Optional[Sequence] = None) -> None:
-        """Insert a batch of new items in one transaction: all of them or, on any error, none.
+        """Insert new items in one transaction: all of them or, on any error, none.
 
         Args:
-            ids: Distinct integers, none already stored.
-            embeddings: float32 array ``[len(ids), dim]`` of finite values.
+            ids: Distinct integers, none already stored. embeddings: float32 ``[len(ids), dim]``, finite.
             labels, paths, splits, is_query, is_gallery: One value per id (int, str, str, bool, bool;
-                ``None`` for empty), or ``None`` to leave the column empty.
+                None for empty), or None to leave the column empty.
 
         Raises:
-            EmbeddingError, MetadataError, DuplicateIdError: Describing the problem; nothing is written.
+            EmbeddingError, MetadataError, DuplicateIdError: Naming the problem; nothing is written.
         """
         ids = check_ids(ids, unique=True)
-        vectors = self._check_vectors(embeddings, len(ids))
-        columns = check_metadata(len(ids), labels, paths, splits, is_query, is_gallery)
-        columns = [[None] * len(ids) if c is None else c for c in columns]
+        vectors = check_vectors(embeddings, len(ids), self.dim, f"embeddings (model {self.model_name!r})")
+        columns = [[None] * len(ids) if c is None else c
+                   for c in check_metadata(len(ids), labels, paths, splits, is_query, is_gallery)]
         with self._transaction():
-            chunks, pieces = plan_append(self._conn, ids, vectors, self.chunk_rows)
             try:
-                self._conn.executemany("INSERT INTO items (id, chunk, label, path, split, is_query, is_gallery) "
-                                       "VALUES (?, ?, ?, ?, ?, ?, ?)", zip(ids.tolist(), chunks.tolist(), *columns))
+                self._conn.executemany(f"INSERT INTO items (id, {', '.join(METADATA_COLUMNS)}, vector) VALUES "
+                                       "(?, ?, ?, ?, ?, ?, ?)", zip(ids.tolist(), *columns, map(bytes, vectors)))
             except sqlite3.IntegrityError as e:
                 taken = self._existing(ids)
-                raise DuplicateIdError(f"{len(taken)} id(s) are already stored, e.g. {taken[:10]}; "
-                                       "use update() to change them or pick new ids. Nothing was added.") from e
-            write_chunks(self._conn, pieces)
+                raise DuplicateIdError(f"{len(taken)} id(s) are already stored, e.g. {taken[:10]}; use update() "
+                                       "to change them or pick new ids. Nothing was added.") from e
 
     def update(self, ids: Sequence[int], embeddings: Optional[np.ndarray] = None, labels: Optional[Sequence] = None,
                paths: Optional[Sequence] = None, splits: Optional[Sequence] = None,
                is_query: Optional[Sequence] = None, is_gallery: Optional[Sequence] = None) -> None:
-        """Change stored items in one transaction; arguments left as ``None`` keep their values.
-
-        Args:
-            ids: Distinct stored ids.
-            embeddings, labels, paths, splits, is_query, is_gallery: As in ``add``; a ``None`` inside a
-                list empties that cell.
+        """Change stored items in one transaction; arguments left None keep their values, a None in a list empties.
 
         Raises:
             UnknownIdError: If an id is not stored. Also the errors of ``add``; nothing is written.
         """
         ids = check_ids(ids, unique=True)
         given = dict(zip(METADATA_COLUMNS, check_metadata(len(ids), labels, paths, splits, is_query, is_gallery)))
-        given = {k: v for k, v in given.items() if v is not None}
-        vectors = None if embeddings is None else self._check_vectors(embeddings, len(ids))
-        if not given and vectors is None:
+        given = {column: values for column, values in given.items() if values is not None}
+        if embeddings is not None:
+            given["vector"] = list(map(bytes, check_vectors(embeddings, len(ids), self.dim,
+                                                            f"embeddings (model {self.model_name!r})")))
+        if not given:
             raise MetadataError("Nothing to update: pass embeddings or at least one metadata list.")
-        with self._transaction(must_exist=ids):
-            if given:  # column names come from METADATA_COLUMNS, never from the caller; values are parameters
-                sets = ", ".join(f"{column} = ?" for column in given)
-                self._conn.executemany(f"UPDATE items SET {sets} WHERE id = ?", zip(*given.values(), ids.tolist()))
-            if vectors is not None:
-                rewrite_chunks(self._conn, ids, self.dim, vectors)
+        with self._transaction(must_exist=ids):  # column names are the store's own; values are parameters
+            sets = ", ".join(f"{column} = ?" for column in given)
+            self._conn.executemany(f"UPDATE items SET {sets} WHERE id = ?", zip(*given.values(), ids.tolist()))
 
     def delete(self, ids: Sequence[int]) -> None:
-        """Delete stored items in one transaction.
-
-        Raises:
-            UnknownIdError: If an id is not stored; nothing is deleted.
-        """
+        """Delete stored items in one transaction; UnknownIdError (and nothing deleted) if one is not stored."""
         ids = np.unique(check_ids(ids))
         with self._transaction(must_exist=ids):
-            rewrite_chunks(self._conn, ids, self.dim)  # reads items.chunk: before the rows go
             self._conn.executemany("DELETE FROM items WHERE id = ?", ((i,) for i in ids.tolist()))
 
-    def load(self, ids: Optional[Sequence[int]] = None, split: Filter = None, label: Filter = None,
-             is_query: Optional[bool] = None, is_gallery: Optional[bool] = None) -> LoadResult:
-        """Items sorted by id, optionally only some: each filter takes one value or a list of values.
-
-        Args:
-            ids: Only these ids (unknown ones are skipped).
-            split, label, is_query, is_gallery: Only items whose column equals (one of) the value(s).
-
-        Returns:
-            ``(ids, vectors, metadata)``: int64 ``[n]``, float32 ``[n, dim]`` (a copy) and a DataFrame.
-        """
-        cache = self._fresh_cache(with_filters=True)
-        rows = select_rows(cache["meta"], ids=ids, split=split, label=label, is_query=is_query, is_gallery=is_gallery)
+    def load(self, ids: Optional[Sequence[int]] = None, **filters: Filter) -> LoadResult:
+        """Items sorted by id, optionally only those whose ``ids``/``label``/``split``/``is_query``/``is_gallery``
+        equal (one of) the given value(s); unknown ids are skipped. Vectors are a copy."""
+        rows, cache = self._rows(dict(filters, ids=ids))
         metadata = cache["meta"].iloc[rows].reset_index(drop=True)
-        return LoadResult(metadata["id"].to_numpy(), cache["matrix"][cache["by_id"][rows]], metadata)
+        return LoadResult(metadata["id"].to_numpy(), cache["matrix"][rows], metadata)
 
     def search(self, queries: np.ndarray, k: int = 10, metric: str = "euclidean", **filters: Filter) -> SearchResult:
-        """The ``k`` stored items nearest to each query, nearest first.
+        """The ``k`` stored items nearest to each query, nearest first (fewer if fewer match).
 
         Args:
             queries: float32 ``[dim]`` (one query) or ``[n_queries, dim]``.
-            k: How many neighbours; fewer come back if fewer items match.
-            metric: ``"euclidean"`` (L2 distance) or ``"cosine"`` (1 - cosine similarity; zero vectors give 1).
-            **filters: Any of ``load``'s filters (``ids``, ``split``, ``label``, ``is_query``, ``is_gallery``).
+            metric: ``"euclidean"`` (L2) or ``"cosine"`` (1 - cosine similarity; zero vectors give 1).
+            **filters: Any of ``load``'s filters.
 
         Returns:
             ``(ids, distances, paths)``, 1-D for a 1-D query, else ``[n_queries, k]``.
         """
-        check_search_options(k, metric, filters)
+        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+            raise StoreError(f"k must be a positive integer, got {k!r}.")
+        if metric not in ("euclidean", "cosine"):
+            raise StoreError(f"metric must be 'euclidean' or 'cosine', got {metric!r}.")
         single = isinstance(queries, np.ndarray) and queries.ndim == 1
-        queries = self._check_vectors(queries[None] if single else queries, None, what="queries")
-        cache = self._fresh_cache(with_filters=bool(filters))
-        rows = cache["by_id"][select_rows(cache["meta"], **filters)] if filters else None
-        matrix, index = cache["matrix"], cache["index"]
-        if rows is not None:
-            matrix, index = matrix[rows], index.subset(rows)
-        found, distances = top_k(matrix, index.sq_norms, queries, min(int(k), len(matrix)), metric, index)
-        ids = (cache["ids"] if rows is None else cache["ids"][rows])[found]
-        paths = self._paths(ids.ravel()).reshape(ids.shape)
-        return SearchResult(ids[0], distances[0], paths[0]) if single else SearchResult(ids, distances, paths)
-
-    # -- internals ---------------------------------------------------------------------------------
-
-    def _check_vectors(self, x: Any, n: Optional[int], what: str = "embeddings") -> np.ndarray:
-        return check_vectors(x, n, self.dim, f"{what} (model {self.model_name!r})")
+        queries = check_vectors(queries[None] if single else queries, None, self.dim,
+                                f"queries (model {self.model_name!r})")
+        rows, cache = self._rows(filters)
+        matrix, sq, ids = (cache[key] if rows is None else cache[key][rows] for key in ("matrix", "sq", "ids"))
+        found, distances = top_k(matrix, sq, queries, min(int(k), len(matrix)), metric)
+        found = ids[found]
+        unique, where = np.unique(found, return_inverse=True)
+        paths = dict(self._id_rows("path", unique))
+        paths = np.array([paths.get(i) for i in unique.tolist()] + [None], dtype=object)[:-1][where]
+        paths = paths.reshape(found.shape)
+        return SearchResult(found[0], distances[0], paths[0]) if single else SearchResult(found, distances, paths)
 
     @contextmanager
     def _transaction(self, must_exist: Optional[np.ndarray] = None) -> Iterator[None]:
-        """One write transaction: committed at the end, rolled back on any error (or interruption)."""
+        """One write transaction: committed at the end, rolled back on any error or interruption."""
         self._cache = None
         self._conn.execute("BEGIN IMMEDIATE")
         try:
-            if must_exist is not None:  # checked inside the transaction: no other writer can interfere
+            if must_exist is not None:  # inside the transaction: no other writer can interfere
                 missing = sorted(set(must_exist.tolist()) - set(self._existing(must_exist)))
                 if missing:
-                    raise UnknownIdError(f"{len(missing)} id(s) are not stored, e.g. {missing[:10]}; "
-                                         "nothing was changed. add() new items first.")
+                    raise UnknownIdError(f"{len(missing)} id(s) are not stored, e.g. {missing[:10]}; nothing was "
+                                         "changed. add() new items first.")
             yield
             self._conn.execute("COMMIT")
         except BaseException:
@@ -270,33 +412,65 @@ class EmbeddingStore:
             raise
 
     def _existing(self, ids: np.ndarray) -> List[int]:
-        return [i for i, _ in id_rows(self._conn, "path", ids)]
+        return [i for i, _ in self._id_rows("id", ids)]
 
-    def _fresh_cache(self, with_filters: bool = False) -> dict:
-        """The cached ids and vectors (and filter columns if asked), reloaded after any committed change.
+    def _id_rows(self, column: str, ids: np.ndarray) -> List[tuple]:
+        """``(id, column)`` of the stored ids among ``ids``, in batches under SQLite's limit on parameters."""
+        ids, found = np.asarray(ids).tolist(), []
+        for start in range(0, len(ids), 30_000):
+            part = ids[start:start + 30_000]
+            found += self._conn.execute(f"SELECT id, {column} FROM items WHERE id IN ({','.join('?' * len(part))})",
+                                        part).fetchall()
+        return found
 
-        The vectors are in storage (chunk) order; ``by_id`` lists their rows in id order, the order of ``meta``.
-        """
-        version = self._conn.execute("PRAGMA data_version").fetchone()[0]
-        if self._cache is None or version != self._cache_version:
-            self._cache, self._cache_version = None, version
-            self._conn.execute("BEGIN")  # one read transaction: a consistent snapshot even while others write
-            try:
-                ids, matrix, codes, stats = read_vectors(self._conn, self.dim)
-                by_id = np.arange(len(ids)) if np.all(ids[1:] > ids[:-1]) else np.argsort(ids, kind="stable")
-                self._cache = {"ids": ids, "matrix": matrix, "by_id": by_id, "index": Int8Index(codes, stats)}
-            finally:
-                self._conn.execute("COMMIT")
-        if with_filters and "meta" not in self._cache:  # loaded on the first filter only: cold searches skip it
-            meta = read_filter_columns(self._conn)
-            if self._conn.execute("PRAGMA data_version").fetchone()[0] != version:  # changed meanwhile: again
-                self._cache = None
-                return self._fresh_cache(with_filters)
-            self._cache["meta"] = meta
-        return self._cache
+    def _rows(self, filters: dict) -> tuple:
+        """The rows of the (fresh) cache that pass ``filters`` (None if none is set), and the cache."""
+        unknown = set(filters) - set(FILTERS)
+        if unknown:
+            raise StoreError(f"Unknown filter(s) {sorted(unknown)}; use {', '.join(FILTERS)}.")
+        version = self._conn.execute("PRAGMA data_version").fetchone()[0]  # changes on others' commits
+        if self._cache is None or self._cache["version"] != version:
+            self._cache = self._read(version, with_meta=False)
+        if any(v is not None for v in filters.values()) or "ids" in filters:
+            if "meta" not in self._cache:  # loaded on the first filter or load(): a plain search skips pandas
+                self._cache = self._read(version, with_meta=True)
+            return _select(self._cache["meta"], filters), self._cache
+        return None, self._cache
 
-    def _paths(self, ids: np.ndarray) -> np.ndarray:
-        """Paths of stored ids, read from SQLite (a search's cache holds no paths, to keep memory small)."""
-        unique, where = np.unique(ids, return_inverse=True)
-        found = dict(id_rows(self._conn, "path", unique))
-        return np.array([found.get(i) for i in unique.tolist()], dtype=object)[where]
+    def _read(self, version: int, with_meta: bool) -> dict:
+        """ids and vectors (and metadata) of every item in id order, in one read transaction."""
+        self._conn.execute("BEGIN")  # a consistent snapshot while others write
+        try:
+            n = self._conn.execute("SELECT count(*) FROM items").fetchone()[0]
+            ids, matrix, at = np.empty(n, np.int64), np.empty((n, self.dim), np.float32), 0
+            columns = "id, vector" + (", path, label, split, is_query, is_gallery" if with_meta else "")
+            cursor, meta = self._conn.execute(f"SELECT {columns} FROM items ORDER BY id"), []
+            while rows := cursor.fetchmany(READ_ROWS):
+                batch_ids, blobs, *rest = zip(*rows)
+                joined = b"".join(b if isinstance(b, bytes) else b"?" for b in blobs)  # "?": damaged, found below
+                if len(joined) != len(blobs) * self.dim * VECTOR_DTYPE.itemsize:
+                    self._damaged(batch_ids, blobs)
+                ids[at:at + len(rows)] = batch_ids
+                matrix[at:at + len(rows)] = np.frombuffer(joined, VECTOR_DTYPE).reshape(len(rows), self.dim)
+                at, meta = at + len(rows), meta + ([rest] if with_meta else [])
+        finally:
+            self._conn.execute("COMMIT")
+        cache = {"ids": ids, "matrix": matrix, "version": version,
+                 "sq": np.einsum("ij,ij->i", matrix, matrix, dtype=np.float64)}
+        if with_meta:
+            paths, labels, splits, is_query, is_gallery = ([v for part in meta for v in part[i]] for i in range(5))
+            cache["meta"] = pd.DataFrame({
+                "id": ids, "path": pd.array(paths, dtype=object), "label": pd.array(labels, dtype="Int64"),
+                "split": pd.array(splits, dtype=object), "is_query": pd.array(is_query, dtype="boolean"),
+                "is_gallery": pd.array(is_gallery, dtype="boolean")})
+        return cache
+
+    def _damaged(self, ids: Sequence[int], blobs: Sequence[Any]) -> None:
+        """Raise StoreFileError naming the first item whose vector is not ``dim`` float32 numbers."""
+        expected = self.dim * VECTOR_DTYPE.itemsize
+        for item_id, blob in zip(ids, blobs):
+            if not isinstance(blob, bytes) or len(blob) != expected:
+                got = f"{len(blob)} bytes" if isinstance(blob, bytes) else f"a {type(blob).__name__}"
+                raise StoreFileError(f"{self.path} is damaged: the vector of item id {item_id} is {got}, not "
+                                     f"{expected} bytes ({self.dim} float32). It was written outside "
+                                     "EmbeddingStore; update() or delete() that item, or build the store again.")
