@@ -19,59 +19,21 @@ per thread or process. Only numpy, pandas and the standard library's sqlite3.
 import sqlite3
 from contextlib import closing, contextmanager
 from pathlib import Path
-from typing import Any, Iterator, List, NamedTuple, Optional, Sequence, Union
+from typing import Any, Iterator, List, Optional, Sequence, Union
 
 import numpy as np
 import pandas as pd
 
+from oml_helpers.storage_checks import (  # noqa: F401 (the result types and errors belong to this API)
+    FILTERS, METADATA_COLUMNS, VECTOR_DTYPE, DuplicateIdError, EmbeddingError, Filter, LoadResult, MetadataError,
+    SearchResult, StoreError, StoreFileError, UnknownIdError, check_ids, check_metadata, check_search_options,
+    check_vectors, select_rows)
+
 SCHEMA_VERSION = 4  # 4: one float32 BLOB per item, no int8 codes (3 kept chunks of vectors and codes)
 APPLICATION_ID = 0x4F4D4C45  # "OMLE" in the file header: marks the file as an embedding store
-VECTOR_DTYPE = np.dtype("<f4")  # fixed byte order: a file moves between machines
-METADATA_COLUMNS = ("label", "path", "split", "is_query", "is_gallery")
-FILTERS = ("ids", "label", "split", "is_query", "is_gallery")
-MAX_ABS_VALUE = 1e15  # nonzero rows' largest |value| in [1e-15, 1e15]: float32 products stay normal
 READ_ROWS = 8192  # rows joined at a time when the vectors are read: bounds the extra memory
 SCORE_BLOCK = 1 << 25  # float32 scores computed at a time (128 MiB)
 U = 2.0 ** -24  # float32's unit roundoff
-Filter = Union[None, bool, int, str, Sequence[Any]]
-
-
-class LoadResult(NamedTuple):
-    ids: np.ndarray  # int64 [n], ascending
-    vectors: np.ndarray  # float32 [n, dim]
-    metadata: pd.DataFrame  # one row per id: id, path, label, split, is_query, is_gallery
-
-
-class SearchResult(NamedTuple):
-    ids: np.ndarray  # int64 [n_queries, k], or [k] for one 1-D query
-    distances: np.ndarray  # float32, ascending along the last axis
-    paths: np.ndarray  # object (str or None), same shape
-
-
-class StoreError(ValueError):
-    """Base class of the store's errors; nothing was written when one is raised."""
-
-
-class StoreFileError(StoreError):
-    """The path holds no usable store: missing, not SQLite, another schema, already taken, or damaged."""
-
-
-class EmbeddingError(StoreError):
-    """Vectors (or queries) of the wrong type, shape or dtype, or with NaN/inf values."""
-
-
-class MetadataError(StoreError):
-    """Ids or metadata of the wrong type or length."""
-
-
-class DuplicateIdError(StoreError):
-    """Ids repeated within a batch or already stored."""
-
-
-class UnknownIdError(StoreError):
-    """Ids given to ``update`` or ``delete`` that are not stored."""
-
-
 SCHEMA = """CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE items (id INTEGER PRIMARY KEY, label INTEGER, path TEXT, split TEXT,
     is_query INTEGER CHECK (is_query IN (0, 1)), is_gallery INTEGER CHECK (is_gallery IN (0, 1)),
@@ -104,70 +66,6 @@ def _read_meta(path: Path) -> dict:
             return dict(ro.execute("SELECT key, value FROM meta").fetchall())
     except sqlite3.DatabaseError as e:
         raise StoreFileError(f"{path} could not be read as a SQLite database ({e}); is it damaged?") from e
-
-
-def check_vectors(x: Any, n: Optional[int], dim: int, what: str = "embeddings") -> np.ndarray:
-    """``x`` as a C-contiguous float32 ``[n, dim]`` array of finite values (any ``n`` if None); else EmbeddingError."""
-    if not isinstance(x, np.ndarray):
-        raise EmbeddingError(f"{what} must be a numpy array, got {type(x).__name__}; for a torch tensor use "
-                             ".cpu().numpy().")
-    if x.dtype != np.float32:
-        raise EmbeddingError(f"{what}: dtype is {x.dtype}, the store keeps float32: pass x.astype(np.float32).")
-    if x.ndim != 2 or x.shape[1] != dim or (n is not None and x.shape[0] != n):
-        raise EmbeddingError(f"{what}: shape is {x.shape}, the store needs ({'n' if n is None else n}, {dim}).")
-    bad = ~np.isfinite(x).all(axis=1)
-    if bad.any():
-        raise EmbeddingError(f"{what}: {bad.sum()} row(s) hold NaN or inf, first at row {bad.argmax()}.")
-    largest = np.abs(x).max(axis=1, initial=0)
-    if np.any(largest > MAX_ABS_VALUE) or np.any((largest > 0) & (largest < 1 / MAX_ABS_VALUE)):
-        raise EmbeddingError(f"{what}: a row's largest value is {largest[largest > 0].min():.3g} to "
-                             f"{largest.max():.3g}; nonzero rows must lie between {1 / MAX_ABS_VALUE:.0e} and "
-                             f"{MAX_ABS_VALUE:.0e}: normalise the embeddings (they are usually of norm about 1).")
-    return np.ascontiguousarray(x, VECTOR_DTYPE)
-
-
-def check_ids(ids: Any, unique: bool = False) -> np.ndarray:
-    """``ids`` as 1-D int64; MetadataError otherwise, DuplicateIdError if ``unique`` and one repeats."""
-    array = np.asarray(ids)
-    if array.ndim != 1 or not (array.dtype.kind in "iu" or array.size == 0):
-        raise MetadataError(f"ids must be a 1-D list of integers, got {array.dtype} with shape {array.shape}.")
-    if array.dtype.kind == "u" and array.size and array.max() > np.iinfo(np.int64).max:
-        raise MetadataError("ids must fit in a signed 64-bit integer (SQLite's INTEGER).")
-    values, counts = np.unique(array, return_counts=True)
-    if unique and len(values) != len(array):
-        raise DuplicateIdError(f"ids repeat within the batch: {values[counts > 1][:10].tolist()}. "
-                               "Give each item its own id.")
-    return array.astype(np.int64)
-
-
-def check_metadata(n: int, *columns: Optional[Sequence]) -> List[Optional[list]]:
-    """Each of label, path, split, is_query, is_gallery as plain Python values (None: empty), or None if not given."""
-    checked: List[Optional[list]] = []
-    for name, values in zip(METADATA_COLUMNS, columns):
-        if values is None:
-            checked.append(None)
-            continue
-        if len(values) != n:
-            raise MetadataError(f"{name} has {len(values)} values for {n} ids; give one per id (None for empty).")
-        kind = {"label": int, "path": str, "split": str}.get(name, bool)
-        values = [None if v is None or (isinstance(v, float) and np.isnan(v)) else v for v in values]
-        accepted = {int: (int, np.integer), str: (str,), bool: (bool, np.bool_)}[kind]
-        bad = [v for v in values if v is not None and (not isinstance(v, accepted) or
-                                                       (kind is int and isinstance(v, (bool, np.bool_))))]
-        if bad:
-            raise MetadataError(f"{name} must hold {kind.__name__} or None, got {bad[0]!r} ({type(bad[0]).__name__}).")
-        checked.append([v if v is None else kind(v) for v in values])
-    return checked
-
-
-def _select(meta: pd.DataFrame, filters: dict) -> np.ndarray:
-    """Rows of ``meta`` whose columns equal (one of) the filters' values; a None filter keeps every row."""
-    keep = np.ones(len(meta), dtype=bool)
-    for column, wanted in filters.items():
-        if wanted is not None:
-            wanted = [wanted] if isinstance(wanted, (bool, int, str, np.generic)) else list(wanted)
-            keep &= meta["id" if column == "ids" else column].isin(wanted).to_numpy(dtype=bool, na_value=False)
-    return np.flatnonzero(keep)
 
 
 def float32_scores(matrix: np.ndarray, sq: np.ndarray, queries: np.ndarray, metric: str) -> tuple:
@@ -358,10 +256,14 @@ class EmbeddingStore:
         with self._transaction(must_exist=ids):
             self._conn.executemany("DELETE FROM items WHERE id = ?", ((i,) for i in ids.tolist()))
 
-    def load(self, ids: Optional[Sequence[int]] = None, **filters: Filter) -> LoadResult:
-        """Items sorted by id, optionally only those whose ``ids``/``label``/``split``/``is_query``/``is_gallery``
-        equal (one of) the given value(s); unknown ids are skipped. Vectors are a copy."""
-        rows, cache = self._rows(dict(filters, ids=ids))
+    def load(self, ids: Optional[Sequence[int]] = None, split: Filter = None, label: Filter = None,
+             is_query: Optional[bool] = None, is_gallery: Optional[bool] = None) -> LoadResult:
+        """Items sorted by id, or only those whose column equals (one of) the value(s) given; unknown ids skipped.
+
+        Returns:
+            ``(ids, vectors, metadata)``: int64 ``[n]``, float32 ``[n, dim]`` (a copy) and a DataFrame.
+        """
+        rows, cache = self._rows(dict(ids=ids, split=split, label=label, is_query=is_query, is_gallery=is_gallery))
         metadata = cache["meta"].iloc[rows].reset_index(drop=True)
         return LoadResult(metadata["id"].to_numpy(), cache["matrix"][rows], metadata)
 
@@ -376,10 +278,7 @@ class EmbeddingStore:
         Returns:
             ``(ids, distances, paths)``, 1-D for a 1-D query, else ``[n_queries, k]``.
         """
-        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
-            raise StoreError(f"k must be a positive integer, got {k!r}.")
-        if metric not in ("euclidean", "cosine"):
-            raise StoreError(f"metric must be 'euclidean' or 'cosine', got {metric!r}.")
+        check_search_options(k, metric)
         single = isinstance(queries, np.ndarray) and queries.ndim == 1
         queries = check_vectors(queries[None] if single else queries, None, self.dim,
                                 f"queries (model {self.model_name!r})")
@@ -434,7 +333,7 @@ class EmbeddingStore:
         if any(v is not None for v in filters.values()) or "ids" in filters:
             if "meta" not in self._cache:  # loaded on the first filter or load(): a plain search skips pandas
                 self._cache = self._read(version, with_meta=True)
-            return _select(self._cache["meta"], filters), self._cache
+            return select_rows(self._cache["meta"], filters), self._cache
         return None, self._cache
 
     def _read(self, version: int, with_meta: bool) -> dict:
