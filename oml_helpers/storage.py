@@ -346,7 +346,10 @@ class EmbeddingStore:
             cursor, meta = self._conn.execute(f"SELECT {columns} FROM items ORDER BY id"), []
             while rows := cursor.fetchmany(READ_ROWS):
                 batch_ids, blobs, *rest = zip(*rows)
-                joined = b"".join(b if isinstance(b, bytes) else b"?" for b in blobs)  # "?": damaged, found below
+                try:
+                    joined = b"".join(blobs)
+                except TypeError:  # a value that is not a BLOB
+                    joined = b""
                 if len(joined) != len(blobs) * self.dim * VECTOR_DTYPE.itemsize:
                     self._damaged(batch_ids, blobs)
                 ids[at:at + len(rows)] = batch_ids
