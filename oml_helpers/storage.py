@@ -1,23 +1,17 @@
 """Embeddings in one SQLite file, one row per item, with OML's metadata and an exact top-k search.
 
-Table ``items`` holds one row per item: your ``id``, OML's ``label``, ``path``, ``split``,
-``is_query``, ``is_gallery``, and ``vector``, the embedding as a little-endian float32 BLOB (SQLite
-refuses one of the wrong length). Table ``meta`` records the model name, dimension, dtype and schema
-version. Reading one vector by hand is one ``SELECT vector FROM items WHERE id = ?``.
-
-Each write is one transaction (a bad or interrupted batch leaves the file as it was), in WAL mode, so
-readers keep reading while one writer writes. A search joins all vectors into one float32 matrix,
-kept in memory until this or another connection writes (``PRAGMA data_version``), and scores them
-with one float32 matrix product. The rows that can still be among the ``k`` nearest are then ranked
-by float64 distances, so the answers are those of a float64 brute force. That shortlist provably
-holds the true top ``k``: each float32 score is within a margin of its exact value, the standard
-worst-case rounding bound of a ``d``-term dot product, ``gamma_d = d u / (1 - d u)`` with
-``u = 2**-24`` (valid for any summation order), plus the roundings of the norms. Use one store object
-per thread or process. Only numpy, pandas and the standard library's sqlite3.
+``items`` has one row per item: ``id``, ``label``, ``path``, ``split``, ``is_query``, ``is_gallery`` and
+``vector``, a little-endian float32 BLOB of exactly ``4 * dim`` bytes; ``meta`` records the model name,
+dimension, dtype and schema version. One vector by hand: ``SELECT vector FROM items WHERE id = ?``.
+Each write is one transaction in WAL mode: a bad or interrupted batch leaves the file as it was, and
+readers keep reading during a write. Searches use all vectors as one float32 matrix, kept in memory
+until any connection writes (``PRAGMA data_version``): a float32 product picks a shortlist that
+provably holds the true top ``k`` (``float32_scores``), float64 distances rank it, so the answers are
+a float64 brute force's. One store object per thread or process; numpy, pandas and sqlite3 only.
 """
 
 import sqlite3
-from contextlib import closing, contextmanager
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator, List, Optional, Sequence, Union
 
@@ -27,7 +21,7 @@ import pandas as pd
 from oml_helpers.storage_checks import (  # noqa: F401 (the result types and errors belong to this API)
     FILTERS, METADATA_COLUMNS, VECTOR_DTYPE, DuplicateIdError, EmbeddingError, Filter, LoadResult, MetadataError,
     SearchResult, StoreError, StoreFileError, UnknownIdError, check_ids, check_metadata, check_search_options,
-    check_vectors, select_rows)
+    check_vectors, damaged_error, read_meta, select_rows)
 
 SCHEMA_VERSION = 4  # 4: one float32 BLOB per item, no int8 codes (3 kept chunks of vectors and codes)
 APPLICATION_ID = 0x4F4D4C45  # "OMLE" in the file header: marks the file as an embedding store
@@ -48,24 +42,6 @@ def _connect(path: Path) -> sqlite3.Connection:
     conn.execute("PRAGMA journal_mode = WAL")  # readers read while one writer writes
     conn.execute("PRAGMA synchronous = FULL")  # a commit is on disk when add() returns
     return conn
-
-
-def _read_meta(path: Path) -> dict:
-    """The ``meta`` table, read through a read-only connection; StoreFileError if the file is no store."""
-    try:
-        with closing(sqlite3.connect(path.resolve().as_uri() + "?mode=ro", uri=True)) as ro:
-            app_id, version = (ro.execute(f"PRAGMA {p}").fetchone()[0] for p in ("application_id", "user_version"))
-            tables = [r[0] for r in ro.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
-            if app_id != APPLICATION_ID or not {"meta", "items"} <= set(tables):
-                raise StoreFileError(f"{path} is a SQLite database but not an embedding store (tables: {tables}). "
-                                     "Give the path of a store made by EmbeddingStore.create.")
-            if version != SCHEMA_VERSION:
-                raise StoreFileError(f"{path} has store schema version {version}; this code reads version "
-                                     f"{SCHEMA_VERSION}. Create the store again from your embeddings with "
-                                     "EmbeddingStore.create, or use the oml_helpers version that wrote it.")
-            return dict(ro.execute("SELECT key, value FROM meta").fetchall())
-    except sqlite3.DatabaseError as e:
-        raise StoreFileError(f"{path} could not be read as a SQLite database ({e}); is it damaged?") from e
 
 
 def float32_scores(matrix: np.ndarray, sq: np.ndarray, queries: np.ndarray, metric: str) -> tuple:
@@ -106,16 +82,8 @@ def shortlists(matrix: np.ndarray, sq: np.ndarray, queries: np.ndarray, k: int, 
 
 
 def top_k(matrix: np.ndarray, sq: np.ndarray, queries: np.ndarray, k: int, metric: str) -> tuple:
-    """Rows ``[n_queries, k]`` nearest to each query and their distances, ranked in float64, ties to the lower row.
-
-    Args:
-        matrix: float32 ``[n, dim]``; sq: its rows' squared norms in float64 ``[n]``.
-        queries: float32 ``[n_queries, dim]``; k: at most ``n``.
-        metric: ``"euclidean"`` or ``"cosine"`` (1 - cosine similarity; zero vectors give 1).
-
-    Returns:
-        Row indices int64 and distances float32, both ``[n_queries, k]``.
-    """
+    """Rows (int64) of ``matrix`` nearest to each query and their float32 distances, both ``[n_queries, k]``,
+    ranked in float64, ties to the lower row; ``sq``: the rows' float64 squared norms; ``k`` at most ``n``."""
     found = np.zeros((len(queries), k), np.int64)
     distances = np.zeros((len(queries), k), np.float64)
     if k == 0:
@@ -142,14 +110,10 @@ class EmbeddingStore:
 
     @classmethod
     def create(cls, path: Union[str, Path], model_name: str, dim: int, dtype: str = "float32") -> "EmbeddingStore":
-        """Create a new, empty store file that records the model name, dimension and dtype.
-
-        Args:
-            path: File to create; it must not exist. model_name: The model that makes the embeddings.
-            dim: Size of each vector. dtype: Only ``"float32"``.
+        """A new, empty store at ``path`` (which must not exist) that records model name, ``dim`` and dtype.
 
         Raises:
-            StoreFileError: If the file exists. StoreError: If ``dim`` or ``dtype`` is not usable.
+            StoreFileError: If the file exists. StoreError: If ``dim`` or ``dtype`` (only float32) is not usable.
         """
         path = Path(path)
         if path.exists():
@@ -184,7 +148,7 @@ class EmbeddingStore:
         with open(path, "rb") as f:
             if f.read(16) != b"SQLite format 3\x00":
                 raise StoreFileError(f"{path} is not a SQLite database, so not an embedding store.")
-        meta = _read_meta(path)  # read-only: nothing is written to a file that is not a store
+        meta = read_meta(path, APPLICATION_ID, SCHEMA_VERSION)  # read-only: nothing is written to a file that is not a store
         return cls(_connect(path), path, meta["model_name"], int(meta["dim"]), meta["dtype"])
 
     def close(self) -> None:
@@ -207,15 +171,10 @@ class EmbeddingStore:
     def add(self, ids: Sequence[int], embeddings: np.ndarray, labels: Optional[Sequence] = None,
             paths: Optional[Sequence] = None, splits: Optional[Sequence] = None,
             is_query: Optional[Sequence] = None, is_gallery: Optional[Sequence] = None) -> None:
-        """Insert new items in one transaction: all of them or, on any error, none.
+        """Insert new items (distinct ids, float32 ``[len(ids), dim]``) in one transaction: all or none.
 
-        Args:
-            ids: Distinct integers, none already stored. embeddings: float32 ``[len(ids), dim]``, finite.
-            labels, paths, splits, is_query, is_gallery: One value per id (int, str, str, bool, bool;
-                None for empty), or None to leave the column empty.
-
-        Raises:
-            EmbeddingError, MetadataError, DuplicateIdError: Naming the problem; nothing is written.
+        Metadata lists hold one value per id (int, str, str, bool, bool; None for empty), or are None.
+        Raises EmbeddingError, MetadataError or DuplicateIdError naming the problem; nothing is written.
         """
         ids = check_ids(ids, unique=True)
         vectors = check_vectors(embeddings, len(ids), self.dim, f"embeddings (model {self.model_name!r})")
@@ -268,15 +227,10 @@ class EmbeddingStore:
         return LoadResult(metadata["id"].to_numpy(), cache["matrix"][rows], metadata)
 
     def search(self, queries: np.ndarray, k: int = 10, metric: str = "euclidean", **filters: Filter) -> SearchResult:
-        """The ``k`` stored items nearest to each query, nearest first (fewer if fewer match).
+        """The ``k`` stored items (passing ``load``'s filters) nearest to each float32 query, nearest first.
 
-        Args:
-            queries: float32 ``[dim]`` (one query) or ``[n_queries, dim]``.
-            metric: ``"euclidean"`` (L2) or ``"cosine"`` (1 - cosine similarity; zero vectors give 1).
-            **filters: Any of ``load``'s filters.
-
-        Returns:
-            ``(ids, distances, paths)``, 1-D for a 1-D query, else ``[n_queries, k]``.
+        ``metric``: ``"euclidean"`` or ``"cosine"`` (1 - cosine similarity; zero vectors give 1). Returns
+        ``(ids, distances, paths)``, ``[k]`` for a 1-D query, else ``[n_queries, k]`` (fewer if fewer match).
         """
         check_search_options(k, metric)
         single = isinstance(queries, np.ndarray) and queries.ndim == 1
@@ -328,13 +282,10 @@ class EmbeddingStore:
         if unknown:
             raise StoreError(f"Unknown filter(s) {sorted(unknown)}; use {', '.join(FILTERS)}.")
         version = self._conn.execute("PRAGMA data_version").fetchone()[0]  # changes on others' commits
-        if self._cache is None or self._cache["version"] != version:
-            self._cache = self._read(version, with_meta=False)
-        if any(v is not None for v in filters.values()) or "ids" in filters:
-            if "meta" not in self._cache:  # loaded on the first filter or load(): a plain search skips pandas
-                self._cache = self._read(version, with_meta=True)
-            return select_rows(self._cache["meta"], filters), self._cache
-        return None, self._cache
+        needs_meta = "ids" in filters or any(v is not None for v in filters.values())
+        if self._cache is None or self._cache["version"] != version or (needs_meta and "meta" not in self._cache):
+            self._cache = self._read(version, with_meta=needs_meta)  # a plain search skips the metadata
+        return (select_rows(self._cache["meta"], filters) if needs_meta else None), self._cache
 
     def _read(self, version: int, with_meta: bool) -> dict:
         """ids and vectors (and metadata) of every item in id order, in one read transaction."""
@@ -351,7 +302,7 @@ class EmbeddingStore:
                 except TypeError:  # a value that is not a BLOB
                     joined = b""
                 if len(joined) != len(blobs) * self.dim * VECTOR_DTYPE.itemsize:
-                    self._damaged(batch_ids, blobs)
+                    raise damaged_error(self.path, self.dim, batch_ids, blobs)
                 ids[at:at + len(rows)] = batch_ids
                 matrix[at:at + len(rows)] = np.frombuffer(joined, VECTOR_DTYPE).reshape(len(rows), self.dim)
                 at, meta = at + len(rows), meta + ([rest] if with_meta else [])
@@ -366,13 +317,3 @@ class EmbeddingStore:
                 "split": pd.array(splits, dtype=object), "is_query": pd.array(is_query, dtype="boolean"),
                 "is_gallery": pd.array(is_gallery, dtype="boolean")})
         return cache
-
-    def _damaged(self, ids: Sequence[int], blobs: Sequence[Any]) -> None:
-        """Raise StoreFileError naming the first item whose vector is not ``dim`` float32 numbers."""
-        expected = self.dim * VECTOR_DTYPE.itemsize
-        for item_id, blob in zip(ids, blobs):
-            if not isinstance(blob, bytes) or len(blob) != expected:
-                got = f"{len(blob)} bytes" if isinstance(blob, bytes) else f"a {type(blob).__name__}"
-                raise StoreFileError(f"{self.path} is damaged: the vector of item id {item_id} is {got}, not "
-                                     f"{expected} bytes ({self.dim} float32). It was written outside "
-                                     "EmbeddingStore; update() or delete() that item, or build the store again.")

@@ -1,5 +1,8 @@
-"""What ``oml_helpers.storage`` accepts: its result types, its errors and the checks of every input."""
+"""What ``oml_helpers.storage`` accepts: its result types, its errors, and the checks of every input and file."""
 
+import sqlite3
+from contextlib import closing
+from pathlib import Path
 from typing import Any, List, NamedTuple, Optional, Sequence, Union
 
 import numpy as np
@@ -121,3 +124,33 @@ def select_rows(meta: pd.DataFrame, filters: dict) -> np.ndarray:
             wanted = [wanted] if isinstance(wanted, (bool, int, str, np.generic)) else list(wanted)
             keep &= meta["id" if column == "ids" else column].isin(wanted).to_numpy(dtype=bool, na_value=False)
     return np.flatnonzero(keep)
+
+
+def read_meta(path: Path, application_id: int, schema_version: int) -> dict:
+    """The ``meta`` table, read through a read-only connection; StoreFileError if the file is no store."""
+    try:
+        with closing(sqlite3.connect(path.resolve().as_uri() + "?mode=ro", uri=True)) as ro:
+            app_id, version = (ro.execute(f"PRAGMA {p}").fetchone()[0] for p in ("application_id", "user_version"))
+            tables = [r[0] for r in ro.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+            if app_id != application_id or not {"meta", "items"} <= set(tables):
+                raise StoreFileError(f"{path} is a SQLite database but not an embedding store (tables: {tables}). "
+                                     "Give the path of a store made by EmbeddingStore.create.")
+            if version != schema_version:
+                raise StoreFileError(f"{path} has store schema version {version}; this code reads version "
+                                     f"{schema_version}. Create the store again from your embeddings with "
+                                     "EmbeddingStore.create, or use the oml_helpers version that wrote it.")
+            return dict(ro.execute("SELECT key, value FROM meta").fetchall())
+    except sqlite3.DatabaseError as e:
+        raise StoreFileError(f"{path} could not be read as a SQLite database ({e}); is it damaged?") from e
+
+
+def damaged_error(path: Path, dim: int, ids: Sequence[int], blobs: Sequence[Any]) -> StoreFileError:
+    """The error naming the first item whose vector is not ``dim`` float32 numbers: the file is damaged."""
+    expected = dim * VECTOR_DTYPE.itemsize
+    for item_id, blob in zip(ids, blobs):
+        if not isinstance(blob, bytes) or len(blob) != expected:
+            got = f"{len(blob)} bytes" if isinstance(blob, bytes) else f"a {type(blob).__name__}"
+            return StoreFileError(f"{path} is damaged: the vector of item id {item_id} is {got}, not {expected} "
+                                  f"bytes ({dim} float32). It was written outside EmbeddingStore; update() or "
+                                  "delete() that item, or build the store again.")
+    return StoreFileError(f"{path} is damaged: its vectors do not add up to {dim} float32 numbers each.")
