@@ -21,7 +21,7 @@ from oml_helpers.exercises.basics import (
     check_triplet_loss,
     check_worst_digit,
 )
-from oml_helpers.exercises.storage import check_cosine_top_k, check_counts_per_label, check_storage_bytes
+from oml_helpers.exercises.storage import check_cosine_top_k, check_counts_per_label, check_read_vector
 from oml_helpers.exercises.lightning import (
     DIAGNOSES,
     check_best_epoch,
@@ -60,10 +60,10 @@ __all__ = [
     "check_lightning_loader",
     "check_metrics_by_hand",
     "check_precision_threshold",
+    "check_read_vector",
     "check_search",
     "check_separate_queries",
     "check_steps_per_epoch",
-    "check_storage_bytes",
     "check_tensorboard_per_epoch",
     "check_threshold_by_hand",
     "check_top1_flips",
