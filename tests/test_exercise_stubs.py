@@ -46,7 +46,7 @@ def chapter_names(tmp_path, logs, lightning_ckpt, search_setup):  # noqa: F811 (
     return {
         "h": h, "torch": torch, "np": np, "pd": pd, "Path": Path,
         "DATA_ROOT": tmp_path,  # 06: holds my_scan.jpg
-        "per_query": {"map": {5: torch.rand(10)}}, "query_labels": [5, 6] * 5,  # 02
+        "rr": _rr(), "val_dataset": dataset,  # 02
         "df": pd.DataFrame({"label": LABELS}),  # 03
         "csv_logger": SimpleNamespace(log_dir=str(csv)),
         "tb_logger": SimpleNamespace(log_dir=str(tb)),
