@@ -75,7 +75,6 @@ from oml_helpers.storage import (  # noqa: E402
     StoreFileError,
     UnknownIdError,
 )
-from oml_helpers.storage_search import quantize_int8  # noqa: E402
 from oml_helpers.training import (  # noqa: E402
     digit_transforms,
     make_datasets,
@@ -145,7 +144,6 @@ __all__ = [
     "plot_training_logs",
     "prepare_digit_photo",
     "pretrained_extractor",
-    "quantize_int8",
     "query_gallery_split",
     "read_checkpoint",
     "read_image",

@@ -91,7 +91,7 @@ def search_setup(digits_root, _digits_df_session, tmp_path_factory):
     store = EmbeddingStore.create(tmp_path_factory.mktemp("store") / "g.db", model_name="untrained", dim=64)
     store.add((500 + gallery_ids[::-1]).tolist(), gallery[::-1].copy())  # added out of id order
     image = Image.open(digits_root / df_qg["path"].iloc[0]).convert("RGB")
-    yield model, image, store
+    yield model, image, store, dataset
     store.close()
 
 
@@ -107,7 +107,7 @@ def _search(largest=False, squared=False, store_ids=None):
 
 
 def test_search(search_setup):
-    model, image, store = search_setup
+    model, image, store, _ = search_setup
     transform = digit_transforms(False)
     _says(ex.check_search(_search(), model, image, transform, store, k=4), ex.RIGHT)
     _says(ex.check_search(_search(largest=True), model, image, transform, store, k=4), ex.WRONG, "farthest")
