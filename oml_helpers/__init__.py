@@ -51,12 +51,19 @@ from oml_helpers.reranking import (  # noqa: E402
     rerank,
     train_siamese,
 )
-from oml_helpers.retrieval import (  # noqa: E402
+from oml_helpers.image_search import (  # noqa: E402
+    embed_image,
     load_image_tensor,
+    prepare_digit_photo,
+    read_image,
+    search_image,
+)
+from oml_helpers.retrieval import (  # noqa: E402
     plot_top_k,
     query_gallery_split,
+    results_from_search,
     retrieval_explorer,
-    search_image,
+    select_queries,
     thresholding_report,
 )
 from oml_helpers.storage import (  # noqa: E402
@@ -119,6 +126,7 @@ __all__ = [
     "dataset_with_embeddings",
     "default_data_root",
     "digit_transforms",
+    "embed_image",
     "exercises",
     "expect_between",
     "extractor_state_dict",
@@ -134,18 +142,22 @@ __all__ = [
     "plot_metric_curves",
     "plot_top_k",
     "plot_training_logs",
+    "prepare_digit_photo",
     "pretrained_extractor",
     "query_gallery_split",
     "read_checkpoint",
+    "read_image",
     "recipe_fingerprint",
     "read_csv_metrics",
     "read_tensorboard_scalars",
     "rerank",
+    "results_from_search",
     "retrieval_explorer",
     "retrieval_metrics",
     "save_extractor",
     "search_image",
     "seed_everything",
+    "select_queries",
     "show_images",
     "silence_known_warnings",
     "split_dataframe",
