@@ -42,8 +42,9 @@ from oml_helpers.logs import (  # noqa: E402
 )
 from oml_helpers.models import PretrainedUnavailableError, SmallCNN, count_parameters, pretrained_extractor  # noqa: E402
 from oml_helpers.plots import plot_training_logs, show_images  # noqa: E402
+from oml_helpers.pair_accuracy import best_threshold, hard_pair_scores, pair_accuracy  # noqa: E402
 from oml_helpers.reranking import (  # noqa: E402
-    HalvesExtractor,
+    PairFusionExtractor,
     changed_top1,
     dataset_with_embeddings,
     make_siamese,
@@ -102,9 +103,9 @@ __all__ = [
     "DuplicateIdError",
     "EmbeddingError",
     "EmbeddingStore",
-    "HalvesExtractor",
     "LogError",
     "MetadataError",
+    "PairFusionExtractor",
     "PretrainedUnavailableError",
     "OutsideStatedRangeError",
     "SmallCNN",
@@ -113,6 +114,7 @@ __all__ = [
     "StoreFileError",
     "UnknownIdError",
     "best_checkpoint",
+    "best_threshold",
     "book_model_info",
     "changed_top1",
     "check_dataframe",
@@ -124,6 +126,7 @@ __all__ = [
     "expect_between",
     "extractor_state_dict",
     "get_device",
+    "hard_pair_scores",
     "in_colab",
     "load_book_model",
     "load_extractor",
@@ -132,6 +135,7 @@ __all__ = [
     "make_digits_dataset",
     "make_siamese",
     "metrics_dict",
+    "pair_accuracy",
     "plot_metric_curves",
     "plot_top_k",
     "plot_training_logs",
