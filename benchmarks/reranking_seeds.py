@@ -6,9 +6,9 @@ digits model's embeddings of the training digits 0-4. It is then measured on the
 
 - re-ranking: for several query/gallery splits (20 queries per digit, as in chapter 07), CMC@1 and
   mAP@5 of the extractor alone and after re-ranking its top ``n``;
-- held-out pairs: the hard pairs that ``PairsMiner`` picks over all of 5-9 by the extractor's
-  embeddings, judged by the extractor's distance and by the pairwise model, each with the threshold
-  that is best on hard pairs of the training digits.
+- held-out pairs: 20 anchors per digit of 5-9, each with its 5 nearest images by the extractor
+  (``h.neighbour_pair_scores``), judged by the extractor's distance and by the pairwise model, each
+  with the threshold that is best on such pairs of the training digits (balanced accuracy).
 
 Usage: python benchmarks/reranking_seeds.py [--seeds 0 1 2] [--splits 0 1 2 3 4] [--top-n 3 5 10] [--epochs 80]
 """
@@ -33,13 +33,10 @@ from oml.retrieval import RetrievalResults  # noqa: E402
 import oml_helpers as h  # noqa: E402
 from oml_helpers.book_models import SIAMESE  # noqa: E402
 
-THRESHOLD_IMAGES_PER_DIGIT = 60  # training images per digit whose hard pairs choose the thresholds
-
-
 def held_out_pair_accuracy(extractor, siamese, df_train, df_val, root) -> Dict[str, float]:
-    """Balanced accuracy on the hard pairs of 5-9, each threshold chosen on hard pairs of 0-4."""
-    fit = h.hard_pair_scores(extractor, siamese, df_train.groupby("label").head(THRESHOLD_IMAGES_PER_DIGIT), root)
-    held_out = h.hard_pair_scores(extractor, siamese, df_val, root)
+    """Balanced accuracy on near-neighbour pairs of 5-9, each threshold chosen on such pairs of 0-4."""
+    fit = h.neighbour_pair_scores(extractor, siamese, df_train, root)
+    held_out = h.neighbour_pair_scores(extractor, siamese, df_val, root)
     result = {}
     for column, name in (("embedding_distance", "pairs: extractor"), ("pairwise_distance", "pairs: pairwise")):
         threshold = h.best_threshold(fit[column], fit["is_negative"])
@@ -106,7 +103,7 @@ def main() -> None:
           f"{torch.get_num_threads()} threads, load average {os.getloadavg()[0]:.1f}; recipe {SIAMESE.arguments} "
           f"(seed varied, epochs={args.epochs}); training took {np.mean(train_seconds):.0f} s per seed; splits {args.splits}, "
           f"20 queries per digit each\n")
-    print("Means over the query splits (CMC@1, mAP@5) and balanced accuracy on the held-out hard pairs:\n")
+    print("Means over the query splits (CMC@1, mAP@5) and balanced accuracy on the held-out neighbour pairs:\n")
     print(table.round(3).to_markdown())
     print("\nOver the training seeds (mean +- standard deviation of the per-seed means; min and max over every "
           "seed and split) of the change that re-ranking brings:\n")
@@ -119,7 +116,7 @@ def main() -> None:
                           "min": each.min(), "max": each.max(), "runs that improve": f"{(each > 0).sum()}/{len(each)}"})
     print(pd.DataFrame(lines).round(3).to_markdown(index=False))
     pairs = trained[["pairs: extractor", "pairs: pairwise"]]
-    print("\nHeld-out hard pairs, balanced accuracy over the seeds: "
+    print("\nHeld-out neighbour pairs, balanced accuracy over the seeds: "
           + ", ".join(f"{c.split(': ')[1]} {pairs[c].mean():.3f} +- {pairs[c].std():.3f}" for c in pairs))
 
 

@@ -42,7 +42,7 @@ from oml_helpers.logs import (  # noqa: E402
 )
 from oml_helpers.models import PretrainedUnavailableError, SmallCNN, count_parameters, pretrained_extractor  # noqa: E402
 from oml_helpers.plots import plot_training_logs, show_images  # noqa: E402
-from oml_helpers.pair_accuracy import best_threshold, hard_pair_scores, pair_accuracy  # noqa: E402
+from oml_helpers.pair_accuracy import best_threshold, neighbour_pair_scores, pair_accuracy  # noqa: E402
 from oml_helpers.reranking import (  # noqa: E402
     PairFusionExtractor,
     changed_top1,
@@ -126,7 +126,6 @@ __all__ = [
     "expect_between",
     "extractor_state_dict",
     "get_device",
-    "hard_pair_scores",
     "in_colab",
     "load_book_model",
     "load_extractor",
@@ -135,6 +134,7 @@ __all__ = [
     "make_digits_dataset",
     "make_siamese",
     "metrics_dict",
+    "neighbour_pair_scores",
     "pair_accuracy",
     "plot_metric_curves",
     "plot_top_k",

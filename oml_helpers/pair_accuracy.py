@@ -9,49 +9,70 @@ import torch
 from oml.datasets import ImageLabeledDataset
 from oml.inference import inference, pairwise_inference
 from oml.interfaces.models import IExtractor, IPairwiseModel
-from oml.miners.pairs import PairsMiner
 
 from oml_helpers.training import digit_transforms
 
 
-def hard_pair_scores(
+def neighbour_pair_scores(
     extractor: IExtractor,
     pairwise_model: IPairwiseModel,
     df: pd.DataFrame,
     dataset_root: Union[str, Path],
+    n_anchors_per_label: int = 20,
+    k: int = 5,
+    seed: int = 0,
     batch_size: int = 128,
 ) -> pd.DataFrame:
-    """The pairs the extractor finds hardest in ``df``, scored by both the extractor and the pairwise model.
+    """The close calls a re-ranker has to judge, scored by both the extractor and the pairwise model.
 
-    ``PairsMiner(hard_mining=True)`` runs once over all of ``df``: each image with its farthest
-    same-label image (a positive pair) and its nearest other-label image (a negative pair), by the
-    extractor's embeddings; a pair picked twice is kept once.
+    A few anchor images of every label are each paired with their ``k`` nearest same-label images
+    (positive pairs) and their ``k`` nearest other-label images (negative pairs) by the extractor's
+    embeddings: the right and the wrong candidates that compete at the top of a result list.
 
     Args:
         extractor: The first stage.
-        pairwise_model: The second stage; scored with its ``predict`` (a distance from 0 to 1).
+        pairwise_model: The second stage; scored with its ``predict`` (a distance from 0 to 1),
+            the anchor as the first image.
         df: Labelled rows in OML's format, e.g. the validation part (unseen digits).
         dataset_root: Folder the paths start from.
+        n_anchors_per_label: Anchors drawn at random from each label.
+        k: Pairs of each kind per anchor.
+        seed: Seed of the draw of the anchors.
         batch_size: Images or pairs per forward pass.
 
     Returns:
-        One row per pair: ``i``, ``j`` (rows of ``df``), ``is_negative``, ``embedding_distance``,
-        ``pairwise_distance``.
+        One row per pair, ``k`` positive then ``k`` negative pairs per anchor: ``i`` (the anchor) and
+        ``j`` (rows of ``df``), ``is_negative``, ``embedding_distance``, ``pairwise_distance``.
     """
-    if df["label"].value_counts().min() < 2:
-        raise ValueError("Every label in df needs at least 2 images to form a positive pair; drop the rarer labels.")
+    df = df.reset_index(drop=True)
+    counts = df["label"].value_counts()
+    smallest = int(counts.min()) if len(df) else 0
+    if n_anchors_per_label < 1 or k < 1 or n_anchors_per_label > smallest or k >= smallest or k > len(df) - int(counts.max()):
+        raise ValueError(
+            f"n_anchors_per_label={n_anchors_per_label} and k={k} do not fit df: its smallest label has {smallest} "
+            f"images; use 1 <= n_anchors_per_label <= {smallest} and 1 <= k < {smallest}, with at least k images "
+            "outside every label."
+        )
     dataset = ImageLabeledDataset(df, dataset_root=dataset_root, transform=digit_transforms(False))
     embeddings = inference(extractor, dataset, batch_size=batch_size)
-    ids1, ids2, is_negative = PairsMiner(hard_mining=True).sample(features=embeddings, labels=df["label"].tolist())
-    distances = torch.linalg.vector_norm(embeddings[ids1] - embeddings[ids2], dim=1)
+    anchors = torch.as_tensor(df.groupby("label", sort=True).sample(n=n_anchors_per_label, random_state=seed).index.to_numpy())
+    labels = torch.as_tensor(df["label"].to_numpy())
+    distances = torch.cdist(embeddings[anchors], embeddings)
+    same = labels[anchors][:, None] == labels[None, :]
+    itself = torch.zeros_like(same)
+    itself[torch.arange(len(anchors)), anchors] = True
+    positives = distances.masked_fill(~same | itself, float("inf")).topk(k, largest=False)
+    negatives = distances.masked_fill(same, float("inf")).topk(k, largest=False)
+    ids1 = anchors.repeat_interleave(2 * k)
+    ids2 = torch.cat([positives.indices, negatives.indices], dim=1).flatten()
     pairs = list(zip(ids1.tolist(), ids2.tolist()))
     scores = pairwise_inference(pairwise_model.eval(), dataset, pairs, num_workers=0, batch_size=batch_size, verbose=False)
     return pd.DataFrame(
         {
             "i": ids1.numpy(),
             "j": ids2.numpy(),
-            "is_negative": is_negative.numpy(),
-            "embedding_distance": distances.numpy(),
+            "is_negative": (labels[ids1] != labels[ids2]).numpy(),
+            "embedding_distance": torch.cat([positives.values, negatives.values], dim=1).flatten().numpy(),
             "pairwise_distance": scores.numpy(),
         }
     )

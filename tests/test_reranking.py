@@ -15,9 +15,9 @@ from oml_helpers import (
     changed_top1,
     dataset_with_embeddings,
     digit_transforms,
-    hard_pair_scores,
     make_siamese,
     metrics_dict,
+    neighbour_pair_scores,
     pair_accuracy,
     query_gallery_split,
     rerank,
@@ -165,18 +165,29 @@ def test_changed_top1_bad_input(val_rr):
         changed_top1(unlabeled, rr)
 
 
-def test_hard_pair_scores(trained_pair, digits_root, small):
+def test_neighbour_pair_scores(trained_pair, digits_root, small):
     extractor, siamese, _ = trained_pair
     _, df_val = split_dataframe(small)
-    scores = hard_pair_scores(extractor, siamese, df_val, digits_root, batch_size=16)
+    scores = neighbour_pair_scores(extractor, siamese, df_val, digits_root, n_anchors_per_label=2, k=3, batch_size=16)
     assert list(scores.columns) == ["i", "j", "is_negative", "embedding_distance", "pairwise_distance"]
+    assert len(scores) == 5 * 2 * 2 * 3 and (scores["i"] != scores["j"]).all()
+    assert scores["is_negative"].sum() == 5 * 2 * 3  # balanced: k of each kind per anchor
     labels = df_val["label"].to_numpy()
-    same = labels[scores["i"]] == labels[scores["j"]]
-    assert (same == ~scores["is_negative"]).all() and same.any() and (~same).any()
-    assert (scores["i"] != scores["j"]).all()
-    assert scores["pairwise_distance"].between(0, 1).all() and (scores["embedding_distance"] >= 0).all()
-    with pytest.raises(ValueError, match="at least 2 images"):
-        hard_pair_scores(extractor, siamese, df_val.groupby("label").head(1), digits_root)
+    assert ((labels[scores["i"]] != labels[scores["j"]]) == scores["is_negative"]).all()
+    assert scores["pairwise_distance"].between(0, 1).all()
+    dataset = ImageLabeledDataset(df_val, dataset_root=digits_root, transform=digit_transforms(False))
+    embeddings = inference(extractor, dataset, batch_size=64)
+    for (anchor, negative), group in scores.groupby(["i", "is_negative"]):  # the k nearest of each kind
+        d = torch.cdist(embeddings[anchor : anchor + 1], embeddings)[0]
+        same = torch.as_tensor(labels == labels[anchor])
+        d[same if negative else ~same] = float("inf")
+        d[anchor] = float("inf")
+        assert group["j"].tolist() == d.topk(3, largest=False).indices.tolist()
+        assert group["embedding_distance"].is_monotonic_increasing
+    with pytest.raises(ValueError, match="n_anchors_per_label"):
+        neighbour_pair_scores(extractor, siamese, df_val, digits_root, n_anchors_per_label=9)
+    with pytest.raises(ValueError, match="k=8"):
+        neighbour_pair_scores(extractor, siamese, df_val, digits_root, k=8)
 
 
 def test_best_threshold_and_pair_accuracy():
