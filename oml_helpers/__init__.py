@@ -42,8 +42,9 @@ from oml_helpers.logs import (  # noqa: E402
 )
 from oml_helpers.models import PretrainedUnavailableError, SmallCNN, count_parameters, pretrained_extractor  # noqa: E402
 from oml_helpers.plots import plot_training_logs, show_images  # noqa: E402
+from oml_helpers.pair_accuracy import best_threshold, neighbour_pair_scores, pair_accuracy  # noqa: E402
 from oml_helpers.reranking import (  # noqa: E402
-    HalvesExtractor,
+    PairFusionExtractor,
     changed_top1,
     dataset_with_embeddings,
     make_siamese,
@@ -108,9 +109,9 @@ __all__ = [
     "DuplicateIdError",
     "EmbeddingError",
     "EmbeddingStore",
-    "HalvesExtractor",
     "LogError",
     "MetadataError",
+    "PairFusionExtractor",
     "PretrainedUnavailableError",
     "OutsideStatedRangeError",
     "SmallCNN",
@@ -119,6 +120,7 @@ __all__ = [
     "StoreFileError",
     "UnknownIdError",
     "best_checkpoint",
+    "best_threshold",
     "book_model_info",
     "changed_top1",
     "check_dataframe",
@@ -139,6 +141,8 @@ __all__ = [
     "make_digits_dataset",
     "make_siamese",
     "metrics_dict",
+    "neighbour_pair_scores",
+    "pair_accuracy",
     "plot_metric_curves",
     "plot_top_k",
     "plot_training_logs",

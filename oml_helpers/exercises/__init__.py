@@ -31,14 +31,8 @@ from oml_helpers.exercises.lightning import (
     check_steps_per_epoch,
     check_tensorboard_per_epoch,
 )
-from oml_helpers.exercises.retrieval import (
-    check_cost_estimate,
-    check_hard_pairs,
-    check_precision_threshold,
-    check_search,
-    check_threshold_by_hand,
-    check_top1_flips,
-)
+from oml_helpers.exercises.retrieval import check_precision_threshold, check_search, check_threshold_by_hand
+from oml_helpers.exercises.reranking import check_cost_estimate, check_hard_pairs, check_top1_flips
 
 __all__ = [
     "DIAGNOSES",
