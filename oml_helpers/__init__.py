@@ -42,8 +42,9 @@ from oml_helpers.logs import (  # noqa: E402
 )
 from oml_helpers.models import PretrainedUnavailableError, SmallCNN, count_parameters, pretrained_extractor  # noqa: E402
 from oml_helpers.plots import plot_training_logs, show_images  # noqa: E402
+from oml_helpers.pair_accuracy import best_threshold, neighbour_pair_scores, pair_accuracy  # noqa: E402
 from oml_helpers.reranking import (  # noqa: E402
-    HalvesExtractor,
+    PairFusionExtractor,
     changed_top1,
     dataset_with_embeddings,
     make_siamese,
@@ -51,12 +52,19 @@ from oml_helpers.reranking import (  # noqa: E402
     rerank,
     train_siamese,
 )
-from oml_helpers.retrieval import (  # noqa: E402
+from oml_helpers.image_search import (  # noqa: E402
+    embed_image,
     load_image_tensor,
+    prepare_digit_photo,
+    read_image,
+    search_image,
+)
+from oml_helpers.retrieval import (  # noqa: E402
     plot_top_k,
     query_gallery_split,
+    results_from_search,
     retrieval_explorer,
-    search_image,
+    select_queries,
     thresholding_report,
 )
 from oml_helpers.storage import (  # noqa: E402
@@ -68,7 +76,6 @@ from oml_helpers.storage import (  # noqa: E402
     StoreFileError,
     UnknownIdError,
 )
-from oml_helpers.storage_search import quantize_int8  # noqa: E402
 from oml_helpers.training import (  # noqa: E402
     digit_transforms,
     make_datasets,
@@ -102,9 +109,9 @@ __all__ = [
     "DuplicateIdError",
     "EmbeddingError",
     "EmbeddingStore",
-    "HalvesExtractor",
     "LogError",
     "MetadataError",
+    "PairFusionExtractor",
     "PretrainedUnavailableError",
     "OutsideStatedRangeError",
     "SmallCNN",
@@ -113,6 +120,7 @@ __all__ = [
     "StoreFileError",
     "UnknownIdError",
     "best_checkpoint",
+    "best_threshold",
     "book_model_info",
     "changed_top1",
     "check_dataframe",
@@ -120,6 +128,7 @@ __all__ = [
     "dataset_with_embeddings",
     "default_data_root",
     "digit_transforms",
+    "embed_image",
     "exercises",
     "expect_between",
     "extractor_state_dict",
@@ -132,22 +141,27 @@ __all__ = [
     "make_digits_dataset",
     "make_siamese",
     "metrics_dict",
+    "neighbour_pair_scores",
+    "pair_accuracy",
     "plot_metric_curves",
     "plot_top_k",
     "plot_training_logs",
+    "prepare_digit_photo",
     "pretrained_extractor",
-    "quantize_int8",
     "query_gallery_split",
     "read_checkpoint",
+    "read_image",
     "recipe_fingerprint",
     "read_csv_metrics",
     "read_tensorboard_scalars",
     "rerank",
+    "results_from_search",
     "retrieval_explorer",
     "retrieval_metrics",
     "save_extractor",
     "search_image",
     "seed_everything",
+    "select_queries",
     "show_images",
     "silence_known_warnings",
     "split_dataframe",

@@ -78,9 +78,9 @@ DIGITS = Recipe(
 SIAMESE = Recipe(
     name="siamese",
     file="digits_siamese.pt",
-    arguments={"seed": 0, "hidden": [32], "epochs": 40, "lr": 3e-3, "n_labels": 5, "n_instances": 6},
+    arguments={"seed": 0, "hidden": [32], "epochs": 80, "lr": 3e-3, "n_labels": 5, "n_instances": 6},
     code=(
-        reranking.make_siamese, reranking.HalvesExtractor, reranking.dataset_with_embeddings,
+        reranking.make_siamese, reranking.PairFusionExtractor, reranking.dataset_with_embeddings,
         reranking.train_siamese, training.balanced_schedule, device.seed_everything,
     ),
     constants=(),

@@ -1,4 +1,4 @@
-"""Re-ranking with a pairwise model (chapter 07): training ConcatSiamese on mined pairs, and measuring the cost."""
+"""Re-ranking with a pairwise model (chapter 07): a ConcatSiamese that compares two images, trained on mined pairs."""
 
 import copy
 import time
@@ -49,64 +49,85 @@ def dataset_with_embeddings(
     )
 
 
-class HalvesExtractor(IExtractor):
-    """Embed the two stacked images of a ``ConcatSiamese`` input apart, and return how they compare.
+class PairFusionExtractor(IExtractor):
+    """The extractor of a ``ConcatSiamese`` that looks at both images of a pair together.
 
-    ``ConcatSiamese`` puts the second image below the first and runs one extractor on the stack. An
-    extractor that ends in global average pooling, like ``SmallCNN``, then mixes both digits into one
-    vector and cannot tell which stroke came from which image. This wrapper splits the stack again,
-    embeds each half with the wrapped extractor and returns ``[|a - b|, a * b]``, batch-normalised:
-    for unit-length embeddings each of these features is a small number (a pair at distance 0.5 differs
-    by about 0.06 per coordinate in 64 dimensions), and the head learns far faster on features of unit
-    scale, from which it learns its own notion of "same".
+    ``ConcatSiamese`` stacks the two images, the second below the first, and runs its extractor on
+    the stack. This one runs the convolutional blocks of a trained ``SmallCNN`` on the stack, which
+    gives one feature map: its top half describes the first image place by place, its bottom half the
+    second (only the rows at the seam see a little of both). Instead of averaging the whole map
+    (which would blend the two digits into one vector), it lays the two halves on top of each other
+    along the channels, adds their product (large where both images have the same feature at the same
+    place), and runs one more convolution over all of them together before pooling: every output
+    feature compares the two images, place by place.
     """
 
-    def __init__(self, extractor: IExtractor):
+    def __init__(self, extractor: IExtractor, width: int = 64):
         """
         Args:
-            extractor: Extractor for one image; it is trained further with the pairwise model.
+            extractor: A ``SmallCNN`` (a ``backbone`` ending in pooling and flattening); its convolutional
+                blocks are used, and trained further, as they are.
+            width: Channels of the joint convolution, and size of the features.
         """
         super().__init__()
-        self.extractor = extractor
-        self.norm = torch.nn.BatchNorm1d(2 * extractor.feat_dim)
+        backbone = getattr(extractor, "backbone", None)
+        if not isinstance(backbone, torch.nn.Sequential) or not isinstance(backbone[-2], torch.nn.AdaptiveAvgPool2d):
+            raise ValueError(
+                f"PairFusionExtractor needs a SmallCNN (a backbone ending in AdaptiveAvgPool2d and Flatten), "
+                f"got {type(extractor).__name__}."
+            )
+        self.trunk = backbone[:-2]
+        channels = [m.out_channels for m in self.trunk if isinstance(m, torch.nn.Conv2d)][-1]
+        self.fuse = torch.nn.Sequential(
+            torch.nn.Conv2d(3 * channels, width, 3, padding=1, bias=False),
+            torch.nn.BatchNorm2d(width),
+            torch.nn.ReLU(),
+            torch.nn.AdaptiveAvgPool2d(1),
+            torch.nn.Flatten(),
+        )
+        self._feat_dim = width
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.ndim != 4 or x.shape[2] % 2:
-            raise ValueError(f"Expected two images stacked along the height [batch, c, 2h, w], got {tuple(x.shape)}.")
-        half = x.shape[2] // 2
-        a, b = self.extractor(x[:, :, :half]), self.extractor(x[:, :, half:])
-        return self.norm(torch.cat([(a - b).abs(), a * b], dim=1))
+        if x.ndim != 4 or x.shape[2] % 16:
+            raise ValueError(
+                f"Expected two images stacked along the height [batch, c, 2h, w] with h a multiple of 8, got {tuple(x.shape)}."
+            )
+        features = self.trunk(x)
+        half = features.shape[2] // 2
+        a, b = features[:, :, :half], features[:, :, half:]
+        return self.fuse(torch.cat([a, b, a * b], dim=1))
 
     @property
     def feat_dim(self) -> int:
-        return 2 * self.extractor.feat_dim
+        return self._feat_dim
 
 
-def make_siamese(extractor: IExtractor, hidden: Sequence[int] = (32,), compare_halves: bool = True) -> ConcatSiamese:
-    """OML's ``ConcatSiamese`` on a copy of a trained extractor (the extractor itself stays as it is).
+def make_siamese(extractor: IExtractor, hidden: Sequence[int] = (32,), width: int = 64) -> ConcatSiamese:
+    """OML's ``ConcatSiamese`` with a ``PairFusionExtractor`` on a copy of a trained ``SmallCNN``.
 
     ``ConcatSiamese`` stacks the two images into one (one above the other), runs its extractor on it
-    and maps the features to one logit with an MLP: high means "different".
+    and maps the features to one logit with its MLP head (sigmoid activations, dropout 0.5, no bias
+    at the end): high means "different". The extractor itself stays as it is.
 
     Args:
-        extractor: The trained extractor to start from.
+        extractor: The trained ``SmallCNN`` to start from.
         hidden: Hidden layer sizes of the MLP head.
-        compare_halves: Wrap the copy in ``HalvesExtractor`` (see there why); ``False`` runs it on the stack.
+        width: Channels of the joint convolution (``PairFusionExtractor``).
 
     Returns:
         The pairwise model, on the extractor's device.
     """
     inner = copy.deepcopy(extractor)
-    device = next(inner.parameters()).device  # the new layers (norm, head) are made on the CPU: move them too
-    siamese = ConcatSiamese(extractor=HalvesExtractor(inner) if compare_halves else inner, mlp_hidden_dims=list(hidden))
+    device = next(inner.parameters()).device  # the new layers (fusion, head) are made on the CPU: move them too
+    siamese = ConcatSiamese(extractor=PairFusionExtractor(inner, width=width), mlp_hidden_dims=list(hidden))
     return siamese.to(device)
 
 
 def train_siamese(
     model: ConcatSiamese,
     dataset: ImageLabeledDataset,
-    epochs: int = 40,
-    lr: float = 1e-3,
+    epochs: int = 80,
+    lr: float = 3e-3,
     n_labels: int = 5,
     n_instances: int = 6,
     hard_mining: bool = True,

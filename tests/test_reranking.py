@@ -1,5 +1,6 @@
 """Tests for oml_helpers.reranking: the pairwise model, its training on mined pairs, re-ranking and comparisons."""
 
+import pandas as pd
 import pytest
 import torch
 
@@ -8,13 +9,16 @@ from oml.inference import inference
 from oml.retrieval import RetrievalResults
 
 from oml_helpers import (
-    HalvesExtractor,
+    PairFusionExtractor,
     SmallCNN,
+    best_threshold,
     changed_top1,
     dataset_with_embeddings,
     digit_transforms,
     make_siamese,
     metrics_dict,
+    neighbour_pair_scores,
+    pair_accuracy,
     query_gallery_split,
     rerank,
     seed_everything,
@@ -58,29 +62,44 @@ def test_dataset_with_embeddings_adds_the_key(digits_root, small_df, short_train
     assert item["embeddings"].shape == (short_training[0].feat_dim,)
 
 
-def test_halves_extractor_shapes_and_bad_input():
+def test_pair_fusion_extractor_shapes_and_bad_input():
     seed_everything(0)
-    halves = HalvesExtractor(SmallCNN(feat_dim=16)).eval()
-    assert halves.feat_dim == 32
-    assert halves(torch.randn(2, 3, 128, 64)).shape == (2, 32)
+    fusion = PairFusionExtractor(SmallCNN(feat_dim=16), width=12).eval()
+    assert fusion.feat_dim == 12
+    assert fusion(torch.randn(2, 3, 128, 64)).shape == (2, 12)
     with pytest.raises(ValueError, match="stacked"):
-        halves(torch.randn(2, 3, 63, 64))
+        fusion(torch.randn(2, 3, 72, 64))
+    with pytest.raises(ValueError, match="SmallCNN"):
+        PairFusionExtractor(torch.nn.Linear(3, 3))
+
+
+def test_pair_fusion_compares_the_two_halves_place_by_place():
+    # The joint convolution sees both halves at the same place: the same pair of images gives other
+    # features when one image is moved, even though each image alone is unchanged but for its place.
+    seed_everything(0)
+    fusion = PairFusionExtractor(SmallCNN()).eval()
+    a, b = torch.randn(1, 3, 64, 64), torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        together = fusion(torch.cat([a, b], dim=2))
+        other_bottom = fusion(torch.cat([a, torch.randn(1, 3, 64, 64)], dim=2))
+        shifted = fusion(torch.cat([a, b.roll(16, dims=3)], dim=2))
+    assert not torch.allclose(together, other_bottom)
+    assert not torch.allclose(together, shifted)
 
 
 def test_make_siamese_leaves_the_extractor_alone(short_training):
     extractor = short_training[0]
-    siamese = make_siamese(extractor)
-    assert siamese.extractor.extractor is not extractor
-    plain = make_siamese(extractor, compare_halves=False)
-    assert isinstance(plain.extractor, SmallCNN)
+    siamese = make_siamese(extractor, hidden=(8,), width=16)
+    first_conv = siamese.extractor.trunk[0].weight
+    assert first_conv is not extractor.backbone[0].weight and torch.equal(first_conv, extractor.backbone[0].weight)
+    assert siamese.extractor.feat_dim == 16 and siamese.head[0].in_features == 16
 
 
-@pytest.mark.parametrize("compare_halves", [True, False])
-def test_make_siamese_puts_every_layer_on_the_extractors_device(compare_halves):
-    # The norm and the MLP head are new layers, made on the CPU; on a GPU they must follow the
+def test_make_siamese_puts_every_layer_on_the_extractors_device():
+    # The fusion and the MLP head are new layers, made on the CPU; on a GPU they must follow the
     # extractor (a Colab run failed here). The "meta" device stands in for cuda on a CPU-only machine.
     extractor = SmallCNN().to("meta")
-    siamese = make_siamese(extractor, compare_halves=compare_halves)
+    siamese = make_siamese(extractor)
     assert {p.device.type for p in siamese.parameters()} == {"meta"}
     assert {b.device.type for b in siamese.buffers()} <= {"meta"}
 
@@ -89,8 +108,8 @@ def test_train_siamese_logs_and_changes_weights(trained_pair, short_training):
     extractor, siamese, logs = trained_pair
     assert list(logs.columns) == ["step", "loss", "n_pairs", "accuracy"]
     assert len(logs) == 3 and logs["loss"].notna().all() and (logs["n_pairs"] > 0).all()
-    before = dict(extractor.named_parameters())["head.weight"]
-    after = dict(siamese.extractor.extractor.named_parameters())["head.weight"]
+    before = extractor.backbone[0].weight
+    after = siamese.extractor.trunk[0].weight
     assert not torch.equal(before, after)
     assert not siamese.training  # left in eval mode
 
@@ -144,3 +163,43 @@ def test_changed_top1_bad_input(val_rr):
     unlabeled = RetrievalResults(distances=rr.distances, retrieved_ids=rr.retrieved_ids)
     with pytest.raises(ValueError, match="gt_ids"):
         changed_top1(unlabeled, rr)
+
+
+def test_neighbour_pair_scores(trained_pair, digits_root, small):
+    extractor, siamese, _ = trained_pair
+    _, df_val = split_dataframe(small)
+    scores = neighbour_pair_scores(extractor, siamese, df_val, digits_root, n_anchors_per_label=2, k=3, batch_size=16)
+    assert list(scores.columns) == ["i", "j", "is_negative", "embedding_distance", "pairwise_distance"]
+    assert len(scores) == 5 * 2 * 2 * 3 and (scores["i"] != scores["j"]).all()
+    assert scores["is_negative"].sum() == 5 * 2 * 3  # balanced: k of each kind per anchor
+    labels = df_val["label"].to_numpy()
+    assert ((labels[scores["i"]] != labels[scores["j"]]) == scores["is_negative"]).all()
+    assert scores["pairwise_distance"].between(0, 1).all()
+    dataset = ImageLabeledDataset(df_val, dataset_root=digits_root, transform=digit_transforms(False))
+    embeddings = inference(extractor, dataset, batch_size=64)
+    for (anchor, negative), group in scores.groupby(["i", "is_negative"]):  # the k nearest of each kind
+        d = torch.cdist(embeddings[anchor : anchor + 1], embeddings)[0]
+        same = torch.as_tensor(labels == labels[anchor])
+        d[same if negative else ~same] = float("inf")
+        d[anchor] = float("inf")
+        assert group["j"].tolist() == d.topk(3, largest=False).indices.tolist()
+        assert group["embedding_distance"].is_monotonic_increasing
+    with pytest.raises(ValueError, match="n_anchors_per_label"):
+        neighbour_pair_scores(extractor, siamese, df_val, digits_root, n_anchors_per_label=9)
+    with pytest.raises(ValueError, match="k=8"):
+        neighbour_pair_scores(extractor, siamese, df_val, digits_root, k=8)
+
+
+def test_best_threshold_and_pair_accuracy():
+    distances = pd.Series([0.1, 0.2, 0.3, 0.6, 0.4, 0.7, 0.8])
+    is_negative = pd.Series([False, False, False, False, True, True, True])
+    threshold = best_threshold(distances, is_negative)
+    assert threshold == pytest.approx(0.35)  # 3 of 4 positives and all 3 negatives
+    assert pair_accuracy(distances, is_negative, threshold) == pytest.approx(
+        {"positives": 0.75, "negatives": 1.0, "balanced": 0.875}
+    )
+    assert pair_accuracy(distances, is_negative, 0.0) == {"positives": 0.0, "negatives": 1.0, "balanced": 0.5}
+    with pytest.raises(ValueError, match="one distance per pair"):
+        pair_accuracy(distances[:3], is_negative, 0.5)
+    with pytest.raises(ValueError, match="positive and negative"):
+        best_threshold(distances, pd.Series([False] * 7))
