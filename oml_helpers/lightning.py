@@ -100,27 +100,40 @@ def make_module(
     lr: float = 1e-3,
     margin: float = 0.2,
     ddp_loaders: Optional[Dict[str, DataLoader]] = None,
+    cosine_steps: Optional[int] = None,
 ) -> ExtractorModule:
     """OML's ``ExtractorModule`` with the book's loss (all triplets of each batch, as in chapter 01) and Adam.
+
+    With ``cosine_steps`` the rate follows chapter 01's cosine schedule, passed to OML as
+    ``ExtractorModule(scheduler=..., scheduler_interval="step")`` so that Lightning steps it after
+    every optimiser step.
 
     Not ``HardTripletsMiner``: trained from scratch with it, the model collapses (chapter 01: the loss
     settles at the margin while all distances shrink towards zero).
 
     Args:
         extractor: The model to train.
-        lr: Learning rate of Adam (constant).
+        lr: Learning rate of Adam: constant, or where the cosine schedule starts.
         margin: Triplet margin.
         ddp_loaders: ``{"train": loader, "val": loader}`` to build ``ExtractorModuleDDP`` instead, which
             splits the loaders between processes itself; then do not pass loaders to ``trainer.fit``.
+        cosine_steps: Length of a cosine schedule from ``lr`` to zero, in optimiser steps
+            (epochs x batches per epoch); ``None`` keeps the rate constant.
 
     Returns:
         The Lightning module.
     """
-    kwargs = dict(
+    if cosine_steps is not None and cosine_steps < 1:
+        raise ValueError(f"cosine_steps must be at least 1 (epochs x batches per epoch), got {cosine_steps}.")
+    optimizer = torch.optim.Adam(extractor.parameters(), lr=lr)
+    kwargs: Dict[str, Any] = dict(
         extractor=extractor,
         criterion=TripletLossWithMiner(margin=margin, miner=AllTripletsMiner(), need_logs=True),
-        optimizer=torch.optim.Adam(extractor.parameters(), lr=lr),
+        optimizer=optimizer,
     )
+    if cosine_steps is not None:
+        kwargs["scheduler"] = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=cosine_steps)
+        kwargs["scheduler_interval"] = "step"
     if ddp_loaders is None:
         return ExtractorModule(**kwargs)
     unknown = set(ddp_loaders) - {"train", "val"}

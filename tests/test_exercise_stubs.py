@@ -16,7 +16,7 @@ import torch
 
 import oml_helpers as h
 from oml_helpers import exercises as ex
-from test_exercises_lightning import LABELS, lightning_ckpt, logs  # noqa: F401 (fixtures)
+from test_exercises_lightning import lightning_ckpt, logs  # noqa: F401 (fixtures)
 from test_exercises_retrieval import _rr, search_setup  # noqa: F401 (fixture)
 from verdicts import says
 
@@ -45,7 +45,7 @@ def chapter_names(tmp_path, logs, lightning_ckpt, search_setup):  # noqa: F811 (
         "h": h, "torch": torch, "np": np, "pd": pd, "Path": Path,
         "DATA_ROOT": tmp_path,  # 00
         "rr": _rr(), "val_dataset": dataset,  # 02 (and rr for 06)
-        "df": pd.DataFrame({"label": LABELS}),  # 03
+        "df": pd.DataFrame({"label": [d for d in range(10) for _ in range(30)]}),  # 03
         "csv_logger": SimpleNamespace(log_dir=str(csv)),
         "tb_logger": SimpleNamespace(log_dir=str(tb)),
         "RUNS": ckpt.parent.parent,  # 04: RUNS / "checkpoints" / "last.ckpt"

@@ -16,16 +16,25 @@ from verdicts import says as _says
 
 # Chapter 03 ---------------------------------------------------------------------------------------
 
-LABELS = [label for label in range(10) for _ in range(30)]
+def _pcf(centre=True, divide=True, plus_one=True):
+    def pcf(embeddings, variance):
+        x = embeddings - embeddings.mean(dim=0) if centre else embeddings
+        shares = torch.linalg.svdvals(x) ** 2
+        cumulative = torch.cumsum(shares / shares.sum(), dim=0)
+        n = int((cumulative <= variance).sum()) + (1 if plus_one else 0)
+        return n / embeddings.shape[1] if divide else n
+
+    return pcf
 
 
-def test_steps_per_epoch():
-    _says(ex.check_steps_per_epoch(3, 2, LABELS, n_labels=3, n_instances=16, k=5), ex.RIGHT, "3 steps")
-    _says(ex.check_steps_per_epoch(4, 2, LABELS), ex.WRONG, "rounded up")
-    _says(ex.check_steps_per_epoch(len(LABELS) // 48, 2, LABELS), ex.WRONG, "pass over the labels")
-    _says(ex.check_steps_per_epoch(3, 3, LABELS), ex.WRONG, "3 steps, not 5")
-    _says(ex.check_steps_per_epoch(3, 1, LABELS), ex.WRONG, "between 2 and the 10 labels")
-    _says(ex.check_steps_per_epoch(3.0, 2, LABELS), ex.WRONG, "whole numbers")
+def test_pcf():
+    _says(ex.check_pcf(_pcf()), ex.RIGHT, "calc_pcf", "4 sets")
+    _says(ex.check_pcf(_pcf(divide=False)), ex.WRONG, "number of components", "divides")
+    _says(ex.check_pcf(_pcf(plus_one=False)), ex.WRONG, "one component short")
+    _says(ex.check_pcf(_pcf(centre=False)), ex.WRONG, "centre the embeddings")
+    _says(ex.check_pcf(lambda e, r: [0.1, 0.2]), ex.WRONG, "one number")
+    _says(ex.check_pcf(lambda e, r: 1 / 0), ex.WRONG, "ZeroDivisionError")
+
 
 
 MAP5 = [0.60, 0.70, 0.80, 0.75]  # best at epoch 2, last epoch 3, 2 steps per epoch
@@ -108,24 +117,29 @@ def test_best_from_state(lightning_ckpt):
     _says(ex.check_best_from_state(best, 0.8, last), ex.WRONG, "current_score")
 
 
-def _loader(strip=True, weights_only=True, strict=True, evaluate=True):
-    def load(path):
-        ckpt = torch.load(path, map_location="cpu", weights_only=weights_only)
-        state = {k.removeprefix("model.") if strip else k: v for k, v in ckpt["state_dict"].items()}
-        model = h.SmallCNN()
-        model.load_state_dict(state, strict=strict)
-        return model.eval() if evaluate else model
+def _share(count_missing=True, on_copy=True):
+    def share(path, model):
+        target = copy.deepcopy(model) if on_copy else model
+        result = target.load_state_dict(torch.load(path, weights_only=True)["state_dict"], strict=False)
+        names = [name for name, _ in model.named_parameters()]
+        missing = sum(name in result.missing_keys for name in names)
+        return 1 - missing / len(names) if count_missing else 1.0
 
-    return load
+    return share
 
 
-def test_lightning_loader(lightning_ckpt):
+def test_loaded_share(lightning_ckpt):
     path, _ = lightning_ckpt
-    _says(ex.check_lightning_loader(_loader(), path), ex.RIGHT, "same embeddings")
-    _says(ex.check_lightning_loader(_loader(strip=False), path), ex.WRONG, "strip that prefix")
-    _says(ex.check_lightning_loader(_loader(strip=False, strict=False), path), ex.WRONG, "strict=False")
-    _says(ex.check_lightning_loader(_loader(evaluate=False), path), ex.WRONG, ".eval()")
-    _says(ex.check_lightning_loader(_loader(weights_only=False), path), ex.WRONG, "weights_only=True")
+    _says(ex.check_loaded_share(_share(), path), ex.RIGHT, "strict=False really loaded", "3 files")
+    _says(ex.check_loaded_share(_share(count_missing=False), path), ex.WRONG, "0.00 of the model", "missing_keys")
+    _says(ex.check_loaded_share(_share(on_copy=False), path), ex.WRONG, "changed the model")
+
+    def whole_state_dict(path, model):  # counts batch norm's counters, which never show as missing
+        result = copy.deepcopy(model).load_state_dict(torch.load(path, weights_only=True)["state_dict"], strict=False)
+        return 1 - len(result.missing_keys) / len(model.state_dict())
+
+    _says(ex.check_loaded_share(whole_state_dict, path), ex.WRONG, "num_batches_tracked")
+    _says(ex.check_loaded_share(lambda p, m: "all", path), ex.WRONG, "a number between 0 and 1")
 
 
 def _diagnose(path, model):

@@ -40,6 +40,22 @@ def test_module_and_ddp_module(small_df, digits_root):
         make_module(SmallCNN(), ddp_loaders={"test": DataLoader(val)})
 
 
+def test_module_with_cosine_schedule():
+    assert make_module(SmallCNN()).configure_optimizers().__class__.__name__ == "Adam"  # constant rate
+    module = make_module(SmallCNN(), lr=3e-3, cosine_steps=4)
+    [optimizer], [scheduler] = module.configure_optimizers()
+    assert scheduler["interval"] == "step" and scheduler["frequency"] == 1
+    rates = []
+    for _ in range(4):
+        rates.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        scheduler["scheduler"].step()
+    assert rates[0] == pytest.approx(3e-3) and rates == sorted(rates, reverse=True)
+    assert optimizer.param_groups[0]["lr"] == pytest.approx(0.0, abs=1e-12)  # zero after the last step
+    with pytest.raises(ValueError, match="cosine_steps must be at least 1"):
+        make_module(SmallCNN(), cosine_steps=0)
+
+
 def test_callback_and_trainer_settings(small_df, digits_root):
     _, val = make_datasets(small_df, digits_root)
     callback = MetricValCallbackFewFigures(make_metric(val), figures_every_n_epochs=3)

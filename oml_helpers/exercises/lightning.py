@@ -1,6 +1,5 @@
 """Checkers for the exercises of chapters 03 (Lightning and logging) and 04 (checkpointing)."""
 
-import copy
 import tempfile
 from pathlib import Path
 from typing import Any, Callable, List, Sequence, Union
@@ -9,8 +8,6 @@ import numpy as np
 import pandas as pd
 import torch
 from torch import nn
-
-from oml.samplers import BalanceSampler
 
 from oml_helpers.checkpoints import load_extractor, read_checkpoint, save_extractor
 from oml_helpers.exercises.verdict import Verdict, checker
@@ -27,32 +24,60 @@ def _is_whole(value: Any) -> bool:
 # Chapter 03 ---------------------------------------------------------------------------------------
 
 
+def _call(fn: Callable, *args: Any) -> Any:
+    try:
+        return fn(*args)
+    except Exception as e:  # the student's code failing is an answer to diagnose, not a crash
+        return e
+
+
+def _pcf_cases() -> List[tuple]:
+    """(embeddings, variance, what) for exercise 03.1, each threshold clear of every cumulative share."""
+    gen = torch.Generator().manual_seed(0)
+    spread = torch.randn(300, 16, generator=gen) * torch.linspace(3.0, 0.2, 16)  # variances fall along the axes
+    one_way = torch.randn(200, 1, generator=gen) * torch.ones(1, 64) + 0.1 * torch.randn(200, 64, generator=gen)
+    cases = [(torch.eye(4, 10), 0.5, "torch.eye(4, 10), OML's own example")]
+    cases += [(spread, r, f"300 points in 16 dimensions, {r:.0%} of the variance") for r in (0.5, 0.9)]
+    cases += [(nn.functional.normalize(one_way, dim=1), 0.5, "64-d unit vectors spread mostly along one direction")]
+    return cases
+
+
+def _uncentred_pcf(embeddings: torch.Tensor, variance: float) -> float:
+    """PCF computed without centring the embeddings first: a typical slip."""
+    shares = torch.linalg.svdvals(embeddings) ** 2
+    cumulative = torch.cumsum(shares / shares.sum(), dim=0)
+    return (int(torch.searchsorted(cumulative, torch.tensor(variance), side="right")) + 1) / embeddings.shape[1]
+
+
 @checker
-def check_steps_per_epoch(
-    steps: int, n_labels_for_k: int, labels: Sequence[int], n_labels: int = 3, n_instances: int = 16, k: int = 5
-) -> Verdict:
-    """Exercise 03.1: batches per epoch of ``BalanceSampler(labels, n_labels, n_instances)``, and an ``n_labels`` giving ``k``."""
-    labels = [int(label) for label in labels]
-    truth = len(BalanceSampler(labels, n_labels=n_labels, n_instances=n_instances))
-    n_distinct = len(set(labels))
-    problems = []
-    if not _is_whole(steps) or not _is_whole(n_labels_for_k):
-        problems.append("give whole numbers (int) for both answers.")
-    elif steps != truth:
-        if steps == -(-n_distinct // n_labels):
-            hint = "you rounded up: the sampler drops the last, incomplete group of labels (integer division)."
-        elif steps in (len(labels) // (n_labels * n_instances), round(len(labels) / (n_labels * n_instances))):
-            hint = "that counts images / batch size, but a BalanceSampler epoch is one pass over the labels."
-        else:
-            hint = "an epoch is number_of_labels // n_labels batches."
-        problems.append(f"{steps} steps is not it; {hint}")
-    elif not 2 <= n_labels_for_k <= n_distinct:
-        problems.append(f"n_labels must be between 2 and the {n_distinct} labels, got {n_labels_for_k}.")
-    else:
-        got = len(BalanceSampler(labels, n_labels=n_labels_for_k, n_instances=n_instances))
-        if got != k:
-            problems.append(f"with n_labels={n_labels_for_k} an epoch has {got} steps, not {k}.")
-    return _verdict(problems, f"{truth} steps ({n_distinct} labels // {n_labels}); n_labels={n_labels_for_k} gives {k}.")
+def check_pcf(fn: Callable[[torch.Tensor, float], float]) -> Verdict:
+    """Exercise 03.1: ``fn(embeddings, variance)`` computes OML's PCF (``oml.functional.metrics.calc_pcf``)."""
+    from oml.functional.metrics import calc_pcf
+
+    problems: List[str] = []
+    for embeddings, variance, what in _pcf_cases():
+        truth = float(calc_pcf(embeddings, (variance,))[0])
+        answer = _call(fn, embeddings.clone(), variance)
+        if isinstance(answer, Exception):
+            problems.append(f"for {what} your function raised {type(answer).__name__}: {str(answer)[:150]}")
+        elif not isinstance(answer, (float, int, np.floating, np.integer, torch.Tensor)) or np.size(answer) != 1:
+            problems.append(f"return one number (a fraction of the dimensions), not {type(answer).__name__}.")
+        elif abs(float(answer) - truth) > 1e-6:
+            d = embeddings.shape[1]
+            got, n = float(answer), round(truth * d)
+            if abs(got - n) < 1e-6:
+                hint = f"that is the number of components; PCF divides it by the dimension ({d})."
+            elif abs(got - (n - 1) / d) < 1e-6:
+                hint = "one component short: count the components whose cumulative share is <= the variance, plus one."
+            elif abs(got - _uncentred_pcf(embeddings, variance)) < 1e-6:
+                hint = "centre the embeddings (subtract their mean) before the SVD or covariance: PCA works on variance."
+            else:
+                hint = ("sort the variances from the largest down, add up their shares, count those <= the "
+                        "variance, add one, divide by the dimension.")
+            problems.append(f"for {what} OML gives {truth:.4f}, you gave {got:.4f}; {hint}")
+        if problems:
+            break
+    return _verdict(problems, f"the same PCF as OML's calc_pcf on all {len(_pcf_cases())} sets of embeddings.")
 
 
 def _csv_per_epoch(log_dir: PathLike, metric: str) -> pd.Series:
@@ -104,7 +129,7 @@ def check_tensorboard_per_epoch(fn: Callable[[PathLike], pd.DataFrame], tb_log_d
         problems.append(f"return a pandas DataFrame, not {type(table).__name__}.")
     elif [c for c in names if c not in table.columns]:
         problems.append(f"columns {[c for c in names if c not in table.columns]} are missing; keep the tags starting with 'OVERALL/'.")
-    elif list(table.index) == steps:
+    elif list(table.index) == steps and steps != [int(e) for e in truth.index]:
         problems.append("the index is still the training step; use the 'epoch' scalar logged at the same steps.")
     elif len(table) != len(truth):
         problems.append(f"{len(table)} rows for {len(truth)} epochs; drop the steps where no validation metric was logged.")
@@ -160,49 +185,46 @@ def check_best_from_state(path: PathLike, score: float, last_ckpt: PathLike) -> 
     return _verdict(problems, f"the best checkpoint and its {state['monitor']}, as ModelCheckpoint recorded them.")
 
 
-def _call(fn: Callable, *args: Any) -> Any:
-    try:
-        return fn(*args)
-    except Exception as e:  # the student's code failing is an answer to diagnose, not a crash
-        return e
+def _share_cases(ckpt_path: PathLike, folder: Path) -> List[tuple]:
+    """(path, share, what) for exercise 04.2: files whose keys fit a SmallCNN fully, partly or not at all."""
+    state = read_checkpoint(ckpt_path)["state_dict"]
+    plain = {k[len("model."):]: v for k, v in state.items() if k.startswith("model.")}
+    head_only = {k: v for k, v in plain.items() if k.startswith("head.")}
+    torch.save({"state_dict": plain}, folder / "stripped.pt")
+    torch.save({"state_dict": head_only}, folder / "head_only.pt")
+    n = len(list(SmallCNN().named_parameters()))  # learnable tensors; batch norm's counters are buffers
+    return [
+        (Path(ckpt_path), 0.0, "the Lightning checkpoint, keys as stored"),
+        (folder / "stripped.pt", 1.0, "the same weights with the 'model.' prefix removed"),
+        (folder / "head_only.pt", len(head_only) / n, "only the head's weight and bias"),
+    ]
 
 
 @checker
-def check_lightning_loader(fn: Callable[[PathLike], nn.Module], ckpt_path: PathLike) -> Verdict:
-    """Exercise 04.2: ``fn(path)`` loads the extractor of a Lightning checkpoint by hand, safely, ready for inference."""
+def check_loaded_share(fn: Callable[[PathLike, nn.Module], float], ckpt_path: PathLike) -> Verdict:
+    """Exercise 04.2: ``fn(path, model)``: the share of ``model``'s parameters that ``strict=False`` really loads."""
+    torch.manual_seed(1)  # other weights than any file it is shown
+    model = SmallCNN()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
     problems: List[str] = []
-    model = _call(fn, ckpt_path)
-    if isinstance(model, Exception):
-        text = str(model)
-        if "model." in text and ("Missing key" in text or "Unexpected key" in text):
-            problems.append("the checkpoint's keys start with 'model.' (ExtractorModule keeps the extractor as "
-                            "self.model): strip that prefix before load_state_dict.")
-        else:
-            problems.append(f"your function raised {type(model).__name__}: {text.splitlines()[0][:200]}")
-    elif not isinstance(model, nn.Module):
-        problems.append(f"return the model (a torch.nn.Module), not {type(model).__name__}.")
-    else:
-        reference = copy.deepcopy(model)
-        load_extractor(ckpt_path, reference)
-        if not all(torch.equal(v, reference.state_dict()[k]) for k, v in model.state_dict().items()):
-            problems.append("the weights are not the checkpoint's: with strict=False, keys that still carry the "
-                            "'model.' prefix are skipped silently.")
-        elif model.training:
-            problems.append("the model is in training mode: call .eval(), or batch norm uses each batch's statistics.")
-        else:
-            images = torch.randn(8, 3, 32, 32, generator=torch.Generator().manual_seed(0))
-            with torch.no_grad():
-                if not torch.equal(model(images), reference.eval()(images)):
-                    problems.append("the embeddings differ from the checkpoint's model.")
-    if not problems:
-        with tempfile.TemporaryDirectory() as folder:
-            trap = Path(folder) / "untrusted.ckpt"
-            torch.save({**read_checkpoint(ckpt_path), "surprise": _Trap()}, trap)
-            before = len(LOADS_THAT_RAN_CODE)
-            _call(fn, trap)
-            if len(LOADS_THAT_RAN_CODE) > before:
-                problems.append("loading a file with code in it ran that code: use torch.load(..., weights_only=True).")
-    return _verdict(problems, "the same embeddings as the weights in the file, and a file with code in it is refused.")
+    with tempfile.TemporaryDirectory() as folder:
+        for path, truth, what in _share_cases(ckpt_path, Path(folder)):
+            answer = _call(fn, path, model)
+            if isinstance(answer, Exception):
+                problems.append(f"for {what} your function raised {type(answer).__name__}: {str(answer)[:150]}")
+            elif not isinstance(answer, (float, int, np.floating, np.integer)):
+                problems.append(f"return a number between 0 and 1, not {type(answer).__name__}.")
+            elif abs(float(answer) - truth) > 1e-9:
+                hint = ("strict=False reports what it skipped instead of raising: look at the result's missing_keys."
+                        if float(answer) == 1.0 else
+                        "count the names of model.named_parameters() that are in missing_keys (batch norm's "
+                        "num_batches_tracked is a buffer, not a parameter, and it never shows as missing).")
+                problems.append(f"{what}: {truth:.2f} of the model's parameters load, you said {float(answer):.2f}; {hint}")
+            if problems:
+                break
+    if not problems and not all(torch.equal(v, before[k]) for k, v in model.state_dict().items()):
+        problems.append("your function changed the model's weights: load into a copy (copy.deepcopy(model)).")
+    return _verdict(problems, "you see how much strict=False really loaded, for all 3 files, the model untouched.")
 
 
 DIAGNOSES = ("ok", "unreadable", "not weights", "other architecture")
