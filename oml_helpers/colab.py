@@ -50,6 +50,16 @@ IF_MISSING: Dict[str, str] = {
     "fsspec": "2026.9.0",
     "tqdm": "4.70.1",
     "filelock": "4.2.11",
+    # Chapter 04's ONNX export (torch.onnx.export needs onnxscript; onnxruntime runs the file).
+    "onnx": "1.23.2",
+    "onnxscript": "0.7.2",
+    "onnx-ir": "1.1.0",
+    "onnxruntime": "1.32.0",
+    "ml_dtypes": "0.5.4",
+    "flatbuffers": "25.12.19",
+    "protobuf": "7.36.2",
+    "sympy": "1.14.0",
+    "mpmath": "1.3.0",
 }
 # Lightning 2.1 imports pkg_resources, which setuptools deprecates (a warning from 81 on) and is
 # removing; installed only where a runtime's setuptools no longer has it.
