@@ -14,8 +14,9 @@ Variants: ``all`` (AllTripletsMiner, the book's recipe), ``hard`` (HardTripletsM
 (NHardTripletsMiner with the 3 hardest positives and 8 hardest negatives per anchor) and
 ``all>hard`` (90 steps with all triplets, then 90 with HardTripletsMiner from lr 3e-4).
 
-Usage: python benchmarks/mining_seeds.py [--seeds 0 1 2 3 4] [--variants all hard nhard all>hard]
-About 20 s per run on 2 idle cores (four variants x five seeds: about 7 minutes).
+Usage: cd notebooks && python ../benchmarks/mining_seeds.py [--seeds 0 1 2 3 4] [--variants all hard nhard all>hard]
+Run it from notebooks/ (the data folder is ./data). Each run trains the recipe once (about 17 s on
+2 idle cores) and scores it.
 """
 
 import argparse
