@@ -8,7 +8,7 @@ Adam from 3e-3 on a cosine schedule) from the same seeds, then scores the unseen
 - a distance threshold: the one with the best F1 for "same digit" over all pairs of the *training*
   digits (unaugmented), applied to all pairs of the unseen digits: precision and recall there;
 - int8: CMC@1 after the embeddings are stored as int8 codes with one scale per row
-  (``h.quantize_int8``, chapter 05's store), as a test of how much the ranking rests on tiny distances.
+  (``h.int8_round_trip``), as a test of how much the ranking rests on tiny distances.
 
 Variants: ``all`` (AllTripletsMiner, the book's recipe), ``hard`` (HardTripletsMiner), ``nhard``
 (NHardTripletsMiner with the 3 hardest positives and 8 hardest negatives per anchor) and
@@ -84,9 +84,7 @@ def score(model, plain_train, val) -> Dict[str, float]:
     threshold = best_f1_threshold(*pair_distances(train_emb, np.asarray(plain_train.get_labels())))
     distances, same = pair_distances(val_emb, np.asarray(val.get_labels()))
     accepted = distances <= threshold
-    codes, stats = h.quantize_int8(val_emb.numpy().astype(np.float32))
-    decoded = torch.from_numpy(codes.astype(np.float32) * stats[:, :1])
-    rr = RetrievalResults.from_embeddings(decoded, val, n_items=10)
+    rr = RetrievalResults.from_embeddings(h.int8_round_trip(val_emb), val, n_items=10)
     int8 = calc_retrieval_metrics_rr(rr, cmc_top_k=(1,), verbose=False)
     return {
         "cmc1": metrics["cmc/1"],

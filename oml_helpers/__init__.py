@@ -52,12 +52,19 @@ from oml_helpers.reranking import (  # noqa: E402
     rerank,
     train_siamese,
 )
-from oml_helpers.retrieval import (  # noqa: E402
+from oml_helpers.image_search import (  # noqa: E402
+    embed_image,
     load_image_tensor,
+    prepare_digit_photo,
+    read_image,
+    search_image,
+)
+from oml_helpers.retrieval import (  # noqa: E402
     plot_top_k,
     query_gallery_split,
+    results_from_search,
     retrieval_explorer,
-    search_image,
+    select_queries,
     thresholding_report,
 )
 from oml_helpers.storage import (  # noqa: E402
@@ -69,7 +76,6 @@ from oml_helpers.storage import (  # noqa: E402
     StoreFileError,
     UnknownIdError,
 )
-from oml_helpers.storage_search import quantize_int8  # noqa: E402
 from oml_helpers.training import (  # noqa: E402
     digit_transforms,
     make_datasets,
@@ -122,6 +128,7 @@ __all__ = [
     "embedding_report",
     "default_data_root",
     "digit_transforms",
+    "embed_image",
     "exercises",
     "expect_between",
     "extractor_state_dict",
@@ -139,19 +146,22 @@ __all__ = [
     "plot_pca",
     "plot_top_k",
     "plot_training_logs",
+    "prepare_digit_photo",
     "pretrained_extractor",
-    "quantize_int8",
     "query_gallery_split",
     "read_checkpoint",
+    "read_image",
     "recipe_fingerprint",
     "read_csv_metrics",
     "read_tensorboard_scalars",
     "rerank",
+    "results_from_search",
     "retrieval_explorer",
     "retrieval_metrics",
     "save_extractor",
     "search_image",
     "seed_everything",
+    "select_queries",
     "show_images",
     "silence_known_warnings",
     "split_dataframe",

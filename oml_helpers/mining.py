@@ -12,23 +12,28 @@ from oml.inference import inference
 from oml.metrics import calc_retrieval_metrics_rr
 from oml.retrieval import RetrievalResults
 
-from oml_helpers.storage_search import quantize_int8
 
 
 def int8_round_trip(embeddings: Tensor) -> Tensor:
-    """The embeddings as they come back from int8 codes with one scale per row (chapter 05's store).
+    """The embeddings as they come back from int8 codes with one scale per row.
+
+    Each row is stored as ``scale * codes`` with ``scale = max |row| / 127`` and ``codes`` the rounded
+    ``row / scale`` (integers from -127 to 127): a quarter of float32's bytes, the usual way vector
+    stores compress embeddings.
 
     Args:
         embeddings: ``[n, dim]`` float embeddings.
 
     Returns:
-        ``[n, dim]`` float32: ``scale * codes`` of ``h.quantize_int8``, each coordinate within half a
-        step (``max |row| / 127 / 2``) of the original.
+        ``[n, dim]`` float32 ``scale * codes``, each coordinate within half a step
+        (``scale / 2``) of the original; an all-zero row stays zero.
     """
     if embeddings.ndim != 2:
         raise ValueError(f"embeddings must be [n, dim], got shape {tuple(embeddings.shape)}.")
-    codes, stats = quantize_int8(embeddings.detach().cpu().float().numpy())
-    return torch.from_numpy(codes.astype(np.float32) * stats[:, :1])
+    vectors = embeddings.detach().cpu().float().numpy()
+    scale = np.abs(vectors).max(axis=1, initial=0) / np.float32(127)
+    codes = np.clip(np.rint(vectors / np.where(scale > 0, scale, 1)[:, None]), -127, 127)
+    return torch.from_numpy((codes.astype(np.int8).astype(np.float32) * scale[:, None]).astype(np.float32))
 
 
 def embedding_report(models: Dict[str, nn.Module], dataset: ImageQueryGalleryLabeledDataset) -> pd.DataFrame:

@@ -1,21 +1,19 @@
-"""Retrieval without labels (chapter 06): query/gallery splits, searching with a new image, thresholds, an explorer."""
+"""Retrieval (chapter 06): query/gallery splits, a store's answers as OML results, thresholds, an explorer.
 
-from pathlib import Path
-from typing import Any, Dict, Optional, Sequence, Union
+Searching with a new image is in ``image_search``.
+"""
+
+from typing import Any, Dict, Optional, Sequence
 
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import torch
-from PIL import Image, UnidentifiedImageError
 
-from oml.const import IS_GALLERY_COLUMN, IS_QUERY_COLUMN, LABELS_COLUMN, PATHS_COLUMN
+from oml.const import IS_GALLERY_COLUMN, IS_QUERY_COLUMN, LABELS_COLUMN
 from oml.interfaces.datasets import IQueryGalleryDataset
 from oml.interfaces.retrieval import IRetrievalPostprocessor
 from oml.retrieval import RetrievalResults
-from oml.utils.misc_torch import pairwise_dist
-
-from oml_helpers.training import digit_transforms
 
 
 def query_gallery_split(df: pd.DataFrame, n_queries_per_label: int, seed: int = 0) -> pd.DataFrame:
@@ -44,93 +42,75 @@ def query_gallery_split(df: pd.DataFrame, n_queries_per_label: int, seed: int = 
     return df
 
 
-def load_image_tensor(image_path: Union[str, Path], image_size: int = 64) -> torch.Tensor:
-    """Read any image file the way the digits were made: grey, white digit on black, square, normalised.
+def results_from_search(
+    found_ids: Sequence[np.ndarray],
+    found_distances: Sequence[np.ndarray],
+    gallery_ids: Sequence[int],
+    query_labels: Optional[Sequence[int]] = None,
+    gallery_labels: Optional[Sequence[int]] = None,
+) -> RetrievalResults:
+    """OML's ``RetrievalResults`` from a store's answers, so that OML's metrics and figures work on them.
 
-    Dark-on-light images (ink on paper) are inverted, so a photo of a handwritten digit also works.
-
-    Args:
-        image_path: A PNG, JPEG or any other format Pillow reads; any size, colour or grey.
-        image_size: Side of the output in pixels.
-
-    Returns:
-        A ``[1, 3, image_size, image_size]`` tensor, ready for the model.
-
-    Raises:
-        FileNotFoundError: No file at ``image_path``.
-        ValueError: The file is not an image Pillow can read.
-    """
-    path = Path(image_path)
-    if not path.is_file():
-        raise FileNotFoundError(f"No image file at {path}. Check the path (relative paths start at {Path.cwd()}).")
-    try:
-        with Image.open(path) as image:
-            grey = image.convert("L")
-    except (UnidentifiedImageError, OSError) as e:
-        raise ValueError(f"{path} is not an image Pillow can read ({e}). Give a PNG or JPEG file.") from e
-    if np.asarray(grey).mean() > 127:  # mostly light: ink on paper, while the digits are light on dark
-        grey = Image.fromarray(255 - np.asarray(grey))
-    square = grey.resize((image_size, image_size), Image.BILINEAR).convert("RGB")
-    return digit_transforms(train=False)(square).unsqueeze(0)
-
-
-def search_image(
-    model: torch.nn.Module,
-    image_path: Union[str, Path],
-    gallery_dataset: IQueryGalleryDataset,
-    gallery_embeddings: torch.Tensor,
-    k: int = 5,
-) -> pd.DataFrame:
-    """The ``k`` gallery items nearest to a new image.
+    A store answers with *store ids*; ``RetrievalResults`` holds *gallery positions* (0 to
+    n_gallery - 1, the order of ``gallery_ids``). This translates one into the other.
 
     Args:
-        model: The extractor that made ``gallery_embeddings``.
-        image_path: Image file to search with (see ``load_image_tensor``).
-        gallery_dataset: Query/gallery dataset whose gallery is searched.
-        gallery_embeddings: ``[n_gallery, feat_dim]`` embeddings of the gallery items, in the order of
-            ``gallery_dataset.get_gallery_ids()``.
-        k: Number of results, between 1 and the gallery size.
+        found_ids: Per query, the store ids found, nearest first (``SearchResult.ids``).
+        found_distances: Per query, their distances, ascending (``SearchResult.distances``).
+        gallery_ids: The store ids of the gallery; position ``p`` of the results means ``gallery_ids[p]``.
+        query_labels, gallery_labels: Labels, only to score: with both, ``gt_ids`` are the gallery
+            positions that share the query's label.
 
     Returns:
-        One row per result, nearest first: ``rank``, ``gallery_id`` (position in the gallery),
-        ``dataset_id`` (index in the dataset), ``distance``, and ``path`` when the dataset has paths.
+        ``RetrievalResults`` with float32 distances, and ``gt_ids`` when labels were given.
 
     Raises:
-        FileNotFoundError, ValueError: A bad image, ``k`` or embedding shape; the message says which.
+        ValueError: An id not in ``gallery_ids``, lengths that do not match, or only one kind of labels.
     """
-    gallery_ids = gallery_dataset.get_gallery_ids()
-    n_gallery = len(gallery_ids)
-    if gallery_embeddings.ndim != 2 or len(gallery_embeddings) != n_gallery:
-        raise ValueError(
-            f"gallery_embeddings must be [n_gallery, feat_dim] = [{n_gallery}, ...], got {tuple(gallery_embeddings.shape)}. "
-            "Embed only the gallery items: embeddings[gallery_dataset.get_gallery_ids()]."
-        )
-    if not 1 <= k <= n_gallery:
-        raise ValueError(f"k must be between 1 and the gallery size {n_gallery}, got {k}.")
-    device = next(model.parameters()).device
-    model.eval()
-    with torch.no_grad():
-        query = model(load_image_tensor(image_path).to(device)).cpu()
-    if query.shape[1] != gallery_embeddings.shape[1]:
-        raise ValueError(
-            f"The model gives {query.shape[1]}-d embeddings but gallery_embeddings are {gallery_embeddings.shape[1]}-d: "
-            "embed the gallery with the same model."
-        )
-    distances, positions = pairwise_dist(query, gallery_embeddings.cpu().float()).topk(k, dim=1, largest=False)
-    result = pd.DataFrame(
-        {
-            "rank": np.arange(1, k + 1),
-            "gallery_id": positions[0].numpy(),
-            "dataset_id": gallery_ids[positions[0]].numpy(),
-            "distance": distances[0].numpy(),
-        }
-    )
-    paths = getattr(gallery_dataset, "_paths", None)
-    if paths is None and hasattr(gallery_dataset, "_dataset"):
-        paths = getattr(gallery_dataset._dataset, "_paths", None)
-    if paths is not None:
-        result["path"] = [str(paths[i]) for i in result["dataset_id"]]
-    return result
+    gallery_ids = np.asarray(gallery_ids, dtype=np.int64)
+    position_of = {int(i): p for p, i in enumerate(gallery_ids.tolist())}
+    if len(position_of) != len(gallery_ids):
+        raise ValueError("gallery_ids holds an id twice; give each gallery item's store id once.")
+    if len(found_ids) != len(found_distances):
+        raise ValueError(f"{len(found_ids)} rows of ids but {len(found_distances)} of distances; pass both "
+                         "arrays of one search.")
+    retrieved, distances = [], []
+    for ids, dists in zip(found_ids, found_distances):
+        unknown = [int(i) for i in np.asarray(ids).ravel() if int(i) not in position_of]
+        if unknown:
+            raise ValueError(f"store id {unknown[0]} is not in gallery_ids: search only the gallery "
+                             "(store.search(..., is_gallery=True)) or pass every gallery item's id.")
+        retrieved.append(torch.tensor([position_of[int(i)] for i in np.asarray(ids).ravel()], dtype=torch.long))
+        distances.append(torch.as_tensor(np.asarray(dists, dtype=np.float32).ravel()))
+    if (query_labels is None) != (gallery_labels is None):
+        raise ValueError("give both query_labels and gallery_labels (to score), or neither.")
+    gt_ids = None
+    if query_labels is not None:
+        gallery_labels = np.asarray(gallery_labels)
+        if len(query_labels) != len(retrieved) or len(gallery_labels) != len(gallery_ids):
+            raise ValueError(f"need one label per query ({len(retrieved)}) and per gallery item "
+                             f"({len(gallery_ids)}), got {len(query_labels)} and {len(gallery_labels)}.")
+        gt_ids = [torch.from_numpy(np.flatnonzero(gallery_labels == label)).long() for label in query_labels]
+    return RetrievalResults(distances=distances, retrieved_ids=retrieved, gt_ids=gt_ids)
+
+
+def select_queries(rr: RetrievalResults, queries: Sequence[int]) -> RetrievalResults:
+    """The results of some queries only (e.g. a tuning half and a held-out half).
+
+    Args:
+        rr: Retrieval results.
+        queries: Query positions (0 to n_queries - 1) to keep, in the order wanted.
+
+    Returns:
+        ``RetrievalResults`` of those queries; gallery positions are unchanged.
+    """
+    queries = [int(q) for q in queries]
+    n_queries = len(rr.retrieved_ids)
+    bad = [q for q in queries if not 0 <= q < n_queries]
+    if bad:
+        raise ValueError(f"query position {bad[0]} is outside 0..{n_queries - 1}.")
+    pick = lambda values: None if values is None else [values[q] for q in queries]  # noqa: E731
+    return RetrievalResults(distances=pick(rr.distances), retrieved_ids=pick(rr.retrieved_ids), gt_ids=pick(rr.gt_ids))
 
 
 def thresholding_report(
@@ -144,8 +124,10 @@ def thresholding_report(
 
     Returns:
         One row per postprocessor (plus ``"none"``): ``kept_per_query`` (mean results left),
-        ``empty_queries`` (share with none left), ``precision`` (share of kept results that are correct)
-        and ``recall`` (share of the correct items within the original results that are kept).
+        ``empty_queries`` (share of queries with none left), ``pooled_precision`` (of all results kept,
+        over all queries together, the share that is correct; not OML's precision@k, a mean over
+        queries) and ``pooled_recall`` (of the correct items among the results before cutting, the
+        share that is kept).
     """
     if rr.gt_ids is None:
         raise ValueError("rr has no gt_ids, so precision and recall are unknown; build it from a labelled dataset.")
@@ -158,8 +140,8 @@ def thresholding_report(
         rows[name] = {
             "kept_per_query": n_kept.mean(),
             "empty_queries": (n_kept == 0).mean(),
-            "precision": correct.sum() / max(n_kept.sum(), 1),
-            "recall": correct.sum() / max(relevant_before.sum(), 1),
+            "pooled_precision": correct.sum() / max(n_kept.sum(), 1),
+            "pooled_recall": correct.sum() / max(relevant_before.sum(), 1),
         }
     return pd.DataFrame(rows).T
 

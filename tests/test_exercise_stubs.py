@@ -5,7 +5,6 @@ with small stand-ins for what the chapter defines before its exercises.
 """
 
 import ast
-import shutil
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -41,18 +40,19 @@ def chapter_names(tmp_path, logs, lightning_ckpt, search_setup):  # noqa: F811 (
     """The names the chapters define before their exercises, as small stand-ins."""
     tb, csv = logs
     ckpt, _ = lightning_ckpt
-    model, image, dataset, gallery = search_setup
-    shutil.copy(image, tmp_path / "my_scan.jpg")
+    model, image, store, dataset = search_setup
     return {
         "h": h, "torch": torch, "np": np, "pd": pd, "Path": Path,
-        "DATA_ROOT": tmp_path,  # 06: holds my_scan.jpg
-        "per_query": {"map": {5: torch.rand(10)}}, "query_labels": [5, 6] * 5,  # 02
+        "DATA_ROOT": tmp_path,  # 00
+        "rr": _rr(), "val_dataset": dataset,  # 02 (and rr for 06)
         "df": pd.DataFrame({"label": LABELS}),  # 03
         "csv_logger": SimpleNamespace(log_dir=str(csv)),
         "tb_logger": SimpleNamespace(log_dir=str(tb)),
         "RUNS": ckpt.parent.parent,  # 04: RUNS / "checkpoints" / "last.ckpt"
-        "rr_labeled": _rr(), "rr_before": _rr(seed=1), "rr_after": _rr(seed=2),  # 06, 07
-        "model": model, "dataset": dataset, "gallery_embeddings": gallery,  # 06
+        "rr_tuning": _rr(), "rr_heldout": _rr(seed=3),  # 06
+        "rr_before": _rr(seed=1), "rr_after": _rr(seed=2),  # 07
+        "model": model, "prepared": {"my_scan.jpg": image}, "transform": h.digit_transforms(False),
+        "store": store,  # 06
         "seconds": {5: 0.5, 10: 0.9}, "n_queries": 10,  # 07
     }
 

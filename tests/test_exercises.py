@@ -4,7 +4,12 @@ import pandas as pd
 import pytest
 import torch
 
+from oml.datasets import ImageQueryGalleryLabeledDataset
+from oml.functional.metrics import calc_map
+from oml.retrieval import RetrievalResults
+
 from oml_helpers import exercises as ex
+from oml_helpers.exercises import basics
 from verdicts import says as _says
 
 
@@ -126,18 +131,73 @@ def _ap(is_correct, n_gt, k):
 
 
 def test_average_precision():
-    result = ex.check_average_precision(_ap)
-    _says(result, ex.RIGHT)
+    result = ex.check_average_precision(_oml_ap)
+    _says(result, ex.RIGHT, "edge cases")
     result = ex.check_average_precision(lambda c, n, k: _ap(c, n, k) * sum(c[:k]) / min(n, k) if n else 0)
     _says(result, ex.WRONG, "OML gives")
     result = ex.check_average_precision(lambda c, n, k: sum(c[:k]) / k)
     _says(result, ex.WRONG)
 
 
-def test_worst_digit():
-    per_query = torch.tensor([0.9, 0.8, 0.2, 0.4, 1.0, 0.95])
-    labels = torch.tensor([5, 5, 6, 6, 7, 7])
-    result = ex.check_worst_digit(6, per_query, labels)
-    _says(result, ex.RIGHT, "digit 6", "0.300")
-    result = ex.check_worst_digit(5, per_query, labels)
-    _says(result, ex.WRONG, "digit 5", "0.850")
+def _oml_ap(is_correct, n_gt, k):
+    if not is_correct:  # OML's convention for an empty ranking
+        return 1.0 if n_gt == 0 else 0.0
+    return _ap(is_correct, n_gt, k)
+
+
+def _indexing_ap(is_correct, n_gt, k):  # walks k ranks, so it fails when k is longer than the ranking
+    if not is_correct or k <= len(is_correct):
+        return _oml_ap(is_correct, n_gt, k)
+    return _ap([is_correct[i] for i in range(k)], n_gt, k)
+
+
+def test_average_precision_edge_cases():
+    for case in basics.AP_EDGE_CASES:  # the cases the checker adds are the edge cases this test names
+        oml = calc_map([torch.tensor(case[0], dtype=torch.bool)], [case[1]], (case[2],))[0][0]
+        assert float(oml) == pytest.approx(_oml_ap(*case))
+    result = ex.check_average_precision(_ap)  # no special case for an empty ranking with nothing to find
+    _says(result, ex.WRONG, "none retrieved", "n_gt=0", "empty ranking", "you return 0.0000, OML gives 1.0000")
+    result = ex.check_average_precision(_indexing_ap)
+    _says(result, ex.WRONG, "k=10", "longer than the ranking", "raised IndexError")
+    result = ex.check_average_precision(lambda c, n, k: _oml_ap(c, n, k) if n else 1.0)  # n_gt=0 is not a free 1.0
+    _says(result, ex.WRONG, "n_gt=0", "no correct item exists", "OML gives 0.0000")
+    result = ex.check_average_precision(lambda c, n, k: _ap(c, n, k) if c else 1 / n)  # divides by zero
+    _says(result, ex.WRONG, "raised ZeroDivisionError")
+
+
+def _confusion_setup(first=((0, 1), (0, 3), (1, 0), (0, 2), (0, 1))):
+    """Five queries only (rows 0-4) and four gallery items only (rows 5-8): positions are not rows.
+
+    ``first`` holds each query's results as gallery positions: 0 is a 6, 1 a 5, 2 a 7, 3 a 5. By
+    default 5->6 twice, 6->5 once, 7->6 twice: the pair 5/6 wins both ways, 7->6 ties one way.
+    """
+    df = pd.DataFrame({
+        "label": [5, 5, 6, 7, 7, 6, 5, 7, 5],
+        "path": [f"{i}.png" for i in range(9)],
+        "is_query": [True] * 5 + [False] * 4,
+        "is_gallery": [False] * 5 + [True] * 4,
+    })
+    rr = RetrievalResults(
+        distances=[torch.tensor([0.1, 0.2])] * len(first), retrieved_ids=[torch.tensor(r) for r in first]
+    )
+    return rr, ImageQueryGalleryLabeledDataset(df)
+
+
+def test_confused_pair():
+    rr, dataset = _confusion_setup()
+    _says(ex.check_confused_pair((5, 6), rr, dataset), ex.RIGHT, "5 and 6: 3 of the 5 queries", "5->6: 2, 6->5: 1")
+    _says(ex.check_confused_pair([6, 5], rr, dataset), ex.RIGHT, "5 and 6")
+    _says(ex.check_confused_pair((6, 7), rr, dataset), ex.WRONG, "confused 2 times", "one direction only")
+    _says(ex.check_confused_pair((5, 7), rr, dataset), ex.WRONG, "confused 0 times", "gallery position")
+    _says(ex.check_confused_pair((5, 5), rr, dataset), ex.WRONG, "own digit is correct")
+    for bad in (56, (5, 6, 7), (5.5, 6), "ab"):
+        _says(ex.check_confused_pair(bad, rr, dataset), ex.WRONG, "give two digits")
+
+
+def test_confused_pair_ties_and_bad_input():
+    rr, dataset = _confusion_setup(first=((1, 0), (0, 3), (1, 0), (0, 2), (0, 1)))  # 5/6 twice, 6/7 twice
+    _says(ex.check_confused_pair((5, 6), rr, dataset), ex.RIGHT, "tied with [(6, 7)]")
+    _says(ex.check_confused_pair((7, 6), rr, dataset), ex.RIGHT, "tied with [(5, 6)]")
+    short = RetrievalResults(distances=rr.distances[:2], retrieved_ids=rr.retrieved_ids[:2])
+    with pytest.raises(ValueError, match="pass the dataset rr was computed on"):
+        ex.check_confused_pair((5, 6), short, dataset)

@@ -6,13 +6,29 @@ from oml_helpers import exercises as ex
 from verdicts import says as _says
 
 
-def test_storage_bytes():
-    _says(ex.check_storage_bytes(100_000 * 64 * 4, 100_000 * 64 * 8), ex.RIGHT, "25,600,000")
-    _says(ex.check_storage_bytes(100_000 * 64 * 32, 100_000 * 64 * 64), ex.WRONG, "bits")
-    _says(ex.check_storage_bytes(64 * 4, 64 * 8), ex.WRONG, "one vector")
-    _says(ex.check_storage_bytes(25.6, 51.2), ex.WRONG, "bytes")
-    _says(ex.check_storage_bytes(..., ...), ex.WRONG, "is still `...`")  # the student stub
-    _says(ex.check_storage_bytes(100_000 * 64 * 8, 100_000 * 64 * 4), ex.WRONG, "other dtype")
+def _read_vector(blob, dim):
+    for dtype in (np.float32, np.float64):
+        if len(blob) == np.dtype(dtype).itemsize * dim:
+            return np.frombuffer(blob, dtype).astype(np.float32)
+    raise ValueError(f"{len(blob)} bytes is not {dim} float32 or float64 numbers")
+
+
+def test_read_vector():
+    _says(ex.check_read_vector(_read_vector), ex.RIGHT, "refused")
+    _says(ex.check_read_vector(lambda blob, dim: None), ex.WRONG, "returned None")  # the stub
+    _says(ex.check_read_vector(lambda blob, dim: np.frombuffer(blob, np.float64)), ex.WRONG, "hard-coded dtype")
+    _says(ex.check_read_vector(lambda blob, dim: np.frombuffer(blob, np.float32)), ex.WRONG, "hard-coded dtype")
+    _says(ex.check_read_vector(lambda b, d: np.frombuffer(b, np.float32 if len(b) == 4 * d else np.float64)),
+          ex.WRONG, "float32 (the store's dtype)")
+    lenient = lambda b, d: np.frombuffer(b[: 4 * d], np.float32) if len(b) != 8 * d else _read_vector(b, d)  # noqa: E731
+    _says(ex.check_read_vector(lenient), ex.WRONG, "raise ValueError")
+
+    def refuses_float64(blob, dim):
+        if len(blob) != 4 * dim:
+            raise ValueError("not float32")
+        return np.frombuffer(blob, np.float32)
+
+    _says(ex.check_read_vector(refuses_float64), ex.WRONG, "it is a valid vector")
 
 
 def _parametrised(conn, split):

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from oml_helpers.storage import (
+    APPLICATION_ID,
     DuplicateIdError,
     EmbeddingError,
     EmbeddingStore,
@@ -21,7 +22,6 @@ from oml_helpers.storage import (
     StoreFileError,
     UnknownIdError,
 )
-from oml_helpers.storage_sqlite import write_chunks
 
 DIM = 16
 STORAGE_DIR = Path(__file__).resolve().parents[1] / "oml_helpers"
@@ -154,59 +154,12 @@ def test_update_and_delete_and_cache_invalidation(tmp_path):
         assert store.search(new[0], k=1).ids[0] != 0
 
 
-def small_chunks(tmp_path: Path, n: int, chunk_rows: int = 4) -> EmbeddingStore:
-    """A store whose chunks hold ``chunk_rows`` vectors, so that a few items span several chunks."""
-    store = EmbeddingStore.create(tmp_path / "c.db", "m", DIM)
-    store._conn.execute("UPDATE meta SET value = ? WHERE key = 'chunk_rows'", (str(chunk_rows),))
-    store.close()
-    store = EmbeddingStore.open(tmp_path / "c.db")
-    assert store.chunk_rows == chunk_rows
-    if n:
-        store.add(np.arange(n), vectors(n), labels=list(range(n)))
-    return store
-
-
-def chunk_table(store: EmbeddingStore):
-    rows = store._conn.execute("SELECT chunk, n, ids FROM chunks ORDER BY chunk").fetchall()
-    return [(chunk, n, np.frombuffer(ids, "<i8").tolist()) for chunk, n, ids in rows]
-
-
-def test_chunks_agree_with_items(tmp_path):
-    with small_chunks(tmp_path, 10) as store:
-        assert chunk_table(store) == [(0, 4, [0, 1, 2, 3]), (1, 4, [4, 5, 6, 7]), (2, 2, [8, 9])]
-        by_sql = dict(store._conn.execute("SELECT id, chunk FROM items").fetchall())
-        assert by_sql == {i: i // 4 for i in range(10)}
-
-
-def test_update_and_delete_inside_a_chunk(tmp_path):
-    x = vectors(10)
-    with small_chunks(tmp_path, 10) as store:
-        store.search(x[:1], k=1)  # fill the cache first: it must be refreshed
-        new = vectors(2, seed=7)
-        store.update([5, 9], embeddings=new)  # the middle of chunk 1 and the end of chunk 2
-        x[[5, 9]] = new
-        ids, got, _ = store.load()
-        assert np.array_equal(ids, np.arange(10)) and np.array_equal(got, x)
-        store.delete([1, 2, 8, 9])  # two from chunk 0, all of chunk 2
-        assert chunk_table(store) == [(0, 2, [0, 3]), (1, 4, [4, 5, 6, 7])]
-        keep = [0, 3, 4, 5, 6, 7]
-        ids, got, meta = store.load()
-        assert ids.tolist() == keep and np.array_equal(got, x[keep]) and meta["label"].tolist() == keep
-        assert store.search(x[5], k=1).ids[0] == 5 and store.search(x[3], k=1).ids[0] == 3
-    with EmbeddingStore.open(tmp_path / "c.db") as store:  # and the same from a new connection
-        ids, got, _ = store.load()
-        assert ids.tolist() == keep and np.array_equal(got, x[keep])
-
-
-def test_reopen_after_many_small_batches(tmp_path):
+def test_many_small_batches_in_any_id_order(tmp_path):
     x, ids = vectors(23), np.random.default_rng(3).permutation(23) * 10  # ids in no particular order
-    with small_chunks(tmp_path, 0) as store:
+    with EmbeddingStore.create(tmp_path / "s.db", "m", DIM) as store:
         for start in range(0, 23, 3):
             store.add(ids[start:start + 3], x[start:start + 3])
-        chunks = chunk_table(store)
-    assert [n for _, n, _ in chunks] == [4, 4, 4, 4, 4, 3]  # each batch tops up the last chunk first
-    assert sum((c for _, _, c in chunks), []) == ids.tolist()  # storage order is insertion order
-    with EmbeddingStore.open(tmp_path / "c.db") as store:
+    with EmbeddingStore.open(tmp_path / "s.db") as store:
         got_ids, got, _ = store.load()
         order = np.argsort(ids)
         assert np.array_equal(got_ids, ids[order]) and np.array_equal(got, x[order])  # load() sorts by id
@@ -216,15 +169,68 @@ def test_reopen_after_many_small_batches(tmp_path):
         assert np.array_equal(store.search(x, k=1, label=None, ids=ids[:5].tolist()).ids[:5, 0], ids[:5])
 
 
-def test_failed_batch_leaves_the_chunks_as_they_were(tmp_path):
-    with small_chunks(tmp_path, 6) as store:
-        before, chunks = snapshot(store), chunk_table(store)
-        with pytest.raises(DuplicateIdError):  # would top up chunk 1, then fails on id 3
-            store.add([100, 3], vectors(2, seed=4))
+def test_update_and_delete_survive_reopen(tmp_path):
+    x = vectors(10)
+    with EmbeddingStore.create(tmp_path / "s.db", "m", DIM) as store:
+        store.add(np.arange(10), x, labels=list(range(10)))
+        store.search(x[:1], k=1)  # fill the cache first: it must be refreshed
+        new = vectors(2, seed=7)
+        store.update([5, 9], embeddings=new)
+        x[[5, 9]] = new
+        assert np.array_equal(store.load().vectors, x)
+        store.delete([1, 2, 8, 9])
+        keep = [0, 3, 4, 5, 6, 7]
+        ids, got, meta = store.load()
+        assert ids.tolist() == keep and np.array_equal(got, x[keep]) and meta["label"].tolist() == keep
+        assert store.search(x[5], k=1).ids[0] == 5 and store.search(x[3], k=1).ids[0] == 3
+    with EmbeddingStore.open(tmp_path / "s.db") as store:  # and the same from a new connection
+        ids, got, _ = store.load()
+        assert ids.tolist() == keep and np.array_equal(got, x[keep])
+
+
+def test_failed_batch_leaves_the_store_as_it_was(tmp_path):
+    with filled(tmp_path, 6) as store:
+        before = snapshot(store)
+        with pytest.raises(DuplicateIdError):  # id 100 would be inserted first, then id 2 fails
+            store.add([100, 2], vectors(2, seed=4))
         with pytest.raises(UnknownIdError):
             store.update([4, 77], embeddings=vectors(2, seed=4))
-        assert chunk_table(store) == chunks
         assert_same(snapshot(store), before)
+
+
+def test_one_vector_is_one_select(tmp_path):
+    x = vectors(5)
+    with EmbeddingStore.create(tmp_path / "s.db", "m", DIM) as store:
+        store.add([3, 1, 4, 15, 9], x)
+    with sqlite3.connect(tmp_path / "s.db") as conn:
+        (blob,) = conn.execute("SELECT vector FROM items WHERE id = ?", (15,)).fetchone()
+    conn.close()
+    assert np.array_equal(np.frombuffer(blob, "<f4"), x[3])
+
+
+def damage(path: Path, item_id: int, value) -> None:
+    """Write a vector behind the store's back, as a careless script would (skipping the CHECK)."""
+    with sqlite3.connect(path) as conn:
+        with pytest.raises(sqlite3.IntegrityError, match="CHECK"):  # SQLite itself refuses it...
+            conn.execute("UPDATE items SET vector = ? WHERE id = ?", (value, item_id))
+        conn.execute("PRAGMA ignore_check_constraints = ON")  # ...unless told not to check
+        conn.execute("UPDATE items SET vector = ? WHERE id = ?", (value, item_id))
+    conn.close()
+
+
+@pytest.mark.parametrize("value, got", [(np.zeros(10, np.float32).tobytes(), "40 bytes"),
+                                        (np.zeros(DIM, np.float64).tobytes(), "128 bytes"),
+                                        ("text", "a str")])
+def test_a_damaged_vector_is_named(tmp_path, value, got):
+    filled(tmp_path).close()
+    damage(tmp_path / "s.db", 42, value)
+    for use in (lambda s: s.search(vectors(1), k=3), lambda s: s.load(), lambda s: s.load(label=1)):
+        with EmbeddingStore.open(tmp_path / "s.db") as store:
+            with pytest.raises(StoreFileError, match=f"damaged: the vector of item id 42 is {got}, not 64 bytes"):
+                use(store)
+    with EmbeddingStore.open(tmp_path / "s.db") as store:  # the way out the message names
+        store.update([42], embeddings=vectors(1))
+        assert len(store.search(vectors(1), k=3).ids[0]) == 3
 
 
 def test_other_connection_sees_writes(tmp_path):
@@ -347,6 +353,18 @@ def test_open_database_of_another_schema(tmp_path):
     assert digest(path) == before and sorted(os.listdir(tmp_path)) == ["other.db"]
 
 
+def test_open_store_of_an_older_schema_version(tmp_path):
+    path = tmp_path / "old.db"  # schema 3 kept vectors in chunks with int8 codes
+    with sqlite3.connect(path) as conn:
+        conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+        conn.execute("PRAGMA user_version = 3")
+        for table in ("meta (key, value)", "items (id)", "chunks (chunk, n, ids, vectors, codes, stats)"):
+            conn.execute(f"CREATE TABLE {table}")
+    conn.close()
+    with pytest.raises(StoreFileError, match="schema version 3; this code reads version 4. Create the store"):
+        EmbeddingStore.open(path)
+
+
 def test_open_store_of_a_newer_schema_version(tmp_path):
     filled(tmp_path).close()
     with sqlite3.connect(tmp_path / "s.db") as conn:
@@ -365,12 +383,23 @@ pkg = types.ModuleType("oml_helpers"); pkg.__path__ = [sys.argv[2]]; sys.modules
 import oml_helpers.storage as storage
 store = storage.EmbeddingStore.open(sys.argv[1])
 store._conn.execute("PRAGMA cache_size = 20")  # small page cache: uncommitted pages spill into the WAL file
-real_write_chunks = storage.write_chunks
-def write_half_then_wait(conn, pieces):  # deep inside add(): items written, half the vector chunks too
-    real_write_chunks(conn, pieces[:len(pieces) // 2])
-    print("inserting", flush=True)  # tell the parent, then wait to be killed
-    time.sleep(60)
-storage.write_chunks = write_half_then_wait
+
+
+class HalfThenWait:  # deep inside add(): half the rows inserted, uncommitted
+    def __init__(self, conn):
+        self.conn = conn
+
+    def __getattr__(self, name):
+        return getattr(self.conn, name)
+
+    def executemany(self, sql, rows):
+        rows = list(rows)
+        self.conn.executemany(sql, rows[:len(rows) // 2])
+        print("inserting", flush=True)  # tell the parent, then wait to be killed
+        time.sleep(60)
+
+
+store._conn = HalfThenWait(store._conn)
 n = 200_000
 store.add(np.arange(10_000, 10_000 + n), np.ones((n, {dim}), np.float32), labels=[1] * n)
 print("committed", flush=True)
@@ -403,8 +432,7 @@ def test_reader_reads_while_a_writer_holds_a_transaction(tmp_path):
         before = snapshot(store)
     writer = sqlite3.connect(tmp_path / "s.db", isolation_level=None)
     writer.execute("BEGIN IMMEDIATE")
-    write_chunks(writer, [(9999, np.array([12345]), vectors(1))])  # the store's own chunk writer, uncommitted
-    writer.execute("INSERT INTO items (id, chunk) VALUES (12345, 9999)")
+    writer.execute("INSERT INTO items (id, vector) VALUES (12345, ?)", (vectors(1).tobytes(),))  # uncommitted
     try:
         start = time.perf_counter()
         with EmbeddingStore.open(tmp_path / "s.db") as reader:

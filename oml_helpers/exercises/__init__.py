@@ -13,15 +13,15 @@ from oml_helpers.exercises.basics import (
     EXERCISE_HITS,
     EXERCISE_N_GT,
     check_average_precision,
+    check_confused_pair,
     check_even_odd_split,
     check_hardest_negatives,
     check_metrics_by_hand,
     check_separate_queries,
     check_triplet_count,
     check_triplet_loss,
-    check_worst_digit,
 )
-from oml_helpers.exercises.storage import check_cosine_top_k, check_counts_per_label, check_storage_bytes
+from oml_helpers.exercises.storage import check_cosine_top_k, check_counts_per_label, check_read_vector
 from oml_helpers.exercises.lightning import (
     DIAGNOSES,
     check_best_epoch,
@@ -48,6 +48,7 @@ __all__ = [
     "Verdict",
     "WRONG",
     "check_average_precision",
+    "check_confused_pair",
     "check_best_epoch",
     "check_best_from_state",
     "check_cosine_top_k",
@@ -60,14 +61,13 @@ __all__ = [
     "check_lightning_loader",
     "check_metrics_by_hand",
     "check_precision_threshold",
+    "check_read_vector",
     "check_search",
     "check_separate_queries",
     "check_steps_per_epoch",
-    "check_storage_bytes",
     "check_tensorboard_per_epoch",
     "check_threshold_by_hand",
     "check_top1_flips",
     "check_triplet_count",
     "check_triplet_loss",
-    "check_worst_digit",
 ]

@@ -1,15 +1,17 @@
 """Checkers for the exercises of chapters 00-02 (data, training, validation)."""
 
 from pathlib import Path
-from typing import Callable, List, Sequence, Union
+from typing import Callable, List, Sequence, Tuple, Union
 
 import numpy as np
 import pandas as pd
 import torch
 
 from oml.functional.metrics import calc_cmc, calc_map, calc_precision
+from oml.interfaces.datasets import IQueryGalleryLabeledDataset
 from oml.losses import TripletLoss
 from oml.miners import AllTripletsMiner
+from oml.retrieval import RetrievalResults
 
 from oml_helpers.data import DatasetFormatError, check_dataframe, split_dataframe
 from oml_helpers.exercises.verdict import Verdict, checker
@@ -165,30 +167,110 @@ def check_metrics_by_hand(cmc: float, precision: float, map_: float, k: int = 3)
     return _verdict(problems, ", ".join(f"{name}@{k} = {value:.3f}" for name, value in truth.items()) + ".")
 
 
+def _describe_case(is_correct: Sequence[bool], n_gt: int, k: int) -> str:
+    hits = "".join("x" if c else "." for c in is_correct) or "(none retrieved)"
+    notes = []
+    if not len(is_correct):
+        notes.append("an empty ranking: OML gives 1.0 when n_gt = 0 (nothing to find) and 0.0 otherwise")
+    elif n_gt == 0:
+        notes.append("no correct item exists (n_gt = 0)")
+    if k > len(is_correct) > 0:
+        notes.append("k is longer than the ranking: only the retrieved items count")
+    return f"hits '{hits}' (x = correct), n_gt={n_gt}, k={k}" + (f" ({'; '.join(notes)})" if notes else "")
+
+
+AP_EDGE_CASES = [([], 0, 5), ([], 3, 5), ([False, False, False], 0, 3), ([True, False, True], 2, 10),
+                 ([False, True], 1, 5)]  # exercise 02.2: empty, n_gt = 0, k longer than the ranking
+
+
 @checker
 def check_average_precision(fn: Callable[[Sequence[bool], int, int], float]) -> Verdict:
-    """Exercise 02.2: ``fn(is_correct, n_gt, k)`` computes OML's AP@k for one query."""
+    """Exercise 02.2: ``fn(is_correct, n_gt, k)`` computes OML's AP@k for one query.
+
+    The rankings include ``AP_EDGE_CASES``; an error raised by ``fn`` is reported with its case.
+    """
     rng = np.random.default_rng(0)
     cases = [([True, False, True], 2, 3), ([False, False, False], 3, 3), ([False, True, False, True, True], 5, 4)]
     cases += [(list(rng.random(8) < 0.4), 6, int(rng.integers(1, 9))) for _ in range(30)]
+    cases += AP_EDGE_CASES
     problems = []
     for is_correct, n_gt, k in cases:
         truth = _oml_metrics(is_correct, n_gt, k)["map"]
-        value = float(fn(list(map(bool, is_correct)), n_gt, k))
-        if not np.isclose(value, truth, atol=1e-4):
-            hits = "".join("x" if c else "." for c in is_correct)
-            problems.append(f"for hits '{hits}' (x = correct), n_gt={n_gt}, k={k} you return {value:.4f}, OML gives {truth:.4f}.")
+        try:
+            value = float(fn(list(map(bool, is_correct)), n_gt, k))
+        except Exception as e:  # the student's code failing on one case is an answer to explain
+            problems.append(f"for {_describe_case(is_correct, n_gt, k)} your function raised "
+                            f"{type(e).__name__}: {e}. OML gives {truth:.4f}.")
             break
-    return _verdict(problems, f"matches OML's mAP on {len(cases)} rankings.")
+        if not np.isclose(value, truth, atol=1e-4):
+            problems.append(f"for {_describe_case(is_correct, n_gt, k)} you return {value:.4f}, OML gives {truth:.4f}.")
+            break
+    return _verdict(problems, f"matches OML's mAP on {len(cases)} rankings, the edge cases included.")
+
+
+def _top1_confusions(rr: RetrievalResults, dataset: IQueryGalleryLabeledDataset) -> pd.Series:
+    """How often a query's first result shows another label, per (query label, that label) pair.
+
+    Args:
+        rr: Retrieval results of ``dataset``'s queries (retrieved ids are gallery positions).
+        dataset: The labelled query/gallery dataset ``rr`` was computed on.
+
+    Returns:
+        Counts indexed by ``(query label, first result's label)``, most frequent first.
+    """
+    labels = dataset.get_labels()
+    query_rows, gallery_rows = dataset.get_query_ids().view(-1), dataset.get_gallery_ids().view(-1)
+    if len(rr.retrieved_ids) != len(query_rows):
+        raise ValueError(f"rr holds {len(rr.retrieved_ids)} queries, the dataset {len(query_rows)}: "
+                         "pass the dataset rr was computed on.")
+    pairs = [
+        (int(labels[q]), int(labels[gallery_rows[ids[0]]]))
+        for q, ids in zip(query_rows.tolist(), rr.retrieved_ids)
+        if len(ids) and labels[gallery_rows[ids[0]]] != labels[q]
+    ]
+    return pd.Series(pairs, dtype=object).value_counts()
+
+
+def _as_digit_pair(answer: object) -> Tuple[int, int]:
+    try:
+        pair = tuple(sorted(int(x) for x in answer))  # type: ignore[union-attr]
+        if len(pair) == 2 and all(float(x) == int(x) for x in answer):  # type: ignore[union-attr]
+            return pair  # type: ignore[return-value]
+    except (TypeError, ValueError):
+        pass
+    raise ValueError(answer)
 
 
 @checker
-def check_worst_digit(answer: int, per_query_map: Sequence[float], query_labels: Sequence[int]) -> Verdict:
-    """Exercise 02.3: the digit whose queries have the lowest mean mAP@5."""
-    means = pd.Series(np.asarray(per_query_map, dtype=float)).groupby(np.asarray(query_labels)).mean()
-    truth = int(means.idxmin())
+def check_confused_pair(answer: Tuple[int, int], rr: RetrievalResults, dataset: IQueryGalleryLabeledDataset) -> Verdict:
+    """Exercise 02.3: the two digits most often confused at rank 1, counting both directions."""
+    one_way = _top1_confusions(rr, dataset)
+    both_ways = pd.Series(
+        {pair: int(one_way.get(pair, 0) + one_way.get(pair[::-1], 0)) for pair in {tuple(sorted(p)) for p in one_way.index}},
+        dtype=int,
+    ).sort_index()
+    best = int(both_ways.max()) if len(both_ways) else 0
+    winners = [pair for pair, n in both_ways.items() if n == best]
+    try:
+        pair = _as_digit_pair(answer)
+    except ValueError:
+        return _verdict([f"give two digits, e.g. (5, 3), not {answer!r}."], "")
     problems = []
-    if int(answer) != truth:
-        problems.append(f"digit {answer} has a mean mAP@5 of {means.get(int(answer), float('nan')):.3f}; one digit is lower. "
-                        "Average the per-query values by the query's label.")
-    return _verdict(problems, f"digit {truth}, with a mean mAP@5 of {means[truth]:.3f}.")
+    if pair not in winners:
+        n = int(both_ways.get(pair, 0))
+        directions = f"{pair[0]}->{pair[1]}: {int(one_way.get(pair, 0))}, {pair[1]}->{pair[0]}: {int(one_way.get(pair[::-1], 0))}"
+        if pair[0] == pair[1]:
+            problems.append("a first result of the query's own digit is correct; count the wrong ones only.")
+        elif n and max(one_way.get(pair, 0), one_way.get(pair[::-1], 0)) == one_way.iloc[0]:
+            problems.append(f"{pair} is confused {n} times ({directions}); did you count one direction only? "
+                            "Add both: a 5 retrieving a 9 and a 9 retrieving a 5.")
+        else:
+            problems.append(
+                f"{pair} is confused {n} times ({directions}); another pair more often. For every query whose first "
+                "result is wrong, take that result's label (its id is a gallery position: map it with "
+                "dataset.get_gallery_ids()), and count each pair of digits in both directions."
+            )
+    a, b = pair
+    tie = f" (tied with {[p for p in winners if p != pair]})" if len(winners) > 1 else ""
+    return _verdict(problems, f"{a} and {b}: {best} of the {int(one_way.sum())} queries whose first result is wrong "
+                    f"({a}->{b}: {int(one_way.get((a, b), 0))}, {b}->{a}: {int(one_way.get((b, a), 0))}){tie}.")

@@ -1,7 +1,6 @@
 """Checkers for the exercises of chapters 06-07 (retrieval without labels, re-ranking)."""
 
-from pathlib import Path
-from typing import Callable, Dict, Iterable, List, Sequence, Set, Tuple, Union
+from typing import Callable, Dict, Iterable, List, Sequence, Set, Tuple
 
 import numpy as np
 import torch
@@ -11,7 +10,7 @@ from oml.retrieval import ConstantThresholding, RetrievalResults
 
 from oml_helpers.exercises.verdict import Verdict, checker
 from oml_helpers.exercises.verdict import verdict as _verdict
-from oml_helpers.retrieval import search_image
+from oml_helpers.image_search import search_image
 
 
 def _rounded(values: Iterable[float]) -> List[float]:
@@ -68,67 +67,101 @@ def _kept_stats(rr: RetrievalResults, th: float) -> Tuple[int, int]:
     return n_kept, n_right
 
 
-@checker
-def check_precision_threshold(th: float, rr: RetrievalResults, min_precision: float = 0.9) -> Verdict:
-    """Exercise 06.2: the threshold that keeps the most results while their precision stays >= ``min_precision``."""
-    if rr.gt_ids is None:
-        return _verdict(["rr has no gt_ids; use the labelled retrieval results (rr_labeled)."], "")
-    if not isinstance(th, (float, int, np.floating)) and not (torch.is_tensor(th) and th.numel() == 1):
-        return _verdict([f"give the threshold as one number, not {type(th).__name__}."], "")
-    distances = torch.cat([d for d in rr.distances if len(d)]).unique().sort().values
-    best_kept = 0
-    for i, d in enumerate(distances.tolist()):  # a threshold just above each distance keeps everything up to it
-        upper = distances[i + 1].item() if i + 1 < len(distances) else d + 1.0
-        candidate = (d + upper) / 2
+def _best_threshold(rr: RetrievalResults, min_precision: float) -> Tuple[float, int]:
+    """The threshold that keeps the most results at a pooled precision >= ``min_precision``, and that number."""
+    distances = torch.cat([d for d in rr.distances if len(d)]).unique().sort().values.tolist()
+    best_th, best_kept = 0.0, 0
+    for i, d in enumerate(distances):  # a threshold just above each distance keeps everything up to it
+        candidate = (d + (distances[i + 1] if i + 1 < len(distances) else d + 1.0)) / 2
         n_kept, n_right = _kept_stats(rr, candidate)
         if n_kept and n_right / n_kept >= min_precision and n_kept > best_kept:
-            best_kept = n_kept
-    n_kept, n_right = _kept_stats(rr, float(th))
+            best_th, best_kept = candidate, n_kept
+    return best_th, best_kept
+
+
+@checker
+def check_precision_threshold(th: float, rr_tuning: RetrievalResults, rr_heldout: RetrievalResults,
+                              min_precision: float = 0.9) -> Verdict:
+    """Exercise 06.2: on the tuning results, the threshold that keeps the most results at a pooled
+    precision >= ``min_precision``; the verdict also scores it on the held-out results."""
+    if rr_tuning.gt_ids is None or rr_heldout.gt_ids is None:
+        return _verdict(["the results have no gt_ids; use the labelled results rr_tuning and rr_heldout."], "")
+    if not isinstance(th, (float, int, np.floating)) and not (torch.is_tensor(th) and th.numel() == 1):
+        return _verdict([f"give the threshold as one number, not {type(th).__name__}."], "")
+    distances = torch.cat([d for d in rr_tuning.distances if len(d)]).unique().sort().values
+    _, best_kept = _best_threshold(rr_tuning, min_precision)
+    n_kept, n_right = _kept_stats(rr_tuning, float(th))
     precision = n_right / n_kept if n_kept else float("nan")
     problems = []
     if n_kept == 0:
         problems.append(f"th={float(th):.4g} keeps no result at all; raise it (distances start at {distances[0]:.4g}).")
     elif precision < min_precision:
         problems.append(
-            f"th={float(th):.4g} keeps {n_kept} results with a precision of {precision:.3f}, below {min_precision}; "
-            "lower it. Precision is the share of *kept results* that are right, over all queries together."
+            f"th={float(th):.4g} keeps {n_kept} tuning results with a pooled precision of {precision:.3f}, below "
+            f"{min_precision}; lower it. The pooled precision is the share of *kept results* that are right, over all "
+            "tuning queries together (rr_tuning, not rr_heldout: the held-out queries only score)."
         )
     elif n_kept < best_kept:
         at_distance = bool(torch.isclose(distances, torch.tensor(float(th))).any())
         hint = (" Your threshold equals a distance, and ConstantThresholding drops results at exactly th: "
                 "go a little above." if at_distance else "")
         problems.append(
-            f"th={float(th):.4g} is safe (precision {precision:.3f}) but keeps only {n_kept} results; "
+            f"th={float(th):.4g} is safe (precision {precision:.3f}) but keeps only {n_kept} tuning results; "
             f"a larger threshold keeps {best_kept} at a precision still >= {min_precision}. Try every distance "
-            f"in rr.distances as a candidate and keep the largest one that passes.{hint}"
+            f"in rr_tuning.distances as a candidate and keep the largest one that passes.{hint}"
         )
-    return _verdict(problems, f"th={float(th):.3g} keeps {n_kept} result{'s' * (n_kept != 1)}, {precision:.1%} of them right; "
-                    f"no threshold keeps more at precision >= {min_precision}.")
+    if problems:
+        return _verdict(problems, "")
+
+    def scored(rr: RetrievalResults, threshold: float) -> str:
+        kept, right = _kept_stats(rr, threshold)
+        return f"{kept} results, {right / kept:.1%} right" if kept else "no result"
+
+    reverse_th, _ = _best_threshold(rr_heldout, min_precision)
+    return _verdict([], f"th={float(th):.3g} keeps {n_kept} tuning results, {precision:.1%} of them right; no "
+                    f"threshold keeps more at precision >= {min_precision}. On the held-out queries it keeps "
+                    f"{scored(rr_heldout, float(th))}. The other way round, the same rule on the held-out queries "
+                    f"picks th={reverse_th:.3g}, which on the tuning queries keeps {scored(rr_tuning, reverse_th)}. "
+                    "The queries that choose a threshold meet the target by construction; only other queries "
+                    f"measure it, and with {len(rr_heldout.retrieved_ids)} of them the figure moves by several points either way.")
+
+
+def _check_positions(found: List[int], found_d: np.ndarray, right: List[int], right_d: np.ndarray) -> bool:
+    """The same items at the same distances, nearest first; two items at a near-tie may swap places."""
+    if len(found) != len(right) or not np.allclose(found_d, right_d, atol=1e-4):
+        return False
+    return all(a == b or abs(d - e) < 1e-4 for a, b, d, e in zip(found, right, found_d, right_d))
 
 
 @checker
 def check_search(
     fn: Callable[..., Tuple[torch.Tensor, torch.Tensor]],
     model: torch.nn.Module,
-    image_path: Union[str, Path],
-    dataset,
-    gallery_embeddings: torch.Tensor,
+    image,
+    transform: Callable,
+    store,
     k: int = 5,
 ) -> Verdict:
-    """Exercise 06.3: ``fn(model, image_path, gallery_embeddings, k)`` gives ``(gallery positions, distances)``."""
-    truth = search_image(model, image_path, dataset, gallery_embeddings, k=k)
-    right_ids, right_d = truth["gallery_id"].tolist(), truth["distance"].to_numpy()
-    positions, distances = fn(model, image_path, gallery_embeddings, k)
-    mine, mine_d = _as_ids(positions), torch.as_tensor(distances, dtype=torch.float32).detach().cpu().flatten().numpy()
+    """Exercise 06.3: ``fn(model, image, transform, vectors, k)`` gives ``(row positions, distances)``."""
+    truth = search_image(model, image, transform, store, k=k)
+    right_ids, right_d = _as_ids(truth.ids), np.asarray(truth.distances, dtype=np.float64)
+    stored = store.load()
+    row_of_id = {int(i): row for row, i in enumerate(stored.ids.tolist())}
+    positions, distances = fn(model, image, transform, torch.from_numpy(stored.vectors), k)
+    mine = _as_ids(positions)
+    mine_d = torch.as_tensor(distances, dtype=torch.float32).detach().cpu().flatten().numpy()
     problems = []
-    gallery_ids = _as_ids(dataset.get_gallery_ids())
     if len(mine) != k or len(mine_d) != k:
         problems.append(f"return k={k} positions and k distances, got {len(mine)} and {len(mine_d)}.")
-    elif mine == right_ids and np.allclose(mine_d, right_d, atol=1e-4):
+    elif any(not 0 <= p < len(stored.ids) for p in mine):
+        if all(p in row_of_id for p in mine):
+            problems.append("these look like store ids; return positions, the rows of `vectors` (0 to "
+                            f"{len(stored.ids) - 1}); store.load().ids[position] is the store id.")
+        else:
+            problems.append(f"positions must be rows of `vectors`, 0 to {len(stored.ids) - 1}; got {mine}.")
+    elif _check_positions(_as_ids(stored.ids[mine]), mine_d, right_ids, right_d):
         pass
-    elif mine == [gallery_ids[i] for i in right_ids]:
-        problems.append("these are dataset indices; return positions in the gallery (rows of gallery_embeddings).")
-    elif sorted(mine) == sorted(right_ids) and mine != right_ids:
+    elif sorted(mine) == sorted(row_of_id[i] for i in right_ids) and _as_ids(stored.ids[mine]) != right_ids:
         problems.append("the right items in the wrong order; sort by distance, nearest first (topk(..., largest=False)).")
     elif len(mine_d) > 1 and mine_d[0] > mine_d[-1]:
         problems.append("your distances decrease: you took the farthest items. Use topk(k, largest=False).")
@@ -136,11 +169,11 @@ def check_search(
         problems.append("your distances are squared; torch.cdist gives the Euclidean distance OML uses.")
     else:
         problems.append(
-            f"you found {mine} at {_rounded(mine_d)}, expected {right_ids} at {_rounded(right_d)}. "
-            "Read the image with h.load_image_tensor (the book's transforms), embed it with the model in eval mode, "
-            "and compare with gallery_embeddings by torch.cdist."
+            f"you found rows {mine} at {_rounded(mine_d)}, expected rows {[row_of_id[i] for i in right_ids]} at "
+            f"{_rounded(right_d)}. Put the image through `transform` (after .convert('RGB')), add a batch "
+            "dimension with unsqueeze(0), embed it with the model in eval mode, and compare with `vectors` by torch.cdist."
         )
-    return _verdict(problems, f"the {k} nearest gallery items, at distances {_rounded(right_d)}.")
+    return _verdict(problems, f"the {k} nearest stored items, at distances {_rounded(right_d)}.")
 
 
 # Chapter 07 ---------------------------------------------------------------------------------------

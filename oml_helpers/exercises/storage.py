@@ -15,33 +15,51 @@ from oml_helpers.storage import EmbeddingStore
 INJECTIONS = ("validation' OR '1'='1", 'validation" OR "1"="1')
 
 
+def _blob_cases() -> List[Tuple[bytes, int, np.ndarray]]:
+    """(BLOB, dim, the float32 vector it holds): float32 and float64 BLOBs, some of equal length."""
+    rng = np.random.default_rng(4)
+    cases = []
+    for dim, dtype in ((64, np.float32), (64, np.float64), (32, np.float64), (128, np.float32), (3, np.float64)):
+        vector = rng.standard_normal(dim).astype(np.float32)
+        cases.append((vector.astype(dtype).tobytes(), dim, vector))
+    return cases
+
+
 @checker
-def check_storage_bytes(float32_bytes: int, float64_bytes: int, n: int = 100_000, dim: int = 64) -> Verdict:
-    """Exercise 05.1: bytes taken by ``n`` embeddings of ``dim`` numbers as float32 and as float64."""
-    truth = {name: n * dim * np.dtype(name).itemsize for name in ("float32", "float64")}
+def check_read_vector(fn: Callable[[bytes, int], Any]) -> Verdict:
+    """Exercise 05.1: ``fn(blob, dim)`` reads a float32 or float64 BLOB of ``dim`` numbers as float32."""
     problems: List[str] = []
-    for name, value in (("float32", float32_bytes), ("float64", float64_bytes)):
-        right = truth[name]
-        if not isinstance(value, (int, float, np.integer, np.floating)) or isinstance(value, bool):
-            problems.append(f"give the {name} size as a number of bytes, not {type(value).__name__}.")
-        elif value == right:
-            continue
-        elif value == right * 8:
-            problems.append(f"{value:,} for {name} counts bits; a byte is 8 bits.")
-        elif value in (n * np.dtype(name).itemsize, dim * np.dtype(name).itemsize):
-            problems.append(f"{value:,} for {name} is one {'vector' if value == dim * np.dtype(name).itemsize else 'number per vector'}; "
-                            f"count all {n:,} x {dim} numbers.")
-        elif value in (right / 2**20, right / 1e6, right / 2**10, right / 1e3):
-            problems.append(f"{value} for {name} is in kB or MB; the question asks for bytes.")
-        elif value == truth["float64" if name == "float32" else "float32"]:
-            problems.append(f"{value:,} is the size of the other dtype: float32 numbers take 4 bytes, float64 8.")
-        else:
-            problems.append(f"{value:,} bytes for {name} is off: multiply vectors x dimensions x bytes per number "
-                            f"(np.dtype(np.{name}).itemsize).")
-        break
-    return _verdict(problems, f"{truth['float32']:,} bytes ({truth['float32'] / 2**20:.1f} MiB) as float32, twice that, "
-                    f"{truth['float64']:,} bytes ({truth['float64'] / 2**20:.1f} MiB), as float64: the same "
-                    "numbers, since the model computes in float32.")
+    for blob, dim, vector in _blob_cases():
+        stored = "float32" if len(blob) == 4 * dim else "float64"
+        try:
+            got = fn(blob, dim)
+        except ValueError as e:
+            problems.append(f"a {stored} BLOB of {len(blob)} bytes for dim={dim} raised ValueError({e}); "
+                            "it is a valid vector: 4 bytes a number is float32, 8 is float64.")
+            break
+        got = np.asarray(got)
+        if got.shape != (dim,):
+            problems.append(f"a {stored} BLOB of {len(blob)} bytes for dim={dim} came back with shape {got.shape}, "
+                            f"not ({dim},): that is the silent misreading of a hard-coded dtype. Decide the "
+                            "dtype from len(blob) and dim.")
+        elif got.dtype != np.float32:
+            problems.append(f"return float32 (the store's dtype), not {got.dtype}: .astype(np.float32).")
+        elif not np.array_equal(got, vector):
+            problems.append(f"a {stored} BLOB for dim={dim} gave other numbers than were stored: read it with "
+                            f"np.frombuffer(blob, np.{stored}).")
+        if problems:
+            break
+    if not problems:
+        for blob, dim in ((b"\x00" * 10, 4), (b"\x00" * 24, 4)):
+            try:
+                got = fn(blob, dim)
+            except ValueError:
+                continue
+            problems.append(f"a BLOB of {len(blob)} bytes for dim={dim} is neither 4 x {dim} nor 8 x {dim} bytes, "
+                            f"but you returned {np.asarray(got).shape} numbers: raise ValueError naming the length.")
+            break
+    return _verdict(problems, "float32 and float64 BLOBs both read right, and a BLOB of any other length is refused "
+                    "instead of reshaped into something.")
 
 
 def _demo_store(folder: Path) -> Tuple[Path, Dict[str, Dict[int, int]]]:
@@ -103,56 +121,52 @@ def check_counts_per_label(fn: Callable[[sqlite3.Connection, str], Any]) -> Verd
                     f"(e.g. {INJECTIONS[0]!r} matches no split).")
 
 
-def _cosine_store(folder: Path) -> EmbeddingStore:
-    """A store of vectors with very different norms, so that normalising matters."""
-    rng = np.random.default_rng(7)
-    vectors = rng.standard_normal((300, 16)) * rng.uniform(0.1, 10.0, (300, 1))
-    store = EmbeddingStore.create(folder / "cosine.db", model_name="exercise", dim=16)
-    store.add(list(range(1000, 1300)), vectors.astype(np.float32))
-    return store
+def _cosine_reference(ids: np.ndarray, vectors: np.ndarray, query: np.ndarray, k: int) -> Tuple[np.ndarray, np.ndarray]:
+    """The checker's own answer: float64 cosine distances, sorted ascending, ties to the earlier row."""
+    x, q = vectors.astype(np.float64), query.astype(np.float64)
+    distances = 1 - x @ q / (np.linalg.norm(x, axis=1) * np.linalg.norm(q))
+    order = np.argsort(distances, kind="stable")[:k]
+    return ids[order], distances[order]
 
 
 @checker
 def check_cosine_top_k(fn: Callable[[np.ndarray, np.ndarray, np.ndarray, int], Tuple[Any, Any]]) -> Verdict:
     """Exercise 05.3: ``fn(ids, vectors, query, k)`` returns the ids and cosine distances of the k nearest, nearest first."""
+    rng = np.random.default_rng(7)  # vectors of very different norms, so that normalising matters
+    vectors = (rng.standard_normal((300, 16)) * rng.uniform(0.1, 10.0, (300, 1))).astype(np.float32)
+    ids = np.arange(1000, 1300)
     problems: List[str] = []
-    with tempfile.TemporaryDirectory() as folder:
-        store = _cosine_store(Path(folder))
-        try:
-            ids, vectors, _ = store.load()
-            queries = np.random.default_rng(8).standard_normal((5, 16)).astype(np.float32) * 3
-            for query in queries:
-                for k in (1, 5):
-                    truth = store.search(query, k=k, metric="cosine")
-                    answer = fn(ids.copy(), vectors.copy(), query.copy(), k)
-                    if not isinstance(answer, (tuple, list)) or len(answer) != 2:
-                        return _verdict(["return a pair: (ids of the k nearest, their cosine distances)."], "")
-                    found_ids, found = (np.asarray(x).ravel() for x in answer)
-                    found = found.astype(np.float64)
-                    similarity = vectors @ query / (np.linalg.norm(vectors, axis=1) * np.linalg.norm(query))
-                    if len(found_ids) != k or len(found) != k:
-                        problems.append(f"for k={k} you return {len(found_ids)} ids and {len(found)} distances; "
-                                        "return exactly k of each (check your slice).")
-                    elif np.array_equal(found_ids, truth.ids):
-                        if np.allclose(found, 1 - truth.distances, atol=1e-4) and not np.allclose(found, truth.distances, atol=1e-4):
-                            problems.append("the ids are right but you return cosine similarities; the distance is 1 - similarity.")
-                        elif not np.allclose(found, truth.distances, atol=1e-4):
-                            problems.append(f"the ids are right but the distances {np.round(found, 4).tolist()} should be "
-                                            f"{np.round(truth.distances, 4).tolist()} (1 - cosine similarity).")
-                    elif np.array_equal(found_ids, store.search(query, k=k + 1, metric="cosine").ids[1:]):
-                        problems.append("you skipped the nearest item: the query is not stored here, so nothing needs "
-                                        "dropping; the slice should start at 0.")
-                    elif np.array_equal(found_ids, ids[np.argsort(vectors @ query)[::-1][:k]]):
-                        problems.append("you ranked by the raw dot product: long vectors win. Divide by both norms "
-                                        "(or normalise the vectors and the query) first.")
-                    elif np.array_equal(found_ids, ids[np.argsort(similarity)[:k]]):
-                        problems.append("those are the k farthest items: nearest means the smallest distance "
-                                        "(the largest similarity), so sort ascending by distance.")
-                    else:
-                        problems.append(f"for k={k} you return ids {found_ids.tolist()}, the store's search gives "
-                                        f"{truth.ids.tolist()}.")
-                    if problems:
-                        return _verdict(problems, "")
-        finally:
-            store.close()
-    return _verdict(problems, "your brute force gives the same ids and distances as EmbeddingStore.search(metric='cosine').")
+    for query in np.random.default_rng(8).standard_normal((5, 16)).astype(np.float32) * 3:
+        for k in (1, 5):
+            truth_ids, truth = _cosine_reference(ids, vectors, query, k)
+            answer = fn(ids.copy(), vectors.copy(), query.copy(), k)
+            if not isinstance(answer, (tuple, list)) or len(answer) != 2:
+                return _verdict(["return a pair: (ids of the k nearest, their cosine distances)."], "")
+            found_ids, found = (np.asarray(x).ravel() for x in answer)
+            found = found.astype(np.float64)
+            similarity = vectors @ query / (np.linalg.norm(vectors, axis=1) * np.linalg.norm(query))
+            if len(found_ids) != k or len(found) != k:
+                problems.append(f"for k={k} you return {len(found_ids)} ids and {len(found)} distances; "
+                                "return exactly k of each (check your slice).")
+            elif np.array_equal(found_ids, truth_ids):
+                if np.allclose(found, 1 - truth, atol=1e-4) and not np.allclose(found, truth, atol=1e-4):
+                    problems.append("the ids are right but you return cosine similarities; the distance is 1 - similarity.")
+                elif not np.allclose(found, truth, atol=1e-4):
+                    problems.append(f"the ids are right but the distances {np.round(found, 4).tolist()} should be "
+                                    f"{np.round(truth, 4).tolist()} (1 - cosine similarity).")
+            elif np.array_equal(found_ids, _cosine_reference(ids, vectors, query, k + 1)[0][1:]):
+                problems.append("you skipped the nearest item: the query is not stored here, so nothing needs "
+                                "dropping; the slice should start at 0.")
+            elif np.array_equal(found_ids, ids[np.argsort(vectors @ query)[::-1][:k]]):
+                problems.append("you ranked by the raw dot product: long vectors win. Divide by both norms "
+                                "(or normalise the vectors and the query) first.")
+            elif np.array_equal(found_ids, ids[np.argsort(similarity)[:k]]):
+                problems.append("those are the k farthest items: nearest means the smallest distance "
+                                "(the largest similarity), so sort ascending by distance.")
+            else:
+                problems.append(f"for k={k} you return ids {found_ids.tolist()}; a float64 brute force gives "
+                                f"{truth_ids.tolist()}.")
+            if problems:
+                return _verdict(problems, "")
+    return _verdict(problems, "your brute force gives the same ids and distances as the checker's own float64 "
+                    "brute force (and as store.search(metric='cosine') would).")
