@@ -40,9 +40,10 @@ from oml_helpers.logs import (  # noqa: E402
     read_tensorboard_scalars,
     tensorboard_image_tags,
 )
+from oml_helpers.mining import embedding_report, int8_round_trip  # noqa: E402
 from oml_helpers.models import PretrainedUnavailableError, SmallCNN, count_parameters, pretrained_extractor  # noqa: E402
-from oml_helpers.plots import plot_training_logs, show_images  # noqa: E402
 from oml_helpers.pair_accuracy import best_threshold, neighbour_pair_scores, pair_accuracy  # noqa: E402
+from oml_helpers.plots import plot_pca, plot_training_logs, show_images  # noqa: E402
 from oml_helpers.reranking import (  # noqa: E402
     PairFusionExtractor,
     changed_top1,
@@ -126,6 +127,7 @@ __all__ = [
     "check_dataframe",
     "count_parameters",
     "dataset_with_embeddings",
+    "embedding_report",
     "default_data_root",
     "digit_transforms",
     "embed_image",
@@ -134,6 +136,7 @@ __all__ = [
     "extractor_state_dict",
     "get_device",
     "in_colab",
+    "int8_round_trip",
     "load_book_model",
     "load_extractor",
     "load_image_tensor",
@@ -144,6 +147,7 @@ __all__ = [
     "neighbour_pair_scores",
     "pair_accuracy",
     "plot_metric_curves",
+    "plot_pca",
     "plot_top_k",
     "plot_training_logs",
     "prepare_digit_photo",

@@ -1,11 +1,14 @@
 """Figures the chapters share."""
 
 from pathlib import Path
-from typing import Optional, Sequence, Union
+from typing import Dict, Optional, Sequence, Union
 
 import matplotlib.pyplot as plt
+import numpy as np
 import pandas as pd
+import torch
 from PIL import Image
+from torch import Tensor
 
 from oml.const import LABELS_COLUMN, PATHS_COLUMN
 
@@ -73,6 +76,45 @@ def plot_training_logs(logs: pd.DataFrame, window: int = 5, title: str = "") -> 
         ax.set_xlabel("step")
         if len(columns) > 1:
             ax.legend()
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def plot_pca(embeddings: Dict[str, Tensor], labels: Sequence[int], title: str = "") -> plt.Figure:
+    """Each set of embeddings projected on its own first two principal components, coloured by label.
+
+    Args:
+        embeddings: Panel title to embeddings ``[n, dim]`` (e.g. before and after training), all of
+            the same ``n`` items, in the order of ``labels``.
+        labels: The label of each item.
+        title: Figure title.
+
+    Returns:
+        The figure; each panel's axis labels give the share of the variance its component keeps.
+    """
+    labels = np.asarray(labels)
+    if not embeddings:
+        raise ValueError("Nothing to plot: give at least one set of embeddings.")
+    for name, emb in embeddings.items():
+        if emb.ndim != 2 or len(emb) != len(labels) or emb.shape[1] < 2:
+            raise ValueError(
+                f"embeddings {name!r} must be [n, dim] with n = len(labels) = {len(labels)} and dim >= 2, "
+                f"got {tuple(emb.shape)}."
+            )
+    fig, axes = plt.subplots(1, len(embeddings), figsize=(4.2 * len(embeddings), 4), squeeze=False)
+    for ax, (name, emb) in zip(axes[0], embeddings.items()):
+        centred = emb.detach().cpu().double() - emb.detach().cpu().double().mean(dim=0)
+        _, singular, vt = torch.linalg.svd(centred, full_matrices=False)
+        points = (centred @ vt[:2].T).numpy()
+        share = (singular**2 / (singular**2).sum()).numpy()
+        for label in np.unique(labels):
+            at = labels == label
+            ax.scatter(points[at, 0], points[at, 1], s=6, alpha=0.6, label=str(label))
+        ax.set_title(name)
+        ax.set_xlabel(f"PC 1 ({share[0]:.0%} of the variance)")
+        ax.set_ylabel(f"PC 2 ({share[1]:.0%})")
+    axes[0][-1].legend(title="label", markerscale=2, loc="center left", bbox_to_anchor=(1, 0.5))
     fig.suptitle(title)
     fig.tight_layout()
     return fig

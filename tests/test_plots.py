@@ -5,7 +5,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from oml_helpers import plot_training_logs, show_images
+import torch
+
+from oml_helpers import plot_pca, plot_training_logs, show_images
 
 
 @pytest.fixture(autouse=True)
@@ -113,4 +115,47 @@ def test_plot_training_logs_empty(short_training):
         plot_training_logs(logs.iloc[0:0])
     with pytest.raises(ValueError, match=r"logs lack the columns \['active_tri', 'loss', 'neg_dist', 'pos_dist'\]"):
         plot_training_logs(pd.DataFrame())
+    assert plt.get_fignums() == []
+
+
+# --------------------------------------------------------------------------------------- plot_pca
+
+
+def test_plot_pca_projects_on_the_first_two_components():
+    # points spread mostly along (1, 1, 0), less along (0, 0, 1), hardly at all along (1, -1, 0)
+    gen = torch.Generator().manual_seed(0)
+    coords = torch.randn(60, 3, generator=gen) * torch.tensor([5.0, 2.0, 0.01])
+    basis = torch.tensor([[1.0, 1.0, 0.0], [0.0, 0.0, 1.0], [1.0, -1.0, 0.0]])
+    basis = basis / basis.norm(dim=1, keepdim=True)
+    emb = coords @ basis + 3.0  # an offset: PCA must centre first
+    labels = [0] * 30 + [1] * 30
+    fig = plot_pca({"before": emb, "after": emb[:, [2, 0, 1]]}, labels, title="pca")
+    assert len(fig.axes) == 2 and fig._suptitle.get_text() == "pca"
+    assert [ax.get_title() for ax in fig.axes] == ["before", "after"]
+    ax = fig.axes[0]
+    assert [len(c.get_offsets()) for c in ax.collections] == [30, 30]  # one colour per label
+    points = np.concatenate([c.get_offsets() for c in ax.collections])
+    expected = coords[:, :2].numpy()
+    # each component is the hidden coordinate (up to sign and the sample's own small tilt)
+    for k in range(2):
+        assert abs(np.corrcoef(points[:, k], expected[:, k])[0, 1]) > 0.99  # a wrong component would give about 0
+    assert points[:, 0].var() > points[:, 1].var()
+    share = ax.get_xlabel()
+    assert share.startswith("PC 1 (") and share.endswith("of the variance)")
+    assert [t.get_text() for t in fig.axes[1].get_legend().get_texts()] == ["0", "1"]
+
+
+@pytest.mark.parametrize(
+    "embeddings, labels, match",
+    [
+        ({}, [0, 1], "Nothing to plot"),
+        ({"a": torch.zeros(3, 4)}, [0, 1], r"embeddings 'a' must be \[n, dim\] with n = len\(labels\) = 2"),
+        ({"a": torch.zeros(2, 1)}, [0, 1], r"dim >= 2, got \(2, 1\)"),
+        ({"a": torch.zeros(4)}, [0, 1, 2, 3], r"got \(4,\)"),
+    ],
+)
+def test_plot_pca_bad_input(embeddings, labels, match):
+    plt.close("all")
+    with pytest.raises(ValueError, match=match):
+        plot_pca(embeddings, labels)
     assert plt.get_fignums() == []
