@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from oml_helpers.storage import DuplicateIdError, EmbeddingStore
+from oml_helpers.storage import DuplicateIdError, EmbeddingStore, StoreFileError
 
 DIM = 8
 
@@ -155,3 +155,19 @@ def test_the_triggers_survive_writes_and_failed_writes(tmp_path):
         triggers = sorted(r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'trigger'"))
     conn.close()
     assert triggers == ["items_changed", "items_deleted", "items_inserted"]
+
+
+def test_a_write_with_damaged_rows_elsewhere_succeeds_and_leaves_the_snapshot_stale(tmp_path, row_reads):
+    path = make(tmp_path)
+    with sqlite3.connect(path) as conn:  # two damaged rows, written behind the store's back
+        conn.execute("PRAGMA ignore_check_constraints = ON")
+        conn.execute("UPDATE items SET vector = x'00' WHERE id IN (6, 9)")
+    conn.close()
+    with EmbeddingStore.open(path) as store:
+        store.update([6], embeddings=vectors(1, seed=4))  # the way out, one item at a time
+        assert row_reads == [False]  # the write read the rows, found id 9 damaged, kept the snapshot stale
+        with pytest.raises(StoreFileError, match="vector of item id 9 is 1 bytes"):
+            store.search(vectors(1), k=1)
+        store.update([9], embeddings=vectors(1, seed=5))
+    rows, snap, fresh = rows_and_snapshot(path)
+    assert fresh and np.array_equal(rows[0], snap[0]) and np.array_equal(rows[1], snap[1])
