@@ -4,6 +4,7 @@ The logs and checkpoints are written by hand in the formats Lightning uses, so n
 """
 
 import copy
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -153,11 +154,8 @@ def test_loaded_share(lightning_ckpt):
     _says(ex.check_loaded_share(lambda p, m: "all", path), ex.WRONG, "a number between 0 and 1")
 
 
-def _diagnose(path, model):
-    try:
-        checkpoint = h.read_checkpoint(path)
-    except h.CheckpointError:
-        return "unreadable"
+def _readable(checkpoint, path, model):
+    """What a file is once it has been read safely."""
     try:
         h.extractor_state_dict(checkpoint)
     except h.CheckpointError:
@@ -167,6 +165,26 @@ def _diagnose(path, model):
     except h.CheckpointError:
         return "other architecture"
     return "ok"
+
+
+def _four_classes(path, model):
+    """The exercise's earlier answer: code in a file counted as unreadable."""
+    try:
+        return _readable(h.read_checkpoint(path), path, model)
+    except h.CheckpointError:
+        return "unreadable"
+
+
+def _diagnose(path, model):
+    if not Path(path).is_file():
+        return "unreadable"
+    try:
+        if torch.serialization.get_unsafe_globals_in_checkpoint(path):
+            return "unsafe"
+        checkpoint = h.read_checkpoint(path)
+    except (h.CheckpointError, OSError, ValueError, RuntimeError):
+        return "unreadable"
+    return _readable(checkpoint, path, model)
 
 
 def test_diagnose():
@@ -179,7 +197,15 @@ def test_diagnose():
             return "unreadable"
         return "ok"
 
-    _says(ex.check_diagnose(catch_all), ex.WRONG, "settings.pt", "'not weights'")
+    _says(ex.check_diagnose(catch_all), ex.WRONG, "untrusted.pt", "'unsafe'")
+    _says(ex.check_diagnose(_four_classes), ex.WRONG, "untrusted.pt", "'unsafe'",
+          "get_unsafe_globals_in_checkpoint")
+
+    def no_settings(path, model):
+        answer = _diagnose(path, model)
+        return "other architecture" if answer == "not weights" else answer
+
+    _says(ex.check_diagnose(no_settings), ex.WRONG, "settings.pt", "'not weights'")
 
     def into_model(path, model):
         answer = _diagnose(path, model)

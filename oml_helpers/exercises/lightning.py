@@ -252,7 +252,7 @@ def check_loaded_share(fn: Callable[[PathLike, nn.Module], float], ckpt_path: Pa
     return _verdict(problems, "you see how much strict=False really loaded, for all 3 files, the model untouched.")
 
 
-DIAGNOSES = ("ok", "unreadable", "not weights", "other architecture")
+DIAGNOSES = ("ok", "unreadable", "unsafe", "not weights", "other architecture")
 
 
 @checker
@@ -270,7 +270,7 @@ def check_diagnose(fn: Callable[[PathLike, nn.Module], str]) -> Verdict:
             "truncated.pt": ("unreadable", "a file cut in half"),
             "garbage.pt": ("unreadable", "bytes that are not a torch file"),
             "missing.pt": ("unreadable", "a file that does not exist"),
-            "untrusted.pt": ("unreadable", "a file with code in it"),
+            "untrusted.pt": ("unsafe", "an intact torch file that names a function to call"),
             "settings.pt": ("not weights", "a readable torch file with settings, no weights"),
             "feat32.pt": ("other architecture", "weights of a SmallCNN(feat_dim=32)"),
         }
@@ -291,7 +291,10 @@ def check_diagnose(fn: Callable[[PathLike, nn.Module], str]) -> Verdict:
                 problems.append(f"for {name} you returned {answer!r}; return one of {DIAGNOSES}.")
             elif answer != truth:
                 problems.append(f"{name} is {what}: {truth!r}, not {answer!r}. " + {
-                    "unreadable": "h.read_checkpoint refuses it.",
+                    "unreadable": "h.read_checkpoint refuses it: it is missing or its bytes are damaged.",
+                    "unsafe": "the file is intact, but it names a function to call on loading: "
+                              "torch.serialization.get_unsafe_globals_in_checkpoint(path) lists such "
+                              "names without running them.",
                     "not weights": "h.read_checkpoint reads it, h.extractor_state_dict finds no weights in it.",
                     "other architecture": "it reads, and holds weights, but load_extractor finds they do not fit.",
                     "ok": "it loads into the model.",
