@@ -78,35 +78,47 @@ def _best_threshold(rr: RetrievalResults, min_precision: float) -> Tuple[float, 
     return best_th, best_kept
 
 
+#: how many tuning results fewer than the best a threshold may keep and still pass Exercise 06.2
+KEPT_SLACK = 2
+
+
+def _next_distance(distances: torch.Tensor, th: float) -> float:
+    """The smallest distance at or above ``th`` (``inf`` if none): the next result a larger th keeps."""
+    above = distances[distances >= th]
+    return float(above.min()) if len(above) else float("inf")
+
+
 @checker
 def check_precision_threshold(th: float, rr_tuning: RetrievalResults, rr_heldout: RetrievalResults,
                               min_precision: float = 0.9) -> Verdict:
     """Exercise 06.2: on the tuning results, the threshold that keeps the most results at a pooled
-    precision >= ``min_precision``; the verdict also scores it on the held-out results."""
+    precision >= ``min_precision`` (up to ``KEPT_SLACK`` results fewer); the verdict also scores it
+    on the held-out results."""
     if rr_tuning.gt_ids is None or rr_heldout.gt_ids is None:
         return _verdict(["the results have no gt_ids; use the labelled results rr_tuning and rr_heldout."], "")
     if not isinstance(th, (float, int, np.floating)) and not (torch.is_tensor(th) and th.numel() == 1):
         return _verdict([f"give the threshold as one number, not {type(th).__name__}."], "")
+    th = float(th)
     distances = torch.cat([d for d in rr_tuning.distances if len(d)]).unique().sort().values
-    _, best_kept = _best_threshold(rr_tuning, min_precision)
-    n_kept, n_right = _kept_stats(rr_tuning, float(th))
+    best_th, best_kept = _best_threshold(rr_tuning, min_precision)
+    n_kept, n_right = _kept_stats(rr_tuning, th)
     precision = n_right / n_kept if n_kept else float("nan")
     problems = []
     if n_kept == 0:
-        problems.append(f"th={float(th):.4g} keeps no result at all; raise it (distances start at {distances[0]:.4g}).")
+        problems.append(f"th={th:.4f} keeps no result at all; raise it (distances start at {distances[0]:.4f}).")
     elif precision < min_precision:
         problems.append(
-            f"th={float(th):.4g} keeps {n_kept} tuning results with a pooled precision of {precision:.3f}, below "
-            f"{min_precision}; lower it. The pooled precision is the share of *kept results* that are right, over all "
-            "tuning queries together (rr_tuning, not rr_heldout: the held-out queries only score)."
+            f"th={th:.4f} keeps {n_kept} tuning results with a pooled precision of {precision:.3f}, below "
+            f"{min_precision}; lower it.\nThe pooled precision is the share of *kept results* that are right, "
+            "over all tuning queries together\n(rr_tuning, not rr_heldout: the held-out queries only score)."
         )
-    elif n_kept < best_kept:
-        at_distance = bool(torch.isclose(distances, torch.tensor(float(th))).any())
-        hint = (" Your threshold equals a distance, and ConstantThresholding drops results at exactly th: "
+    elif n_kept < best_kept - KEPT_SLACK:
+        at_distance = bool(torch.isclose(distances, torch.tensor(th)).any())
+        hint = ("\nYour threshold equals a distance, and ConstantThresholding drops results at exactly th: "
                 "go a little above." if at_distance else "")
         problems.append(
-            f"th={float(th):.4g} is safe (precision {precision:.3f}) but keeps only {n_kept} tuning results; "
-            f"a larger threshold keeps {best_kept} at a precision still >= {min_precision}. Try every distance "
+            f"th={th:.4f} is safe (precision {precision:.3f}) but keeps only {n_kept} tuning results;\n"
+            f"a larger threshold keeps {best_kept} at a precision still >= {min_precision}. Try every distance\n"
             f"in rr_tuning.distances as a candidate and keep the largest one that passes.{hint}"
         )
     if problems:
@@ -116,13 +128,25 @@ def check_precision_threshold(th: float, rr_tuning: RetrievalResults, rr_heldout
         kept, right = _kept_stats(rr, threshold)
         return f"{kept} results, {right / kept:.1%} right" if kept else "no result"
 
+    lines = [f"your th keeps {n_kept} tuning results, {precision:.1%} of them right",
+             f"(the most any threshold keeps at precision >= {min_precision}: {best_kept})."]
+    next_d = _next_distance(distances, best_th)
+    if next_d < float("inf"):
+        gap = next_d - th
+        how_far = "less than 0.0001" if 0 <= gap < 1e-4 else f"{gap:.4f}"
+        next_kept, next_right = _kept_stats(rr_tuning, next_d + 1e-6)
+        rounded = round(th, 4)
+        lines += [f"It is fragile: the next tuning distance lies {how_far} above it, and a threshold just above",
+                  f"that keeps {next_kept} results, {next_right / next_kept:.1%} right; your th rounded to "
+                  f"{rounded:.4f} keeps {scored(rr_tuning, rounded)}."]
     reverse_th, _ = _best_threshold(rr_heldout, min_precision)
-    return _verdict([], f"th={float(th):.3g} keeps {n_kept} tuning results, {precision:.1%} of them right; no "
-                    f"threshold keeps more at precision >= {min_precision}. On the held-out queries it keeps "
-                    f"{scored(rr_heldout, float(th))}. The other way round, the same rule on the held-out queries "
-                    f"picks th={reverse_th:.3g}, which on the tuning queries keeps {scored(rr_tuning, reverse_th)}. "
-                    "The queries that choose a threshold meet the target by construction; only other queries "
-                    f"measure it, and with {len(rr_heldout.retrieved_ids)} of them the figure moves by several points either way.")
+    return _verdict([], "\n".join(lines + [
+        f"On the held-out queries it keeps {scored(rr_heldout, th)}.",
+        f"The other way round, the same rule on the held-out queries picks th={reverse_th:.4f},",
+        f"which on the tuning queries keeps {scored(rr_tuning, reverse_th)}.",
+        "The queries that choose a threshold meet the target by construction; only other queries",
+        f"measure it, and with {len(rr_heldout.retrieved_ids)} of them the figure moves by several points either way.",
+    ]))
 
 
 def _check_positions(found: List[int], found_d: np.ndarray, right: List[int], right_d: np.ndarray) -> bool:
