@@ -112,4 +112,5 @@ def check_confusion_table(table: object, rr: RetrievalResults,
     correct = int(np.trace(right))
     return _verdict(problems, f"{correct} of the {n_queries} queries are right at rank 1 (the "
                     f"diagonal); the most frequent mistake is a {a} retrieving a {b} ({n} times, "
-                    f"and {int(truth.loc[b, a])} the other way).")
+                    f"and {int(truth.loc[b, a])} the other way). Rows: the query's digit; "
+                    f"columns: its first result's.\n{truth.to_string()}")
