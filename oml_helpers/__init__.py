@@ -44,7 +44,12 @@ from oml_helpers.mining import embedding_report, int8_round_trip  # noqa: E402
 from oml_helpers.models import PretrainedUnavailableError, SmallCNN, count_parameters, pretrained_extractor  # noqa: E402
 from oml_helpers.pair_accuracy import best_threshold, neighbour_pair_scores, pair_accuracy  # noqa: E402
 from oml_helpers.number_line import plot_number_line  # noqa: E402
-from oml_helpers.plots import plot_pca, plot_training_logs, show_images  # noqa: E402
+from oml_helpers.plots import (  # noqa: E402
+    plot_distance_histograms,
+    plot_pca,
+    plot_training_logs,
+    show_images,
+)
 from oml_helpers.reranking import (  # noqa: E402
     PairFusionExtractor,
     changed_top1,
@@ -149,6 +154,7 @@ __all__ = [
     "pair_accuracy",
     "plot_metric_curves",
     "plot_number_line",
+    "plot_distance_histograms",
     "plot_pca",
     "plot_top_k",
     "plot_training_logs",

@@ -118,3 +118,42 @@ def plot_pca(embeddings: Dict[str, Tensor], labels: Sequence[int], title: str = 
     fig.suptitle(title)
     fig.tight_layout()
     return fig
+
+
+def plot_distance_histograms(embeddings: Dict[str, Tensor], labels: Sequence[int], bins: int = 60) -> plt.Figure:
+    """Histograms of the Euclidean distances between all pairs of items: same label against different.
+
+    Args:
+        embeddings: Panel title to embeddings ``[n, dim]`` of the same ``n`` items, in the order of ``labels``.
+        labels: The label of each item.
+        bins: Bins per histogram.
+
+    Returns:
+        The figure, one panel per set of embeddings; each panel has its own distance axis and both
+        histograms are densities, so that the many different-label pairs do not hide the others.
+    """
+    labels = torch.as_tensor(np.asarray(labels))
+    if not embeddings:
+        raise ValueError("Nothing to plot: give at least one set of embeddings.")
+    if len(labels) < 2 or len(labels.unique()) < 2:
+        raise ValueError("Give at least two items and two labels: there are no pairs to compare otherwise.")
+    for name, emb in embeddings.items():
+        if emb.ndim != 2 or len(emb) != len(labels):
+            raise ValueError(f"embeddings {name!r} must be [n, dim] with n = len(labels) = {len(labels)}, "
+                             f"got {tuple(emb.shape)}.")
+    upper = torch.triu(torch.ones(len(labels), len(labels), dtype=torch.bool), diagonal=1)
+    same = (labels[:, None] == labels[None, :]) & upper
+    different = (labels[:, None] != labels[None, :]) & upper
+    fig, axes = plt.subplots(1, len(embeddings), figsize=(4.6 * len(embeddings), 3.2), squeeze=False)
+    for ax, (name, emb) in zip(axes[0], embeddings.items()):
+        distances = torch.cdist(emb.detach().cpu().double(), emb.detach().cpu().double())
+        edges = np.linspace(0.0, float(distances[upper].max()), bins + 1)
+        ax.hist(distances[same].numpy(), bins=edges, density=True, alpha=0.6, label="same label")
+        ax.hist(distances[different].numpy(), bins=edges, density=True, alpha=0.6, label="different labels")
+        ax.set_title(name)
+        ax.set_xlabel("distance")
+        ax.set_yticks([])
+    axes[0][0].set_ylabel("share of pairs (density)")
+    axes[0][-1].legend()
+    fig.tight_layout()
+    return fig

@@ -134,14 +134,16 @@ def test_hardest_negatives():
 
 
 def test_metrics_by_hand():
-    result = ex.check_metrics_by_hand(1.0, 2 / 3, (1 / 2 + 2 / 3) / 2)
-    _says(result, ex.RIGHT)
-    result = ex.check_metrics_by_hand(1.0, 2 / 3, 0.5)  # averaged over n_gt hits instead of hits in top k
-    _says(result, ex.WRONG, "map@3")
-    result = ex.check_metrics_by_hand(1.0, 2 / 4, (1 / 2 + 2 / 3) / 2)  # divided by n_gt
-    _says(result, ex.WRONG, "precision@3", "min(k")
-    result = ex.check_metrics_by_hand(0.0, 2 / 3, (1 / 2 + 2 / 3) / 2)
-    _says(result, ex.WRONG, "cmc@3")
+    right_map = (1 / 2 + 2 / 3 + 3 / 5) / 3  # precision at the hits' ranks 2, 3 and 5
+    _says(ex.check_metrics_by_hand(1.0, 1.0, right_map), ex.RIGHT, "precision@5 = 1.000", "map@5 = 0.589")
+    result = ex.check_metrics_by_hand(1.0, 3 / 5, right_map)  # divided by k, not min(k, n)
+    _says(result, ex.WRONG, "precision@5", "divided by k = 5", "min(k, n) = 3")
+    result = ex.check_metrics_by_hand(1.0, 1.0, (1 / 2 + 2 / 3 + 3 / 5) / 5)  # averaged over k
+    _says(result, ex.WRONG, "map@5", "over the hits within the first k")
+    result = ex.check_metrics_by_hand(0.0, 1.0, right_map)
+    _says(result, ex.WRONG, "cmc@5")
+    result = ex.check_metrics_by_hand(1.0, 2 / 3, (1 / 2 + 2 / 3) / 2, k=3)  # k = 3: min(3, 3) = k
+    _says(result, ex.RIGHT, "precision@3 = 0.667")
 
 
 def _ap(is_correct, n_gt, k):
@@ -191,8 +193,8 @@ def test_average_precision_edge_cases():
 def _confusion_setup(first=((0, 1), (0, 3), (1, 0), (0, 2), (0, 1))):
     """Five queries only (rows 0-4) and four gallery items only (rows 5-8): positions are not rows.
 
-    ``first`` holds each query's results as gallery positions: 0 is a 6, 1 a 5, 2 a 7, 3 a 5. By
-    default 5->6 twice, 6->5 once, 7->6 twice: the pair 5/6 wins both ways, 7->6 ties one way.
+    ``first`` holds each query's results as gallery positions: 0 is a 6, 1 a 5, 2 a 7, 3 a 5. The
+    queries are 5, 5, 6, 7, 7; by default their first results show 6, 6, 5, 6, 6.
     """
     df = pd.DataFrame({
         "label": [5, 5, 6, 7, 7, 6, 5, 7, 5],
@@ -206,21 +208,45 @@ def _confusion_setup(first=((0, 1), (0, 3), (1, 0), (0, 2), (0, 1))):
     return rr, ImageQueryGalleryLabeledDataset(df)
 
 
-def test_confused_pair():
+def _table(counts):
+    return pd.DataFrame(counts, index=[5, 6, 7], columns=[5, 6, 7])
+
+
+RIGHT_TABLE = [[0, 2, 0], [1, 0, 0], [0, 2, 0]]  # rows: query 5, 6, 7; columns: first result
+
+
+def test_confusion_table():
     rr, dataset = _confusion_setup()
-    _says(ex.check_confused_pair((5, 6), rr, dataset), ex.RIGHT, "5 and 6: 3 of the 5 queries", "5->6: 2, 6->5: 1")
-    _says(ex.check_confused_pair([6, 5], rr, dataset), ex.RIGHT, "5 and 6")
-    _says(ex.check_confused_pair((6, 7), rr, dataset), ex.WRONG, "confused 2 times", "one direction only")
-    _says(ex.check_confused_pair((5, 7), rr, dataset), ex.WRONG, "confused 0 times", "gallery position")
-    _says(ex.check_confused_pair((5, 5), rr, dataset), ex.WRONG, "own digit is correct")
-    for bad in (56, (5, 6, 7), (5.5, 6), "ab"):
-        _says(ex.check_confused_pair(bad, rr, dataset), ex.WRONG, "give two digits")
+    _says(ex.check_confusion_table(_table(RIGHT_TABLE), rr, dataset), ex.RIGHT,
+          "0 of the 5 queries are right", "a 5 retrieving a 6 (2 times, and 1 the other way)")
+    _says(ex.check_confusion_table(torch.tensor(RIGHT_TABLE), rr, dataset), ex.RIGHT)
+    # one query right at rank 1: the first 5 retrieves position 1, a 5
+    rr_one, _ = _confusion_setup(first=((1, 0), (0, 3), (1, 0), (0, 2), (0, 1)))
+    right_one = [[1, 1, 0], [1, 0, 0], [0, 2, 0]]
+    _says(ex.check_confusion_table(_table(right_one), rr_one, dataset), ex.RIGHT, "1 of the 5")
+    no_diagonal = [[0, 1, 0], [1, 0, 0], [0, 2, 0]]
+    _says(ex.check_confusion_table(_table(no_diagonal), rr_one, dataset), ex.WRONG, "diagonal")
 
 
-def test_confused_pair_ties_and_bad_input():
-    rr, dataset = _confusion_setup(first=((1, 0), (0, 3), (1, 0), (0, 2), (0, 1)))  # 5/6 twice, 6/7 twice
-    _says(ex.check_confused_pair((5, 6), rr, dataset), ex.RIGHT, "tied with [(6, 7)]")
-    _says(ex.check_confused_pair((7, 6), rr, dataset), ex.RIGHT, "tied with [(5, 6)]")
+def test_confusion_table_typical_mistakes():
+    rr, dataset = _confusion_setup()
+    transposed = [list(r) for r in zip(*RIGHT_TABLE)]
+    _says(ex.check_confusion_table(_table(transposed), rr, dataset), ex.WRONG, "swapped")
+    shares = _table(RIGHT_TABLE).div(_table(RIGHT_TABLE).sum(axis=1), axis=0)
+    _says(ex.check_confusion_table(shares, rr, dataset), ex.WRONG, "shares")
+    positions_as_rows = [[0, 0, 2], [1, 0, 0], [0, 0, 2]]  # gallery positions read as dataset rows
+    _says(ex.check_confusion_table(_table(positions_as_rows), rr, dataset), ex.WRONG,
+          "gallery position", "get_gallery_ids()")
+    top2 = [[0, 3, 1], [2, 0, 0], [0, 3, 1]]  # both results counted, not the first only
+    _says(ex.check_confusion_table(_table(top2), rr, dataset), ex.WRONG, "add up to 10", "5 queries")
+
+
+def test_confusion_table_bad_input():
+    rr, dataset = _confusion_setup()
+    _says(ex.check_confusion_table([[0, 2], [1, 0]], rr, dataset), ex.WRONG, "3x3", "(2, 2)")
+    _says(ex.check_confusion_table("5 and 6", rr, dataset), ex.WRONG, "table of numbers")
+    relabelled = pd.DataFrame(RIGHT_TABLE, index=[0, 1, 2], columns=[5, 6, 7])
+    _says(ex.check_confusion_table(relabelled, rr, dataset), ex.WRONG, "label the rows", "[5, 6, 7]")
     short = RetrievalResults(distances=rr.distances[:2], retrieved_ids=rr.retrieved_ids[:2])
     with pytest.raises(ValueError, match="pass the dataset rr was computed on"):
-        ex.check_confused_pair((5, 6), short, dataset)
+        ex.check_confusion_table(_table(RIGHT_TABLE), short, dataset)

@@ -7,7 +7,7 @@ import pytest
 
 import torch
 
-from oml_helpers import plot_pca, plot_training_logs, show_images
+from oml_helpers import plot_distance_histograms, plot_pca, plot_training_logs, show_images
 
 
 @pytest.fixture(autouse=True)
@@ -190,3 +190,32 @@ def test_number_line_bad_input():
         plot_number_line(TOY_EMBEDDINGS[:5], TOY)
     with pytest.raises(ValueError, match="greyed rows \\[6\\]"):
         plot_number_line(TOY_EMBEDDINGS, TOY, greyed=[6])
+
+
+# --------------------------------------------------------------------------------------- plot_distance_histograms
+
+
+def test_plot_distance_histograms_splits_pairs_by_label():
+    # two tight clusters far apart: same-label pairs near 0, different-label pairs near 10
+    emb = torch.cat([torch.zeros(3, 2), torch.full((3, 2), 10.0 / 2**0.5)]) + 0.01 * torch.arange(6)[:, None]
+    labels = [0, 0, 0, 1, 1, 1]
+    fig = plot_distance_histograms({"a": emb, "b": emb * 2}, labels, bins=10)
+    assert [ax.get_title() for ax in fig.axes] == ["a", "b"]
+    same, different = fig.axes[0].containers  # the bars of the two histograms
+    # the same-label pairs (3 per label) fill only the first bin, the others only the last
+    assert [b.get_height() > 0 for b in same].index(True) == 0 and same[-1].get_height() == 0
+    assert different[-1].get_height() > 0 and different[0].get_height() == 0
+    assert fig.axes[1].get_xlim()[1] > 2 * fig.axes[0].get_xlim()[1] * 0.9  # each panel its own axis
+
+
+@pytest.mark.parametrize(
+    "embeddings, labels, match",
+    [
+        ({}, [0, 1], "Nothing to plot"),
+        ({"a": torch.zeros(2, 2)}, [0, 0], "two labels"),
+        ({"a": torch.zeros(3, 2)}, [0, 1], r"embeddings 'a' must be \[n, dim\] with n = len\(labels\) = 2"),
+    ],
+)
+def test_plot_distance_histograms_bad_input(embeddings, labels, match):
+    with pytest.raises(ValueError, match=match):
+        plot_distance_histograms(embeddings, labels)

@@ -3,7 +3,6 @@ new image, thresholds, figures and the explorer."""
 
 import matplotlib.pyplot as plt
 import numpy as np
-import pandas as pd
 import pytest
 import torch
 from PIL import Image

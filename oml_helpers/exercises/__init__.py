@@ -13,7 +13,6 @@ from oml_helpers.exercises.basics import (
     EXERCISE_HITS,
     EXERCISE_N_GT,
     check_average_precision,
-    check_confused_pair,
     check_hardest_negatives,
     check_metrics_by_hand,
     check_triplet_count,
@@ -31,6 +30,7 @@ from oml_helpers.exercises.lightning import (
     check_tensorboard_per_epoch,
 )
 from oml_helpers.exercises.retrieval import check_precision_threshold, check_search, check_threshold_by_hand
+from oml_helpers.exercises.validation import check_confusion_table
 from oml_helpers.exercises.reranking import check_cost_estimate, check_hard_pairs, check_top1_flips
 
 __all__ = [
@@ -41,11 +41,11 @@ __all__ = [
     "Verdict",
     "WRONG",
     "check_average_precision",
-    "check_confused_pair",
     "check_best_epoch",
     "check_best_from_state",
     "check_cosine_top_k",
     "check_cost_estimate",
+    "check_confusion_table",
     "check_counts_per_label",
     "check_diagnose",
     "check_hard_pairs",

@@ -1,16 +1,13 @@
 """Checkers for the exercises of chapters 01-02 (training, validation)."""
 
-from typing import Callable, Sequence, Tuple
+from typing import Callable, Sequence
 
 import numpy as np
-import pandas as pd
 import torch
 
 from oml.functional.metrics import calc_cmc, calc_map, calc_precision
-from oml.interfaces.datasets import IQueryGalleryLabeledDataset
 from oml.losses import TripletLoss
 from oml.miners import AllTripletsMiner
-from oml.retrieval import RetrievalResults
 
 from oml_helpers.exercises.verdict import Verdict, checker
 from oml_helpers.exercises.verdict import verdict as _verdict
@@ -88,7 +85,7 @@ def check_hardest_negatives(fn: Callable[[torch.Tensor, Sequence[int]], torch.Te
 # Chapter 02 ---------------------------------------------------------------------------------------
 
 EXERCISE_HITS = [False, True, True, False, True]  # exercise 02.1: hits at ranks 2, 3 and 5
-EXERCISE_N_GT = 4
+EXERCISE_N_GT = 3
 
 
 def _oml_metrics(is_correct: Sequence[bool], n_gt: int, k: int) -> dict:
@@ -101,14 +98,18 @@ def _oml_metrics(is_correct: Sequence[bool], n_gt: int, k: int) -> dict:
 
 
 @checker
-def check_metrics_by_hand(cmc: float, precision: float, map_: float, k: int = 3) -> Verdict:
+def check_metrics_by_hand(cmc: float, precision: float, map_: float, k: int = 5) -> Verdict:
     """Exercise 02.1: CMC@k, precision@k and mAP@k of ``EXERCISE_HITS`` with ``EXERCISE_N_GT`` correct items."""
     truth = _oml_metrics(EXERCISE_HITS, EXERCISE_N_GT, k)
+    hits = sum(EXERCISE_HITS[:k])
     hints = {
         "cmc": "CMC@k is 1 as soon as one of the first k is correct.",
         "precision": "OML's precision@k divides the hits in the first k by min(k, number of correct items).",
         "map": "mAP@k averages, over the hits within the first k, the precision at each hit's rank.",
     }
+    if min(k, EXERCISE_N_GT) != k and np.isclose(float(precision), hits / k, atol=1e-3):
+        hints["precision"] = (f"you divided by k = {k}; OML divides by min(k, n) = {min(k, EXERCISE_N_GT)}, "
+                              "so that a query with fewer than k correct items can still score 1.")
     problems = [
         f"{name}@{k} = {value} is off; {hints[name]}"
         for name, value in (("cmc", cmc), ("precision", precision), ("map", map_))
@@ -156,71 +157,3 @@ def check_average_precision(fn: Callable[[Sequence[bool], int, int], float]) -> 
             problems.append(f"for {_describe_case(is_correct, n_gt, k)} you return {value:.4f}, OML gives {truth:.4f}.")
             break
     return _verdict(problems, f"matches OML's mAP on {len(cases)} rankings, the edge cases included.")
-
-
-def _top1_confusions(rr: RetrievalResults, dataset: IQueryGalleryLabeledDataset) -> pd.Series:
-    """How often a query's first result shows another label, per (query label, that label) pair.
-
-    Args:
-        rr: Retrieval results of ``dataset``'s queries (retrieved ids are gallery positions).
-        dataset: The labelled query/gallery dataset ``rr`` was computed on.
-
-    Returns:
-        Counts indexed by ``(query label, first result's label)``, most frequent first.
-    """
-    labels = dataset.get_labels()
-    query_rows, gallery_rows = dataset.get_query_ids().view(-1), dataset.get_gallery_ids().view(-1)
-    if len(rr.retrieved_ids) != len(query_rows):
-        raise ValueError(f"rr holds {len(rr.retrieved_ids)} queries, the dataset {len(query_rows)}: "
-                         "pass the dataset rr was computed on.")
-    pairs = [
-        (int(labels[q]), int(labels[gallery_rows[ids[0]]]))
-        for q, ids in zip(query_rows.tolist(), rr.retrieved_ids)
-        if len(ids) and labels[gallery_rows[ids[0]]] != labels[q]
-    ]
-    return pd.Series(pairs, dtype=object).value_counts()
-
-
-def _as_digit_pair(answer: object) -> Tuple[int, int]:
-    try:
-        pair = tuple(sorted(int(x) for x in answer))  # type: ignore[union-attr]
-        if len(pair) == 2 and all(float(x) == int(x) for x in answer):  # type: ignore[union-attr]
-            return pair  # type: ignore[return-value]
-    except (TypeError, ValueError):
-        pass
-    raise ValueError(answer)
-
-
-@checker
-def check_confused_pair(answer: Tuple[int, int], rr: RetrievalResults, dataset: IQueryGalleryLabeledDataset) -> Verdict:
-    """Exercise 02.3: the two digits most often confused at rank 1, counting both directions."""
-    one_way = _top1_confusions(rr, dataset)
-    both_ways = pd.Series(
-        {pair: int(one_way.get(pair, 0) + one_way.get(pair[::-1], 0)) for pair in {tuple(sorted(p)) for p in one_way.index}},
-        dtype=int,
-    ).sort_index()
-    best = int(both_ways.max()) if len(both_ways) else 0
-    winners = [pair for pair, n in both_ways.items() if n == best]
-    try:
-        pair = _as_digit_pair(answer)
-    except ValueError:
-        return _verdict([f"give two digits, e.g. (5, 3), not {answer!r}."], "")
-    problems = []
-    if pair not in winners:
-        n = int(both_ways.get(pair, 0))
-        directions = f"{pair[0]}->{pair[1]}: {int(one_way.get(pair, 0))}, {pair[1]}->{pair[0]}: {int(one_way.get(pair[::-1], 0))}"
-        if pair[0] == pair[1]:
-            problems.append("a first result of the query's own digit is correct; count the wrong ones only.")
-        elif n and max(one_way.get(pair, 0), one_way.get(pair[::-1], 0)) == one_way.iloc[0]:
-            problems.append(f"{pair} is confused {n} times ({directions}); did you count one direction only? "
-                            "Add both: a 5 retrieving a 9 and a 9 retrieving a 5.")
-        else:
-            problems.append(
-                f"{pair} is confused {n} times ({directions}); another pair more often. For every query whose first "
-                "result is wrong, take that result's label (its id is a gallery position: map it with "
-                "dataset.get_gallery_ids()), and count each pair of digits in both directions."
-            )
-    a, b = pair
-    tie = f" (tied with {[p for p in winners if p != pair]})" if len(winners) > 1 else ""
-    return _verdict(problems, f"{a} and {b}: {best} of the {int(one_way.sum())} queries whose first result is wrong "
-                    f"({a}->{b}: {int(one_way.get((a, b), 0))}, {b}->{a}: {int(one_way.get((b, a), 0))}){tie}.")

@@ -2,14 +2,14 @@
 
 import tempfile
 from pathlib import Path
-from typing import Any, Callable, List, Sequence, Union
+from typing import Any, Callable, List, Union
 
 import numpy as np
 import pandas as pd
 import torch
 from torch import nn
 
-from oml_helpers.checkpoints import load_extractor, read_checkpoint, save_extractor
+from oml_helpers.checkpoints import read_checkpoint, save_extractor
 from oml_helpers.exercises.verdict import Verdict, checker
 from oml_helpers.exercises.verdict import verdict as _verdict
 from oml_helpers.models import SmallCNN

@@ -1,0 +1,116 @@
+"""Checker for exercise 02.3: the rank-1 confusion table of a retrieval."""
+
+from typing import List
+
+import numpy as np
+import pandas as pd
+import torch
+
+from oml.interfaces.datasets import IQueryGalleryLabeledDataset
+from oml.retrieval import RetrievalResults
+
+from oml_helpers.exercises.verdict import Verdict, checker
+from oml_helpers.exercises.verdict import verdict as _verdict
+
+
+def rank1_confusion(rr: RetrievalResults, dataset: IQueryGalleryLabeledDataset) -> pd.DataFrame:
+    """Counts of (query's label, first result's label) over all queries, correct ones included.
+
+    Args:
+        rr: Retrieval results of ``dataset``'s queries (retrieved ids are gallery positions).
+        dataset: The labelled query/gallery dataset ``rr`` was computed on.
+
+    Returns:
+        A square table of counts: a row per query label, a column per label, both sorted.
+
+    Raises:
+        ValueError: ``rr`` and ``dataset`` hold different numbers of queries.
+    """
+    labels = torch.as_tensor(dataset.get_labels())
+    query_rows = dataset.get_query_ids().view(-1)
+    gallery_rows = dataset.get_gallery_ids().view(-1)
+    if len(rr.retrieved_ids) != len(query_rows):
+        raise ValueError(f"rr holds {len(rr.retrieved_ids)} queries, the dataset {len(query_rows)}: "
+                         "pass the dataset rr was computed on.")
+    digits = sorted(int(d) for d in labels.unique())
+    index = {d: i for i, d in enumerate(digits)}
+    counts = np.zeros((len(digits), len(digits)), dtype=int)
+    for q, ids in zip(query_rows.tolist(), rr.retrieved_ids):
+        if len(ids):
+            counts[index[int(labels[q])], index[int(labels[gallery_rows[ids[0]]])]] += 1
+    return pd.DataFrame(counts, index=digits, columns=digits)
+
+
+def _as_counts(table: object, shape: tuple) -> np.ndarray:
+    """The answer as a float array; ``ValueError`` with the reason when it cannot be one."""
+    if isinstance(table, pd.DataFrame):
+        values = table.to_numpy()
+    elif torch.is_tensor(table):
+        values = table.detach().cpu().numpy()
+    else:
+        values = np.asarray(table)
+    if values.dtype == object or not np.issubdtype(values.dtype, np.number):
+        raise ValueError(f"give a table of numbers (a DataFrame or a 2-d array), not {type(table).__name__}.")
+    if values.shape != shape:
+        raise ValueError(f"give a {shape[0]}x{shape[1]} table, one row and one column per digit; "
+                         f"yours has the shape {values.shape}.")
+    return values.astype(float)
+
+
+def _wrong_labels(table: object, truth: pd.DataFrame) -> List[str]:
+    if not isinstance(table, pd.DataFrame):
+        return []
+    digits = list(truth.index)
+    if [int(i) for i in table.index] != digits or [int(c) for c in table.columns] != digits:
+        return [f"label the rows and the columns with the digits {digits} in this order "
+                f"(yours: rows {list(table.index)}, columns {list(table.columns)})."]
+    return []
+
+
+@checker
+def check_confusion_table(table: object, rr: RetrievalResults,
+                          dataset: IQueryGalleryLabeledDataset) -> Verdict:
+    """Exercise 02.3: rows = the query's digit, columns = the digit of its first result, counts.
+
+    Args:
+        table: The answer: a DataFrame (rows and columns labelled with the digits) or a 2-d array
+            whose rows and columns follow the sorted digits.
+        rr: The retrieval results the table should count.
+        dataset: The dataset ``rr`` was computed on.
+
+    Returns:
+        The verdict; a right answer's names the most confused pair.
+    """
+    truth = rank1_confusion(rr, dataset)
+    right = truth.to_numpy()
+    try:
+        mine = _as_counts(table, right.shape)
+    except ValueError as e:
+        return _verdict([str(e)], "")
+    problems = _wrong_labels(table, truth)
+    n_queries = int(right.sum())
+    off = ~np.eye(len(right), dtype=bool)
+    if problems or np.array_equal(mine, right):
+        pass
+    elif np.isclose(mine.sum(), len(right)) or np.isclose(mine.sum(), 1.0):
+        problems.append("the table holds shares; count queries instead (each query adds 1 to one cell).")
+    elif np.array_equal(mine, right.T):
+        problems.append("rows and columns are swapped: a row is the query's digit, a column the digit "
+                        "of its first result.")
+    elif np.array_equal(mine[off], right[off]):
+        problems.append("the wrong cells are right, the diagonal is not: a query whose first result "
+                        "shows its own digit counts too, on the diagonal.")
+    elif mine.sum() != n_queries:
+        problems.append(f"your counts add up to {mine.sum():g}, but there are {n_queries} queries and "
+                        "each one counts once, with its first result only (rr.retrieved_ids[q][0]).")
+    else:
+        problems.append("the right total but not the right cells. A retrieved id is a gallery "
+                        "position: map it to a dataset row with dataset.get_gallery_ids() before "
+                        "reading its label, and take the query's label from get_query_ids().")
+    wrong = pd.Series(right[off], index=[(a, b) for a in truth.index for b in truth.columns if a != b])
+    (a, b), n = wrong.idxmax(), int(wrong.max())
+    correct = int(np.trace(right))
+    return _verdict(problems, f"{correct} of the {n_queries} queries are right at rank 1 (the "
+                    f"diagonal); the most frequent mistake is a {a} retrieving a {b} ({n} times, "
+                    f"and {int(truth.loc[b, a])} the other way). Rows: the query's digit; "
+                    f"columns: its first result's.\n{truth.to_string()}")
