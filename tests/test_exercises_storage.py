@@ -1,8 +1,12 @@
 """The chapter 05 checkers accept the right answers and turn down typical wrong ones with a reason."""
 
+import tempfile
+from pathlib import Path
+
 import numpy as np
 
 from oml_helpers import exercises as ex
+from oml_helpers.storage import EmbeddingStore
 from verdicts import says as _says
 
 
@@ -22,6 +26,11 @@ def _precision(store, k, extra=1, drop_self=True, divide_by=None):
 
 def test_precision_per_label():
     _says(ex.check_precision_per_label(_precision), ex.RIGHT, "brute force")
+    with tempfile.TemporaryDirectory() as folder:  # the chapter's store: its values in the message
+        with EmbeddingStore.create(Path(folder) / "s.db", model_name="t", dim=2) as store:
+            store.add([1, 2, 3, 4], np.array([[0, 0], [0, 1], [5, 0], [5, 1]], np.float32), labels=[0, 0, 1, 2])
+            _says(ex.check_precision_per_label(_precision, store), ex.RIGHT, "{0: 0.2, 1: 0.0, 2: 0.0}")
+            _says(ex.check_precision_per_label(lambda s, k: 0.5, store), ex.WRONG, "return a dict")
     _says(ex.check_precision_per_label(lambda store, k: None), ex.WRONG, "returned None")  # the stub
     _says(ex.check_precision_per_label(lambda s, k: _precision(s, k, drop_self=False)), ex.WRONG,
           "its own neighbour")

@@ -3,7 +3,7 @@
 import sqlite3
 import tempfile
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 
@@ -39,7 +39,8 @@ def _precision_reference(vectors: np.ndarray, labels: np.ndarray, k: int, drop_s
     distances = np.sqrt(((x[:, None, :] - x[None, :, :]) ** 2).sum(axis=2))
     if drop_self:
         np.fill_diagonal(distances, np.inf)
-    nearest = np.argsort(distances, axis=1, kind="stable")[:, :keep or k]
+    others = len(x) - 1 if drop_self else len(x)  # a small store may hold fewer than k others
+    nearest = np.argsort(distances, axis=1, kind="stable")[:, :min(keep or k, others)]
     precision = (labels[nearest] == labels[:, None]).sum(axis=1) / (divide_by or k)
     return {int(d): float(precision[labels == d].mean()) for d in np.unique(labels)}
 
@@ -49,16 +50,26 @@ def _as_precisions(result: Any) -> Dict[int, float]:
 
 
 @checker
-def check_precision_per_label(fn: Callable[[EmbeddingStore, int], Any]) -> Verdict:
-    """Exercise 05.1: ``fn(store, k)`` returns ``{label: mean precision@k of its queries}`` via ``store.search``."""
+def check_precision_per_label(fn: Callable[[EmbeddingStore, int], Any],
+                              store: Optional[EmbeddingStore] = None) -> Verdict:
+    """Exercise 05.1: ``fn(store, k)`` returns ``{label: mean precision@k of its queries}`` via ``store.search``.
+
+    Args:
+        fn: the student's function, run on the checker's own small store for k = 5 and 3.
+        store: the chapter's store (optional): if the answer is right, the message gives its
+            precision@5 per label, from the checker's own brute force.
+
+    Returns:
+        The verdict.
+    """
     problems: List[str] = []
     with tempfile.TemporaryDirectory() as folder:
-        store, ids, vectors, labels = _labelled_store(Path(folder))
+        own, ids, vectors, labels = _labelled_store(Path(folder))
         try:
             for k in (5, 3):
                 right = _precision_reference(vectors, labels, k)
                 try:
-                    answer = _as_precisions(fn(store, k))
+                    answer = _as_precisions(fn(own, k))
                 except (TypeError, ValueError):
                     problems.append("return a dict {label: precision}, one entry per label (e.g. with a dict "
                                     "comprehension over np.unique(labels)).")
@@ -85,9 +96,14 @@ def check_precision_per_label(fn: Callable[[EmbeddingStore, int], Any]) -> Verdi
                                     "nearest other items that have its label.")
                 break
         finally:
-            store.close()
-    return _verdict(problems, "per-label precision@k from store.search agrees with the checker's own float64 "
-                    "brute force (and with OML's precision@k when every label has at least k other items).")
+            own.close()
+    success = ("per-label precision@k from store.search agrees with the checker's own float64 brute force (and "
+               "with OML's precision@k when every label has at least k other items).")
+    if store is not None and not problems:
+        _, chapter_vectors, metadata = store.load()
+        reference = _precision_reference(chapter_vectors, metadata["label"].to_numpy(int), 5)
+        success += f" On this store, precision@5 per label: { {d: round(p, 2) for d, p in reference.items()} }."
+    return _verdict(problems, success)
 
 
 def _demo_store(folder: Path) -> Tuple[Path, Dict[str, Dict[int, int]]]:
