@@ -43,6 +43,7 @@ from oml_helpers.logs import (  # noqa: E402
 from oml_helpers.mining import embedding_report, int8_round_trip  # noqa: E402
 from oml_helpers.models import PretrainedUnavailableError, SmallCNN, count_parameters, pretrained_extractor  # noqa: E402
 from oml_helpers.pair_accuracy import best_threshold, neighbour_pair_scores, pair_accuracy  # noqa: E402
+from oml_helpers.number_line import plot_number_line  # noqa: E402
 from oml_helpers.plots import plot_pca, plot_training_logs, show_images  # noqa: E402
 from oml_helpers.reranking import (  # noqa: E402
     PairFusionExtractor,
@@ -147,6 +148,7 @@ __all__ = [
     "neighbour_pair_scores",
     "pair_accuracy",
     "plot_metric_curves",
+    "plot_number_line",
     "plot_pca",
     "plot_top_k",
     "plot_training_logs",

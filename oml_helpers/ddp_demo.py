@@ -22,14 +22,22 @@ import torch
 
 from oml_helpers.data import make_digits_dataset
 from oml_helpers.device import seed_everything, silence_known_warnings
-from oml_helpers.lightning import MetricValCallback, make_loaders, make_metric, make_module, make_trainer
+from oml_helpers.lightning import (
+    MetricValCallback,
+    make_loaders,
+    make_metric,
+    make_module,
+    make_trainer,
+)
 from oml_helpers.models import SmallCNN
 from oml_helpers.training import make_datasets, retrieval_metrics
 
 METRICS = ("cmc/1", "precision/5", "map/5")
 
 
-def run(out_dir: Path, data_root: Path, devices: int = 2, epochs: int = 2) -> Dict[str, Any]:
+def run(
+    out_dir: Path, data_root: Path, devices: int = 2, epochs: int = 2
+) -> Dict[str, Any]:
     """Train a ``SmallCNN`` with ``ExtractorModuleDDP`` on ``devices`` CPU processes, validating every epoch.
 
     Args:
@@ -52,33 +60,53 @@ def run(out_dir: Path, data_root: Path, devices: int = 2, epochs: int = 2) -> Di
     loader_train, loader_val = make_loaders(train, val, n_labels=2, n_instances=32)
     seed_everything(0)
     model = SmallCNN()
-    # ExtractorModuleDDP wraps both loaders' samplers so that each process gets its own share.
-    module = make_module(model, ddp_loaders={"train": loader_train, "val": loader_val})
+    # ExtractorModuleDDP wraps both loaders' samplers (a share per process).
+    module = make_module(
+        model, ddp_loaders={"train": loader_train, "val": loader_val}
+    )
     callback = MetricValCallback(make_metric(val))
     trainer = make_trainer(
-        epochs, accelerator="cpu", devices=devices, strategy="ddp", callbacks=[callback], logger=False,
-        enable_checkpointing=False, use_distributed_sampler=False,  # OML's module has replaced the samplers already
+        epochs,
+        accelerator="cpu",
+        devices=devices,
+        strategy="ddp",
+        callbacks=[callback],
+        logger=False,
+        enable_checkpointing=False,
+        use_distributed_sampler=False,  # OML's module replaced the samplers already
     )
-    trainer.fit(module)  # no loaders here: passing them would skip OML's DDP patching
+    # no loaders here: passing them would skip OML's DDP patching
+    trainer.fit(module)
 
-    logged = {name: round(float(trainer.callback_metrics[f"OVERALL/{name}"]), 6) for name in METRICS}
+    logged = {
+        name: round(float(trainer.callback_metrics[f"OVERALL/{name}"]), 6)
+        for name in METRICS
+    }
     report: Dict[str, Any] = {
         "rank": trainer.global_rank,
         "world_size": trainer.world_size,
         "val_size": len(val),
         "validated_by_this_process": callback._collected_samples,  # items this process embedded
-        "metric_items_after_sync": int(callback.metric.acc.num_samples),  # items the metric was computed on
+        "metric_items_after_sync": int(
+            callback.metric.acc.num_samples
+        ),  # items the metric was computed on
         "queries_ranked": len(callback.metric.retrieval_results.distances),
         "n_queries": len(val.get_query_ids()),
         "metrics_logged": logged,
     }
-    if torch.distributed.is_initialized():  # leave DDP, or OML's inference below would split the data again
+    if (
+        torch.distributed.is_initialized()
+    ):  # leave DDP, or OML's inference below would split the data again
         torch.distributed.destroy_process_group()
     if report["rank"] == 0:
         single, _ = retrieval_metrics(model.eval(), val, top_k=(1, 5))
-        report["metrics_single_process"] = {name: round(single[name], 6) for name in METRICS}
+        report["metrics_single_process"] = {
+            name: round(single[name], 6) for name in METRICS
+        }
     out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / f"rank{trainer.global_rank}.json").write_text(json.dumps(report, indent=1))
+    (out_dir / f"rank{trainer.global_rank}.json").write_text(
+        json.dumps(report, indent=1)
+    )
     return report
 
 

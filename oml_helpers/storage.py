@@ -5,7 +5,9 @@
 dimension, dtype and schema version. One vector by hand: ``SELECT vector FROM items WHERE id = ?``.
 Each write is one transaction in WAL mode: a bad or interrupted batch leaves the file as it was, and
 readers keep reading during a write. Searches use all vectors as one float32 matrix, kept in memory
-until any connection writes (``PRAGMA data_version``): a float32 product picks a shortlist that
+until another connection writes (``PRAGMA data_version``). A cold open reads that matrix from the
+``snapshot`` table, two BLOBs kept in step with ``items`` (see ``storage_snapshot``), and falls back
+to the rows when the snapshot is stale or damaged. A float32 product picks a shortlist that
 provably holds the true top ``k`` (``float32_scores``), float64 distances rank it, so the answers are
 a float64 brute force's. One store object per thread or process; numpy, pandas and sqlite3 only.
 """
@@ -13,7 +15,7 @@ a float64 brute force's. One store object per thread or process; numpy, pandas a
 import sqlite3
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator, List, Optional, Sequence, Union
+from typing import Any, Callable, Iterator, List, Optional, Sequence, Union
 
 import numpy as np
 import pandas as pd
@@ -22,16 +24,17 @@ from oml_helpers.storage_checks import (  # noqa: F401 (the result types and err
     FILTERS, METADATA_COLUMNS, VECTOR_DTYPE, DuplicateIdError, EmbeddingError, Filter, LoadResult, MetadataError,
     SearchResult, StoreError, StoreFileError, UnknownIdError, check_ids, check_metadata, check_search_options,
     check_vectors, damaged_error, read_meta, select_rows)
+from oml_helpers.storage_search import float32_scores, shortlists, top_k  # noqa: F401 (part of this API)
+from oml_helpers.storage_snapshot import (
+    BUMP, SNAPSHOT_SCHEMA, Matrix, read_snapshot, set_triggers, with_added, with_deleted, with_updated, write_snapshot)
 
-SCHEMA_VERSION = 4  # 4: one float32 BLOB per item, no int8 codes (3 kept chunks of vectors and codes)
+SCHEMA_VERSION = 5  # 5: rows plus a snapshot; 4: one float32 BLOB per item; 3: chunks and int8 codes
 APPLICATION_ID = 0x4F4D4C45  # "OMLE" in the file header: marks the file as an embedding store
 READ_ROWS = 8192  # rows joined at a time when the vectors are read: bounds the extra memory
-SCORE_BLOCK = 1 << 25  # float32 scores computed at a time (128 MiB)
-U = 2.0 ** -24  # float32's unit roundoff
-SCHEMA = """CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE items (id INTEGER PRIMARY KEY, label INTEGER, path TEXT, split TEXT,
+SCHEMA = ("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+          """CREATE TABLE items (id INTEGER PRIMARY KEY, label INTEGER, path TEXT, split TEXT,
     is_query INTEGER CHECK (is_query IN (0, 1)), is_gallery INTEGER CHECK (is_gallery IN (0, 1)),
-    vector BLOB NOT NULL CHECK (typeof(vector) = 'blob' AND length(vector) = {nbytes}))"""
+    vector BLOB NOT NULL CHECK (typeof(vector) = 'blob' AND length(vector) = {nbytes}))""") + SNAPSHOT_SCHEMA
 
 
 def _connect(path: Path) -> sqlite3.Connection:
@@ -44,69 +47,13 @@ def _connect(path: Path) -> sqlite3.Connection:
     return conn
 
 
-def float32_scores(matrix: np.ndarray, sq: np.ndarray, queries: np.ndarray, metric: str) -> tuple:
-    """Scores ``[n_queries, n]`` from one float32 matrix product, lower is nearer, and each query's margin.
-
-    Scores are ``|x|^2 - 2 q.x`` (euclidean) or ``-q.x / |x|`` (cosine; 0 for x = 0), and every one is
-    within ``margin`` of its exact value: ``gamma_d |q| |x|`` bounds the error of a float32 dot product
-    of ``d`` terms in any order, and a few ``u`` cover the float32 norms and the last operations.
-    """
-    d, largest, q_norms = matrix.shape[1], np.sqrt(sq.max(initial=0)), np.linalg.norm(queries.astype(np.float64), axis=1)
-    gamma = d * U / (1 - d * U) if d * U < 0.5 else np.inf
-    scores = (matrix @ queries[0])[None] if len(queries) == 1 else queries @ matrix.T
-    if metric == "euclidean":
-        scores *= -2
-        scores += sq.astype(np.float32)
-        margin = (2 * gamma + 3 * U) * q_norms * largest + 3 * U * largest ** 2
-    else:
-        norms = np.sqrt(sq)
-        scores *= -np.divide(1.0, norms, out=np.zeros_like(norms), where=norms > 0).astype(np.float32)
-        margin = (gamma + 3 * U) * q_norms
-    return scores, 1.01 * margin + d * 2.0 ** -90  # 1.01: the bound's own rounding; 2**-90: underflow
-
-
-def shortlists(matrix: np.ndarray, sq: np.ndarray, queries: np.ndarray, k: int, metric: str) -> List[np.ndarray]:
-    """Rows that may hold each query's ``k`` nearest: those scoring within twice the margin of the ``k``-th.
-
-    At least ``k`` rows truly score at most the ``k``-th float32 score plus the margin, so a row of the
-    true top ``k`` cannot score, in float32, above that plus a second margin.
-    """
-    found: List[np.ndarray] = []
-    block = max(1, SCORE_BLOCK // max(len(matrix), 1))  # bounds the [block, n] float32 scores
-    for start in range(0, len(queries), block):
-        scores, margin = float32_scores(matrix, sq, queries[start:start + block], metric)
-        kth = np.partition(scores, k - 1, axis=1)[:, k - 1]
-        rows, columns = np.nonzero(scores <= (kth + 2 * margin)[:, None])
-        found += np.split(columns, np.searchsorted(rows, np.arange(1, len(scores))))
-    return found
-
-
-def top_k(matrix: np.ndarray, sq: np.ndarray, queries: np.ndarray, k: int, metric: str) -> tuple:
-    """Rows (int64) of ``matrix`` nearest to each query and their float32 distances, both ``[n_queries, k]``,
-    ranked in float64, ties to the lower row; ``sq``: the rows' float64 squared norms; ``k`` at most ``n``."""
-    found = np.zeros((len(queries), k), np.int64)
-    distances = np.zeros((len(queries), k), np.float64)
-    if k == 0:
-        return found, distances.astype(np.float32)
-    for i, (query, rows) in enumerate(zip(queries.astype(np.float64), shortlists(matrix, sq, queries, k, metric))):
-        vectors = matrix[rows].astype(np.float64)
-        if metric == "euclidean":
-            exact = np.sqrt(((vectors - query) ** 2).sum(axis=1))
-        else:
-            denominator = np.linalg.norm(vectors, axis=1) * np.linalg.norm(query)
-            exact = 1 - np.divide(vectors @ query, denominator, out=np.zeros(len(rows)), where=denominator > 0)
-        best = np.lexsort((rows, exact))[:k]
-        found[i], distances[i] = rows[best], exact[best]
-    return found, distances.astype(np.float32)
-
-
 class EmbeddingStore:
     """An embedding store in one SQLite file; make it with ``create`` or ``open``, use it with ``with``."""
 
     def __init__(self, conn: sqlite3.Connection, path: Path, model_name: str, dim: int, dtype: str):
         """Not for direct use: call ``EmbeddingStore.create`` or ``EmbeddingStore.open``."""
         self._conn, self.path, self.model_name, self.dim, self.dtype = conn, path, model_name, dim, dtype
-        self._cache: Optional[dict] = None  # ids, matrix (id order), meta (on first filter), version
+        self._cache: Optional[dict] = None  # ids, matrix (id order), sq, meta (on first filter), version
 
     @classmethod
     def create(cls, path: Union[str, Path], model_name: str, dim: int, dtype: str = "float32") -> "EmbeddingStore":
@@ -127,9 +74,10 @@ class EmbeddingStore:
             conn.execute("BEGIN IMMEDIATE")
             conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
             conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-            for statement in SCHEMA.format(nbytes=VECTOR_DTYPE.itemsize * int(dim)).split(";"):
-                conn.execute(statement)
-            meta = {"schema_version": SCHEMA_VERSION, "model_name": model_name, "dim": int(dim), "dtype": dtype}
+            for statement in SCHEMA:
+                conn.execute(statement.replace("{nbytes}", str(VECTOR_DTYPE.itemsize * int(dim))))
+            meta = {"schema_version": SCHEMA_VERSION, "model_name": model_name, "dim": int(dim), "dtype": dtype,
+                    "generation": 0}
             conn.executemany("INSERT INTO meta VALUES (?, ?)", [(k, str(v)) for k, v in meta.items()])
             conn.execute("COMMIT")
         except BaseException:
@@ -180,14 +128,17 @@ class EmbeddingStore:
         vectors = check_vectors(embeddings, len(ids), self.dim, f"embeddings (model {self.model_name!r})")
         columns = [[None] * len(ids) if c is None else c
                    for c in check_metadata(len(ids), labels, paths, splits, is_query, is_gallery)]
-        with self._transaction():
+        with self._transaction(change=lambda before: with_added(before, ids, vectors)):
+            self._conn.execute("SAVEPOINT batch")  # to look at the store as it was if an id is taken
             try:
                 self._conn.executemany(f"INSERT INTO items (id, {', '.join(METADATA_COLUMNS)}, vector) VALUES "
                                        "(?, ?, ?, ?, ?, ?, ?)", zip(ids.tolist(), *columns, map(bytes, vectors)))
             except sqlite3.IntegrityError as e:
-                taken = self._existing(ids)
+                self._conn.execute("ROLLBACK TO batch")  # undo the batch's own inserts, keep the lock
+                taken = sorted(self._existing(ids))
                 raise DuplicateIdError(f"{len(taken)} id(s) are already stored, e.g. {taken[:10]}; use update() "
                                        "to change them or pick new ids. Nothing was added.") from e
+            self._conn.execute("RELEASE batch")
 
     def update(self, ids: Sequence[int], embeddings: Optional[np.ndarray] = None, labels: Optional[Sequence] = None,
                paths: Optional[Sequence] = None, splits: Optional[Sequence] = None,
@@ -200,19 +151,20 @@ class EmbeddingStore:
         ids = check_ids(ids, unique=True)
         given = dict(zip(METADATA_COLUMNS, check_metadata(len(ids), labels, paths, splits, is_query, is_gallery)))
         given = {column: values for column, values in given.items() if values is not None}
+        change: Optional[Callable[[Matrix], Matrix]] = None  # metadata only: ids and vectors stay as they are
         if embeddings is not None:
-            given["vector"] = list(map(bytes, check_vectors(embeddings, len(ids), self.dim,
-                                                            f"embeddings (model {self.model_name!r})")))
+            vectors = check_vectors(embeddings, len(ids), self.dim, f"embeddings (model {self.model_name!r})")
+            given["vector"], change = list(map(bytes, vectors)), lambda before: with_updated(before, ids, vectors)
         if not given:
             raise MetadataError("Nothing to update: pass embeddings or at least one metadata list.")
-        with self._transaction(must_exist=ids):  # column names are the store's own; values are parameters
+        with self._transaction(must_exist=ids, change=change):  # column names are the store's own; values are parameters
             sets = ", ".join(f"{column} = ?" for column in given)
             self._conn.executemany(f"UPDATE items SET {sets} WHERE id = ?", zip(*given.values(), ids.tolist()))
 
     def delete(self, ids: Sequence[int]) -> None:
         """Delete stored items in one transaction; UnknownIdError (and nothing deleted) if one is not stored."""
         ids = np.unique(check_ids(ids))
-        with self._transaction(must_exist=ids):
+        with self._transaction(must_exist=ids, change=lambda before: with_deleted(before, ids)):
             self._conn.executemany("DELETE FROM items WHERE id = ?", ((i,) for i in ids.tolist()))
 
     def load(self, ids: Optional[Sequence[int]] = None, split: Filter = None, label: Filter = None,
@@ -247,19 +199,36 @@ class EmbeddingStore:
         return SearchResult(found[0], distances[0], paths[0]) if single else SearchResult(found, distances, paths)
 
     @contextmanager
-    def _transaction(self, must_exist: Optional[np.ndarray] = None) -> Iterator[None]:
-        """One write transaction: committed at the end, rolled back on any error or interruption."""
-        self._cache = None
+    def _transaction(self, must_exist: Optional[np.ndarray] = None,
+                     change: Optional[Callable[[Matrix], Matrix]] = None) -> Iterator[None]:
+        """One write transaction: committed at the end, rolled back on any error or interruption.
+
+        ``change`` (None: metadata only) maps the ids and vectors as they were to the batch's result; it
+        is applied to the fresh cache or snapshot, else the rows are read, and before COMMIT the result
+        is the new snapshot and cache.
+        """
         self._conn.execute("BEGIN IMMEDIATE")
         try:
+            version = self._conn.execute("PRAGMA data_version").fetchone()[0]  # no other writer from here on
+            fresh = self._cache is not None and self._cache["version"] == version
+            before = (self._cache["ids"], self._cache["matrix"]) if fresh else None
+            if change is not None:  # the batch writes the snapshot itself (see set_triggers)
+                before = read_snapshot(self._conn, self.dim) if before is None else before
+                set_triggers(self._conn, on=False)
+            self._cache = None
             if must_exist is not None:  # inside the transaction: no other writer can interfere
                 missing = sorted(set(must_exist.tolist()) - set(self._existing(must_exist)))
                 if missing:
                     raise UnknownIdError(f"{len(missing)} id(s) are not stored, e.g. {missing[:10]}; nothing was "
                                          "changed. add() new items first.")
             yield
+            cache = self._save_snapshot(version, before, change)
+            if change is not None:
+                set_triggers(self._conn, on=True)
             self._conn.execute("COMMIT")
+            self._cache = cache
         except BaseException:
+            self._cache = None
             if self._conn.in_transaction:
                 self._conn.execute("ROLLBACK")
             raise
@@ -287,31 +256,69 @@ class EmbeddingStore:
             self._cache = self._read(version, with_meta=needs_meta)  # a plain search skips the metadata
         return (select_rows(self._cache["meta"], filters) if needs_meta else None), self._cache
 
+    def _save_snapshot(self, version: int, before: Optional[Matrix],
+                       change: Optional[Callable[[Matrix], Matrix]]) -> Optional[dict]:
+        """Write the batch's ids and vectors as the snapshot; the new cache (None: read it later)."""
+        if change is None:  # metadata only: ids, vectors and snapshot are as they were
+            return None if before is None else self._cache_of(before, version)
+        if before is not None:
+            matrix = change(before)
+        else:
+            try:
+                matrix, _ = self._read_rows(with_meta=False)
+            except StoreFileError:  # a row damaged behind the store's back: the snapshot is stale
+                self._conn.execute(BUMP)
+                return None
+        write_snapshot(self._conn, *matrix)
+        return self._cache_of(matrix, version)
+
     def _read(self, version: int, with_meta: bool) -> dict:
-        """ids and vectors (and metadata) of every item in id order, in one read transaction."""
+        """ids and vectors (and metadata) of every item in id order, in one read transaction.
+
+        From the snapshot if it is fresh (one SELECT), else from the rows (one tuple and one ``bytes``
+        per row, which also finds a vector damaged behind the store's back).
+        """
         self._conn.execute("BEGIN")  # a consistent snapshot while others write
         try:
-            n = self._conn.execute("SELECT count(*) FROM items").fetchone()[0]
-            ids, matrix, at = np.empty(n, np.int64), np.empty((n, self.dim), np.float32), 0
-            columns = "id, vector" + (", path, label, split, is_query, is_gallery" if with_meta else "")
-            cursor, meta = self._conn.execute(f"SELECT {columns} FROM items ORDER BY id"), []
-            while rows := cursor.fetchmany(READ_ROWS):
-                batch_ids, blobs, *rest = zip(*rows)
-                try:
-                    joined = b"".join(blobs)
-                except TypeError:  # a value that is not a BLOB
-                    joined = b""
-                if len(joined) != len(blobs) * self.dim * VECTOR_DTYPE.itemsize:
-                    raise damaged_error(self.path, self.dim, batch_ids, blobs)
-                ids[at:at + len(rows)] = batch_ids
-                matrix[at:at + len(rows)] = np.frombuffer(joined, VECTOR_DTYPE).reshape(len(rows), self.dim)
-                at, meta = at + len(rows), meta + ([rest] if with_meta else [])
+            matrix, columns = read_snapshot(self._conn, self.dim), None
+            if matrix is None:
+                matrix, columns = self._read_rows(with_meta)
+            elif with_meta:
+                rows = self._conn.execute("SELECT id, path, label, split, is_query, is_gallery FROM items "
+                                          "ORDER BY id").fetchall()
+                ids, *columns = map(list, zip(*rows)) if rows else [[]] * 6
+                if not np.array_equal(ids, matrix[0]):
+                    raise StoreFileError(f"{self.path} is damaged: its snapshot's ids are not the rows' ids.")
         finally:
             self._conn.execute("COMMIT")
-        cache = {"ids": ids, "matrix": matrix, "version": version,
-                 "sq": np.einsum("ij,ij->i", matrix, matrix, dtype=np.float64)}
-        if with_meta:
-            paths, labels, splits, is_query, is_gallery = ([v for part in meta for v in part[i]] for i in range(5))
+        return self._cache_of(matrix, version, columns)
+
+    def _read_rows(self, with_meta: bool) -> tuple:
+        """``((ids, vectors), metadata columns or None)`` from the rows, in id order; StoreFileError if one is damaged."""
+        n = self._conn.execute("SELECT count(*) FROM items").fetchone()[0]
+        ids, matrix, at = np.empty(n, np.int64), np.empty((n, self.dim), np.float32), 0
+        columns = "id, vector" + (", path, label, split, is_query, is_gallery" if with_meta else "")
+        cursor, meta = self._conn.execute(f"SELECT {columns} FROM items ORDER BY id"), []
+        while rows := cursor.fetchmany(READ_ROWS):
+            batch_ids, blobs, *rest = zip(*rows)
+            try:
+                joined = b"".join(blobs)
+            except TypeError:  # a value that is not a BLOB
+                joined = b""
+            if len(joined) != len(blobs) * self.dim * VECTOR_DTYPE.itemsize:
+                raise damaged_error(self.path, self.dim, batch_ids, blobs)
+            ids[at:at + len(rows)] = batch_ids
+            matrix[at:at + len(rows)] = np.frombuffer(joined, VECTOR_DTYPE).reshape(len(rows), self.dim)
+            at, meta = at + len(rows), meta + ([rest] if with_meta else [])
+        return (ids, matrix), ([[v for part in meta for v in part[i]] for i in range(5)] if with_meta else None)
+
+    def _cache_of(self, matrix: Matrix, version: int, columns: Optional[list] = None) -> dict:
+        """The in-memory cache: ids, matrix, float64 squared norms, and the metadata if ``columns`` are given."""
+        ids, vectors = matrix
+        cache = {"ids": ids, "matrix": vectors, "version": version,
+                 "sq": np.einsum("ij,ij->i", vectors, vectors, dtype=np.float64)}
+        if columns is not None:
+            paths, labels, splits, is_query, is_gallery = columns
             cache["meta"] = pd.DataFrame({
                 "id": ids, "path": pd.array(paths, dtype=object), "label": pd.array(labels, dtype="Int64"),
                 "split": pd.array(splits, dtype=object), "is_query": pd.array(is_query, dtype="boolean"),

@@ -13,26 +13,36 @@ from oml_helpers.exercises import basics
 from verdicts import says as _says
 
 
-def _even_odd(df):
-    out = df.copy()
-    is_val = out["label"] % 2 == 1
-    out["split"] = is_val.map({True: "validation", False: "train"})
-    out["is_query"] = pd.Series(is_val.where(is_val), dtype=object)
-    out["is_gallery"] = out["is_query"]
-    return out
+QUIZ_EMBEDDINGS = torch.tensor([[0.0], [1.0], [0.1], [0.3], [0.9], [0.6]])
 
 
-def test_even_odd_split(digits_df, digits_root):
-    result = ex.check_even_odd_split(_even_odd(digits_df), digits_root)
-    _says(result, ex.RIGHT)
-    result = ex.check_even_odd_split(digits_df, digits_root)  # the original 0-4 / 5-9 split
-    _says(result, ex.WRONG, "even digits")
-    result = ex.check_even_odd_split(_even_odd(digits_df).iloc[:100], digits_root)
-    _says(result, ex.WRONG)
-    broken = _even_odd(digits_df)
-    broken["label"] = broken["label"].astype(str)
-    result = ex.check_even_odd_split(broken, digits_root)
-    _says(result, ex.WRONG, "OML's format", "integers")
+def _quiz():
+    """Chapter 00's exercise 1: rows 2 and 4 are the queries, the others the gallery."""
+    is_query = [False, False, True, False, True, False]
+    return pd.DataFrame({"label": [5, 6, 5, 5, 6, 6], "is_query": is_query,
+                         "is_gallery": [not q for q in is_query]})
+
+
+def test_query_rows():
+    quiz = _quiz()
+    _says(ex.check_query_rows([1, 5, 3], quiz, QUIZ_EMBEDDINGS), ex.RIGHT, "dataset row 4",
+          "positions [1, 3, 2]")
+    _says(ex.check_query_rows(torch.tensor([1, 5, 3]), quiz, QUIZ_EMBEDDINGS), ex.RIGHT)
+    _says(ex.check_query_rows([1, 3, 2], quiz, QUIZ_EMBEDDINGS), ex.WRONG, "gallery positions")
+    _says(ex.check_query_rows([5, 3, 0], quiz, QUIZ_EMBEDDINGS), ex.WRONG, "dataset row 1",
+          "it is dataset row 4")
+    _says(ex.check_query_rows([5, 1, 3], quiz, QUIZ_EMBEDDINGS), ex.WRONG, "wrong order")
+    _says(ex.check_query_rows([1, 5], quiz, QUIZ_EMBEDDINGS), ex.WRONG, "give 3 rows")
+    _says(ex.check_query_rows([0, 3, 5], quiz, QUIZ_EMBEDDINGS), ex.WRONG, "get_query_ids")
+    _says(ex.check_query_rows("rows", quiz, QUIZ_EMBEDDINGS), ex.WRONG, "a list of 3")
+    _says(ex.check_query_rows([0, 3], quiz, QUIZ_EMBEDDINGS, query=0, k=2), ex.RIGHT)
+
+
+def test_query_rows_bad_input():
+    with pytest.raises(ValueError, match="one embedding per row"):
+        ex.check_query_rows([1, 5, 3], _quiz(), QUIZ_EMBEDDINGS[:4])
+    with pytest.raises(ValueError, match="query must be in 0..1"):
+        ex.check_query_rows([1, 5, 3], _quiz(), QUIZ_EMBEDDINGS, query=2)
 
 
 def _separate(df, n):
@@ -46,7 +56,7 @@ def _separate(df, n):
 
 def test_separate_queries(digits_df, digits_root):
     result = ex.check_separate_queries(_separate(digits_df, 20), digits_root, n_queries=20)
-    _says(result, ex.RIGHT)
+    _says(result, ex.RIGHT, "keeps 154-162 gallery images")
     result = ex.check_separate_queries(digits_df, digits_root, n_queries=20)
     _says(result, ex.WRONG, "both query and gallery")
     result = ex.check_separate_queries(_separate(digits_df, 10), digits_root, n_queries=20)
@@ -57,6 +67,19 @@ def test_separate_queries(digits_df, digits_root):
     last.loc[val, "is_query"], last.loc[val, "is_gallery"] = rank < 20, rank >= 20
     result = ex.check_separate_queries(last, digits_root, n_queries=20)
     _says(result, ex.WRONG, "first 20 rows")
+    right = _separate(digits_df, 20)
+    no_train = right[right["split"] == "validation"]
+    _says(ex.check_separate_queries(no_train, digits_root), ex.WRONG, "keep all 1797")
+    no_nine = right[right["label"] != 9]
+    _says(ex.check_separate_queries(no_nine, digits_root), ex.WRONG, "keep all 1797")
+    moved = right.copy()
+    four = moved["label"] == 4  # the 4s moved to the gallery
+    moved.loc[four, "split"] = "validation"
+    moved.loc[four, "is_query"], moved.loc[four, "is_gallery"] = False, True
+    _says(ex.check_separate_queries(moved, digits_root), ex.WRONG, "training rows changed")
+    idle = right.copy()
+    idle.loc[idle.index[-1], "is_gallery"] = False
+    _says(ex.check_separate_queries(idle, digits_root), ex.WRONG, "neither query nor gallery")
 
 
 @pytest.mark.parametrize("n_labels,n_instances", [(3, 4), (2, 2), (5, 16)])

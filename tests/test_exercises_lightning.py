@@ -86,6 +86,17 @@ def test_tensorboard_per_epoch(logs):
     _says(ex.check_tensorboard_per_epoch(shifted, tb, csv), ex.WRONG, "values differ")
 
 
+def test_tensorboard_per_epoch_two_steps_an_epoch():
+    """The chapter's run has one step per epoch, where an index by step looks right: the checker also
+    runs the answer on a log with two steps per epoch."""
+    from oml_helpers.exercises.lightning import _two_steps_per_epoch_problems
+
+    assert _two_steps_per_epoch_problems(_per_epoch) == []
+    by_step = lambda d: h.read_tensorboard_scalars(d).filter(like="OVERALL/").dropna(how="all")  # noqa: E731
+    (problem,) = _two_steps_per_epoch_problems(by_step)
+    assert "still the step" in problem
+
+
 # Chapter 04 ---------------------------------------------------------------------------------------
 
 

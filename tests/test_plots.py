@@ -159,3 +159,34 @@ def test_plot_pca_bad_input(embeddings, labels, match):
     with pytest.raises(ValueError, match=match):
         plot_pca(embeddings, labels)
     assert plt.get_fignums() == []
+
+
+# ---------------------------------------------------------------------------------- plot_number_line
+
+TOY = pd.DataFrame({"label": [5, 6, 5, 5, 6, 6], "is_query": [True, True] + [False] * 4})
+TOY["is_gallery"] = ~TOY["is_query"]
+TOY_EMBEDDINGS = torch.tensor([[0.0], [1.0], [0.1], [0.3], [0.9], [0.6]])
+
+
+def test_number_line_marks_rows_roles_and_positions():
+    from oml_helpers import plot_number_line
+
+    fig = plot_number_line(TOY_EMBEDDINGS, TOY, greyed=[2], title="six images")
+    texts = [t.get_text() for t in fig.axes[0].texts]
+    assert texts[:2] == ["row 0\nlabel 5", "row 1\nlabel 6"]
+    assert texts[2:] == [f"row {r}, label {lab}\nposition {p}"
+                         for p, (r, lab) in enumerate([(2, 5), (3, 5), (4, 6), (5, 6)])]
+    colours = [line.get_color() for line in fig.axes[0].lines[1:]]
+    assert colours[2] == "lightgrey" and colours.count("lightgrey") == 1
+    assert fig.axes[0].get_title(loc="left") == "six images"
+
+
+def test_number_line_bad_input():
+    from oml_helpers import plot_number_line
+
+    with pytest.raises(ValueError, match="one number per row"):
+        plot_number_line(torch.zeros(6, 2), TOY)
+    with pytest.raises(ValueError, match="one number per row"):
+        plot_number_line(TOY_EMBEDDINGS[:5], TOY)
+    with pytest.raises(ValueError, match="greyed rows \\[6\\]"):
+        plot_number_line(TOY_EMBEDDINGS, TOY, greyed=[6])

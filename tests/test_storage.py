@@ -361,7 +361,7 @@ def test_open_store_of_an_older_schema_version(tmp_path):
         for table in ("meta (key, value)", "items (id)", "chunks (chunk, n, ids, vectors, codes, stats)"):
             conn.execute(f"CREATE TABLE {table}")
     conn.close()
-    with pytest.raises(StoreFileError, match="schema version 3; this code reads version 4. Create the store"):
+    with pytest.raises(StoreFileError, match="schema version 3; this code reads version 5. Create the store"):
         EmbeddingStore.open(path)
 
 

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from oml_helpers import storage
+from oml_helpers import storage_search
 from oml_helpers.storage import float32_scores, shortlists, top_k
 
 
@@ -114,7 +114,7 @@ def test_near_ties_below_float32_resolution(metric):
 
 
 def test_queries_are_scored_in_blocks(monkeypatch):
-    monkeypatch.setattr(storage, "SCORE_BLOCK", 4 * 300)  # 4 queries at a time for 300 rows
+    monkeypatch.setattr(storage_search, "SCORE_BLOCK", 4 * 300)  # 4 queries at a time for 300 rows
     x = np.random.default_rng(4).standard_normal((300, 16)).astype(np.float32)
     found, _ = search(x, x[:11], 3, "euclidean")
     assert np.array_equal(found, exact_top_k(x, x[:11], 3, "euclidean")[0])

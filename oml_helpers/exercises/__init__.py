@@ -14,13 +14,12 @@ from oml_helpers.exercises.basics import (
     EXERCISE_N_GT,
     check_average_precision,
     check_confused_pair,
-    check_even_odd_split,
     check_hardest_negatives,
     check_metrics_by_hand,
-    check_separate_queries,
     check_triplet_count,
     check_triplet_loss,
 )
+from oml_helpers.exercises.dataframes import check_query_rows, check_separate_queries
 from oml_helpers.exercises.storage import check_cosine_top_k, check_counts_per_label, check_precision_per_label
 from oml_helpers.exercises.lightning import (
     DIAGNOSES,
@@ -49,14 +48,14 @@ __all__ = [
     "check_cost_estimate",
     "check_counts_per_label",
     "check_diagnose",
-    "check_even_odd_split",
     "check_hard_pairs",
     "check_hardest_negatives",
     "check_loaded_share",
     "check_metrics_by_hand",
     "check_pcf",
-    "check_precision_threshold",
     "check_precision_per_label",
+    "check_precision_threshold",
+    "check_query_rows",
     "check_search",
     "check_separate_queries",
     "check_tensorboard_per_epoch",

@@ -1,7 +1,6 @@
-"""Checkers for the exercises of chapters 00-02 (data, training, validation)."""
+"""Checkers for the exercises of chapters 01-02 (training, validation)."""
 
-from pathlib import Path
-from typing import Callable, List, Sequence, Tuple, Union
+from typing import Callable, Sequence, Tuple
 
 import numpy as np
 import pandas as pd
@@ -13,57 +12,8 @@ from oml.losses import TripletLoss
 from oml.miners import AllTripletsMiner
 from oml.retrieval import RetrievalResults
 
-from oml_helpers.data import DatasetFormatError, check_dataframe, split_dataframe
 from oml_helpers.exercises.verdict import Verdict, checker
 from oml_helpers.exercises.verdict import verdict as _verdict
-
-
-def _format_problems(df: pd.DataFrame, dataset_root: Union[str, Path]) -> List[str]:
-    try:
-        check_dataframe(df, dataset_root)
-    except DatasetFormatError as e:
-        return [f"the dataframe does not follow OML's format. {e}"]
-    return []
-
-
-# Chapter 00 ---------------------------------------------------------------------------------------
-
-
-@checker
-def check_even_odd_split(df: pd.DataFrame, dataset_root: Union[str, Path]) -> Verdict:
-    """Exercise 00.1: all digits, even ones for training, odd ones for validation (query and gallery)."""
-    problems = _format_problems(df, dataset_root)
-    if not problems:
-        train, val = split_dataframe(df)
-        if len(df) != 1797:
-            problems.append(f"the dataframe has {len(df)} rows; keep all 1797 images.")
-        elif set(train["label"]) != {0, 2, 4, 6, 8}:
-            problems.append(f"training labels are {sorted(set(train['label']))}; they should be the even digits.")
-        elif set(val["label"]) != {1, 3, 5, 7, 9}:
-            problems.append(f"validation labels are {sorted(set(val['label']))}; they should be the odd digits.")
-        elif not (val["is_query"].all() and val["is_gallery"].all()):
-            problems.append("every validation image should be both a query and a gallery item.")
-    return _verdict(problems, "training on even digits, validating on the unseen odd ones.")
-
-
-@checker
-def check_separate_queries(df: pd.DataFrame, dataset_root: Union[str, Path], n_queries: int = 20) -> Verdict:
-    """Exercise 00.2: per validation label, the first ``n_queries`` rows are queries only, the rest gallery only."""
-    problems = _format_problems(df, dataset_root)
-    if not problems:
-        _, val = split_dataframe(df)
-        both = val["is_query"] & val["is_gallery"]
-        per_label = val[val["is_query"]].groupby("label").size()
-        if both.any():
-            problems.append(f"{both.sum()} rows are still both query and gallery; each should be one or the other.")
-        elif (per_label != n_queries).any() or len(per_label) != val["label"].nunique():
-            problems.append(f"queries per label are {per_label.to_dict()}; each label needs exactly {n_queries}.")
-        else:
-            for label, group in val.groupby("label", sort=True):
-                if not group["is_query"].iloc[:n_queries].all():
-                    problems.append(f"for label {label} the queries are not the first {n_queries} rows of that label.")
-                    break
-    return _verdict(problems, f"{n_queries} queries per digit, searched against a separate gallery.")
 
 
 # Chapter 01 ---------------------------------------------------------------------------------------

@@ -139,7 +139,32 @@ def check_tensorboard_per_epoch(fn: Callable[[PathLike], pd.DataFrame], tb_log_d
         diff = (table[names].astype(float).values - truth.values)
         if not np.allclose(diff, 0, atol=1e-5):
             problems.append("the values differ from metrics.csv; did the rows get shifted or sorted by value?")
-    return _verdict(problems, f"{len(truth)} epochs x {len(names)} metrics, the same as metrics.csv.")
+    if not problems:
+        problems += _two_steps_per_epoch_problems(fn)
+    return _verdict(problems, f"{len(truth)} epochs x {len(names)} metrics, the same as metrics.csv, "
+                    "and right on a log with two steps per epoch.")
+
+
+def _two_steps_per_epoch_problems(fn: Callable[[PathLike], pd.DataFrame]) -> List[str]:
+    """Run ``fn`` on a small event file where steps and epochs differ (2 steps per epoch)."""
+    from torch.utils.tensorboard import SummaryWriter
+
+    with tempfile.TemporaryDirectory() as folder:
+        writer = SummaryWriter(folder)
+        for step in range(6):  # epochs 0, 1, 2 of two steps; validation at each epoch's last step
+            writer.add_scalar("epoch", step // 2, step)
+            if step % 2 == 1:
+                writer.add_scalar("OVERALL/cmc/1", 0.5 + step / 100, step)
+        writer.close()
+        table = fn(folder)
+    epochs = [int(i) for i in getattr(table, "index", [])]
+    if epochs == [1, 3, 5]:
+        return ["on a log with two steps per epoch your index is still the step (1, 3, 5), not the "
+                "epoch (0, 1, 2): take the 'epoch' scalar logged at each of those steps."]
+    if epochs != [0, 1, 2] or not np.allclose(table["OVERALL/cmc/1"].astype(float), [0.51, 0.53, 0.55]):
+        return [f"on a log with two steps per epoch (validation at steps 1, 3, 5) the epochs should be "
+                f"[0, 1, 2], got {epochs}."]
+    return []
 
 
 # Chapter 04 ---------------------------------------------------------------------------------------
