@@ -1,34 +1,52 @@
 """The chapter 05 checkers accept the right answers and turn down typical wrong ones with a reason."""
 
+import tempfile
+from pathlib import Path
+
 import numpy as np
 
 from oml_helpers import exercises as ex
+from oml_helpers.storage import EmbeddingStore
 from verdicts import says as _says
 
 
-def _read_vector(blob, dim):
-    for dtype in (np.float32, np.float64):
-        if len(blob) == np.dtype(dtype).itemsize * dim:
-            return np.frombuffer(blob, dtype).astype(np.float32)
-    raise ValueError(f"{len(blob)} bytes is not {dim} float32 or float64 numbers")
+def _precision(store, k, extra=1, drop_self=True, divide_by=None):
+    """Per-label precision@k from store.search; the arguments make the typical mistakes."""
+    ids, vectors, metadata = store.load()
+    labels = metadata["label"].to_numpy(int)
+    found = store.search(vectors, k=k + extra).ids
+    if drop_self:
+        found = np.stack([row[row != i][:k] for i, row in zip(ids, found)])
+    else:
+        found = found[:, :k]
+    hits = labels[np.searchsorted(ids, found)] == labels[:, None]
+    precision = hits.sum(axis=1) / (divide_by or hits.shape[1])
+    return {int(d): float(precision[labels == d].mean()) for d in np.unique(labels)}
 
 
-def test_read_vector():
-    _says(ex.check_read_vector(_read_vector), ex.RIGHT, "refused")
-    _says(ex.check_read_vector(lambda blob, dim: None), ex.WRONG, "returned None")  # the stub
-    _says(ex.check_read_vector(lambda blob, dim: np.frombuffer(blob, np.float64)), ex.WRONG, "hard-coded dtype")
-    _says(ex.check_read_vector(lambda blob, dim: np.frombuffer(blob, np.float32)), ex.WRONG, "hard-coded dtype")
-    _says(ex.check_read_vector(lambda b, d: np.frombuffer(b, np.float32 if len(b) == 4 * d else np.float64)),
-          ex.WRONG, "float32 (the store's dtype)")
-    lenient = lambda b, d: np.frombuffer(b[: 4 * d], np.float32) if len(b) != 8 * d else _read_vector(b, d)  # noqa: E731
-    _says(ex.check_read_vector(lenient), ex.WRONG, "raise ValueError")
+def test_precision_per_label():
+    _says(ex.check_precision_per_label(_precision), ex.RIGHT, "brute force")
+    with tempfile.TemporaryDirectory() as folder:  # the chapter's store: its values in the message
+        with EmbeddingStore.create(Path(folder) / "s.db", model_name="t", dim=2) as store:
+            store.add([1, 2, 3, 4], np.array([[0, 0], [0, 1], [5, 0], [5, 1]], np.float32), labels=[0, 0, 1, 2])
+            _says(ex.check_precision_per_label(_precision, store), ex.RIGHT, "{0: 0.2, 1: 0.0, 2: 0.0}")
+            _says(ex.check_precision_per_label(lambda s, k: 0.5, store), ex.WRONG, "return a dict")
+    _says(ex.check_precision_per_label(lambda store, k: None), ex.WRONG, "returned None")  # the stub
+    _says(ex.check_precision_per_label(lambda s, k: _precision(s, k, drop_self=False)), ex.WRONG,
+          "its own neighbour")
+    _says(ex.check_precision_per_label(lambda s, k: _precision(s, k, extra=0)), ex.WRONG, "k - 1")
+    _says(ex.check_precision_per_label(lambda s, k: _precision(s, k, extra=0, divide_by=k)), ex.WRONG, "k - 1")
+    _says(ex.check_precision_per_label(lambda s, k: 0.5), ex.WRONG, "return a dict")
+    _says(ex.check_precision_per_label(lambda s, k: {0: 1.0, 1: 1.0}), ex.WRONG, "your labels are")
 
-    def refuses_float64(blob, dim):
-        if len(blob) != 4 * dim:
-            raise ValueError("not float32")
-        return np.frombuffer(blob, np.float32)
+    def overall(store, k):
+        per_label = _precision(store, k)
+        mean = float(np.mean(list(per_label.values())))
+        return {label: mean for label in per_label}
 
-    _says(ex.check_read_vector(refuses_float64), ex.WRONG, "it is a valid vector")
+    _says(ex.check_precision_per_label(overall), ex.WRONG, "same value")
+    _says(ex.check_precision_per_label(lambda s, k: {d: v + 0.1 for d, v in _precision(s, k).items()}),
+          ex.WRONG, "brute force gives")
 
 
 def _parametrised(conn, split):

@@ -19,7 +19,7 @@ from oml_helpers.exercises.basics import (
     check_triplet_loss,
 )
 from oml_helpers.exercises.dataframes import check_query_rows, check_separate_queries
-from oml_helpers.exercises.storage import check_cosine_top_k, check_counts_per_label, check_read_vector
+from oml_helpers.exercises.storage import check_cosine_top_k, check_counts_per_label, check_precision_per_label
 from oml_helpers.exercises.lightning import (
     DIAGNOSES,
     check_best_epoch,
@@ -53,9 +53,9 @@ __all__ = [
     "check_loaded_share",
     "check_metrics_by_hand",
     "check_pcf",
+    "check_precision_per_label",
     "check_precision_threshold",
     "check_query_rows",
-    "check_read_vector",
     "check_search",
     "check_separate_queries",
     "check_tensorboard_per_epoch",

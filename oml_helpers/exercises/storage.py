@@ -3,7 +3,7 @@
 import sqlite3
 import tempfile
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 
@@ -15,51 +15,95 @@ from oml_helpers.storage import EmbeddingStore
 INJECTIONS = ("validation' OR '1'='1", 'validation" OR "1"="1')
 
 
-def _blob_cases() -> List[Tuple[bytes, int, np.ndarray]]:
-    """(BLOB, dim, the float32 vector it holds): float32 and float64 BLOBs, some of equal length."""
+def _labelled_store(folder: Path) -> Tuple[EmbeddingStore, np.ndarray, np.ndarray, np.ndarray]:
+    """A small store of 3 overlapping clusters (labels 10, 11, 12); returns it, its ids, vectors, labels."""
     rng = np.random.default_rng(4)
-    cases = []
-    for dim, dtype in ((64, np.float32), (64, np.float64), (32, np.float64), (128, np.float32), (3, np.float64)):
-        vector = rng.standard_normal(dim).astype(np.float32)
-        cases.append((vector.astype(dtype).tobytes(), dim, vector))
-    return cases
+    labels = np.repeat([10, 11, 12], 20)
+    centres = rng.standard_normal((3, 8)) * 0.9
+    vectors = (centres[labels - 10] + rng.standard_normal((60, 8))).astype(np.float32)
+    ids = rng.permutation(np.arange(100, 160))  # added in shuffled order: load() sorts them
+    store = EmbeddingStore.create(folder / "labelled.db", model_name="exercise", dim=8)
+    store.add(ids, vectors, labels=labels.tolist())
+    order = np.argsort(ids)
+    return store, ids[order], vectors[order], labels[order]
+
+
+def _precision_reference(vectors: np.ndarray, labels: np.ndarray, k: int, drop_self: bool = True,
+                         keep: int = 0, divide_by: int = 0) -> Dict[int, float]:
+    """The checker's own answer: float64 brute force, mean share of the k nearest others with the label.
+
+    ``drop_self=False`` keeps the query among its neighbours; ``keep``/``divide_by`` (if nonzero) keep
+    fewer neighbours or divide by another count: the typical mistakes, to name them.
+    """
+    x = vectors.astype(np.float64)
+    distances = np.sqrt(((x[:, None, :] - x[None, :, :]) ** 2).sum(axis=2))
+    if drop_self:
+        np.fill_diagonal(distances, np.inf)
+    others = len(x) - 1 if drop_self else len(x)  # a small store may hold fewer than k others
+    nearest = np.argsort(distances, axis=1, kind="stable")[:, :min(keep or k, others)]
+    precision = (labels[nearest] == labels[:, None]).sum(axis=1) / (divide_by or k)
+    return {int(d): float(precision[labels == d].mean()) for d in np.unique(labels)}
+
+
+def _as_precisions(result: Any) -> Dict[int, float]:
+    return {int(label): float(value) for label, value in dict(result).items()}
 
 
 @checker
-def check_read_vector(fn: Callable[[bytes, int], Any]) -> Verdict:
-    """Exercise 05.1: ``fn(blob, dim)`` reads a float32 or float64 BLOB of ``dim`` numbers as float32."""
+def check_precision_per_label(fn: Callable[[EmbeddingStore, int], Any],
+                              store: Optional[EmbeddingStore] = None) -> Verdict:
+    """Exercise 05.1: ``fn(store, k)`` returns ``{label: mean precision@k of its queries}`` via ``store.search``.
+
+    Args:
+        fn: the student's function, run on the checker's own small store for k = 5 and 3.
+        store: the chapter's store (optional): if the answer is right, the message gives its
+            precision@5 per label, from the checker's own brute force.
+
+    Returns:
+        The verdict.
+    """
     problems: List[str] = []
-    for blob, dim, vector in _blob_cases():
-        stored = "float32" if len(blob) == 4 * dim else "float64"
+    with tempfile.TemporaryDirectory() as folder:
+        own, ids, vectors, labels = _labelled_store(Path(folder))
         try:
-            got = fn(blob, dim)
-        except ValueError as e:
-            problems.append(f"a {stored} BLOB of {len(blob)} bytes for dim={dim} raised ValueError({e}); "
-                            "it is a valid vector: 4 bytes a number is float32, 8 is float64.")
-            break
-        got = np.asarray(got)
-        if got.shape != (dim,):
-            problems.append(f"a {stored} BLOB of {len(blob)} bytes for dim={dim} came back with shape {got.shape}, "
-                            f"not ({dim},): that is the silent misreading of a hard-coded dtype. Decide the "
-                            "dtype from len(blob) and dim.")
-        elif got.dtype != np.float32:
-            problems.append(f"return float32 (the store's dtype), not {got.dtype}: .astype(np.float32).")
-        elif not np.array_equal(got, vector):
-            problems.append(f"a {stored} BLOB for dim={dim} gave other numbers than were stored: read it with "
-                            f"np.frombuffer(blob, np.{stored}).")
-        if problems:
-            break
-    if not problems:
-        for blob, dim in ((b"\x00" * 10, 4), (b"\x00" * 24, 4)):
-            try:
-                got = fn(blob, dim)
-            except ValueError:
-                continue
-            problems.append(f"a BLOB of {len(blob)} bytes for dim={dim} is neither 4 x {dim} nor 8 x {dim} bytes, "
-                            f"but you returned {np.asarray(got).shape} numbers: raise ValueError naming the length.")
-            break
-    return _verdict(problems, "float32 and float64 BLOBs both read right, and a BLOB of any other length is refused "
-                    "instead of reshaped into something.")
+            for k in (5, 3):
+                right = _precision_reference(vectors, labels, k)
+                try:
+                    answer = _as_precisions(fn(own, k))
+                except (TypeError, ValueError):
+                    problems.append("return a dict {label: precision}, one entry per label (e.g. with a dict "
+                                    "comprehension over np.unique(labels)).")
+                    break
+                if set(answer) != set(right):
+                    problems.append(f"your labels are {sorted(answer)}, the store holds {sorted(right)}: one entry "
+                                    "per label of the stored items, read from store.load().metadata['label'].")
+                elif all(np.isclose(answer[d], right[d], atol=1e-9) for d in right):
+                    continue
+                elif all(np.isclose(answer[d], v, atol=1e-9)
+                         for d, v in _precision_reference(vectors, labels, k, drop_self=False).items()):
+                    problems.append(f"for k={k} your precision counts each query as its own neighbour (always the "
+                                    "right label): ask store.search for k + 1 and drop the query's own id.")
+                elif any(all(np.isclose(answer[d], v, atol=1e-9) for d, v in _precision_reference(
+                        vectors, labels, k, keep=k - 1, divide_by=divide).items()) for divide in (k, k - 1)):
+                    problems.append(f"for k={k} you searched k items and dropped the query: only k - 1 neighbours "
+                                    "are left. Ask store.search for k + 1, keep k others.")
+                elif len(set(np.round(list(answer.values()), 9))) == 1:
+                    problems.append("every label gets the same value: that is the mean over all queries. Average "
+                                    "each query's precision over the queries of one label only.")
+                else:
+                    problems.append(f"for k={k} you return {dict(sorted(answer.items()))}; the checker's own "
+                                    f"brute force gives {right}. Precision@k of one query: the share of its k "
+                                    "nearest other items that have its label.")
+                break
+        finally:
+            own.close()
+    success = ("per-label precision@k from store.search agrees with the checker's own float64 brute force (and "
+               "with OML's precision@k when every label has at least k other items).")
+    if store is not None and not problems:
+        _, chapter_vectors, metadata = store.load()
+        reference = _precision_reference(chapter_vectors, metadata["label"].to_numpy(int), 5)
+        success += f" On this store, precision@5 per label: { {d: round(p, 2) for d, p in reference.items()} }."
+    return _verdict(problems, success)
 
 
 def _demo_store(folder: Path) -> Tuple[Path, Dict[str, Dict[int, int]]]:
