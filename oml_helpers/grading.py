@@ -74,7 +74,7 @@ def checker_calls(source: str) -> List[str]:
         source: a code cell's source.
 
     Returns:
-        The names, e.g. ``["check_triplet_count"]``.
+        The names, e.g. ``["check_balance_epoch"]``.
     """
     try:
         tokens = list(tokenize.generate_tokens(io.StringIO(source).readline))
@@ -100,7 +100,7 @@ def chapters(notebooks: Path = BOOK_NOTEBOOKS) -> Dict[str, Chapter]:
         notebooks: the folder of the book's notebooks, ``NN_name.ipynb``.
 
     Returns:
-        ``{number: Chapter}``, e.g. ``"01"`` with the checkers ``("check_triplet_count", ...)``.
+        ``{number: Chapter}``, e.g. ``"01"`` with the checkers ``("check_balance_epoch", ...)``.
     """
     found = {}
     for path in sorted(Path(notebooks).glob("[0-9][0-9]_*.ipynb")):

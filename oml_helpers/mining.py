@@ -67,5 +67,9 @@ def embedding_report(models: Dict[str, nn.Module], dataset: ImageQueryGalleryLab
 
 
 def _cmc1(embeddings: Tensor, dataset: ImageQueryGalleryLabeledDataset) -> float:
-    rr = RetrievalResults.from_embeddings(embeddings, dataset, n_items=1)
-    return float(calc_retrieval_metrics_rr(rr, cmc_top_k=(1,), precision_top_k=(1,), map_top_k=(1,), verbose=False)["cmc"][1])
+    # n_items=10 as in retrieval_metrics, so that near-ties at rank 1 break the same way there
+    rr = RetrievalResults.from_embeddings(embeddings, dataset, n_items=10)
+    metrics = calc_retrieval_metrics_rr(
+        rr, cmc_top_k=(1,), precision_top_k=(1,), map_top_k=(1,), verbose=False
+    )
+    return float(metrics["cmc"][1])

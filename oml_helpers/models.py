@@ -11,9 +11,9 @@ from oml.interfaces.models import IExtractor
 class SmallCNN(IExtractor):
     """Three convolutional blocks and a linear head, with L2-normalised output.
 
-    It subclasses OML's ``IExtractor``, so it works wherever OML expects an extractor
-    (``inference``, ``ExtractorModule``, ``ConcatSiamese``): ``forward``/``extract`` give embeddings and
-    ``feat_dim`` their size. About 28k parameters with the defaults.
+    It subclasses OML's ``IExtractor``, the type that ``ExtractorModule`` and ``ConcatSiamese``
+    are written for (``inference`` takes any torch module): ``forward``/``extract`` give
+    embeddings and ``feat_dim`` their size. About 28k parameters with the defaults.
     """
 
     def __init__(self, feat_dim: int = 64, width: int = 16, in_channels: int = 3):

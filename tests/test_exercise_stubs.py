@@ -79,7 +79,7 @@ def test_stub_is_not_yet(stub, chapter_names):
 
 
 def test_unanswered_values_and_functions_are_named():
-    says(ex.check_triplet_count(...), ex.WRONG, "`answer` is still `...`")
+    says(ex.check_balance_epoch(..., ...), ex.WRONG, "`batches` is still `...`")
     says(ex.check_metrics_by_hand(1.0, ..., 0.5), ex.WRONG, "`precision` is still `...`")
 
     def my_loss(anchor, positive, negative, margin):
@@ -89,9 +89,9 @@ def test_unanswered_values_and_functions_are_named():
 
 
 def test_real_answers_pass_through_the_guard():
-    says(ex.check_triplet_count(288), ex.RIGHT)
+    says(ex.check_balance_epoch(2, 24), ex.RIGHT)
     with pytest.raises(TypeError):  # wrong arguments still raise as before
-        ex.check_triplet_count(1, 2, 3, 4)
+        ex.check_balance_epoch(1, 2, 3)
 
     def raises(anchor, positive, negative, margin):
         raise ValueError("my bug")

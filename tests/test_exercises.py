@@ -1,5 +1,6 @@
 """Each exercise checker accepts the right answer and turns down typical wrong ones with a reason."""
 
+import numpy as np
 import pandas as pd
 import pytest
 import torch
@@ -82,15 +83,33 @@ def test_separate_queries(digits_df, digits_root):
     _says(ex.check_separate_queries(idle, digits_root), ex.WRONG, "neither query nor gallery")
 
 
-@pytest.mark.parametrize("n_labels,n_instances", [(3, 4), (2, 2), (5, 16)])
-def test_triplet_count(n_labels, n_instances):
-    right = n_labels * n_instances * (n_instances - 1) * (n_labels - 1) * n_instances
-    result = ex.check_triplet_count(right, n_labels, n_instances)
-    _says(result, ex.RIGHT)
-    result = ex.check_triplet_count(right + 1, n_labels, n_instances)
-    _says(result, ex.WRONG, "per anchor")
-    result = ex.check_triplet_count(float(right), n_labels, n_instances)
-    _says(result, ex.WRONG, "whole number")
+def _epoch_by_hand():
+    """An independent count: one pass over 7 labels in groups of 3, 12 indices a batch."""
+    n_labels, n_instances = basics.EPOCH_BATCH
+    batches = len(basics.EPOCH_LABEL_SIZES) // n_labels
+    return batches, batches * n_labels * n_instances
+
+
+def test_balance_epoch():
+    batches, images = _epoch_by_hand()
+    assert (batches, images) == (2, 24)
+    _says(ex.check_balance_epoch(batches, images), ex.RIGHT, "24 in one epoch")
+    _says(ex.check_balance_epoch(np.int64(batches), images), ex.RIGHT)
+    _says(ex.check_balance_epoch(59 // 12, images), ex.WRONG, "pass over the *labels*")
+    _says(ex.check_balance_epoch(3, images), ex.WRONG, "left over")
+    _says(ex.check_balance_epoch(1, images), ex.WRONG, "groups of 3 labels")
+    _says(ex.check_balance_epoch(batches, 59), ex.WRONG, "does not show every image")
+    _says(ex.check_balance_epoch(batches, 30), ex.WRONG, "same number of")
+    _says(ex.check_balance_epoch(2.0, images), ex.WRONG, "whole number")
+    _says(ex.check_balance_epoch(batches, True), ex.WRONG, "not bool")
+
+
+def test_balance_epoch_leaves_numpy_generator_alone():
+    np.random.seed(5)
+    expected = np.random.rand()
+    np.random.seed(5)
+    ex.check_balance_epoch(*_epoch_by_hand())
+    assert np.random.rand() == expected
 
 
 def _loss(clamp=True, squared=False, margin_sign=1):

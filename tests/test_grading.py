@@ -44,7 +44,7 @@ def _by_checker(rows):
 
 def test_chapters_and_their_exercises_come_from_the_book():
     assert list(BOOK) == [p.name[:2] for p in sorted((ROOT / "notebooks").glob("*.ipynb"))]
-    assert CH01.checkers == ("check_triplet_count", "check_triplet_loss", "check_hardest_negatives")
+    assert CH01.checkers == ("check_balance_epoch", "check_triplet_loss", "check_hardest_negatives")
     assert CH01.title == TITLE_01[2:]
     assert all(2 <= len(chapter.checkers) <= 3 for chapter in BOOK.values())
 
@@ -59,9 +59,9 @@ def test_chapter_is_recognised_by_content_not_file_name(tmp_path):
     def chapter_of(cell, title):
         return grading.identify(nbformat.read(_notebook(tmp_path, "x", cell, title=title), 4), BOOK)
 
-    assert chapter_of("h.exercises.check_triplet_count(1)", "# My homework") == CH01
+    assert chapter_of("h.exercises.check_balance_epoch(1, 1)", "# My homework") == CH01
     assert chapter_of("print(1)", "# 02 · Validation, my notes") == BOOK["02"]
-    assert chapter_of("h.exercises.check_triplet_count(1)", "# 02 · Validation") == CH01
+    assert chapter_of("h.exercises.check_balance_epoch(1, 1)", "# 02 · Validation") == CH01
     assert chapter_of("print(1)", "# My homework") is None
 
 
@@ -70,15 +70,16 @@ def test_passed_not_yet_and_an_error_in_one_run(tmp_path):
         tmp_path,
         "alice",
         "import oml_helpers as h",
-        "h.exercises.check_triplet_count(288, n_labels=3, n_instances=4)",
+        "h.exercises.check_balance_epoch(2, 24)",
         LOSS_STUB,
         "h.exercises.check_hardest_negatives(my_hardest_negatives)",  # never defined
     )
     rows = grading.grade_file(path, BOOK, timeout=120)
     assert [(r.student, r.chapter, r.exercise) for r in rows] == [("alice", "01", n) for n in "123"]
     found = _by_checker(rows)
-    assert found["check_triplet_count"] == (
-        PASSED, "Correct: 288 triplets: 12 anchors x 3 positives x 8 negatives."
+    assert found["check_balance_epoch"] == (
+        PASSED, "Correct: 2 batches of 3 x 4 = 12 indices: 24 in one epoch, though the dataset "
+        "has 59 images."
     )
     status, detail = found["check_triplet_loss"]
     assert status == NOT_YET and "`my_triplet_loss` returned None" in detail
@@ -88,10 +89,10 @@ def test_passed_not_yet_and_an_error_in_one_run(tmp_path):
 
 
 def test_infinite_loop_times_out_and_a_deleted_check_is_missing(tmp_path):
-    loop = "while True:\n    pass\ncheck_triplet_count(1)"
+    loop = "while True:\n    pass\ncheck_balance_epoch(1, 1)"
     path = _notebook(tmp_path, "bob", loop, "check_hardest_negatives(f)")
     found = _by_checker(grading.grade_file(path, BOOK, timeout=3))
-    assert found["check_triplet_count"][0] == TIME_OUT and "3 s" in found["check_triplet_count"][1]
+    assert found["check_balance_epoch"][0] == TIME_OUT and "3 s" in found["check_balance_epoch"][1]
     status, detail = found["check_hardest_negatives"]
     assert status == TIME_OUT and "before this one" in detail
     status, detail = found["check_triplet_loss"]
@@ -99,8 +100,8 @@ def test_infinite_loop_times_out_and_a_deleted_check_is_missing(tmp_path):
 
 
 def test_a_kernel_that_dies_is_an_error(tmp_path):
-    path = _notebook(tmp_path, "carol", "import os\nos._exit(1)\ncheck_triplet_count(1)")
-    status, detail = _by_checker(grading.grade_file(path, BOOK, timeout=60))["check_triplet_count"]
+    path = _notebook(tmp_path, "carol", "import os\nos._exit(1)\ncheck_balance_epoch(1, 1)")
+    status, detail = _by_checker(grading.grade_file(path, BOOK, timeout=60))["check_balance_epoch"]
     assert status == ERROR and "kernel died" in detail
 
 
@@ -110,8 +111,8 @@ def test_a_kernel_that_does_not_start_is_an_error(tmp_path, monkeypatch):
             raise RuntimeError("No such kernel named python3")
 
     monkeypatch.setattr(grading, "NotebookClient", NoKernel)
-    path = _notebook(tmp_path, "jo", "check_triplet_count(1)")
-    status, detail = _by_checker(grading.grade_file(path, BOOK, timeout=10))["check_triplet_count"]
+    path = _notebook(tmp_path, "jo", "check_balance_epoch(1, 1)")
+    status, detail = _by_checker(grading.grade_file(path, BOOK, timeout=10))["check_balance_epoch"]
     assert status == ERROR and "No such kernel" in detail and "as the kernel started" in detail
 
 

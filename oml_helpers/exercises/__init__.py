@@ -5,7 +5,7 @@ one line starting with "Correct" or "Not yet" that says why. The right answers a
 or from the data, never stored. The student edition's untouched starting code (an answer still
 ``...``, a function whose body is still ``...``) gets a "Not yet" too, not a crash. One module per
 group of chapters; all checkers are importable from here, e.g.
-``oml_helpers.exercises.check_triplet_count``.
+``oml_helpers.exercises.check_balance_epoch``.
 """
 
 from oml_helpers.exercises.verdict import RIGHT, WRONG, Verdict
@@ -15,7 +15,7 @@ from oml_helpers.exercises.basics import (
     check_average_precision,
     check_hardest_negatives,
     check_metrics_by_hand,
-    check_triplet_count,
+    check_balance_epoch,
     check_triplet_loss,
 )
 from oml_helpers.exercises.dataframes import check_query_rows, check_separate_queries
@@ -61,6 +61,6 @@ __all__ = [
     "check_tensorboard_per_epoch",
     "check_threshold_by_hand",
     "check_top1_flips",
-    "check_triplet_count",
+    "check_balance_epoch",
     "check_triplet_loss",
 ]

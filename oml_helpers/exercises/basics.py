@@ -7,7 +7,8 @@ import torch
 
 from oml.functional.metrics import calc_cmc, calc_map, calc_precision
 from oml.losses import TripletLoss
-from oml.miners import AllTripletsMiner
+from oml.miners import HardTripletsMiner
+from oml.samplers import BalanceSampler
 
 from oml_helpers.exercises.verdict import Verdict, checker
 from oml_helpers.exercises.verdict import verdict as _verdict
@@ -16,22 +17,53 @@ from oml_helpers.exercises.verdict import verdict as _verdict
 # Chapter 01 ---------------------------------------------------------------------------------------
 
 
+EPOCH_LABEL_SIZES = [3, 12, 5, 8, 20, 2, 9]  # exercise 01.1: images of labels 0-6 (59 in all)
+EPOCH_BATCH = (3, 4)  # exercise 01.1: n_labels, n_instances
+
+
 @checker
-def check_triplet_count(answer: int, n_labels: int = 3, n_instances: int = 4) -> Verdict:
-    """Exercise 01.1: how many triplets ``AllTripletsMiner`` forms in an ``n_labels x n_instances`` batch."""
-    labels = [label for label in range(n_labels) for _ in range(n_instances)]
-    anchors, _, _ = AllTripletsMiner().sample(features=torch.zeros(len(labels), 2), labels=labels)
-    truth = len(anchors)
-    problems = []
-    if not isinstance(answer, (int, np.integer)):
-        problems.append(f"give a whole number, not {type(answer).__name__}.")
-    elif answer != truth:
-        problems.append(
-            f"{answer} is not it. Count per anchor: how many positives (same label, not itself) and how many "
-            "negatives (other labels) can it pair with? Multiply, then sum over all anchors."
-        )
-    return _verdict(problems, f"{truth} triplets: {n_labels * n_instances} anchors x {n_instances - 1} positives "
-                    f"x {(n_labels - 1) * n_instances} negatives.")
+def check_balance_epoch(batches: int, images: int) -> Verdict:
+    """Exercise 01.1: batches and images (repeats counted) in one epoch of ``BalanceSampler``.
+
+    Args:
+        batches: The student's number of batches per epoch.
+        images: The student's number of image indices one epoch yields, repeats counted.
+
+    Returns:
+        The verdict; the reference is a real ``BalanceSampler`` over ``EPOCH_LABEL_SIZES``.
+    """
+    labels = [label for label, size in enumerate(EPOCH_LABEL_SIZES) for _ in range(size)]
+    n_labels, n_instances = EPOCH_BATCH
+    sampler = BalanceSampler(labels, n_labels=n_labels, n_instances=n_instances)
+    state = np.random.get_state()  # the sampler draws with NumPy's global generator
+    true_batches, true_images = len(sampler), sum(len(ids) for ids in sampler)
+    np.random.set_state(state)
+    batch_size = n_labels * n_instances
+    problems = [
+        f"give `{name}` as a whole number, not {type(value).__name__}."
+        for name, value in (("batches", batches), ("images", images))
+        if not isinstance(value, (int, np.integer)) or isinstance(value, bool)
+    ]
+    if problems:
+        return _verdict(problems, "")
+    if batches == -(-len(labels) // batch_size) or batches == len(labels) // batch_size:
+        problems.append(f"{batches} batches counts the images ({len(labels)}), but an epoch of "
+                        "BalanceSampler is one pass over the *labels*, not the images.")
+    elif batches == -(-len(EPOCH_LABEL_SIZES) // n_labels) and batches != true_batches:
+        problems.append(f"{batches} batches would visit every label, but the labels left over "
+                        f"after the last full group of {n_labels} are not visited in that epoch.")
+    elif batches != true_batches:
+        problems.append(f"{batches} batches is not it: how many groups of {n_labels} labels "
+                        f"can one pass over the {len(EPOCH_LABEL_SIZES)} labels make?")
+    elif images == len(labels):
+        problems.append("an epoch does not show every image once: each batch holds exactly "
+                        "n_labels x n_instances indices, repeats included.")
+    elif images != true_images:
+        problems.append(f"{images} images is not it: every batch holds the same number of "
+                        "indices, whatever the sizes of its labels (small ones are repeated).")
+    return _verdict(problems, f"{true_batches} batches of {n_labels} x {n_instances} = "
+                    f"{batch_size} indices: {true_images} in one epoch, though the dataset has "
+                    f"{len(labels)} images.")
 
 
 @checker
@@ -66,9 +98,10 @@ def check_hardest_negatives(fn: Callable[[torch.Tensor, Sequence[int]], torch.Te
     generator = torch.Generator().manual_seed(1)
     embeddings = torch.randn(12, 4, generator=generator)
     labels = [0, 0, 0, 1, 1, 1, 2, 2, 2, 3, 3, 3]
-    distances = torch.cdist(embeddings, embeddings)
-    same = torch.tensor(labels)[:, None] == torch.tensor(labels)[None, :]
-    truth = distances.masked_fill(same, float("inf")).argmin(dim=1)
+    anchors, _, negatives = HardTripletsMiner().sample(features=embeddings, labels=labels)
+    # the miner returns vectors: find their rows (the random rows are distinct, so exact)
+    assert torch.equal(torch.cdist(anchors, embeddings).argmin(dim=1), torch.arange(len(labels)))
+    truth = torch.cdist(negatives, embeddings).argmin(dim=1)
     answer = torch.as_tensor(fn(embeddings, labels)).long().flatten()
     problems = []
     if answer.shape != truth.shape:
