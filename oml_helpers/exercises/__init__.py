@@ -32,7 +32,7 @@ from oml_helpers.exercises.lightning import (
     check_tensorboard_per_epoch,
 )
 from oml_helpers.exercises.retrieval import check_precision_threshold, check_search, check_threshold_by_hand
-from oml_helpers.exercises.reranking import check_cost_estimate, check_hard_pairs, check_top1_flips
+from oml_helpers.exercises.reranking import check_cost_estimate, check_cut_after_rerank, check_hard_pairs
 
 __all__ = [
     "DIAGNOSES",
@@ -47,6 +47,7 @@ __all__ = [
     "check_best_from_state",
     "check_cosine_top_k",
     "check_cost_estimate",
+    "check_cut_after_rerank",
     "check_counts_per_label",
     "check_diagnose",
     "check_even_odd_split",
@@ -61,7 +62,6 @@ __all__ = [
     "check_separate_queries",
     "check_tensorboard_per_epoch",
     "check_threshold_by_hand",
-    "check_top1_flips",
     "check_triplet_count",
     "check_triplet_loss",
 ]
