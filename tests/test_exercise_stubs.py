@@ -56,6 +56,8 @@ def chapter_names(tmp_path, logs, lightning_ckpt, search_setup):  # noqa: F811 (
         "model": model, "prepared": {"my_scan.jpg": image}, "transform": h.digit_transforms(False),
         "store": store,  # 06
         "seconds": {5: 0.5, 10: 0.9}, "n_queries": 10,  # 07
+        "val": None, "siamese": None,  # 07
+        "judges": {"pairwise model": {"threshold": 0.3}, "extractor's distance": {"threshold": 0.3}},
     }
 
 

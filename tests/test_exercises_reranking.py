@@ -1,9 +1,9 @@
 """The checkers of chapter 07 accept the right answer and turn down typical wrong ones with a reason."""
 
 import numpy as np
+import pytest
 import torch
 
-from oml.retrieval import RetrievalResults
 
 from oml_helpers import exercises as ex
 from verdicts import says as _says
@@ -11,24 +11,57 @@ from verdicts import says as _says
 from test_exercises_retrieval import _rr
 
 
-def _top1_right(rr):
-    return [bool(torch.isin(r[:1], gt)) for r, gt in zip(rr.retrieved_ids, rr.gt_ids)]
+class _Images:
+    """Stand-in for a query/gallery dataset: item i is an image filled with the value i."""
+
+    def __init__(self, n_queries: int, n_gallery: int):
+        self.n_queries, self.n_gallery = n_queries, n_gallery
+
+    def get_query_ids(self):
+        return torch.arange(self.n_queries)
+
+    def get_gallery_ids(self):
+        return torch.arange(self.n_gallery) + 100
+
+    def __getitem__(self, i):
+        return {"input_tensors": torch.full((1, 2, 2), float(i))}
 
 
-def test_top1_flips():
-    before = _rr(seed=1)
-    after = RetrievalResults(  # reverse every list: many top-1s change
-        distances=before.distances, retrieved_ids=[r.flip(0) for r in before.retrieved_ids], gt_ids=before.gt_ids
-    )
-    b, a = _top1_right(before), _top1_right(after)
-    r2w, w2r = sum(x and not y for x, y in zip(b, a)), sum(y and not x for x, y in zip(b, a))
-    assert r2w != w2r
-    _says(ex.check_top1_flips(r2w, w2r, before, after), ex.RIGHT, f"{r2w} right -> wrong")
-    _says(ex.check_top1_flips(w2r, r2w, before, after), ex.WRONG, "swapped")
-    moved_right = sum(x and int(rb[0]) != int(ra[0]) for x, rb, ra in zip(b, before.retrieved_ids, after.retrieved_ids))
-    if moved_right != r2w:
-        _says(ex.check_top1_flips(moved_right, w2r, before, after), ex.WRONG, "still right after")
-    _says(ex.check_top1_flips(r2w + 1, w2r, before, after), ex.WRONG, "gt_ids")
+class _Judge:
+    """Stand-in for a pairwise model: its score depends on the two images' values."""
+
+    def predict(self, x1, x2):
+        return ((x2 - x1).abs().mean(dim=(1, 2, 3)) % 7) / 10
+
+
+def _cut_by_hand(rr, keep, top_n=5):
+    hit = kept = n_right = 0
+    for q, (ids, gt) in enumerate(zip(rr.retrieved_ids, rr.gt_ids)):
+        for i in ids[:top_n].tolist():
+            right = i in gt.tolist()
+            k = keep(q, i)
+            kept, hit, n_right = kept + k, hit + (k and right), n_right + right
+    return hit / kept, hit / n_right
+
+
+def test_cut_after_rerank():
+    rr = _rr(seed=1)
+    dataset, model, th = _Images(12, 40), _Judge(), 0.35
+    score = lambda q, i: (abs(100 + i - q) % 7) / 10
+    truth = _cut_by_hand(rr, lambda q, i: score(q, i) < th)
+    above = _cut_by_hand(rr, lambda q, i: score(q, i) >= th)
+    d = {(q, int(i)): float(x) for q, (ids, ds) in enumerate(zip(rr.retrieved_ids, rr.distances))
+         for i, x in zip(ids, ds)}
+    by_distance = _cut_by_hand(rr, lambda q, i: d[q, i] < th)
+    assert len({truth, truth[::-1], above, by_distance}) == 4  # the wrong answers differ from the right one
+    check = lambda p, r: ex.check_cut_after_rerank(p, r, rr, dataset, model, th, extractor_threshold=0.6)
+    _says(check(*truth), ex.RIGHT, f"precision {truth[0]:.3f}, recall {truth[1]:.3f}")
+    _says(check(*truth[::-1]), ex.WRONG, "swapped")
+    _says(check(*above), ex.WRONG, "below it")
+    _says(check(*by_distance), ex.WRONG, "extractor's distances")
+    _says(check(truth[0] + 0.05, truth[1]), ex.WRONG, "is off")
+    with pytest.raises(ValueError, match="top_n"):
+        ex.check_cut_after_rerank(*truth, rr, dataset, model, th, 0.6, top_n=50)
 
 
 def test_cost_estimate():

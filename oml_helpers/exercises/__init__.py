@@ -31,7 +31,7 @@ from oml_helpers.exercises.lightning import (
 )
 from oml_helpers.exercises.retrieval import check_precision_threshold, check_search, check_threshold_by_hand
 from oml_helpers.exercises.validation import check_confusion_table
-from oml_helpers.exercises.reranking import check_cost_estimate, check_hard_pairs, check_top1_flips
+from oml_helpers.exercises.reranking import check_cost_estimate, check_cut_after_rerank, check_hard_pairs
 
 __all__ = [
     "DIAGNOSES",
@@ -46,6 +46,7 @@ __all__ = [
     "check_cosine_top_k",
     "check_cost_estimate",
     "check_confusion_table",
+    "check_cut_after_rerank",
     "check_counts_per_label",
     "check_diagnose",
     "check_hard_pairs",
@@ -60,7 +61,6 @@ __all__ = [
     "check_separate_queries",
     "check_tensorboard_per_epoch",
     "check_threshold_by_hand",
-    "check_top1_flips",
     "check_balance_epoch",
     "check_triplet_loss",
 ]

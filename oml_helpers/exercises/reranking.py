@@ -1,6 +1,6 @@
 """Checkers for the exercises of chapter 07 (re-ranking with a pairwise model)."""
 
-from typing import Callable, Dict, Iterable, List, Sequence, Set, Tuple
+from typing import Any, Callable, Dict, Iterable, List, Sequence, Set, Tuple
 
 import numpy as np
 import torch
@@ -12,35 +12,79 @@ from oml_helpers.exercises.verdict import Verdict, checker
 from oml_helpers.exercises.verdict import verdict as _verdict
 
 
-def _top1_right(rr: RetrievalResults) -> List[bool]:
-    return [bool(len(r) and torch.isin(r[:1], gt).item()) for r, gt in zip(rr.retrieved_ids, rr.gt_ids)]
+def _cut(kept: List[torch.Tensor], right: List[torch.Tensor]) -> Tuple[float, float]:
+    """Pooled precision and recall of the kept candidates, over all queries together."""
+    n_kept = sum(int(k.sum()) for k in kept)
+    n_hit = sum(int((k & r).sum()) for k, r in zip(kept, right))
+    n_right = sum(int(r.sum()) for r in right)
+    return n_hit / max(n_kept, 1), n_hit / max(n_right, 1)
+
+
+def _raw_scores(model: Any, dataset: Any, rr: RetrievalResults, top_n: int) -> List[torch.Tensor]:
+    """The pairwise model's own scores of each query with its ``top_n`` first results."""
+    query_ids, gallery_ids = dataset.get_query_ids(), dataset.get_gallery_ids()
+    scores = []
+    with torch.no_grad():
+        for q, ids in enumerate(rr.retrieved_ids):
+            x1 = dataset[int(query_ids[q])]["input_tensors"]
+            x2 = torch.stack([dataset[int(gallery_ids[i])]["input_tensors"] for i in ids[:top_n]])
+            scores.append(model.predict(x1.expand_as(x2), x2).flatten().cpu())
+    return scores
 
 
 @checker
-def check_top1_flips(right_to_wrong: int, wrong_to_right: int, before: RetrievalResults, after: RetrievalResults) -> Verdict:
-    """Exercise 07.1: queries whose first result went from right to wrong, and from wrong to right."""
-    b, a = _top1_right(before), _top1_right(after)
-    r2w = sum(x and not y for x, y in zip(b, a))
-    w2r = sum(y and not x for x, y in zip(b, a))
-    moved = [int(rb[0]) != int(ra[0]) for rb, ra in zip(before.retrieved_ids, after.retrieved_ids)]
-    changed, moved_right = sum(moved), sum(m and x for m, x in zip(moved, b))
+def check_cut_after_rerank(precision: float, recall: float, rr: RetrievalResults, dataset: Any,
+                           pairwise_model: Any, threshold: float, extractor_threshold: float,
+                           top_n: int = 5) -> Verdict:
+    """Exercise 07.1: pooled precision and recall of the top ``top_n`` cut at a pairwise threshold.
+
+    Args:
+        precision: The answer: right items among the kept candidates, pooled over the queries.
+        recall: The answer: kept items among the right ones of each top ``top_n``, pooled.
+        rr: The extractor's results (its top ``top_n`` are the re-ranker's candidates).
+        dataset: The query/gallery dataset of ``rr``.
+        pairwise_model: The pairwise model; its ``predict`` gives the raw scores.
+        threshold: Kept are the candidates the pairwise model scores below it.
+        extractor_threshold: The same cut on the extractor's distances, for comparison.
+        top_n: Candidates per query.
+
+    Returns:
+        The verdict.
+    """
+    if not 1 <= top_n <= rr.n_retrieved_items:
+        raise ValueError(f"top_n must be between 1 and the {rr.n_retrieved_items} retrieved items, got {top_n}.")
+    right = [torch.isin(ids[:top_n], gt) for ids, gt in zip(rr.retrieved_ids, rr.gt_ids)]
+    scores = _raw_scores(pairwise_model, dataset, rr, top_n)
+    truth = _cut([s < threshold for s in scores], right)
+    above = _cut([s >= threshold for s in scores], right)
+    by_extractor = _cut([d[:top_n] < extractor_threshold for d in rr.distances], right)
+    mixed = _cut([d[:top_n] < threshold for d in rr.distances], right)
+    answer = (float(precision), float(recall))
+    close = lambda a, b: bool(np.allclose(a, b, atol=0.002))
     problems = []
-    if (right_to_wrong, wrong_to_right) == (w2r, r2w) and r2w != w2r:
-        problems.append("the two counts are swapped: right -> wrong means right before re-ranking, wrong after.")
-    elif right_to_wrong == moved_right != r2w:
-        problems.append(f"{right_to_wrong} is the number of queries that were right and got a new first result; "
-                        "many of those are still right after. Check the new first result against gt_ids too.")
-    elif right_to_wrong + wrong_to_right == changed and changed != r2w + w2r:
-        problems.append(f"your counts add up to the {changed} queries whose first result changed; most of those "
-                        "swapped one right item for another. Count only where right/wrong itself changed.")
-    elif right_to_wrong != r2w or wrong_to_right != w2r:
+    if close(answer, truth):
+        pass
+    elif close(answer, truth[::-1]):
+        problems.append("the two are swapped: precision is the share of the kept candidates that are right, "
+                        "recall the share of the right candidates that are kept.")
+    elif close(answer, above):
+        problems.append("you kept the candidates at or above the threshold; the score is a distance "
+                        "(high means different): keep those below it.")
+    elif close(answer, by_extractor) or close(answer, mixed):
+        problems.append("those come from the extractor's distances (rr.distances); score each pair with the "
+                        "pairwise model instead (pairwise_inference on the query and its top 5).")
+    else:
         problems.append(
-            f"{right_to_wrong} and {wrong_to_right} are off. For each query, the top-1 is right when "
-            "rr.retrieved_ids[q][0] is in rr.gt_ids[q]; compare that before and after."
+            f"({answer[0]:.3f}, {answer[1]:.3f}) is off. Score each query with its {top_n} first results by "
+            "the pairwise model's predict (pairwise_inference), keep the scores below the threshold, and "
+            "count over all queries together: right and kept / kept, right and kept / right."
         )
-    net = w2r - r2w
-    return _verdict(problems, f"{r2w} right -> wrong, {w2r} wrong -> right: CMC@1 changes by {net:+d} queries "
-                    f"of {len(b)}, i.e. {net / len(b):+.2f}.")
+    kept = sum(int((s < threshold).sum()) for s in scores)
+    n_right = sum(int(r.sum()) for r in right)
+    return _verdict(problems, f"below {threshold:.3f} the pairwise model keeps {kept} of the "
+                    f"{top_n * len(scores)} candidates ({n_right} right): precision {truth[0]:.3f}, recall "
+                    f"{truth[1]:.3f}. The extractor's distances cut at {extractor_threshold:.3f} give "
+                    f"precision {by_extractor[0]:.3f}, recall {by_extractor[1]:.3f}.")
 
 
 @checker
