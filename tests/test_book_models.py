@@ -164,7 +164,8 @@ def test_chapter_07_trains_the_siamese_model_as_the_shipped_one_was_trained():
     from oml_helpers.book_models import SIAMESE
 
     path = os.path.join(os.path.dirname(__file__), "..", "notebooks", "07_reranking.ipynb")
-    cells = [c.source for c in nbformat.read(path, as_version=4).cells if "h.train_siamese(" in c.source]
+    cells = [c.source for c in nbformat.read(path, as_version=4).cells
+             if c.cell_type == "code" and "h.train_siamese(" in c.source]
     assert len(cells) == 1, "chapter 07 trains the pairwise model in one cell"
     calls = {}
     for node in ast.walk(ast.parse(cells[0])):
