@@ -6,8 +6,8 @@ dimension, dtype and schema version. One vector by hand: ``SELECT vector FROM it
 Each write is one transaction in WAL mode: a bad or interrupted batch leaves the file as it was, and
 readers keep reading during a write. Searches use all vectors as one float32 matrix, kept in memory
 until another connection writes (``PRAGMA data_version``). A cold open reads that matrix from the
-``snapshot`` table, two BLOBs kept in step with ``items`` (see ``storage_snapshot``), and falls back
-to the rows when the snapshot is stale or damaged. A float32 product picks a shortlist that
+``snapshot`` table, two BLOBs that ``close`` saves after a store's writes (see ``storage_snapshot``),
+and falls back to the rows when the snapshot is stale or damaged. A float32 product picks a shortlist that
 provably holds the true top ``k`` (``float32_scores``), float64 distances rank it, so the answers are
 a float64 brute force's. One store object per thread or process; numpy, pandas and sqlite3 only.
 """
@@ -26,7 +26,7 @@ from oml_helpers.storage_checks import (  # noqa: F401 (the result types and err
     check_vectors, damaged_error, read_meta, select_rows)
 from oml_helpers.storage_search import float32_scores, shortlists, top_k  # noqa: F401 (part of this API)
 from oml_helpers.storage_snapshot import (
-    BUMP, SNAPSHOT_SCHEMA, Matrix, read_snapshot, set_triggers, with_added, with_deleted, with_updated, write_snapshot)
+    SNAPSHOT_SCHEMA, Matrix, mark_stale, read_snapshot, with_added, with_deleted, with_updated, write_snapshot)
 
 SCHEMA_VERSION = 5  # 5: rows plus a snapshot; 4: one float32 BLOB per item; 3: chunks and int8 codes
 APPLICATION_ID = 0x4F4D4C45  # "OMLE" in the file header: marks the file as an embedding store
@@ -54,6 +54,7 @@ class EmbeddingStore:
         """Not for direct use: call ``EmbeddingStore.create`` or ``EmbeddingStore.open``."""
         self._conn, self.path, self.model_name, self.dim, self.dtype = conn, path, model_name, dim, dtype
         self._cache: Optional[dict] = None  # ids, matrix (id order), sq, meta (on first filter), version
+        self._dirty = False  # this store changed ids or vectors: close() saves the snapshot
 
     @classmethod
     def create(cls, path: Union[str, Path], model_name: str, dim: int, dtype: str = "float32") -> "EmbeddingStore":
@@ -100,9 +101,17 @@ class EmbeddingStore:
         return cls(_connect(path), path, meta["model_name"], int(meta["dim"]), meta["dtype"])
 
     def close(self) -> None:
-        """Close the connection and drop the cached vectors."""
-        self._cache = None
-        self._conn.close()
+        """Save the snapshot if this store changed ids or vectors, then close the connection.
+
+        The snapshot is a cache for the next open: if it cannot be written now (another writer holds
+        the file, a row is damaged), it stays stale, and the next open reads the rows instead.
+        """
+        try:
+            if self._dirty:
+                self._save_snapshot()
+        finally:
+            self._cache, self._dirty = None, False
+            self._conn.close()
 
     def __enter__(self) -> "EmbeddingStore":
         return self
@@ -203,18 +212,18 @@ class EmbeddingStore:
                      change: Optional[Callable[[Matrix], Matrix]] = None) -> Iterator[None]:
         """One write transaction: committed at the end, rolled back on any error or interruption.
 
-        ``change`` (None: metadata only) maps the ids and vectors as they were to the batch's result; it
-        is applied to the fresh cache or snapshot, else the rows are read, and before COMMIT the result
-        is the new snapshot and cache.
+        ``change`` (None: metadata only) maps the ids and vectors as they were to the batch's result;
+        applied to the fresh cache (or snapshot), it becomes the new cache. A change also makes the
+        snapshot stale until ``close`` saves it (see ``mark_stale``).
         """
         self._conn.execute("BEGIN IMMEDIATE")
         try:
             version = self._conn.execute("PRAGMA data_version").fetchone()[0]  # no other writer from here on
             fresh = self._cache is not None and self._cache["version"] == version
             before = (self._cache["ids"], self._cache["matrix"]) if fresh else None
-            if change is not None:  # the batch writes the snapshot itself (see set_triggers)
+            if change is not None:
                 before = read_snapshot(self._conn, self.dim) if before is None else before
-                set_triggers(self._conn, on=False)
+                mark_stale(self._conn)
             self._cache = None
             if must_exist is not None:  # inside the transaction: no other writer can interfere
                 missing = sorted(set(must_exist.tolist()) - set(self._existing(must_exist)))
@@ -222,11 +231,10 @@ class EmbeddingStore:
                     raise UnknownIdError(f"{len(missing)} id(s) are not stored, e.g. {missing[:10]}; nothing was "
                                          "changed. add() new items first.")
             yield
-            cache = self._save_snapshot(version, before, change)
-            if change is not None:
-                set_triggers(self._conn, on=True)
+            after = before if change is None or before is None else change(before)
             self._conn.execute("COMMIT")
-            self._cache = cache
+            self._cache = None if after is None else self._cache_of(after, version)
+            self._dirty = self._dirty or change is not None
         except BaseException:
             self._cache = None
             if self._conn.in_transaction:
@@ -256,21 +264,33 @@ class EmbeddingStore:
             self._cache = self._read(version, with_meta=needs_meta)  # a plain search skips the metadata
         return (select_rows(self._cache["meta"], filters) if needs_meta else None), self._cache
 
-    def _save_snapshot(self, version: int, before: Optional[Matrix],
-                       change: Optional[Callable[[Matrix], Matrix]]) -> Optional[dict]:
-        """Write the batch's ids and vectors as the snapshot; the new cache (None: read it later)."""
-        if change is None:  # metadata only: ids, vectors and snapshot are as they were
-            return None if before is None else self._cache_of(before, version)
-        if before is not None:
-            matrix = change(before)
-        else:
-            try:
+    def _save_snapshot(self) -> None:
+        """Write the current ids and vectors as a fresh snapshot, in one write transaction of its own.
+
+        From the cache if no other connection wrote since, else from the rows; left stale if another
+        writer holds the file or a row is damaged (the rows stay the truth, a later save tries again).
+        """
+        try:
+            self._conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError:  # locked by another writer past the timeout: try at a later close
+            return
+        try:
+            version = self._conn.execute("PRAGMA data_version").fetchone()[0]
+            if self._cache is not None and self._cache["version"] == version:
+                matrix = self._cache["ids"], self._cache["matrix"]
+            elif read_snapshot(self._conn, self.dim) is not None:  # already fresh (another store saved it)
+                matrix = None
+            else:
                 matrix, _ = self._read_rows(with_meta=False)
-            except StoreFileError:  # a row damaged behind the store's back: the snapshot is stale
-                self._conn.execute(BUMP)
-                return None
-        write_snapshot(self._conn, *matrix)
-        return self._cache_of(matrix, version)
+            if matrix is not None:
+                write_snapshot(self._conn, *matrix)
+            self._conn.execute("COMMIT")
+        except StoreFileError:  # a row damaged behind the store's back: the snapshot stays stale
+            self._conn.execute("ROLLBACK")
+        except BaseException:
+            if self._conn.in_transaction:
+                self._conn.execute("ROLLBACK")
+            raise
 
     def _read(self, version: int, with_meta: bool) -> dict:
         """ids and vectors (and metadata) of every item in id order, in one read transaction.

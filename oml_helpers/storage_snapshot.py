@@ -4,11 +4,13 @@ Why: Python's ``sqlite3`` builds a tuple and a ``bytes`` object for every row it
 100,000 one-row-per-item vectors costs about 70-125 ms on the development machine (2 AMD EPYC cores)
 before any numpy work: more than 4x ``np.load`` of the same ``.npy`` at d=128. The snapshot holds the
 same numbers in one row (``ids``: int64, ascending; ``vectors``: float32, the same order), read with
-one SELECT and ``np.frombuffer``. ``items`` stays the source of truth: triggers bump ``meta``'s
-``generation`` on every INSERT, DELETE and UPDATE of ``id`` or ``vector`` (by the store or by a plain
-``sqlite3`` script), and the snapshot is used only while its own generation equals that counter and
-its lengths fit the row count; otherwise the store reads the rows. The store rewrites it inside each
-write transaction, so a commit changes rows and snapshot together or not at all.
+one ``np.frombuffer``-like copy. ``items`` stays the source of truth, and the snapshot is used only
+while its ``generation`` equals ``meta``'s and its lengths fit the row count:
+- a store's write of ids or vectors bumps ``meta``'s generation (the snapshot is stale from then on)
+  and drops the triggers; its ``close`` writes a new snapshot and creates them again, so a batch of
+  writes rewrites the snapshot once, not once per write;
+- while the snapshot is fresh, triggers bump the generation on any INSERT, DELETE and UPDATE of ``id``
+  or ``vector`` made by anyone else (a plain ``sqlite3`` script, say).
 """
 
 import sqlite3
@@ -34,14 +36,15 @@ Matrix = Tuple[np.ndarray, np.ndarray]  # ids int64 [n] ascending, vectors float
 READ_BYTES = 1 << 20  # BLOB bytes read at a time: a SELECT of the whole BLOBs measured 4-8x np.load
 
 
-def set_triggers(conn: sqlite3.Connection, on: bool) -> None:
-    """Drop or create the triggers, inside the store's own write transaction (DDL commits with it).
+def mark_stale(conn: sqlite3.Connection) -> None:
+    """Make the snapshot stale and drop the triggers, inside a store's write transaction.
 
-    The store's batches rewrite the snapshot themselves, and a bump per row measured 2-2.5x the time
-    of a 100,000-row ``add``; writes by anyone else still meet the triggers.
+    A trigger runs once per row, and a bump per row measured 2-2.5x the time of a 100,000-row
+    ``add``; with the snapshot already stale the triggers have nothing left to do.
     """
-    for name, sql in TRIGGERS.items():
-        conn.execute(sql if on else f"DROP TRIGGER {name}")
+    conn.execute(BUMP)
+    for name in TRIGGERS:
+        conn.execute(f"DROP TRIGGER IF EXISTS {name}")
 
 
 def read_blob(conn: sqlite3.Connection, column: str, out: np.ndarray) -> None:
@@ -70,15 +73,17 @@ def read_snapshot(conn: sqlite3.Connection, dim: int) -> Optional[Matrix]:
 
 
 def write_snapshot(conn: sqlite3.Connection, ids: np.ndarray, vectors: np.ndarray) -> None:
-    """Replace the snapshot with ``ids`` and ``vectors`` at a new generation; call it inside the write.
-
-    A matrix over SQLite's BLOB limit (1 GB by default) leaves no snapshot: reads then use the rows.
+    """Replace the snapshot with ``ids`` and ``vectors`` at a new generation and create the triggers;
+    call it inside a write transaction. A matrix over SQLite's BLOB limit (1 GB by default, about
+    650,000 vectors at d=384) leaves no snapshot: opens then read the rows.
     """
     ids, vectors = np.ascontiguousarray(ids, IDS_DTYPE), np.ascontiguousarray(vectors, VECTOR_DTYPE)
     conn.execute(BUMP)  # a new generation: any older snapshot is stale
     if vectors.nbytes > conn.getlimit(sqlite3.SQLITE_LIMIT_LENGTH):
         conn.execute("DELETE FROM snapshot")
         return
+    for sql in TRIGGERS.values():
+        conn.execute(sql.replace("CREATE TRIGGER", "CREATE TRIGGER IF NOT EXISTS"))
     conn.execute("INSERT OR REPLACE INTO snapshot VALUES (1, (SELECT value FROM meta WHERE key = 'generation'), "
                  "?, ?)", (memoryview(ids), memoryview(vectors.reshape(-1))))
 

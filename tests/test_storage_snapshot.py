@@ -76,16 +76,17 @@ def test_a_fresh_snapshot_is_read_instead_of_the_rows(tmp_path, row_reads):
     assert row_reads == []
 
 
-def test_writes_keep_the_snapshot_equal_to_the_rows(tmp_path, row_reads):
+def test_close_after_writes_leaves_the_snapshot_equal_to_the_rows(tmp_path, row_reads):
     path = make(tmp_path)
     with EmbeddingStore.open(path) as store:
         store.update([3, 9], embeddings=vectors(2, seed=5))
         store.update([0], labels=[99])  # metadata only: nothing to rewrite
         store.delete([0, 27, 60])
         store.add([1, 1000], vectors(2, seed=6))
-        rows, snap, fresh = rows_and_snapshot(path)
-        assert fresh and np.array_equal(rows[0], snap[0]) and np.array_equal(rows[1], snap[1])
-        assert len(rows[0]) == 29 and store.search(vectors(2, seed=6)[1], k=1).ids[0] == 1000
+        assert not rows_and_snapshot(path)[2]  # stale until close: one rewrite per batch of writes
+        assert len(store) == 29 and store.search(vectors(2, seed=6)[1], k=1).ids[0] == 1000
+    rows, snap, fresh = rows_and_snapshot(path)
+    assert fresh and np.array_equal(rows[0], snap[0]) and np.array_equal(rows[1], snap[1])
     with EmbeddingStore.open(path) as store:  # an empty store too
         store.delete(store.load().ids)
         assert len(store) == 0 and store.search(vectors(1), k=3).ids.shape == (1, 0)
@@ -157,7 +158,7 @@ def test_the_triggers_survive_writes_and_failed_writes(tmp_path):
     assert triggers == ["items_changed", "items_deleted", "items_inserted"]
 
 
-def test_a_write_with_damaged_rows_elsewhere_succeeds_and_leaves_the_snapshot_stale(tmp_path, row_reads):
+def test_a_write_with_damaged_rows_elsewhere_succeeds_and_close_leaves_the_snapshot_stale(tmp_path, row_reads):
     path = make(tmp_path)
     with sqlite3.connect(path) as conn:  # two damaged rows, written behind the store's back
         conn.execute("PRAGMA ignore_check_constraints = ON")
@@ -165,7 +166,12 @@ def test_a_write_with_damaged_rows_elsewhere_succeeds_and_leaves_the_snapshot_st
     conn.close()
     with EmbeddingStore.open(path) as store:
         store.update([6], embeddings=vectors(1, seed=4))  # the way out, one item at a time
-        assert row_reads == [False]  # the write read the rows, found id 9 damaged, kept the snapshot stale
+    assert row_reads == [False]  # close read the rows, found id 9 damaged, left the snapshot stale
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("SELECT generation != (SELECT CAST(value AS INTEGER) FROM meta WHERE key = "
+                            "'generation') FROM snapshot").fetchone()[0] == 1
+    conn.close()
+    with EmbeddingStore.open(path) as store:
         with pytest.raises(StoreFileError, match="vector of item id 9 is 1 bytes"):
             store.search(vectors(1), k=1)
         store.update([9], embeddings=vectors(1, seed=5))
