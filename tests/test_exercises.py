@@ -145,7 +145,7 @@ def test_lost_match():
           "no correct item", "only 2 results", "available gts", "NaN")
     _says(ex.check_lost_match(pd.Series(list("XYZWYY")), 2, toy, QUIZ_EMBEDDINGS), ex.RIGHT)
     _says(ex.check_lost_match(list("ABCDBB"), 3, toy, QUIZ_EMBEDDINGS), ex.WRONG,
-          "drops the skipped items")
+          "drops the skipped ones")
     _says(ex.check_lost_match(list("ABCDBB"), 1, toy, QUIZ_EMBEDDINGS), ex.WRONG,
           "len(rr.retrieved_ids[1])")
     _says(ex.check_lost_match(list("ABCDBB"), 2.0, toy, QUIZ_EMBEDDINGS), ex.WRONG,

@@ -239,8 +239,8 @@ def check_lost_match(
     elif not isinstance(n_results, (int, np.integer)) or isinstance(n_results, bool):
         problems.append(f"give `n_results` as a whole number, not {n_results!r}.")
     elif n_results != min(k, len(kept(row))):
-        hint = (" OML drops the skipped items from the results instead of filling the list "
-                "with farther ones." if n_results == k else "")
+        hint = (" Only the gallery items left after the skip can be retrieved, and OML "
+                "drops the skipped ones from the list." if n_results == k else "")
         problems.append(f"{n_results} is not how many items query {query} gets: count "
                         f"len(rr.retrieved_ids[{query}]).{hint}")
     n_kept = min(k, len(kept(row)))
