@@ -1,7 +1,7 @@
 """Checkers for the exercises of chapter 00 (the dataframe format, gallery positions and rows)."""
 
 from pathlib import Path
-from typing import List, Sequence, Union
+from typing import List, Sequence, Tuple, Union
 
 import numpy as np
 import pandas as pd
@@ -105,6 +105,22 @@ def check_separate_queries(
                     "so each query still has matches to find.")
 
 
+def _roles(df: pd.DataFrame, embeddings: torch.Tensor, query: int) -> Tuple[np.ndarray, np.ndarray]:
+    """The dataset rows of the queries and of the gallery, after checking the checker's inputs.
+
+    Raises:
+        ValueError: When ``embeddings`` does not match ``df`` or ``query`` is no query's number.
+    """
+    if len(embeddings) != len(df):
+        raise ValueError(f"embeddings has {len(embeddings)} rows, df {len(df)}: "
+                         "pass one embedding per row of df.")
+    query_rows = np.flatnonzero(df["is_query"].astype(bool).to_numpy())
+    gallery_rows = np.flatnonzero(df["is_gallery"].astype(bool).to_numpy())
+    if not 0 <= query < len(query_rows):
+        raise ValueError(f"query must be in 0..{len(query_rows) - 1}, got {query}.")
+    return query_rows, gallery_rows
+
+
 def _top_rows(embeddings: torch.Tensor, row: int, gallery_rows: np.ndarray, k: int) -> List[int]:
     """Dataset rows of the ``k`` gallery items nearest to dataset row ``row``, itself left out."""
     others = gallery_rows[gallery_rows != row]
@@ -131,13 +147,7 @@ def check_query_rows(
     Returns:
         The verdict.
     """
-    if len(embeddings) != len(df):
-        raise ValueError(f"embeddings has {len(embeddings)} rows, df {len(df)}: "
-                         "pass one embedding per row of df.")
-    query_rows = np.flatnonzero(df["is_query"].astype(bool).to_numpy())
-    gallery_rows = np.flatnonzero(df["is_gallery"].astype(bool).to_numpy())
-    if not 0 <= query < len(query_rows):
-        raise ValueError(f"query must be in 0..{len(query_rows) - 1}, got {query}.")
+    query_rows, gallery_rows = _roles(df, embeddings, query)
     row = int(query_rows[query])
     truth = _top_rows(embeddings, row, gallery_rows, k)
     try:
@@ -198,13 +208,7 @@ def check_lost_match(
     Returns:
         The verdict.
     """
-    if len(embeddings) != len(df):
-        raise ValueError(f"embeddings has {len(embeddings)} rows, df {len(df)}: "
-                         "pass one embedding per row of df.")
-    query_rows = np.flatnonzero(df["is_query"].astype(bool).to_numpy())
-    gallery_rows = np.flatnonzero(df["is_gallery"].astype(bool).to_numpy())
-    if not 0 <= query < len(query_rows):
-        raise ValueError(f"query must be in 0..{len(query_rows) - 1}, got {query}.")
+    query_rows, gallery_rows = _roles(df, embeddings, query)
     ids = list(sequence) if not isinstance(sequence, (str, bytes)) else None
     if ids is None or len(ids) != len(df):
         return _verdict([f"give one sequence id per row of the dataframe ({len(df)}), e.g. "
