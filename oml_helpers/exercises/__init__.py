@@ -24,15 +24,8 @@ from oml_helpers.exercises.dataframes import (
     check_separate_queries,
 )
 from oml_helpers.exercises.storage import check_cosine_top_k, check_counts_per_label, check_precision_per_label
-from oml_helpers.exercises.lightning import (
-    DIAGNOSES,
-    check_best_epoch,
-    check_best_from_state,
-    check_diagnose,
-    check_loaded_share,
-    check_pcf,
-    check_tensorboard_per_epoch,
-)
+from oml_helpers.exercises.lightning import check_best_epoch, check_pcf, check_tensorboard_per_epoch
+from oml_helpers.exercises.checkpoints import DIAGNOSES, check_best_k_from_state, check_diagnose, check_loaded_share
 from oml_helpers.exercises.retrieval import check_precision_threshold, check_search, check_threshold_by_hand
 from oml_helpers.exercises.validation import check_confusion_table
 from oml_helpers.exercises.reranking import check_cost_estimate, check_cut_after_rerank, check_hard_pairs
@@ -46,7 +39,7 @@ __all__ = [
     "WRONG",
     "check_average_precision",
     "check_best_epoch",
-    "check_best_from_state",
+    "check_best_k_from_state",
     "check_cosine_top_k",
     "check_cost_estimate",
     "check_confusion_table",
