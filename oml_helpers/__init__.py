@@ -33,6 +33,14 @@ from oml_helpers.data import (  # noqa: E402
     split_dataframe,
 )
 from oml_helpers.device import get_device, seed_everything, silence_known_warnings  # noqa: E402
+from oml_helpers.lightning import (  # noqa: E402
+    MetricValCallbackFewFigures,
+    make_loaders,
+    make_metric,
+    make_module,
+    make_trainer,
+    quiet_lightning,
+)
 from oml_helpers.logs import (  # noqa: E402
     LogError,
     plot_metric_curves,
@@ -90,25 +98,6 @@ from oml_helpers.training import (  # noqa: E402
     train_digits_model,
     train_extractor,
 )
-
-# Lightning takes a few seconds to import: its helpers load on first use (chapters 03 and 04).
-_LIGHTNING_NAMES = (
-    "MetricValCallbackFewFigures",
-    "make_loaders",
-    "make_metric",
-    "make_module",
-    "make_trainer",
-    "quiet_lightning",
-)
-
-
-def __getattr__(name: str):
-    if name in _LIGHTNING_NAMES:
-        from oml_helpers import lightning
-
-        return getattr(lightning, name)
-    raise AttributeError(f"module 'oml_helpers' has no attribute {name!r}")
-
 
 __all__ = [
     "CheckpointError",
@@ -182,5 +171,10 @@ __all__ = [
     "train_digits_model",
     "train_extractor",
     "train_siamese",
-    *_LIGHTNING_NAMES,
+    "MetricValCallbackFewFigures",
+    "make_loaders",
+    "make_metric",
+    "make_module",
+    "make_trainer",
+    "quiet_lightning",
 ]

@@ -18,7 +18,11 @@ from oml_helpers.exercises.basics import (
     check_balance_epoch,
     check_triplet_loss,
 )
-from oml_helpers.exercises.dataframes import check_query_rows, check_separate_queries
+from oml_helpers.exercises.dataframes import (
+    check_lost_match,
+    check_query_rows,
+    check_separate_queries,
+)
 from oml_helpers.exercises.storage import check_cosine_top_k, check_open_for, check_precision_per_label
 from oml_helpers.exercises.lightning import (
     DIAGNOSES,
@@ -51,6 +55,7 @@ __all__ = [
     "check_hard_pairs",
     "check_hardest_negatives",
     "check_loaded_share",
+    "check_lost_match",
     "check_metrics_by_hand",
     "check_open_for",
     "check_pcf",
