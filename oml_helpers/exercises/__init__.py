@@ -23,7 +23,7 @@ from oml_helpers.exercises.dataframes import (
     check_query_rows,
     check_separate_queries,
 )
-from oml_helpers.exercises.storage import check_cosine_top_k, check_counts_per_label, check_precision_per_label
+from oml_helpers.exercises.storage import check_cosine_top_k, check_open_for, check_precision_per_label
 from oml_helpers.exercises.lightning import check_best_epoch, check_pcf, check_tensorboard_per_epoch
 from oml_helpers.exercises.checkpoints import DIAGNOSES, check_best_k_from_state, check_diagnose, check_loaded_share
 from oml_helpers.exercises.retrieval import check_precision_threshold, check_search, check_threshold_by_hand
@@ -44,13 +44,13 @@ __all__ = [
     "check_cost_estimate",
     "check_confusion_table",
     "check_cut_after_rerank",
-    "check_counts_per_label",
     "check_diagnose",
     "check_hard_pairs",
     "check_hardest_negatives",
     "check_loaded_share",
     "check_lost_match",
     "check_metrics_by_hand",
+    "check_open_for",
     "check_pcf",
     "check_precision_per_label",
     "check_precision_threshold",
