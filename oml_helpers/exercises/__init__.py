@@ -31,7 +31,7 @@ from oml_helpers.exercises.lightning import (
 )
 from oml_helpers.exercises.retrieval import check_precision_threshold, check_search, check_threshold_by_hand
 from oml_helpers.exercises.validation import check_confusion_table
-from oml_helpers.exercises.reranking import check_cost_estimate, check_cut_after_rerank, check_hard_pairs
+from oml_helpers.exercises.reranking import check_cut_after_rerank, check_hard_pairs, check_rerank_budget
 
 __all__ = [
     "DIAGNOSES",
@@ -44,7 +44,6 @@ __all__ = [
     "check_best_epoch",
     "check_best_from_state",
     "check_cosine_top_k",
-    "check_cost_estimate",
     "check_confusion_table",
     "check_cut_after_rerank",
     "check_counts_per_label",
@@ -56,6 +55,7 @@ __all__ = [
     "check_pcf",
     "check_precision_per_label",
     "check_precision_threshold",
+    "check_rerank_budget",
     "check_query_rows",
     "check_search",
     "check_separate_queries",
