@@ -50,7 +50,12 @@ from oml_helpers.logs import (  # noqa: E402
 )
 from oml_helpers.mining import embedding_report, int8_round_trip  # noqa: E402
 from oml_helpers.models import PretrainedUnavailableError, SmallCNN, count_parameters, pretrained_extractor  # noqa: E402
-from oml_helpers.pair_accuracy import best_threshold, neighbour_pair_scores, pair_accuracy  # noqa: E402
+from oml_helpers.pair_accuracy import (  # noqa: E402
+    best_threshold,
+    neighbour_pair_scores,
+    order_accuracy,
+    pair_accuracy,
+)
 from oml_helpers.number_line import plot_number_line  # noqa: E402
 from oml_helpers.plots import (  # noqa: E402
     plot_distance_histograms,
@@ -140,6 +145,7 @@ __all__ = [
     "make_siamese",
     "metrics_dict",
     "neighbour_pair_scores",
+    "order_accuracy",
     "pair_accuracy",
     "plot_metric_curves",
     "plot_number_line",

@@ -28,7 +28,7 @@ from oml_helpers.exercises.lightning import check_best_epoch, check_pcf, check_t
 from oml_helpers.exercises.checkpoints import DIAGNOSES, check_best_k_from_state, check_diagnose, check_loaded_share
 from oml_helpers.exercises.retrieval import check_precision_threshold, check_search, check_threshold_by_hand
 from oml_helpers.exercises.validation import check_confusion_table
-from oml_helpers.exercises.reranking import check_cost_estimate, check_cut_after_rerank, check_hard_pairs
+from oml_helpers.exercises.reranking import check_cut_after_rerank, check_hard_pairs, check_rerank_budget
 
 __all__ = [
     "DIAGNOSES",
@@ -41,7 +41,6 @@ __all__ = [
     "check_best_epoch",
     "check_best_k_from_state",
     "check_cosine_top_k",
-    "check_cost_estimate",
     "check_confusion_table",
     "check_cut_after_rerank",
     "check_diagnose",
@@ -54,6 +53,7 @@ __all__ = [
     "check_pcf",
     "check_precision_per_label",
     "check_precision_threshold",
+    "check_rerank_budget",
     "check_query_rows",
     "check_search",
     "check_separate_queries",
