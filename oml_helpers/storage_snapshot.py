@@ -34,6 +34,7 @@ SNAPSHOT_SCHEMA = (
 Matrix = Tuple[np.ndarray, np.ndarray]  # ids int64 [n] ascending, vectors float32 [n, dim]
 
 
+ROW_OVERHEAD = 64  # bytes of the snapshot's row beside its two BLOBs (header, generation): generous
 READ_BYTES = 1 << 20  # BLOB bytes read at a time: a SELECT of the whole BLOBs measured 4-8x np.load
 
 
@@ -75,12 +76,12 @@ def read_snapshot(conn: sqlite3.Connection, dim: int) -> Optional[Matrix]:
 
 def write_snapshot(conn: sqlite3.Connection, ids: np.ndarray, vectors: np.ndarray) -> None:
     """Replace the snapshot with ``ids`` and ``vectors`` at a new generation and create the triggers;
-    call it inside a write transaction. A matrix over SQLite's BLOB limit (1 GB by default, about
+    call it inside a write transaction. A matrix whose row would pass SQLite's length limit (1 GB by default, about
     650,000 vectors at d=384) leaves no snapshot: opens then read the rows.
     """
     ids, vectors = np.ascontiguousarray(ids, IDS_DTYPE), np.ascontiguousarray(vectors, VECTOR_DTYPE)
     conn.execute(BUMP)  # a new generation: any older snapshot is stale
-    if vectors.nbytes > conn.getlimit(sqlite3.SQLITE_LIMIT_LENGTH):
+    if ids.nbytes + vectors.nbytes + ROW_OVERHEAD > conn.getlimit(sqlite3.SQLITE_LIMIT_LENGTH):  # caps a row too
         conn.execute("DELETE FROM snapshot")
         return
     for sql in TRIGGERS.values():

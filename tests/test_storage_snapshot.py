@@ -177,3 +177,17 @@ def test_a_write_with_damaged_rows_elsewhere_succeeds_and_close_leaves_the_snaps
         store.update([9], embeddings=vectors(1, seed=5))
     rows, snap, fresh = rows_and_snapshot(path)
     assert fresh and np.array_equal(rows[0], snap[0]) and np.array_equal(rows[1], snap[1])
+
+
+@pytest.mark.parametrize("limit_over", [0, 8 * 30])  # the vectors alone fit; then ids and vectors fit
+def test_a_matrix_past_sqlites_length_limit_leaves_no_snapshot_and_close_does_not_fail(tmp_path, row_reads, limit_over):
+    path = make(tmp_path)
+    with EmbeddingStore.open(path) as store:
+        # a limit the vectors alone fit under, but not the row (ids + vectors): no snapshot, no error
+        store._conn.setlimit(sqlite3.SQLITE_LIMIT_LENGTH, 31 * DIM * 4 + limit_over)
+        store.add([1], vectors(1, seed=7))
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("SELECT count(*) FROM snapshot").fetchone()[0] == 0
+    conn.close()
+    with EmbeddingStore.open(path) as store:  # reads the rows, still right
+        assert len(store.load().ids) == 31 and row_reads == [True]
