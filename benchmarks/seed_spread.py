@@ -6,8 +6,8 @@ retrained with three seeds, and prints CMC@1, precision@5, mAP@1, mAP@5, the num
 mAP@5 = 0 and the mean mAP@5 per digit, one row per model.
 
 Usage: ``.venv/bin/python benchmarks/seed_spread.py [--seeds N] [--root DIR]``. Each retraining
-is one run of chapter 01's recipe (about half a minute on 2 idle CPU cores, by chapter 02's figure;
-measured 3 to 7 minutes under heavy load); ``--seeds 0`` scores only the shipped and untrained models.
+is one run of chapter 01's recipe (about 17 s on 2 idle CPU cores, by chapter 01's figure; from
+36 s to several minutes under heavy load); ``--seeds 0`` scores only the shipped and untrained models.
 """
 
 import argparse

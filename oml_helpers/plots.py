@@ -153,7 +153,7 @@ def plot_distance_histograms(embeddings: Dict[str, Tensor], labels: Sequence[int
         ax.set_title(name)
         ax.set_xlabel("distance")
         ax.set_yticks([])
-    axes[0][0].set_ylabel("share of pairs (density)")
+    axes[0][0].set_ylabel("density (each panel its own scale)")
     axes[0][-1].legend()
     fig.tight_layout()
     return fig

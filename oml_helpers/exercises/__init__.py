@@ -27,7 +27,12 @@ from oml_helpers.exercises.storage import check_cosine_top_k, check_open_for, ch
 from oml_helpers.exercises.lightning import check_best_epoch, check_pcf, check_tensorboard_per_epoch
 from oml_helpers.exercises.checkpoints import DIAGNOSES, check_best_k_from_state, check_diagnose, check_loaded_share
 from oml_helpers.exercises.retrieval import check_precision_threshold, check_search, check_threshold_by_hand
-from oml_helpers.exercises.validation import check_confusion_table
+from oml_helpers.exercises.validation import (
+    TEXTBOOK_HITS,
+    TEXTBOOK_N_GT,
+    check_confusion_table,
+    check_oml_against_textbook,
+)
 from oml_helpers.exercises.reranking import check_cut_after_rerank, check_hard_pairs, check_rerank_budget
 
 __all__ = [
@@ -35,6 +40,8 @@ __all__ = [
     "EXERCISE_HITS",
     "EXERCISE_N_GT",
     "RIGHT",
+    "TEXTBOOK_HITS",
+    "TEXTBOOK_N_GT",
     "Verdict",
     "WRONG",
     "check_average_precision",
@@ -42,6 +49,7 @@ __all__ = [
     "check_best_k_from_state",
     "check_cosine_top_k",
     "check_confusion_table",
+    "check_oml_against_textbook",
     "check_cut_after_rerank",
     "check_diagnose",
     "check_hard_pairs",

@@ -117,7 +117,7 @@ def check_hardest_negatives(fn: Callable[[torch.Tensor, Sequence[int]], torch.Te
 
 # Chapter 02 ---------------------------------------------------------------------------------------
 
-EXERCISE_HITS = [False, True, True, False, True]  # exercise 02.1: hits at ranks 2, 3 and 5
+EXERCISE_HITS = [False, True, True, False, True]  # hits at ranks 2, 3 and 5
 EXERCISE_N_GT = 3
 
 
@@ -132,7 +132,11 @@ def _oml_metrics(is_correct: Sequence[bool], n_gt: int, k: int) -> dict:
 
 @checker
 def check_metrics_by_hand(cmc: float, precision: float, map_: float, k: int = 5) -> Verdict:
-    """Exercise 02.1: CMC@k, precision@k and mAP@k of ``EXERCISE_HITS`` with ``EXERCISE_N_GT`` correct items."""
+    """CMC@k, precision@k and mAP@k of ``EXERCISE_HITS`` with ``EXERCISE_N_GT`` correct items, by hand.
+
+    Chapter 02's first exercise 1, kept for practice: on this ranking OML's AP@k and the textbook's
+    agree, so the chapter now asks ``check_oml_against_textbook`` instead.
+    """
     truth = _oml_metrics(EXERCISE_HITS, EXERCISE_N_GT, k)
     hits = sum(EXERCISE_HITS[:k])
     hints = {
