@@ -29,11 +29,12 @@ from oml_helpers.exercises.lightning import (
     check_pcf,
     check_tensorboard_per_epoch,
 )
-from oml_helpers.exercises.retrieval import check_precision_threshold, check_search, check_threshold_by_hand
+from oml_helpers.exercises.retrieval import check_adaptive_by_hand, check_precision_threshold, check_search
 from oml_helpers.exercises.validation import check_confusion_table
 from oml_helpers.exercises.reranking import check_cost_estimate, check_cut_after_rerank, check_hard_pairs
 
 __all__ = [
+    "check_adaptive_by_hand",
     "DIAGNOSES",
     "EXERCISE_HITS",
     "EXERCISE_N_GT",
@@ -60,7 +61,6 @@ __all__ = [
     "check_search",
     "check_separate_queries",
     "check_tensorboard_per_epoch",
-    "check_threshold_by_hand",
     "check_balance_epoch",
     "check_triplet_loss",
 ]
