@@ -161,3 +161,23 @@ def test_search(search_setup):
     _says(ex.check_search(lambda *args: (torch.tensor([0]), torch.tensor([0.1])), model, image, transform,
                           store, k=4), ex.WRONG, "return k=4 positions")
 
+
+
+def test_best_threshold_matches_a_loop_over_constant_thresholding():
+    """The checker's vectorised search keeps as many results as OML does at its threshold, ties included."""
+    rng = np.random.default_rng(1)
+    for decimals in (1, 2, 6):  # few decimals: many tied distances
+        d = np.sort(np.round(rng.uniform(0.1, 1, (15, 8)), decimals), axis=1).astype(np.float32)
+        rr = RetrievalResults(
+            distances=[torch.tensor(x) for x in d],
+            retrieved_ids=[torch.tensor(rng.permutation(30)[:8]) for _ in d],
+            gt_ids=[torch.tensor(rng.choice(30, 12, replace=False)) for _ in d],
+        )
+        for min_precision in (0.3, 0.5, 0.9):
+            th, n_kept = ex.retrieval._best_threshold(rr, min_precision)
+            assert _kept(rr, th)[0] == n_kept
+            if n_kept:
+                assert _kept(rr, th)[1] >= min_precision
+            loop = [_kept(rr, c)[0] for c in np.unique(d).tolist() + [2.0]
+                    for c in [c + 1e-7] if _kept(rr, c)[0] and _kept(rr, c)[1] >= min_precision]
+            assert n_kept == max(loop, default=0)

@@ -93,14 +93,22 @@ def _kept_stats(rr: RetrievalResults, th: float) -> Tuple[int, int]:
 
 def _best_threshold(rr: RetrievalResults, min_precision: float) -> Tuple[float, int]:
     """The threshold that keeps the most results at a pooled precision >= ``min_precision``, and that number."""
-    distances = torch.cat([d for d in rr.distances if len(d)]).unique().sort().values.tolist()
-    best_th, best_kept = 0.0, 0
-    for i, d in enumerate(distances):  # a threshold just above each distance keeps everything up to it
-        candidate = (d + (distances[i + 1] if i + 1 < len(distances) else d + 1.0)) / 2
-        n_kept, n_right = _kept_stats(rr, candidate)
-        if n_kept and n_right / n_kept >= min_precision and n_kept > best_kept:
-            best_th, best_kept = candidate, n_kept
-    return best_th, best_kept
+    pairs = zip(rr.retrieved_ids, rr.gt_ids)
+    right = torch.cat([torch.isin(r, gt) for r, gt in pairs if len(r)]).double()
+    flat = torch.cat([d for d in rr.distances if len(d)])
+    order = flat.argsort()
+    flat, right = flat[order], right[order]
+    distances = flat.unique().double()  # sorted
+    # a threshold just above each distance (midway to the next) keeps everything up to it
+    candidates = torch.cat([(distances[:-1] + distances[1:]) / 2, distances[-1:] + 0.5])
+    # ConstantThresholding compares float32 distances with th as float32: count them the same way
+    n_kept = torch.searchsorted(flat, candidates.float())
+    n_right = torch.cat([torch.zeros(1, dtype=torch.float64), right.cumsum(0)])[n_kept]
+    ok = (n_kept > 0) & (n_right / n_kept.clamp(min=1) >= min_precision)
+    if not ok.any():
+        return 0.0, 0
+    best = int(torch.where(ok, n_kept, -1).argmax())  # the first candidate with the most kept
+    return float(candidates[best]), int(n_kept[best])
 
 
 #: how many tuning results fewer than the best a threshold may keep and still pass Exercise 06.2
