@@ -33,6 +33,14 @@ from oml_helpers.data import (  # noqa: E402
     split_dataframe,
 )
 from oml_helpers.device import get_device, seed_everything, silence_known_warnings  # noqa: E402
+from oml_helpers.lightning import (  # noqa: E402
+    MetricValCallbackFewFigures,
+    make_loaders,
+    make_metric,
+    make_module,
+    make_trainer,
+    quiet_lightning,
+)
 from oml_helpers.logs import (  # noqa: E402
     LogError,
     plot_metric_curves,
@@ -42,7 +50,12 @@ from oml_helpers.logs import (  # noqa: E402
 )
 from oml_helpers.mining import embedding_report, int8_round_trip  # noqa: E402
 from oml_helpers.models import PretrainedUnavailableError, SmallCNN, count_parameters, pretrained_extractor  # noqa: E402
-from oml_helpers.pair_accuracy import best_threshold, neighbour_pair_scores, pair_accuracy  # noqa: E402
+from oml_helpers.pair_accuracy import (  # noqa: E402
+    best_threshold,
+    neighbour_pair_scores,
+    order_accuracy,
+    pair_accuracy,
+)
 from oml_helpers.number_line import plot_number_line  # noqa: E402
 from oml_helpers.plots import (  # noqa: E402
     plot_distance_histograms,
@@ -91,25 +104,6 @@ from oml_helpers.training import (  # noqa: E402
     train_extractor,
 )
 
-# Lightning takes a few seconds to import: its helpers load on first use (chapters 03 and 04).
-_LIGHTNING_NAMES = (
-    "MetricValCallbackFewFigures",
-    "make_loaders",
-    "make_metric",
-    "make_module",
-    "make_trainer",
-    "quiet_lightning",
-)
-
-
-def __getattr__(name: str):
-    if name in _LIGHTNING_NAMES:
-        from oml_helpers import lightning
-
-        return getattr(lightning, name)
-    raise AttributeError(f"module 'oml_helpers' has no attribute {name!r}")
-
-
 __all__ = [
     "CheckpointError",
     "DatasetFormatError",
@@ -151,6 +145,7 @@ __all__ = [
     "make_siamese",
     "metrics_dict",
     "neighbour_pair_scores",
+    "order_accuracy",
     "pair_accuracy",
     "plot_metric_curves",
     "plot_number_line",
@@ -182,5 +177,10 @@ __all__ = [
     "train_digits_model",
     "train_extractor",
     "train_siamese",
-    *_LIGHTNING_NAMES,
+    "MetricValCallbackFewFigures",
+    "make_loaders",
+    "make_metric",
+    "make_module",
+    "make_trainer",
+    "quiet_lightning",
 ]

@@ -27,7 +27,8 @@ def save_extractor(model: nn.Module, path: Union[str, Path], meta: Optional[Dict
     """Save an extractor's weights (its ``state_dict`` on the CPU) with some metadata.
 
     The file is written next to ``path`` first and then renamed over it, so a save that fails half-way
-    leaves an existing file at ``path`` as it was.
+    leaves an existing file at ``path`` as it was. It gets the mode of any new file (``0666`` minus
+    the umask, usually ``-rw-r--r--``), not the private mode of a temporary file.
 
     Args:
         model: The extractor (not the Lightning module).
@@ -55,6 +56,7 @@ def save_extractor(model: nn.Module, path: Union[str, Path], meta: Optional[Dict
     }
     handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(handle)
+    os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes it private (0600); a saved model is for sharing
     try:
         torch.save(payload, tmp)
         os.replace(tmp, path)
@@ -62,6 +64,13 @@ def save_extractor(model: nn.Module, path: Union[str, Path], meta: Optional[Dict
         if os.path.exists(tmp):
             os.remove(tmp)
     return path
+
+
+def _umask() -> int:
+    """The process's umask (read by setting it and putting it back)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def _check_plain(value: Any, where: str) -> None:
@@ -208,34 +217,50 @@ def _mismatches(expected: Dict[str, torch.Tensor], found: Dict[str, torch.Tensor
     return problems
 
 
-def best_checkpoint(directory: Union[str, Path], monitor: str, mode: str = "max") -> Path:
-    """The Lightning checkpoint in a folder with the best value of ``monitor``, as ``ModelCheckpoint`` recorded it.
+def best_checkpoint(directory: Union[str, Path], monitor: str) -> Path:
+    """The best checkpoint in a folder, as ``ModelCheckpoint`` recorded it, from the files alone.
+
+    Every file that ``ModelCheckpoint`` writes, ``last.ckpt`` included, stores the callback's state.
+    This reads the state of the newest file (highest ``global_step``) and takes its
+    ``best_model_path``. Only the file name is used, looked up in ``directory``: the stored path is
+    relative to the working directory of the run that saved it, and the folder may have moved.
+    (A file's ``current_score`` is not its own score: ``last.ckpt`` repeats the latest top-k save's.)
 
     Args:
         directory: Folder of ``.ckpt`` files written by ``ModelCheckpoint(monitor=...)``.
-        monitor: The metric name given to ``ModelCheckpoint``.
-        mode: ``"max"`` or ``"min"``.
+        monitor: The metric name given to ``ModelCheckpoint`` (picks its state among the callbacks').
 
     Returns:
-        The path of the best checkpoint.
+        The path of the best checkpoint, inside ``directory``.
 
     Raises:
-        CheckpointError: No folder, no ``.ckpt`` files, or none scored on ``monitor`` (the message lists what was).
+        CheckpointError: No folder, no ``.ckpt`` file scored on ``monitor`` (the message lists what
+            was monitored), or the best file it records is no longer in the folder.
     """
-    if mode not in ("max", "min"):
-        raise ValueError(f"mode must be 'max' or 'min', got {mode!r}.")
     directory = Path(directory)
     if not directory.is_dir():
         raise CheckpointError(f"No folder {directory}. Give the dirpath of your ModelCheckpoint.")
-    scores, monitored = {}, set()
+    newest, monitored = None, set()
     for path in sorted(directory.glob("*.ckpt")):
-        for key, state in read_checkpoint(path).get("callbacks", {}).items():
-            if key.startswith("ModelCheckpoint") and isinstance(state, dict):
-                monitored.add(str(state.get("monitor")))
-                if state.get("monitor") == monitor and state.get("current_score") is not None:
-                    scores[path] = float(state["current_score"])
-    if not scores:
+        checkpoint = read_checkpoint(path)
+        for key, state in checkpoint.get("callbacks", {}).items():
+            if not (key.startswith("ModelCheckpoint") and isinstance(state, dict)):
+                continue
+            monitored.add(str(state.get("monitor")))
+            if state.get("monitor") == monitor and state.get("best_model_path"):
+                step = int(checkpoint.get("global_step") or 0)
+                if newest is None or step > newest[0]:
+                    newest = (step, path, state["best_model_path"])
+    if newest is None:
         raise CheckpointError(
-            f"No checkpoint in {directory} was scored on {monitor!r}; monitored: {sorted(monitored) or 'none'}."
+            f"No checkpoint in {directory} was scored on {monitor!r}; "
+            f"monitored: {sorted(monitored) or 'none'}."
         )
-    return (max if mode == "max" else min)(scores, key=scores.get)
+    _, source, recorded = newest
+    best = directory / Path(recorded).name
+    if not best.is_file():
+        raise CheckpointError(
+            f"{source.name} records {recorded} as the best checkpoint, but {best.name} is not in "
+            f"{directory}: it was deleted or moved. Restore it, or pick from the files there."
+        )
+    return best

@@ -20,7 +20,8 @@ def plot_number_line(
     Args:
         embeddings: ``[n, 1]`` (or ``[n]``), one number per row of ``df``.
         df: The dataframe with ``label``, ``is_query`` and ``is_gallery``, with a fresh index.
-        greyed: Dataset rows to draw in grey (e.g. those a query's sequence hides).
+        greyed: Dataset rows to draw in grey and mark "(skipped)" (e.g. those a query's
+            sequence hides).
         title: Figure title.
 
     Returns:
@@ -47,7 +48,8 @@ def plot_number_line(
                         textcoords="offset points", ha="center", va="bottom", fontsize=8)
         if gallery:
             ax.plot(x, -0.5, marker="o", ms=9, color=colour)
-            ax.annotate(f"row {row}, label {label}\nposition {position}", (x, -0.5),
+            skipped = " (skipped)" if row in greyed else ""
+            ax.annotate(f"row {row}, label {label}\nposition {position}{skipped}", (x, -0.5),
                         xytext=(0, -9), textcoords="offset points", ha="center", va="top",
                         fontsize=8)
             position += 1

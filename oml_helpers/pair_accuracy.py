@@ -114,3 +114,32 @@ def pair_accuracy(distances: pd.Series, is_negative: pd.Series, threshold: float
     positives = float((~called_different[~negative]).mean())
     negatives = float(called_different[negative].mean())
     return {"positives": positives, "negatives": negatives, "balanced": (positives + negatives) / 2}
+
+
+def order_accuracy(pairs: pd.DataFrame, column: str) -> pd.Series:
+    """Per anchor, the share of (positive, negative) pairs whose positive has the smaller distance.
+
+    A threshold-free measure of what a re-ranker needs: that within one query's candidates the
+    right ones come before the wrong ones, whatever the scale of that query's distances. A tie
+    counts half.
+
+    Args:
+        pairs: One row per pair with ``i`` (the anchor), ``is_negative`` and the distance column,
+            as ``neighbour_pair_scores`` returns them.
+        column: The distance to judge by, e.g. ``"embedding_distance"``.
+
+    Returns:
+        One value from 0 to 1 per anchor, indexed by ``i``.
+    """
+    missing = {"i", "is_negative", column} - set(pairs.columns)
+    if missing:
+        raise ValueError(f"pairs has no column {sorted(missing)}: pass neighbour_pair_scores' table.")
+    shares = {}
+    for anchor, group in pairs.groupby("i"):
+        negative = group["is_negative"].to_numpy().astype(bool)
+        values = group[column].to_numpy()
+        if negative.all() or not negative.any():
+            raise ValueError(f"anchor {anchor} needs positive and negative pairs to be ordered.")
+        gaps = values[~negative][:, None] - values[negative][None, :]
+        shares[anchor] = float((gaps < 0).mean() + 0.5 * (gaps == 0).mean())
+    return pd.Series(shares, name=column)

@@ -6,6 +6,7 @@ before any numpy work: more than 4x ``np.load`` of the same ``.npy`` at d=128. T
 same numbers in one row (``ids``: int64, ascending; ``vectors``: float32, the same order), read with
 one ``np.frombuffer``-like copy. ``items`` stays the source of truth, and the snapshot is used only
 while its ``generation`` equals ``meta``'s and its lengths fit the row count:
+
 - a store's write of ids or vectors bumps ``meta``'s generation (the snapshot is stale from then on)
   and drops the triggers; its ``close`` writes a new snapshot and creates them again, so a batch of
   writes rewrites the snapshot once, not once per write;

@@ -10,12 +10,16 @@ Usage: python scripts/make_student_edition.py [output folder, default: student/]
 """
 
 import importlib.util
+import re
 import sys
 from pathlib import Path
 
 import nbformat
 
 ROOT = Path(__file__).resolve().parent.parent
+# The full notebooks' sentence about hidden solutions, and what the student edition says instead.
+HIDDEN_SOLUTIONS = re.compile(r"The solutions are hidden below each exercise:\s+click to reveal them\s+after trying\.")
+NO_SOLUTIONS = "This student edition leaves the solutions out; the full notebook (linked at the top) has them."
 
 
 def _sync_module():
@@ -39,6 +43,8 @@ def student_notebook(path: Path) -> nbformat.NotebookNode:
             cell.source = cell.metadata.pop("student_stub")
             cell.metadata["tags"] = ["exercise"]
             cell.outputs, cell.execution_count = [], None
+        elif cell.cell_type == "markdown":
+            cell.source = HIDDEN_SOLUTIONS.sub(NO_SOLUTIONS, cell.source)
     return nb
 
 

@@ -139,23 +139,48 @@ def test_save_rejects_bad_input(tmp_path):
     assert not (tmp_path / "w.pt").exists()
 
 
-def _fake_lightning_ckpt(path, monitor, score):
-    state = {"monitor": monitor, "current_score": None if score is None else torch.tensor(score)}
-    torch.save({"pytorch-lightning_version": "2.1.2", "state_dict": {}, "callbacks": {f"ModelCheckpoint{{'monitor': '{monitor}'}}": state}}, path)
+def _fake_lightning_ckpt(path, monitor, best, step, current=0.5):
+    """A file shaped like ModelCheckpoint's: its state records ``best`` (a path) as the best so far."""
+    state = {"monitor": monitor, "best_model_path": best, "current_score": torch.tensor(current)}
+    torch.save({"pytorch-lightning_version": "2.1.2", "global_step": step, "state_dict": {},
+                "callbacks": {f"ModelCheckpoint{{'monitor': '{monitor}'}}": state}}, path)
 
 
-def test_best_checkpoint_picks_by_the_stored_score(tmp_path):
-    for name, score in [("a.ckpt", 0.5), ("b.ckpt", 0.9), ("c.ckpt", 0.7)]:
-        _fake_lightning_ckpt(tmp_path / name, "OVERALL/map/5", score)
-    assert best_checkpoint(tmp_path, "OVERALL/map/5").name == "b.ckpt"
-    assert best_checkpoint(tmp_path, "OVERALL/map/5", mode="min").name == "a.ckpt"
+def test_best_checkpoint_reads_the_newest_state_not_the_file_names(tmp_path):
+    # A template whose names sort after "last": last.ckpt (step 12) and the best file (step 10)
+    # store the same current_score, the latest top-k save's; the old helper returned last.ckpt.
+    best = "runs/elsewhere/map5=0.934.ckpt"  # relative to the run's working directory
+    _fake_lightning_ckpt(tmp_path / "map5=0.934.ckpt", "OVERALL/map/5", best, step=10, current=0.934)
+    _fake_lightning_ckpt(tmp_path / "last.ckpt", "OVERALL/map/5", best, step=12, current=0.934)
+    assert best_checkpoint(tmp_path, "OVERALL/map/5") == tmp_path / "map5=0.934.ckpt"
+
+
+def test_best_checkpoint_follows_a_resumed_run(tmp_path):
+    # an older file still in the folder recorded itself; the newest state names a later file
+    _fake_lightning_ckpt(tmp_path / "z-epoch01.ckpt", "OVERALL/map/5", "x/z-epoch01.ckpt", step=2, current=0.99)
+    _fake_lightning_ckpt(tmp_path / "a-epoch09.ckpt", "OVERALL/map/5", "x/a-epoch09.ckpt", step=18)
+    _fake_lightning_ckpt(tmp_path / "last.ckpt", "OVERALL/map/5", "x/a-epoch09.ckpt", step=22)
+    assert best_checkpoint(tmp_path, "OVERALL/map/5").name == "a-epoch09.ckpt"
+
+
+def test_best_checkpoint_bad_input(tmp_path):
+    _fake_lightning_ckpt(tmp_path / "last.ckpt", "OVERALL/map/5", "runs/gone.ckpt", step=4)
+    with pytest.raises(CheckpointError, match=r"records runs/gone.ckpt.*gone.ckpt is not in"):
+        best_checkpoint(tmp_path, "OVERALL/map/5")
     with pytest.raises(CheckpointError, match=r"scored on 'loss'; monitored: \['OVERALL/map/5'\]"):
         best_checkpoint(tmp_path, "loss")
-    with pytest.raises(ValueError, match="mode"):
-        best_checkpoint(tmp_path, "OVERALL/map/5", mode="best")
     with pytest.raises(CheckpointError, match="No folder"):
         best_checkpoint(tmp_path / "nope", "OVERALL/map/5")
     empty = tmp_path / "empty"
     empty.mkdir()
     with pytest.raises(CheckpointError, match="monitored: none"):
         best_checkpoint(empty, "x")
+
+
+def test_saved_file_is_readable_by_others_under_the_usual_umask(tmp_path):
+    previous = os.umask(0o022)
+    try:
+        path = save_extractor(_model(), tmp_path / "w.pt")
+    finally:
+        os.umask(previous)
+    assert path.stat().st_mode & 0o777 == 0o644  # not mkstemp's private 0600

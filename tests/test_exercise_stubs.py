@@ -45,6 +45,8 @@ def chapter_names(tmp_path, logs, lightning_ckpt, search_setup):  # noqa: F811 (
         "h": h, "torch": torch, "np": np, "pd": pd, "Path": Path,
         "DATA_ROOT": tmp_path,  # 00
         "quiz": pd.DataFrame({"is_query": [True, False], "is_gallery": [False, True]}),
+        "toy": pd.DataFrame({"label": [5, 5], "is_query": [True, False],
+                             "is_gallery": [False, True]}),
         "toy_embeddings": torch.zeros(2, 1),
         "rr": _rr(), "val_dataset": dataset,  # 02 (and rr for 06)
         "df": pd.DataFrame({"label": [d for d in range(10) for _ in range(30)]}),  # 03

@@ -1,5 +1,7 @@
 """Each exercise checker accepts the right answer and turns down typical wrong ones with a reason."""
 
+import warnings
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -7,6 +9,7 @@ import torch
 
 from oml.datasets import ImageQueryGalleryLabeledDataset
 from oml.functional.metrics import calc_map
+from oml.metrics import calc_retrieval_metrics_rr
 from oml.retrieval import RetrievalResults
 
 from oml_helpers import exercises as ex
@@ -34,7 +37,9 @@ def test_query_rows():
           "it is dataset row 4")
     _says(ex.check_query_rows([5, 1, 3], quiz, QUIZ_EMBEDDINGS), ex.WRONG, "wrong order")
     _says(ex.check_query_rows([1, 5], quiz, QUIZ_EMBEDDINGS), ex.WRONG, "give 3 rows")
-    _says(ex.check_query_rows([0, 3, 5], quiz, QUIZ_EMBEDDINGS), ex.WRONG, "get_query_ids")
+    _says(ex.check_query_rows([0, 3, 5], quiz, QUIZ_EMBEDDINGS), ex.WRONG,
+          "results of query 0 (dataset row 2)", "count from 0")
+    _says(ex.check_query_rows([0, 5, 3], quiz, QUIZ_EMBEDDINGS), ex.WRONG, "get_query_ids")
     _says(ex.check_query_rows("rows", quiz, QUIZ_EMBEDDINGS), ex.WRONG, "a list of 3")
     _says(ex.check_query_rows([0, 3], quiz, QUIZ_EMBEDDINGS, query=0, k=2), ex.RIGHT)
 
@@ -56,31 +61,112 @@ def _separate(df, n):
 
 
 def test_separate_queries(digits_df, digits_root):
-    result = ex.check_separate_queries(_separate(digits_df, 20), digits_root, n_queries=20)
+    result = ex.check_separate_queries(_separate(digits_df, 20), digits_root, "b", n_queries=20)
     _says(result, ex.RIGHT, "keeps 154-162 gallery images")
-    result = ex.check_separate_queries(digits_df, digits_root, n_queries=20)
+    result = ex.check_separate_queries(digits_df, digits_root, "b", n_queries=20)
     _says(result, ex.WRONG, "both query and gallery")
-    result = ex.check_separate_queries(_separate(digits_df, 10), digits_root, n_queries=20)
+    result = ex.check_separate_queries(_separate(digits_df, 10), digits_root, "b", n_queries=20)
     _says(result, ex.WRONG, "exactly 20")
     last = digits_df.copy()
     val = last["split"] == "validation"
     rank = last[val].groupby("label").cumcount(ascending=False)
     last.loc[val, "is_query"], last.loc[val, "is_gallery"] = rank < 20, rank >= 20
-    result = ex.check_separate_queries(last, digits_root, n_queries=20)
+    result = ex.check_separate_queries(last, digits_root, "b", n_queries=20)
     _says(result, ex.WRONG, "first 20 rows")
     right = _separate(digits_df, 20)
     no_train = right[right["split"] == "validation"]
-    _says(ex.check_separate_queries(no_train, digits_root), ex.WRONG, "keep all 1797")
+    _says(ex.check_separate_queries(no_train, digits_root, "b"), ex.WRONG, "keep all 1797")
     no_nine = right[right["label"] != 9]
-    _says(ex.check_separate_queries(no_nine, digits_root), ex.WRONG, "keep all 1797")
+    _says(ex.check_separate_queries(no_nine, digits_root, "b"), ex.WRONG, "keep all 1797")
     moved = right.copy()
     four = moved["label"] == 4  # the 4s moved to the gallery
     moved.loc[four, "split"] = "validation"
     moved.loc[four, "is_query"], moved.loc[four, "is_gallery"] = False, True
-    _says(ex.check_separate_queries(moved, digits_root), ex.WRONG, "training rows changed")
+    _says(ex.check_separate_queries(moved, digits_root, "b"), ex.WRONG, "training rows changed")
     idle = right.copy()
     idle.loc[idle.index[-1], "is_gallery"] = False
-    _says(ex.check_separate_queries(idle, digits_root), ex.WRONG, "neither query nor gallery")
+    _says(ex.check_separate_queries(idle, digits_root, "b"), ex.WRONG, "neither query nor gallery")
+
+
+def test_separate_queries_why(digits_df, digits_root):
+    right = _separate(digits_df, 20)
+    _says(ex.check_separate_queries(right, digits_root, " B "), ex.RIGHT)
+    _says(ex.check_separate_queries(right, digits_root, "a"), ex.WRONG, "is_gallery False")
+    _says(ex.check_separate_queries(right, digits_root, "c"), ex.WRONG, "validation rows only")
+    _says(ex.check_separate_queries(right, digits_root, "d"), ex.WRONG, "one of the letters")
+    _says(ex.check_separate_queries(right, digits_root, 2), ex.WRONG, "one of the letters")
+    # the dataframe is judged before the reason
+    _says(ex.check_separate_queries(digits_df, digits_root, "b"), ex.WRONG, "both query")
+    _says(ex.check_separate_queries(right, digits_root, ...), ex.WRONG, "`why` is still `...`")
+
+
+def _toy():
+    """Chapter 00's six images with their roles in the retrieval example: rows 0 and 1 query."""
+    is_query = [True, True, False, False, False, False]
+    return pd.DataFrame({"label": [5, 6, 5, 5, 6, 6], "is_query": is_query,
+                         "is_gallery": [not q for q in is_query]})
+
+
+def _oml_lost_match(sequence):
+    """What OML itself does with this sequence column: results and gt rows per query, warnings."""
+    toy = _toy().assign(sequence=sequence, path=[f"{i}.png" for i in range(6)])
+    dataset = ImageQueryGalleryLabeledDataset(toy, dataset_root=".")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        rr = RetrievalResults.from_embeddings(QUIZ_EMBEDDINGS, dataset, n_items=3)
+    rows = dataset.get_gallery_ids()
+    return ([rows[ids].tolist() for ids in rr.retrieved_ids],
+            [rows[ids].tolist() for ids in rr.gt_ids], rr, [str(w.message) for w in caught])
+
+
+def test_lost_match_agrees_with_oml():
+    """The checker's hand-made reference says what OML does, for the right and wrong answers."""
+    results, gt, rr, warned = _oml_lost_match(list("ABCDBB"))
+    assert results[1] == [3, 2] and gt[1] == [] and gt[0] == [2, 3]
+    assert "Some of the queries don't have available gts." in warned
+    # what the checker says of such a query: 0 in CMC and mAP, NaN precision, NaN mean
+    for reduce in (False, True):
+        metrics = calc_retrieval_metrics_rr(rr, cmc_top_k=(1,), map_top_k=(3,),
+                                            precision_top_k=(3,), reduce=reduce, verbose=False)
+        cmc, map_, precision = metrics["cmc"][1], metrics["map"][3], metrics["precision"][3]
+        if reduce:
+            assert float(cmc) == float(map_) == 0.5 and precision.isnan()
+        else:
+            assert float(cmc[1]) == float(map_[1]) == 0 and precision[1].isnan()
+    results, gt, _, _ = _oml_lost_match(["A", None, "A", None, None, None])
+    assert results[1] == [2] and gt[1] == []  # the empty cells skip one another
+    _, gt, _, warned = _oml_lost_match(list("ABCDEF"))
+    assert gt[1] == [4, 5] and not warned
+
+
+def test_lost_match():
+    toy = _toy()
+    _says(ex.check_lost_match(list("ABCDBB"), 2, toy, QUIZ_EMBEDDINGS), ex.RIGHT,
+          "no correct item", "only 2 results", "available gts", "NaN")
+    _says(ex.check_lost_match(pd.Series(list("XYZWYY")), 2, toy, QUIZ_EMBEDDINGS), ex.RIGHT)
+    _says(ex.check_lost_match(list("ABCDBB"), 3, toy, QUIZ_EMBEDDINGS), ex.WRONG,
+          "drops the skipped ones")
+    _says(ex.check_lost_match(list("ABCDBB"), 1, toy, QUIZ_EMBEDDINGS), ex.WRONG,
+          "len(rr.retrieved_ids[1])")
+    _says(ex.check_lost_match(list("ABCDBB"), 2.0, toy, QUIZ_EMBEDDINGS), ex.WRONG,
+          "whole number")
+    _says(ex.check_lost_match(list("ABCDEF"), 3, toy, QUIZ_EMBEDDINGS), ex.WRONG,
+          "still has correct items, rows [4, 5]")
+    _says(ex.check_lost_match(list("ABCDBA"), 2, toy, QUIZ_EMBEDDINGS), ex.WRONG,
+          "rows [5]")
+    _says(ex.check_lost_match(["A", None, "A", None, None, None], 1, toy, QUIZ_EMBEDDINGS),
+          ex.WRONG, "rows [1, 3, 4, 5] have no id", "pd.factorize")
+    _says(ex.check_lost_match(list("ABADBB"), 2, toy, QUIZ_EMBEDDINGS), ex.WRONG,
+          "dataset row 0, another query, lost", "[2]")
+    _says(ex.check_lost_match("ABCDBB", 2, toy, QUIZ_EMBEDDINGS), ex.WRONG, "one sequence id")
+    _says(ex.check_lost_match(list("ABC"), 2, toy, QUIZ_EMBEDDINGS), ex.WRONG, "(6)")
+
+
+def test_lost_match_bad_input():
+    with pytest.raises(ValueError, match="one embedding per row"):
+        ex.check_lost_match(list("ABCDBB"), 2, _toy(), QUIZ_EMBEDDINGS[:4])
+    with pytest.raises(ValueError, match="query must be in 0..1"):
+        ex.check_lost_match(list("ABCDBB"), 2, _toy(), QUIZ_EMBEDDINGS, query=2)
 
 
 def _epoch_by_hand():

@@ -103,17 +103,24 @@ def test_tensorboard_per_epoch_two_steps_an_epoch():
 
 @pytest.fixture
 def lightning_ckpt(tmp_path):
-    """A checkpoint shaped like Lightning's: prefixed weights and a ModelCheckpoint state (best epoch 1, last 2)."""
+    """A checkpoint shaped like Lightning's, save_top_k=2: prefixed weights and a ModelCheckpoint state.
+
+    Kept: epoch 1 (0.9, the best) and epoch 3 (0.85, the latest top-k save, so current_score);
+    last.ckpt is epoch 4, which did not make the top 2.
+    """
     torch.manual_seed(0)
     model = h.SmallCNN()
     folder = tmp_path / "checkpoints"
     folder.mkdir()
+    best, second = str(folder / "epoch01.ckpt"), str(folder / "epoch03.ckpt")
     state = {
-        "monitor": "OVERALL/map/5", "best_model_score": torch.tensor(0.9), "best_model_path": str(folder / "epoch01.ckpt"),
-        "current_score": torch.tensor(0.8), "last_model_path": str(folder / "last.ckpt"), "dirpath": str(folder),
+        "monitor": "OVERALL/map/5", "best_model_score": torch.tensor(0.9), "best_model_path": best,
+        "current_score": torch.tensor(0.85), "last_model_path": str(folder / "last.ckpt"),
+        "dirpath": str(folder), "kth_best_model_path": second, "kth_value": torch.tensor(0.85),
+        "best_k_models": {second: torch.tensor(0.85), best: torch.tensor(0.9)},
     }
     ckpt = {
-        "pytorch-lightning_version": "2.1.2", "epoch": 2, "global_step": 6,
+        "pytorch-lightning_version": "2.1.2", "epoch": 4, "global_step": 10,
         "state_dict": {f"model.{k}": v for k, v in model.state_dict().items()},
         "callbacks": {"ModelCheckpoint{'monitor': 'OVERALL/map/5', 'mode': 'max'}": state},
     }
@@ -121,12 +128,21 @@ def lightning_ckpt(tmp_path):
     return folder / "last.ckpt", model
 
 
-def test_best_from_state(lightning_ckpt):
+def test_best_k_from_state(lightning_ckpt):
     last, _ = lightning_ckpt
-    best = last.parent / "epoch01.ckpt"
-    _says(ex.check_best_from_state(best, 0.9, last), ex.RIGHT, "the best checkpoint", "ModelCheckpoint recorded")
-    _says(ex.check_best_from_state(last, 0.9, last), ex.WRONG, "last.ckpt")
-    _says(ex.check_best_from_state(best, 0.8, last), ex.WRONG, "current_score")
+    best, second = last.parent / "epoch01.ckpt", last.parent / "epoch03.ckpt"
+    right = [(best, 0.9), (second, 0.85)]
+    _says(ex.check_best_k_from_state(right, last), ex.RIGHT, "the 2 checkpoints kept", "best first")
+    _says(ex.check_best_k_from_state({str(best): torch.tensor(0.9), str(second): 0.85}, last),
+          ex.RIGHT, "best first")  # a dict, str paths and tensor scores are fine
+    _says(ex.check_best_k_from_state(right[::-1], last), ex.WRONG, "worst first", "reverse=True")
+    _says(ex.check_best_k_from_state([(best, 0.9), (last, 0.8)], last), ex.WRONG, "last.ckpt")
+    _says(ex.check_best_k_from_state([(best, 0.9)], last), ex.WRONG, "kept 2 files", "gave 1")
+    _says(ex.check_best_k_from_state([(best, 0.85), (second, 0.85)], last), ex.WRONG,
+          "epoch01.ckpt", "current_score", "latest top-k save")
+    _says(ex.check_best_k_from_state([(best, 0.9), (last.parent / "epoch02.ckpt", 0.8)], last),
+          ex.WRONG, "not the files", "best_k_models")
+    _says(ex.check_best_k_from_state(0.9, last), ex.WRONG, "list of (path, score) pairs")
 
 
 def _share(count_missing=True, on_copy=True):

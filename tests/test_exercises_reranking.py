@@ -5,8 +5,16 @@ import pytest
 import torch
 
 
+from oml.metrics import calc_retrieval_metrics_rr
+
 from oml_helpers import exercises as ex
-from verdicts import says as _says
+from verdicts import says
+
+
+def _says(result, verdict, *fragments):
+    """``says`` on the verdict's text with its line breaks undone (the checkers wrap at 84)."""
+    assert max(len(line) for line in result.message.splitlines()) <= 84, result.message
+    says(ex.Verdict(result.ok, " ".join(result.message.split())), verdict, *fragments)
 
 from test_exercises_retrieval import _rr
 
@@ -55,7 +63,7 @@ def test_cut_after_rerank():
     by_distance = _cut_by_hand(rr, lambda q, i: d[q, i] < th)
     assert len({truth, truth[::-1], above, by_distance}) == 4  # the wrong answers differ from the right one
     check = lambda p, r: ex.check_cut_after_rerank(p, r, rr, dataset, model, th, extractor_threshold=0.6)
-    _says(check(*truth), ex.RIGHT, f"precision {truth[0]:.3f}, recall {truth[1]:.3f}")
+    _says(check(*truth), ex.RIGHT, f"precision {truth[0]:.3f}, recall {truth[1]:.3f}", "wrong kept")
     _says(check(*truth[::-1]), ex.WRONG, "swapped")
     _says(check(*above), ex.WRONG, "below it")
     _says(check(*by_distance), ex.WRONG, "extractor's distances")
@@ -64,17 +72,32 @@ def test_cut_after_rerank():
         ex.check_cut_after_rerank(*truth, rr, dataset, model, th, 0.6, top_n=50)
 
 
-def test_cost_estimate():
-    seconds = {2: 0.9, 5: 2.1, 10: 4.6, 20: 9.6}  # for 100 queries
-    ms = np.array([1000 * s / 100 for s in seconds.values()])
-    slope, intercept = np.polyfit(list(seconds), ms, 1)
-    truth = slope * 50 + intercept
-    _says(ex.check_cost_estimate(truth, seconds, 100), ex.RIGHT, "within 20%")
-    _says(ex.check_cost_estimate(truth * 1.1, seconds, 100), ex.RIGHT)
-    _says(ex.check_cost_estimate(truth / 1000, seconds, 100), ex.WRONG, "seconds")
-    _says(ex.check_cost_estimate(truth * 100, seconds, 100), ex.WRONG, "divide by the number of queries")
-    _says(ex.check_cost_estimate(ms[-1], seconds, 100), ex.WRONG, "extrapolate")
-    _says(ex.check_cost_estimate(truth * 3, seconds, 100), ex.WRONG, "straight-line fit")
+def test_rerank_budget():
+    rr = _rr(seed=1)
+    seconds = {2: 4.0, 5: 8.5, 10: 16.0}  # for 100 queries: 40, 85, 160 ms
+    ms = {n: 10 * s for n, s in seconds.items()}
+    slope = (ms[10] - ms[2]) / 8  # the points lie almost on a line; check by hand
+    predicted = {n: np.polyval(np.polyfit(list(ms), list(ms.values()), 1), n) for n in range(1, 9)}
+    truth = max(n for n, v in predicted.items() if v <= 100)
+    assert truth == 6 and 14 < slope < 16  # 97 ms at 6, 112 ms at 7
+    cmc = [float(np.mean([bool(torch.isin(ids[:n], gt).any()) for ids, gt in zip(rr.retrieved_ids, rr.gt_ids)]))
+           for n in range(9)]
+    check = lambda n, c, **kw: ex.check_rerank_budget(n, c, seconds, 100, rr, **kw)  # noqa: E731
+    _says(check(truth, cmc[truth]), ex.RIGHT, f"at top_n={truth}", f"CMC@{truth} = {cmc[truth]:.2f}")
+    _says(check(truth + 1, cmc[truth + 1]), ex.WRONG, "round down")
+    _says(check(int(100 / np.mean([ms[n] / n for n in ms])), cmc[5]), ex.WRONG, "intercept")
+    _says(check(3, cmc[3]), ex.WRONG, "not the largest")
+    _says(check(500, 1.0), ex.WRONG, "whole number")
+    if cmc[1] != cmc[truth]:
+        _says(check(truth, cmc[1]), ex.WRONG, "that is CMC@1")
+    _says(check(truth, 100 * cmc[truth]), ex.WRONG, "percentage")
+    _says(check(truth, cmc[truth] - 0.2), ex.WRONG, f"not CMC@{truth}")
+    assert cmc[1:] == [float(v) for v in calc_retrieval_metrics_rr(
+        rr, cmc_top_k=tuple(range(1, 9)), precision_top_k=(), map_top_k=(), verbose=False)["cmc"].values()]
+    _says(check(0, float("nan"), budget_ms=10), ex.RIGHT, "does not fit")
+    _says(check(2, 0.5, budget_ms=10), ex.WRONG)
+    with pytest.raises(ValueError, match="at least two"):
+        ex.check_rerank_budget(3, 0.5, {5: 1.0}, 100, rr)
 
 
 def _pairs(hard_pos=True, hard_neg=True, both_orders=False):
@@ -93,7 +116,7 @@ def _pairs(hard_pos=True, hard_neg=True, both_orders=False):
 
 
 def test_hard_pairs():
-    _says(ex.check_hard_pairs(_pairs()), ex.RIGHT, "positive and")
+    _says(ex.check_hard_pairs(_pairs()), ex.RIGHT, "positive and", "from 12 anchors, not 24")
     _says(ex.check_hard_pairs(_pairs(hard_pos=False)), ex.WRONG, "*nearest* positive")
     _says(ex.check_hard_pairs(_pairs(hard_neg=False)), ex.WRONG, "*farthest* negative")
     _says(ex.check_hard_pairs(_pairs(both_orders=True)), ex.WRONG, "some twice")

@@ -26,11 +26,22 @@ def _precision(store, k, extra=1, drop_self=True, divide_by=None):
 
 def test_precision_per_label():
     _says(ex.check_precision_per_label(_precision), ex.RIGHT, "brute force")
-    with tempfile.TemporaryDirectory() as folder:  # the chapter's store: its values in the message
-        with EmbeddingStore.create(Path(folder) / "s.db", model_name="t", dim=2) as store:
-            store.add([1, 2, 3, 4], np.array([[0, 0], [0, 1], [5, 0], [5, 1]], np.float32), labels=[0, 0, 1, 2])
-            _says(ex.check_precision_per_label(_precision, store), ex.RIGHT, "{0: 0.2, 1: 0.0, 2: 0.0}")
+    with tempfile.TemporaryDirectory() as folder:  # the chapter's store: the function's values on it
+        with EmbeddingStore.create(Path(folder) / "s.db", model_name="t", dim=1) as store:
+            # label 0 at 0..5, label 1 at 20..25: each item's 5 nearest others share its label
+            store.add(np.arange(12), np.r_[0:6, 20:26][:, None].astype(np.float32),
+                      labels=[0] * 6 + [1] * 6)
+            _says(ex.check_precision_per_label(_precision, store), ex.RIGHT, "your function gives",
+                  "{0: 1.0, 1: 1.0}")
             _says(ex.check_precision_per_label(lambda s, k: 0.5, store), ex.WRONG, "return a dict")
+            chapter = {}
+
+            def uses_a_global(s, k):  # right on the checker's store, then repeats its answers
+                if k not in chapter:
+                    chapter[k] = _precision(s, k)
+                return chapter[k]
+
+            _says(ex.check_precision_per_label(uses_a_global, store), ex.WRONG, "right on the checker's store")
     _says(ex.check_precision_per_label(lambda store, k: None), ex.WRONG, "returned None")  # the stub
     _says(ex.check_precision_per_label(lambda s, k: _precision(s, k, drop_self=False)), ex.WRONG,
           "its own neighbour")
@@ -49,25 +60,40 @@ def test_precision_per_label():
           ex.WRONG, "brute force gives")
 
 
-def _parametrised(conn, split):
-    return dict(conn.execute("SELECT label, count(*) FROM items WHERE split = ? GROUP BY label", (split,)).fetchall())
+def _open_for(path, model_name, dim, compare=("model_name", "dim"), close=True, error=ValueError,
+              message=True):
+    """The answer to exercise 2; the arguments make the typical mistakes."""
+    store = EmbeddingStore.open(path)
+    if any(getattr(store, name) != {"model_name": model_name, "dim": dim}[name] for name in compare):
+        if close:
+            store.close()
+        raise error(f"{path} holds {store.model_name!r} (dim {store.dim})" if message else "wrong store")
+    return store
 
 
-def _formatted(conn, split):
-    return dict(conn.execute(f"SELECT label, count(*) FROM items WHERE split = '{split}' GROUP BY label").fetchall())
+def _open_with_with(path, model_name, dim):
+    with EmbeddingStore.open(path) as store:
+        if (store.model_name, store.dim) != (model_name, dim):
+            raise ValueError(f"{store.model_name!r}, dim {store.dim}")
+        return store  # closed on the way out
 
 
-def _no_where(conn, split):
-    return dict(conn.execute("SELECT label, count(*) FROM items GROUP BY label").fetchall())
-
-
-def test_counts_per_label():
-    _says(ex.check_counts_per_label(_parametrised), ex.RIGHT, "harmless")
-    _says(ex.check_counts_per_label(lambda conn, split: None), ex.WRONG, "returned None")  # a stub
-    _says(ex.check_counts_per_label(_formatted), ex.WRONG, "rewrote your WHERE clause", "? parameter")
-    _says(ex.check_counts_per_label(_no_where), ex.WRONG, "all splits", "WHERE split = ?")
-    broken = lambda conn, split: dict(conn.execute(f'SELECT label, count(*) FROM items WHERE split = "{split}" GROUP BY label').fetchall())  # noqa: E731
-    _says(ex.check_counts_per_label(broken), ex.WRONG, "? parameter")
+def test_open_for():
+    _says(ex.check_open_for(_open_for), ex.RIGHT, "refused with a ValueError")
+    _says(ex.check_open_for(lambda path, model_name, dim: None), ex.WRONG, "returned None")  # the stub
+    _says(ex.check_open_for(lambda *a: _open_for(*a, compare=("dim",))), ex.WRONG,
+          "'other-model'", "was accepted", "store.model_name")
+    _says(ex.check_open_for(lambda *a: _open_for(*a, compare=("model_name",))), ex.WRONG,
+          "dim 16", "was accepted")
+    _says(ex.check_open_for(lambda *a: _open_for(*a, close=False)), ex.WRONG, "still open", "close()")
+    _says(ex.check_open_for(lambda *a: _open_for(*a, error=KeyError)), ex.WRONG, "raise ValueError",
+          "KeyError")
+    _says(ex.check_open_for(lambda *a: _open_for(*a, message=False)), ex.WRONG, "name what the file holds")
+    _says(ex.check_open_for(_open_with_with), ex.WRONG, "already closed", "`with`")
+    _says(ex.check_open_for(lambda path, name, dim: _open_for(path, name.upper(), dim)), ex.WRONG,
+          "was refused")
+    _says(ex.check_open_for(lambda *a: str(a[0])), ex.WRONG, "not str")
+    assert EmbeddingStore.open.__func__.__name__ == "open"  # the checker put the real open back
 
 
 def _cosine(ids, vectors, query, k, normalise=True, descending=False, similarity=False, start=0):
@@ -83,7 +109,7 @@ def _cosine(ids, vectors, query, k, normalise=True, descending=False, similarity
 
 
 def test_cosine_top_k():
-    _says(ex.check_cosine_top_k(_cosine), ex.RIGHT)
+    _says(ex.check_cosine_top_k(_cosine), ex.RIGHT, "store.search(metric='cosine')")
     _says(ex.check_cosine_top_k(lambda *a: None), ex.WRONG, "returned None")  # the stub
     _says(ex.check_cosine_top_k(lambda *a: _cosine(*a, normalise=False)), ex.WRONG, "dot product")
     _says(ex.check_cosine_top_k(lambda *a: _cosine(*a, descending=True)), ex.WRONG, "farthest")

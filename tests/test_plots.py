@@ -174,7 +174,7 @@ def test_number_line_marks_rows_roles_and_positions():
     fig = plot_number_line(TOY_EMBEDDINGS, TOY, greyed=[2], title="six images")
     texts = [t.get_text() for t in fig.axes[0].texts]
     assert texts[:2] == ["row 0\nlabel 5", "row 1\nlabel 6"]
-    assert texts[2:] == [f"row {r}, label {lab}\nposition {p}"
+    assert texts[2:] == [f"row {r}, label {lab}\nposition {p}" + (" (skipped)" if r == 2 else "")
                          for p, (r, lab) in enumerate([(2, 5), (3, 5), (4, 6), (5, 6)])]
     colours = [line.get_color() for line in fig.axes[0].lines[1:]]
     assert colours[2] == "lightgrey" and colours.count("lightgrey") == 1

@@ -18,6 +18,7 @@ from oml_helpers import (
     make_siamese,
     metrics_dict,
     neighbour_pair_scores,
+    order_accuracy,
     pair_accuracy,
     query_gallery_split,
     rerank,
@@ -203,3 +204,18 @@ def test_best_threshold_and_pair_accuracy():
         pair_accuracy(distances[:3], is_negative, 0.5)
     with pytest.raises(ValueError, match="positive and negative"):
         best_threshold(distances, pd.Series([False] * 7))
+
+
+def test_order_accuracy():
+    pairs = pd.DataFrame({
+        "i": [0, 0, 0, 0, 1, 1, 1],
+        "is_negative": [False, False, True, True, False, True, True],
+        "d": [0.1, 0.5, 0.3, 0.9, 0.4, 0.4, 0.2],
+    })
+    shares = order_accuracy(pairs, "d")
+    # anchor 0: 0.1 beats 0.3 and 0.9, 0.5 beats only 0.9 -> 3 of 4; anchor 1: a tie and a loss
+    assert shares.to_dict() == pytest.approx({0: 0.75, 1: 0.25})
+    with pytest.raises(ValueError, match="no column"):
+        order_accuracy(pairs, "pairwise_distance")
+    with pytest.raises(ValueError, match="anchor 2"):
+        order_accuracy(pd.concat([pairs, pd.DataFrame({"i": [2], "is_negative": [True], "d": [0.3]})]), "d")

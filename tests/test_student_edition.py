@@ -56,7 +56,7 @@ def test_chapter_ends_with_exercises(path):
 
 
 def test_student_edition_has_no_solutions(edition):
-    sync = _load("sync_notebooks")
+    sync, edition_script = _load("sync_notebooks"), _load("make_student_edition")
     for path in NOTEBOOKS:
         teacher = nbformat.read(path, as_version=4)
         student = nbformat.read(edition / path.name, as_version=4)
@@ -69,6 +69,9 @@ def test_student_edition_has_no_solutions(edition):
             elif t.get("id") == sync.BADGE_ID:  # the same links; the image as seen from student/
                 assert s.source == t.source.replace(sync.BADGE_IMAGE, sync.STUDENT_BADGE_IMAGE)
                 assert (COMMITTED / sync.STUDENT_BADGE_IMAGE).resolve().is_file()
+            elif t.cell_type == "markdown":  # the edition says it leaves the solutions out
+                assert s.source == edition_script.HIDDEN_SOLUTIONS.sub(edition_script.NO_SOLUTIONS, t.source)
+                assert "hidden below each exercise" not in s.source
             else:
                 assert s.source == t.source
 

@@ -18,20 +18,17 @@ from oml_helpers.exercises.basics import (
     check_balance_epoch,
     check_triplet_loss,
 )
-from oml_helpers.exercises.dataframes import check_query_rows, check_separate_queries
-from oml_helpers.exercises.storage import check_cosine_top_k, check_counts_per_label, check_precision_per_label
-from oml_helpers.exercises.lightning import (
-    DIAGNOSES,
-    check_best_epoch,
-    check_best_from_state,
-    check_diagnose,
-    check_loaded_share,
-    check_pcf,
-    check_tensorboard_per_epoch,
+from oml_helpers.exercises.dataframes import (
+    check_lost_match,
+    check_query_rows,
+    check_separate_queries,
 )
+from oml_helpers.exercises.storage import check_cosine_top_k, check_open_for, check_precision_per_label
+from oml_helpers.exercises.lightning import check_best_epoch, check_pcf, check_tensorboard_per_epoch
+from oml_helpers.exercises.checkpoints import DIAGNOSES, check_best_k_from_state, check_diagnose, check_loaded_share
 from oml_helpers.exercises.retrieval import check_adaptive_by_hand, check_precision_threshold, check_search
 from oml_helpers.exercises.validation import check_confusion_table
-from oml_helpers.exercises.reranking import check_cost_estimate, check_cut_after_rerank, check_hard_pairs
+from oml_helpers.exercises.reranking import check_cut_after_rerank, check_hard_pairs, check_rerank_budget
 
 __all__ = [
     "check_adaptive_by_hand",
@@ -43,20 +40,21 @@ __all__ = [
     "WRONG",
     "check_average_precision",
     "check_best_epoch",
-    "check_best_from_state",
+    "check_best_k_from_state",
     "check_cosine_top_k",
-    "check_cost_estimate",
     "check_confusion_table",
     "check_cut_after_rerank",
-    "check_counts_per_label",
     "check_diagnose",
     "check_hard_pairs",
     "check_hardest_negatives",
     "check_loaded_share",
+    "check_lost_match",
     "check_metrics_by_hand",
+    "check_open_for",
     "check_pcf",
     "check_precision_per_label",
     "check_precision_threshold",
+    "check_rerank_budget",
     "check_query_rows",
     "check_search",
     "check_separate_queries",

@@ -1,7 +1,7 @@
 """Checkers for the exercises of chapter 00 (the dataframe format, gallery positions and rows)."""
 
 from pathlib import Path
-from typing import List, Sequence, Union
+from typing import List, Sequence, Tuple, Union
 
 import numpy as np
 import pandas as pd
@@ -43,15 +43,35 @@ def _split_problems(df: pd.DataFrame) -> List[str]:
     return []
 
 
+WHY_MATCHES = {  # exercise 00.2: why every query still has something to find
+    "a": "OML puts each query into the gallery too, so it finds itself",
+    "b": "each digit keeps gallery images of its own, other images than its queries",
+    "c": "OML also searches the training rows",
+}
+WHY_HINTS = {
+    "a": "a query row now has is_gallery False, so it is not in the gallery; and even "
+         "where a row is both, OML never retrieves an image as its own match.",
+    "c": "the validation dataset is built from the validation rows only: the digits 0-4 "
+         "are never in its gallery.",
+}
+
+
+def _why_problems(why: str) -> List[str]:
+    if not isinstance(why, str) or why.strip().lower() not in WHY_MATCHES:
+        return [f"give `why` as one of the letters {sorted(WHY_MATCHES)}, not {why!r}."]
+    return [WHY_HINTS[why.strip().lower()]] if why.strip().lower() in WHY_HINTS else []
+
+
 @checker
 def check_separate_queries(
-    df: pd.DataFrame, dataset_root: Union[str, Path], n_queries: int = 20
+    df: pd.DataFrame, dataset_root: Union[str, Path], why: str, n_queries: int = 20
 ) -> Verdict:
     """Exercise 00.2: per validation digit, the first ``n_queries`` rows query only, the rest gallery.
 
     Args:
         df: The student's dataframe, made from the book's ``df`` (all 1,797 digits).
         dataset_root: The folder of the images.
+        why: The letter, a key of ``WHY_MATCHES``, of the reason each query still has matches.
         n_queries: Queries asked for per validation digit.
 
     Returns:
@@ -79,9 +99,26 @@ def check_separate_queries(
                     problems.append(f"for label {label} the queries are not the first "
                                     f"{n_queries} rows of that label.")
                     break
+    problems = problems or _why_problems(why)
     return _verdict(problems, f"{n_queries} queries per digit, searched against a separate gallery; "
                     f"every digit keeps {gallery.min()}-{gallery.max()} gallery images of its own, "
                     "so each query still has matches to find.")
+
+
+def _roles(df: pd.DataFrame, embeddings: torch.Tensor, query: int) -> Tuple[np.ndarray, np.ndarray]:
+    """The dataset rows of the queries and of the gallery, after checking the checker's inputs.
+
+    Raises:
+        ValueError: When ``embeddings`` does not match ``df`` or ``query`` is no query's number.
+    """
+    if len(embeddings) != len(df):
+        raise ValueError(f"embeddings has {len(embeddings)} rows, df {len(df)}: "
+                         "pass one embedding per row of df.")
+    query_rows = np.flatnonzero(df["is_query"].astype(bool).to_numpy())
+    gallery_rows = np.flatnonzero(df["is_gallery"].astype(bool).to_numpy())
+    if not 0 <= query < len(query_rows):
+        raise ValueError(f"query must be in 0..{len(query_rows) - 1}, got {query}.")
+    return query_rows, gallery_rows
 
 
 def _top_rows(embeddings: torch.Tensor, row: int, gallery_rows: np.ndarray, k: int) -> List[int]:
@@ -110,13 +147,7 @@ def check_query_rows(
     Returns:
         The verdict.
     """
-    if len(embeddings) != len(df):
-        raise ValueError(f"embeddings has {len(embeddings)} rows, df {len(df)}: "
-                         "pass one embedding per row of df.")
-    query_rows = np.flatnonzero(df["is_query"].astype(bool).to_numpy())
-    gallery_rows = np.flatnonzero(df["is_gallery"].astype(bool).to_numpy())
-    if not 0 <= query < len(query_rows):
-        raise ValueError(f"query must be in 0..{len(query_rows) - 1}, got {query}.")
+    query_rows, gallery_rows = _roles(df, embeddings, query)
     row = int(query_rows[query])
     truth = _top_rows(embeddings, row, gallery_rows, k)
     try:
@@ -124,6 +155,8 @@ def check_query_rows(
     except (TypeError, ValueError, RuntimeError):
         return _verdict([f"give a list of {k} dataset rows, e.g. [4, 0, 2], not {rows!r}."], "")
     positions = [int(np.flatnonzero(gallery_rows == r)[0]) for r in truth]
+    other = next((j for j, r in enumerate(query_rows) if j != query
+                  and answer == _top_rows(embeddings, int(r), gallery_rows, k)), None)
     problems = []
     if answer == truth:
         pass
@@ -133,6 +166,10 @@ def check_query_rows(
     elif query < len(df) and query != row and answer == _top_rows(embeddings, query, gallery_rows, k):
         problems.append(f"those are the results of dataset row {query}. Query {query} counts "
                         f"queries: it is dataset row {row}.")
+    elif other is not None:
+        problems.append(f"those are the results of query {other} (dataset row "
+                        f"{query_rows[other]}). Queries count from 0: query {query} is "
+                        f"dataset row {row}.")
     elif len(answer) != k:
         problems.append(f"give {k} rows, the query's first {k} results; you gave {len(answer)}.")
     elif sorted(answer) == sorted(truth):
@@ -143,3 +180,76 @@ def check_query_rows(
                         "gallery positions to rows with get_gallery_ids().")
     return _verdict(problems, f"query {query} is dataset row {row}; its first {k} results are "
                     f"gallery positions {positions}, dataset rows {truth}.")
+
+
+def _same_sequence(a: object, b: object) -> bool:
+    """Whether two sequence ids are one sequence; empty cells (None, NaN) all count as one."""
+    return (pd.isna(a) and pd.isna(b)) or (not pd.isna(a) and not pd.isna(b) and a == b)
+
+
+@checker
+def check_lost_match(
+    sequence: Sequence, n_results: int, df: pd.DataFrame, embeddings: torch.Tensor,
+    query: int = 1, k: int = 3,
+) -> Verdict:
+    """Exercise 00.3: a ``sequence`` column that leaves query ``query`` no correct item.
+
+    The other queries must keep all their correct items. The reference masks by hand, without
+    OML: a gallery row is skipped for a query when both share a sequence id.
+
+    Args:
+        sequence: The student's sequence id for each row of ``df``.
+        n_results: How many items the student found OML retrieves for query ``query``.
+        df: The six-image dataframe (``label``, ``is_query``, ``is_gallery``), fresh index.
+        embeddings: One embedding per row of ``df`` (only the row count is used).
+        query: The query's number among the queries.
+        k: The ``n_items`` of ``RetrievalResults``.
+
+    Returns:
+        The verdict.
+    """
+    query_rows, gallery_rows = _roles(df, embeddings, query)
+    ids = list(sequence) if not isinstance(sequence, (str, bytes)) else None
+    if ids is None or len(ids) != len(df):
+        return _verdict([f"give one sequence id per row of the dataframe ({len(df)}), e.g. "
+                         "a list of letters."], "")
+    labels = df["label"].to_numpy()
+
+    def kept(q_row: int) -> List[int]:
+        return [int(g) for g in gallery_rows
+                if g != q_row and not _same_sequence(ids[q_row], ids[g])]
+
+    def correct(q_row: int) -> List[int]:
+        return [g for g in kept(q_row) if labels[g] == labels[q_row]]
+
+    row = int(query_rows[query])
+    empty = [i for i, x in enumerate(ids) if pd.isna(x)]
+    lost = {int(r): [g for g in gallery_rows if labels[g] == labels[r] and g != r
+                     and g not in correct(int(r))] for r in query_rows if r != row}
+    lost = {r: rows for r, rows in lost.items() if rows}
+    problems = []
+    if empty:
+        problems.append(f"rows {empty} have no id. OML numbers the ids with pd.factorize, which "
+                        "gives every empty cell one code, so those rows count as one sequence "
+                        "and skip one another: give every row an id.")
+    elif correct(row):
+        problems.append(f"query {query} (dataset row {row}) still has correct items, rows "
+                        f"{correct(row)}: a gallery row is skipped only when it has the query's "
+                        "own sequence id.")
+    elif lost:
+        r, rows = next(iter(lost.items()))
+        problems.append(f"dataset row {r}, another query, lost its correct item(s) {rows}: "
+                        "they share its sequence id. Only the one query should lose its matches.")
+    elif not isinstance(n_results, (int, np.integer)) or isinstance(n_results, bool):
+        problems.append(f"give `n_results` as a whole number, not {n_results!r}.")
+    elif n_results != min(k, len(kept(row))):
+        hint = (" Only the gallery items left after the skip can be retrieved, and OML "
+                "drops the skipped ones from the list." if n_results == k else "")
+        problems.append(f"{n_results} is not how many items query {query} gets: count "
+                        f"len(rr.retrieved_ids[{query}]).{hint}")
+    n_kept = min(k, len(kept(row)))
+    return _verdict(problems, f"query {query} (dataset row {row}) shares its sequence with every "
+                    f"gallery image of its label, so it has no correct item and only {n_kept} "
+                    f"results (rows {kept(row)[:k]} are all that is left): OML warns \"Some of "
+                    "the queries don't have available gts.\"; such a query scores 0 in CMC and "
+                    "mAP, and its precision is 0/0, so OML's mean precision becomes NaN.")

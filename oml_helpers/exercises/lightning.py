@@ -1,4 +1,4 @@
-"""Checkers for the exercises of chapters 03 (Lightning and logging) and 04 (checkpointing)."""
+"""Checkers for the exercises of chapter 03 (Lightning and logging)."""
 
 import tempfile
 from pathlib import Path
@@ -9,10 +9,8 @@ import pandas as pd
 import torch
 from torch import nn
 
-from oml_helpers.checkpoints import read_checkpoint, save_extractor
 from oml_helpers.exercises.verdict import Verdict, checker
 from oml_helpers.exercises.verdict import verdict as _verdict
-from oml_helpers.models import SmallCNN
 
 PathLike = Union[str, Path]
 
@@ -165,142 +163,3 @@ def _two_steps_per_epoch_problems(fn: Callable[[PathLike], pd.DataFrame]) -> Lis
         return [f"on a log with two steps per epoch (validation at steps 1, 3, 5) the epochs should be "
                 f"[0, 1, 2], got {epochs}."]
     return []
-
-
-# Chapter 04 ---------------------------------------------------------------------------------------
-
-LOADS_THAT_RAN_CODE: List[str] = []
-
-
-def _ran_on_load() -> None:
-    """Called by unpickling a trap file: only ``weights_only=False`` does that."""
-    LOADS_THAT_RAN_CODE.append("ran")
-
-
-class _Trap:
-    def __reduce__(self):
-        return (_ran_on_load, ())
-
-
-def _checkpoint_state(ckpt: dict) -> dict:
-    states = [s for k, s in ckpt.get("callbacks", {}).items() if k.startswith("ModelCheckpoint")]
-    if not states:
-        raise ValueError("the file has no ModelCheckpoint state: pass a checkpoint written with ModelCheckpoint.")
-    return states[0]
-
-
-@checker
-def check_best_from_state(path: PathLike, score: float, last_ckpt: PathLike) -> Verdict:
-    """Exercise 04.1: the best checkpoint's path and score, read from the ModelCheckpoint state in ``last_ckpt``."""
-    state = _checkpoint_state(read_checkpoint(last_ckpt))
-    best_path, best_score = Path(state["best_model_path"]), float(state["best_model_score"])
-    problems = []
-    if Path(path).resolve() != best_path.resolve():
-        if Path(path).resolve() == Path(state.get("last_model_path") or last_ckpt).resolve():
-            problems.append("that is last.ckpt, the latest state for resuming; the best is in 'best_model_path'.")
-        else:
-            problems.append(f"{path} is not the best checkpoint; read 'best_model_path' of the ModelCheckpoint state.")
-    elif not np.isclose(float(score), best_score, atol=1e-6):
-        current = state.get("current_score")
-        if current is not None and np.isclose(float(score), float(current), atol=1e-6):
-            problems.append("that is 'current_score', the last validation's score; the best is 'best_model_score'.")
-        else:
-            problems.append(f"score {float(score):.4f} is not the best one; read 'best_model_score'.")
-    # No numbers in the success message: they come from training, whose last digits vary by CPU.
-    return _verdict(problems, f"the best checkpoint and its {state['monitor']}, as ModelCheckpoint recorded them.")
-
-
-def _share_cases(ckpt_path: PathLike, folder: Path) -> List[tuple]:
-    """(path, share, what) for exercise 04.2: files whose keys fit a SmallCNN fully, partly or not at all."""
-    state = read_checkpoint(ckpt_path)["state_dict"]
-    plain = {k[len("model."):]: v for k, v in state.items() if k.startswith("model.")}
-    head_only = {k: v for k, v in plain.items() if k.startswith("head.")}
-    torch.save({"state_dict": plain}, folder / "stripped.pt")
-    torch.save({"state_dict": head_only}, folder / "head_only.pt")
-    n = len(list(SmallCNN().named_parameters()))  # learnable tensors; batch norm's counters are buffers
-    return [
-        (Path(ckpt_path), 0.0, "the Lightning checkpoint, keys as stored"),
-        (folder / "stripped.pt", 1.0, "the same weights with the 'model.' prefix removed"),
-        (folder / "head_only.pt", len(head_only) / n, "only the head's weight and bias"),
-    ]
-
-
-@checker
-def check_loaded_share(fn: Callable[[PathLike, nn.Module], float], ckpt_path: PathLike) -> Verdict:
-    """Exercise 04.2: ``fn(path, model)``: the share of ``model``'s parameters that ``strict=False`` really loads."""
-    torch.manual_seed(1)  # other weights than any file it is shown
-    model = SmallCNN()
-    before = {k: v.clone() for k, v in model.state_dict().items()}
-    problems: List[str] = []
-    with tempfile.TemporaryDirectory() as folder:
-        for path, truth, what in _share_cases(ckpt_path, Path(folder)):
-            answer = _call(fn, path, model)
-            if isinstance(answer, Exception):
-                problems.append(f"for {what} your function raised {type(answer).__name__}: {str(answer)[:150]}")
-            elif not isinstance(answer, (float, int, np.floating, np.integer)):
-                problems.append(f"return a number between 0 and 1, not {type(answer).__name__}.")
-            elif abs(float(answer) - truth) > 1e-9:
-                hint = ("strict=False reports what it skipped instead of raising: look at the result's missing_keys."
-                        if float(answer) == 1.0 else
-                        "count the names of model.named_parameters() that are in missing_keys (batch norm's "
-                        "num_batches_tracked is a buffer, not a parameter, and it never shows as missing).")
-                problems.append(f"{what}: {truth:.2f} of the model's parameters load, you said {float(answer):.2f}; {hint}")
-            if problems:
-                break
-    if not problems and not all(torch.equal(v, before[k]) for k, v in model.state_dict().items()):
-        problems.append("your function changed the model's weights: load into a copy (copy.deepcopy(model)).")
-    return _verdict(problems, "you see how much strict=False really loaded, for all 3 files, the model untouched.")
-
-
-DIAGNOSES = ("ok", "unreadable", "unsafe", "not weights", "other architecture")
-
-
-@checker
-def check_diagnose(fn: Callable[[PathLike, nn.Module], str]) -> Verdict:
-    """Exercise 04.3: ``fn(path, model)`` names what is wrong with a file (one of ``DIAGNOSES``), leaving ``model`` as it is."""
-    torch.manual_seed(0)
-    model, other = SmallCNN(), SmallCNN()
-    problems: List[str] = []
-    with tempfile.TemporaryDirectory() as folder:
-        folder = Path(folder)
-        good = save_extractor(other, folder / "good.pt")
-        data = good.read_bytes()
-        files = {
-            "good.pt": ("ok", "the weights of a SmallCNN"),
-            "truncated.pt": ("unreadable", "a file cut in half"),
-            "garbage.pt": ("unreadable", "bytes that are not a torch file"),
-            "missing.pt": ("unreadable", "a file that does not exist"),
-            "untrusted.pt": ("unsafe", "an intact torch file that names a function to call"),
-            "settings.pt": ("not weights", "a readable torch file with settings, no weights"),
-            "feat32.pt": ("other architecture", "weights of a SmallCNN(feat_dim=32)"),
-        }
-        (folder / "truncated.pt").write_bytes(data[: len(data) // 2])
-        (folder / "garbage.pt").write_bytes(b"not a checkpoint" * 10)
-        torch.save({"state_dict": {}, "surprise": _Trap()}, folder / "untrusted.pt")
-        torch.save({"lr": 0.003, "epochs": 8}, folder / "settings.pt")
-        save_extractor(SmallCNN(feat_dim=32), folder / "feat32.pt")
-        before_weights = {k: v.clone() for k, v in model.state_dict().items()}
-        before_runs = len(LOADS_THAT_RAN_CODE)
-        for name, (truth, what) in files.items():
-            answer = _call(fn, folder / name, model)
-            if len(LOADS_THAT_RAN_CODE) > before_runs:
-                problems.append(f"{name} ({what}) ran its code while you loaded it: never load with weights_only=False.")
-            elif isinstance(answer, Exception):
-                problems.append(f"for {name} ({what}) your function raised {type(answer).__name__}: {str(answer)[:150]}")
-            elif answer not in DIAGNOSES:
-                problems.append(f"for {name} you returned {answer!r}; return one of {DIAGNOSES}.")
-            elif answer != truth:
-                problems.append(f"{name} is {what}: {truth!r}, not {answer!r}. " + {
-                    "unreadable": "h.read_checkpoint refuses it: it is missing or its bytes are damaged.",
-                    "unsafe": "the file is intact, but it names a function to call on loading: "
-                              "torch.serialization.get_unsafe_globals_in_checkpoint(path) lists such "
-                              "names without running them.",
-                    "not weights": "h.read_checkpoint reads it, h.extractor_state_dict finds no weights in it.",
-                    "other architecture": "it reads, and holds weights, but load_extractor finds they do not fit.",
-                    "ok": "it loads into the model.",
-                }[truth])
-            if problems:
-                break
-        if not problems and not all(torch.equal(v, before_weights[k]) for k, v in model.state_dict().items()):
-            problems.append("diagnosing changed the model's weights: try the load on a copy (copy.deepcopy(model)).")
-    return _verdict(problems, f"all {len(files)} files diagnosed, the model untouched.")

@@ -1,10 +1,12 @@
 """Checkers for the exercises of chapter 07 (re-ranking with a pairwise model)."""
 
+import textwrap
 from typing import Any, Callable, Dict, Iterable, List, Sequence, Set, Tuple
 
 import numpy as np
 import torch
 
+from oml.metrics import calc_retrieval_metrics_rr
 from oml.miners.pairs import PairsMiner
 from oml.retrieval import RetrievalResults
 
@@ -30,6 +32,13 @@ def _raw_scores(model: Any, dataset: Any, rr: RetrievalResults, top_n: int) -> L
             x2 = torch.stack([dataset[int(gallery_ids[i])]["input_tensors"] for i in ids[:top_n]])
             scores.append(model.predict(x1.expand_as(x2), x2).flatten().cpu())
     return scores
+
+
+def _wrapped(problems: List[str], success: str) -> Verdict:
+    """The verdict, its text wrapped at 84 characters so that a notebook shows it without scrolling."""
+    result = _verdict(problems, success)
+    result.message = textwrap.fill(result.message, width=84, break_on_hyphens=False)
+    return result
 
 
 @checker
@@ -60,7 +69,11 @@ def check_cut_after_rerank(precision: float, recall: float, rr: RetrievalResults
     by_extractor = _cut([d[:top_n] < extractor_threshold for d in rr.distances], right)
     mixed = _cut([d[:top_n] < threshold for d in rr.distances], right)
     answer = (float(precision), float(recall))
-    close = lambda a, b: bool(np.allclose(a, b, atol=0.002))
+    # one borderline candidate may land on the other side of the threshold when the scores are
+    # computed in other batches: allow it (about 0.003 in precision for ~350 kept)
+    n_kept_truth = sum(int((s < threshold).sum()) for s in scores)
+    atol = min(0.005, 1.5 / max(n_kept_truth, 1))
+    close = lambda a, b: bool(np.allclose(a, b, atol=atol))
     problems = []
     if close(answer, truth):
         pass
@@ -79,40 +92,92 @@ def check_cut_after_rerank(precision: float, recall: float, rr: RetrievalResults
             "the pairwise model's predict (pairwise_inference), keep the scores below the threshold, and "
             "count over all queries together: right and kept / kept, right and kept / right."
         )
-    kept = sum(int((s < threshold).sum()) for s in scores)
     n_right = sum(int(r.sum()) for r in right)
-    return _verdict(problems, f"below {threshold:.3f} the pairwise model keeps {kept} of the "
-                    f"{top_n * len(scores)} candidates ({n_right} right): precision {truth[0]:.3f}, recall "
-                    f"{truth[1]:.3f}. The extractor's distances cut at {extractor_threshold:.3f} give "
-                    f"precision {by_extractor[0]:.3f}, recall {by_extractor[1]:.3f}.")
+    wrong_pairwise = sum(int(((s < threshold) & ~r).sum()) for s, r in zip(scores, right))
+    wrong_extractor = sum(int(((d[:top_n] < extractor_threshold) & ~r).sum())
+                          for d, r in zip(rr.distances, right))
+    fewer = "pairwise model's" if wrong_pairwise < wrong_extractor else "extractor's"
+    return _wrapped(problems, f"below {threshold:.3f} the pairwise model keeps {n_kept_truth} of the "
+                    f"{top_n * len(scores)} candidates ({n_right} right): precision {truth[0]:.3f}, "
+                    f"recall {truth[1]:.3f}, {wrong_pairwise} wrong candidates kept. The extractor's "
+                    f"distances cut at {extractor_threshold:.3f} give precision {by_extractor[0]:.3f}, "
+                    f"recall {by_extractor[1]:.3f}, {wrong_extractor} wrong kept: the {fewer} cut "
+                    "keeps fewer wrong candidates.")
+
+
+def _line_fit(seconds: Dict[int, float], n_queries: int) -> Tuple[float, float]:
+    """Least-squares line ``ms per query = slope * top_n + intercept`` through the timings."""
+    xs = np.array(sorted(seconds), dtype=float)
+    ms = np.array([1000 * seconds[int(x)] / n_queries for x in xs])
+    design = np.stack([xs, np.ones_like(xs)], axis=1)
+    (slope, intercept), *_ = np.linalg.lstsq(design, ms, rcond=None)
+    return float(slope), float(intercept)
 
 
 @checker
-def check_cost_estimate(estimate_ms: float, seconds: Dict[int, float], n_queries: int, top_n: int = 50,
-                        tolerance: float = 0.2) -> Verdict:
-    """Exercise 07.2: ms per query at ``top_n``, extrapolated from measured ``{top_n: seconds for all queries}``."""
-    xs = np.array(sorted(seconds), dtype=float)
-    ms = np.array([1000 * seconds[int(x)] / n_queries for x in xs])
-    slope, intercept = np.polyfit(xs, ms, 1)
-    truth = slope * top_n + intercept
-    value = float(estimate_ms)
+def check_rerank_budget(budget_top_n: int, cmc_cap: float, seconds: Dict[int, float], n_queries: int,
+                        rr: RetrievalResults, budget_ms: float = 100.0) -> Verdict:
+    """Exercise 07.2: the largest ``top_n`` a time budget allows, and the CMC@n that caps its gain.
+
+    Args:
+        budget_top_n: The answer: the largest ``top_n`` (1 to ``rr.n_retrieved_items``) whose time
+            per query, on the straight line through the timings, is at most ``budget_ms``; 0 if none.
+        cmc_cap: The answer: the extractor's CMC@``budget_top_n`` on ``rr``.
+        seconds: Measured ``{top_n: seconds for all queries}``, at least two ``top_n``.
+        n_queries: Queries the timings are for.
+        rr: The extractor's results (their CMC@n caps CMC@1 after re-ranking the top n).
+        budget_ms: Milliseconds per query that re-ranking may cost.
+
+    Returns:
+        The verdict.
+    """
+    if len(seconds) < 2:
+        raise ValueError(f"Need timings for at least two top_n to fit a line, got {sorted(seconds)}.")
+    slope, intercept = _line_fit(seconds, n_queries)
+    n_max = rr.n_retrieved_items
+    fits = [n for n in range(1, n_max + 1) if slope * n + intercept <= budget_ms]
+    truth = max(fits) if fits else 0
+    cmc = calc_retrieval_metrics_rr(rr, cmc_top_k=tuple(range(1, n_max + 1)), precision_top_k=(),
+                                    map_top_k=(), verbose=False)["cmc"]
+    cap = float(cmc[truth]) if truth else float("nan")
+    n, value = budget_top_n, float(cmc_cap)
+    per_pair = [1000 * seconds[k] / n_queries / k for k in seconds]
     problems = []
-    if abs(value - truth) <= tolerance * truth:
-        pass
-    elif np.isclose(value, truth / 1000, rtol=tolerance):
-        problems.append("that looks like seconds; give milliseconds (x 1000).")
-    elif np.isclose(value, truth * n_queries, rtol=tolerance) or np.isclose(value, truth * n_queries / 1000, rtol=tolerance):
-        problems.append(f"that is the time for all {n_queries} queries; divide by the number of queries.")
-    elif any(np.isclose(value, m, rtol=0.05) for m in ms):
-        problems.append(f"that is a measured value; extrapolate to top_n={top_n} with a straight line (np.polyfit, degree 1).")
+    if n != truth:
+        if not isinstance(n, (int, np.integer)) or not 0 <= n <= n_max:
+            problems.append(f"top_n is a whole number from 0 to the {n_max} results the extractor "
+                            f"returned, got {n!r}.")
+        elif n == truth + 1:
+            problems.append(f"the line gives {slope * n + intercept:.0f} ms per query at top_n={n}, "
+                            f"over {budget_ms:.0f} ms: round down, to the largest top_n that fits.")
+        elif n == int(budget_ms / np.mean(per_pair)):
+            problems.append("that divides the budget by the cost of one pair; the line also has an "
+                            "intercept: solve slope * top_n + intercept <= budget.")
+        else:
+            problems.append(f"top_n={n} is not the largest that fits: fit ms per query (1000 * seconds / "
+                            f"n_queries) = slope * top_n + intercept and find the largest top_n from 1 "
+                            f"to {n_max} whose value is at most {budget_ms:.0f}.")
+    elif truth and not np.isclose(value, cap, atol=1e-3):
+        if np.isclose(value, float(cmc[1]), atol=1e-3):
+            problems.append(f"that is CMC@1; the cap is CMC@{truth}: the share of queries with a right "
+                            f"item among their first {truth}.")
+        elif np.isclose(value, 100 * cap, atol=0.1):
+            problems.append("that is a percentage; give the share, between 0 and 1.")
+        else:
+            problems.append(f"{value:.3f} is not CMC@{truth}: count the queries with at least one "
+                            f"right item (rr.gt_ids) among their first {truth} results, over all "
+                            "queries.")
+    if not truth:
+        success = (f"even top_n=1 costs {slope + intercept:.0f} ms per query on this line: "
+                   f"re-ranking does not fit {budget_ms:.0f} ms here.")
     else:
-        problems.append(
-            f"{value:.1f} ms is more than {tolerance:.0%} away from the straight-line fit. Convert each timing to "
-            f"ms per query (1000 * seconds / n_queries), fit ms = a * top_n + b, and evaluate it at {top_n}."
-        )
-    return _verdict(problems, f"the line through the timings gives {truth:.1f} ms per query at top_n={top_n} "
-                    f"({slope:.2f} ms per extra pair); yours, {value:.1f}, is within {tolerance:.0%}. Timings vary "
-                    "with the machine and its load, hence the tolerance.")
+        success = (f"the line ({slope:.1f} ms per pair, intercept {intercept:.1f} ms) gives "
+                   f"{slope * truth + intercept:.0f} ms per query at top_n={truth} and "
+                   f"{slope * (truth + 1) + intercept:.0f} at {truth + 1}. Re-ranking the top {truth} "
+                   f"can lift CMC@1 from {float(cmc[1]):.2f} to at most CMC@{truth} = {cap:.2f}, "
+                   f"against CMC@{n_max} = {float(cmc[n_max]):.2f} for the whole list. Timings "
+                   "vary with the machine, and so does this top_n.")
+    return _wrapped(problems, success)
 
 
 def _pair_set(pairs: Iterable) -> Set[Tuple[int, int]]:
@@ -149,5 +214,6 @@ def check_hard_pairs(fn: Callable[[torch.Tensor, Sequence[int]], Tuple[Iterable,
         problems.append(f"positive pairs differ: missing {sorted(pos - mine_pos)[:3]}, extra {sorted(mine_pos - pos)[:3]}.")
     elif mine_neg != neg:
         problems.append(f"negative pairs differ: missing {sorted(neg - mine_neg)[:3]}, extra {sorted(mine_neg - neg)[:3]}.")
-    return _verdict(problems, f"{len(pos)} positive and {len(neg)} negative pairs, as PairsMiner mines them: fewer "
-                    f"than 2 x {len(labels)}, because two anchors that pick each other give one pair.")
+    return _wrapped(problems, f"{len(pos)} positive and {len(neg)} negative pairs, as PairsMiner mines them: "
+                    f"{len(pos) + len(neg)} pairs from {len(labels)} anchors, not {2 * len(labels)} (one positive "
+                    "and one negative each), because two anchors that pick each other give one pair.")

@@ -11,9 +11,6 @@ from oml_helpers.exercises.verdict import Verdict, checker
 from oml_helpers.exercises.verdict import verdict as _verdict
 from oml_helpers.storage import EmbeddingStore
 
-# Values of ``split`` that rewrite a WHERE clause if they are pasted into the SQL text.
-INJECTIONS = ("validation' OR '1'='1", 'validation" OR "1"="1')
-
 
 def _labelled_store(folder: Path) -> Tuple[EmbeddingStore, np.ndarray, np.ndarray, np.ndarray]:
     """A small store of 3 overlapping clusters (labels 10, 11, 12); returns it, its ids, vectors, labels."""
@@ -36,7 +33,8 @@ def _precision_reference(vectors: np.ndarray, labels: np.ndarray, k: int, drop_s
     fewer neighbours or divide by another count: the typical mistakes, to name them.
     """
     x = vectors.astype(np.float64)
-    distances = np.sqrt(((x[:, None, :] - x[None, :, :]) ** 2).sum(axis=2))
+    sq = (x ** 2).sum(axis=1)
+    distances = sq[:, None] + sq[None, :] - 2 * x @ x.T  # squared: the same order, n x n floats
     if drop_self:
         np.fill_diagonal(distances, np.inf)
     others = len(x) - 1 if drop_self else len(x)  # a small store may hold fewer than k others
@@ -56,8 +54,8 @@ def check_precision_per_label(fn: Callable[[EmbeddingStore, int], Any],
 
     Args:
         fn: the student's function, run on the checker's own small store for k = 5 and 3.
-        store: the chapter's store (optional): if the answer is right, the message gives its
-            precision@5 per label, from the checker's own brute force.
+        store: the chapter's store (optional): if the answer is right on the checker's store, ``fn``
+            runs on this one too for k = 5, against the brute force, and the message gives its values.
 
     Returns:
         The verdict.
@@ -102,67 +100,112 @@ def check_precision_per_label(fn: Callable[[EmbeddingStore, int], Any],
     if store is not None and not problems:
         _, chapter_vectors, metadata = store.load()
         reference = _precision_reference(chapter_vectors, metadata["label"].to_numpy(int), 5)
-        success += f" On this store, precision@5 per label: { {d: round(p, 2) for d, p in reference.items()} }."
+        answer = _as_precisions(fn(store, 5))
+        shown = {d: round(p, 2) for d, p in answer.items()}
+        if set(answer) != set(reference) or not all(np.isclose(answer[d], reference[d], atol=1e-9)
+                                                     for d in reference):
+            problems.append(f"right on the checker's store, but on yours your function gives {shown} for "
+                            f"k=5, the brute force { {d: round(p, 2) for d, p in reference.items()} }: "
+                            "does it use only the store it is given (no names from the notebook)?")
+        success += f" On this store your function gives precision@5 per label: {shown}."
     return _verdict(problems, success)
 
 
-def _demo_store(folder: Path) -> Tuple[Path, Dict[str, Dict[int, int]]]:
-    """A small store with two splits; returns its path and the true counts per label, per split."""
-    rng = np.random.default_rng(5)
-    labels = rng.integers(0, 4, 60).tolist()
-    splits = ["train" if i % 3 else "validation" for i in range(60)]
-    path = folder / "exercise.db"
-    with EmbeddingStore.create(path, model_name="exercise", dim=4) as store:
-        store.add(list(range(60)), rng.standard_normal((60, 4)).astype(np.float32), labels=labels, splits=splits)
-    truth: Dict[str, Dict[int, int]] = {}
-    for label, split in zip(labels, splits):
-        truth.setdefault(split, {}).setdefault(label, 0)
-        truth[split][label] += 1
-    return path, truth
+def _refused(fn: Callable[[Path, str, int], Any], path: Path, model_name: str, dim: int,
+             holds: Tuple[str, str], opened: List[EmbeddingStore]) -> Optional[str]:
+    """The problem with ``fn``'s answer for a store that another model or dimension made, or None.
+
+    ``holds``: what the store holds, as a word its error must name and as words for the message.
+    """
+    needle, holds_text = holds
+    try:
+        answer = fn(path, model_name, dim)
+    except ValueError as e:
+        if needle not in str(e):
+            return (f"your error says {str(e)!r}; name what the file holds ({holds_text}) and what was asked "
+                    "for, so that the reader knows which store or model is wrong.")
+    except Exception as e:  # noqa: BLE001 (any other error is the student's to see named)
+        return f"raise ValueError for a store of another model or dim, not {type(e).__name__} ({e})."
+    else:
+        if isinstance(answer, EmbeddingStore):
+            answer.close()
+        return (f"a store of {holds_text} was accepted for {model_name!r} (dim {dim}): compare both "
+                "store.model_name and store.dim with what was asked for, and raise ValueError.")
+    if any(_is_open(store) for store in opened):
+        return ("the refused store is still open: close() it before raising (its connection "
+                "would stay open until the program ends).")
+    return None
 
 
-def _as_counts(result: Any) -> Dict[int, int]:
-    return {int(label): int(count) for label, count in dict(result).items()}
+def _is_open(store: EmbeddingStore) -> bool:
+    try:
+        store._conn.execute("SELECT 1")
+    except sqlite3.ProgrammingError:  # "Cannot operate on a closed database"
+        return False
+    return True
 
 
 @checker
-def check_counts_per_label(fn: Callable[[sqlite3.Connection, str], Any]) -> Verdict:
-    """Exercise 05.2: ``fn(conn, split)`` returns ``{label: number of items}`` for one split, with a ``?`` parameter."""
-    problems: List[str] = []
+def check_open_for(fn: Callable[[Path, str, int], Any]) -> Verdict:
+    """Exercise 05.2: ``fn(path, model_name, dim)`` opens a store only if that model and dim made it.
+
+    Args:
+        fn: the student's function, run on three small stores of the checker's own: one made by the
+            model and dim asked for (it must come back open), one by another model with the same dim
+            and one by the same model name with another dim (both refused with ValueError, closed).
+
+    Returns:
+        The verdict.
+    """
+    opened: List[EmbeddingStore] = []
+    real_open = EmbeddingStore.__dict__["open"]
+
+    def recording_open(cls: type, path: Any) -> EmbeddingStore:
+        store = real_open.__func__(cls, path)
+        opened.append(store)
+        return store
+
+    vectors = np.eye(5, 16, dtype=np.float32)
     with tempfile.TemporaryDirectory() as folder:
-        path, truth = _demo_store(Path(folder))
-        everything: Dict[int, int] = {}
-        for counts in truth.values():
-            for label, count in counts.items():
-                everything[label] = everything.get(label, 0) + count
-        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)  # read-only: an injected statement cannot harm it
+        paths = {}
+        for name, (model_name, dim) in {"right": ("book-model", 8), "other_model": ("other-model", 8),
+                                        "other_dim": ("book-model", 16)}.items():
+            paths[name] = Path(folder) / f"{name}.db"
+            with EmbeddingStore.create(paths[name], model_name=model_name, dim=dim) as store:
+                store.add(np.arange(5), vectors[:, :dim])
+        EmbeddingStore.open = classmethod(recording_open)  # to see whether the refused stores get closed
         try:
-            for split in ("train", "validation", *INJECTIONS):
-                right = truth.get(split, {})
-                try:
-                    answer = _as_counts(fn(conn, split))
-                except sqlite3.Error as e:
-                    problems.append(f"for split {split!r} SQLite said '{e}': the value's quote ended your SQL string. "
-                                    "Pass values as ? parameters: conn.execute(sql, (split,)).")
-                    break
-                except (TypeError, ValueError):
-                    problems.append("return a dict {label: count} (or a list of (label, count) pairs).")
-                    break
-                if answer == right:
-                    continue
-                if split in INJECTIONS and answer == everything:
-                    problems.append(f"the value {split!r} rewrote your WHERE clause and counted every split: it was "
-                                    "pasted into the SQL text. Pass it as a ? parameter, so it is only ever a value.")
-                elif answer == everything:
-                    problems.append(f"for split {split!r} you counted the items of all splits: add WHERE split = ?.")
-                else:
-                    problems.append(f"for split {split!r} you return {answer}, the store holds {right}: "
-                                    "GROUP BY label and count(*).")
-                break
+            problem = _accepted(fn, paths["right"])
+            for name, holds in (("other_model", ("other-model", "'other-model', dim 8")),
+                                ("other_dim", ("16", "'book-model', dim 16"))):
+                if problem is None:
+                    opened.clear()
+                    problem = _refused(fn, paths[name], "book-model", 8, holds, opened)
         finally:
-            conn.close()
-    return _verdict(problems, "right counts, and a value that tries to rewrite the SQL stays a harmless value "
-                    f"(e.g. {INJECTIONS[0]!r} matches no split).")
+            EmbeddingStore.open = real_open
+            for store in opened:
+                store.close()
+    return _verdict([problem] if problem else [],
+                    "the store of this model and dim comes back open, and one made by another model or "
+                    "with another dim is refused with a ValueError that names it, and closed.")
+
+
+def _accepted(fn: Callable[[Path, str, int], Any], path: Path) -> Optional[str]:
+    """The problem with ``fn``'s answer for the store that the model and dim asked for made, or None."""
+    try:
+        store = fn(path, "book-model", 8)
+    except ValueError as e:
+        return (f"the store made by 'book-model' with dim 8 was refused ({e}): refuse only when "
+                "store.model_name or store.dim differs from what was asked for.")
+    if not isinstance(store, EmbeddingStore):
+        return f"return the opened EmbeddingStore itself, not {type(store).__name__}."
+    if not _is_open(store):
+        return ("the store you return is already closed: a `with` block closes it on exit. Open it "
+                "without `with` and leave closing to the caller.")
+    if len(store) != 5:
+        return f"the store you return holds {len(store)} items, the file 5: return the store at path."
+    store.close()
+    return None
 
 
 def _cosine_reference(ids: np.ndarray, vectors: np.ndarray, query: np.ndarray, k: int) -> Tuple[np.ndarray, np.ndarray]:
@@ -212,5 +255,13 @@ def check_cosine_top_k(fn: Callable[[np.ndarray, np.ndarray, np.ndarray, int], T
                                 f"{truth_ids.tolist()}.")
             if problems:
                 return _verdict(problems, "")
+    with tempfile.TemporaryDirectory() as folder:  # the store's own cosine search, on the same vectors
+        with EmbeddingStore.create(Path(folder) / "cosine.db", model_name="exercise", dim=16) as store:
+            store.add(ids, vectors)
+            queries = np.random.default_rng(8).standard_normal((5, 16)).astype(np.float32) * 3
+            found = store.search(queries, k=5, metric="cosine").ids
+    agrees = all(np.array_equal(row, fn(ids.copy(), vectors.copy(), q.copy(), 5)[0])
+                 for row, q in zip(found, queries))
     return _verdict(problems, "your brute force gives the same ids and distances as the checker's own float64 "
-                    "brute force (and as store.search(metric='cosine') would).")
+                    "brute force" + (", and the same ids as store.search(metric='cosine') on the same "
+                                     "vectors." if agrees else "."))
