@@ -28,22 +28,49 @@ def _rr(n_queries: int = 12, n_items: int = 8, seed: int = 0) -> RetrievalResult
     )
 
 
-def _threshold(strict=True, reorder=False):
-    def fn(rr, th):
-        kept = [r[d < th] if strict else r[d <= th] for r, d in zip(rr.retrieved_ids, rr.distances)]
+def _adaptive(per_list=False, strict=True, extra=0, empty_if_no_gap=False, reorder=False):
+    """AdaptiveThresholding written from its definition, with one typical mistake switched on."""
+
+    def fn(rr, n_std):
+        all_gaps = torch.cat([d[1:] - d[:-1] for d in rr.distances])
+        kept = []
+        for ids, d in zip(rr.retrieved_ids, rr.distances):
+            gaps = d[1:] - d[:-1]
+            limit = n_std * (gaps.mean() if per_list else all_gaps.mean())
+            big = (gaps > limit) if strict else (gaps >= limit)
+            if not big.any():
+                kept.append(ids[:0] if empty_if_no_gap else ids)
+                continue
+            first = int(big.nonzero()[0])
+            kept.append(ids[: first + 1 + extra])
         return [k.flip(0) if reorder else k for k in kept]
 
     return fn
 
 
-def test_threshold_by_hand():
-    rr = _rr()
-    _says(ex.check_threshold_by_hand(_threshold(), rr), ex.RIGHT)
-    _says(ex.check_threshold_by_hand(_threshold(strict=False), rr), ex.WRONG, "exactly at the threshold", "< th")
-    _says(ex.check_threshold_by_hand(_threshold(reorder=True), rr), ex.WRONG, "never reorders")
-    inverted = lambda rr, th: [r[d >= th] for r, d in zip(rr.retrieved_ids, rr.distances)]  # noqa: E731
-    _says(ex.check_threshold_by_hand(inverted, rr), ex.WRONG, "at or above the threshold")
-    _says(ex.check_threshold_by_hand(lambda rr, th: [], rr), ex.WRONG, "one list of ids per query")
+def _rr_uneven():
+    """Lists of different lengths and spreads, so that per-list and batch mean gaps differ."""
+    rr = _rr(n_queries=12, n_items=8, seed=5)
+    cut = [8, 5, 8, 3, 8, 6, 8, 8, 4, 8, 7, 8]
+    stretch = [1.0, 3.0, 0.3, 1.0, 2.0, 0.5, 1.0, 4.0, 1.0, 0.2, 1.0, 1.0]
+    return RetrievalResults(
+        distances=[(d[:n] - d[0]) * s + d[0] for d, n, s in zip(rr.distances, cut, stretch)],
+        retrieved_ids=[r[:n] for r, n in zip(rr.retrieved_ids, cut)],
+        gt_ids=rr.gt_ids,
+    )
+
+
+def test_adaptive_by_hand():
+    rr = _rr_uneven()
+    _says(ex.check_adaptive_by_hand(_adaptive(), rr), ex.RIGHT, "alone", "depends on its company")
+    _says(ex.check_adaptive_by_hand(_adaptive(per_list=True), rr), ex.WRONG, "ONE mean")
+    _says(ex.check_adaptive_by_hand(_adaptive(reorder=True), rr), ex.WRONG, "never reorders")
+    _says(ex.check_adaptive_by_hand(_adaptive(empty_if_no_gap=True), rr), ex.WRONG, "keeps all")
+    _says(ex.check_adaptive_by_hand(_adaptive(extra=-1), rr), ex.WRONG, "one result too few")
+    _says(ex.check_adaptive_by_hand(_adaptive(extra=1), rr), ex.WRONG, "one result too many")
+    _says(ex.check_adaptive_by_hand(lambda rr, n: [], rr), ex.WRONG, "one list of ids per query")
+    everything = lambda rr, n: list(rr.retrieved_ids)  # noqa: E731 (no cut at all)
+    _says(ex.check_adaptive_by_hand(everything, rr), ex.WRONG, "OML keeps")
 
 
 def _kept(rr, th):
@@ -134,3 +161,23 @@ def test_search(search_setup):
     _says(ex.check_search(lambda *args: (torch.tensor([0]), torch.tensor([0.1])), model, image, transform,
                           store, k=4), ex.WRONG, "return k=4 positions")
 
+
+
+def test_best_threshold_matches_a_loop_over_constant_thresholding():
+    """The checker's vectorised search keeps as many results as OML does at its threshold, ties included."""
+    rng = np.random.default_rng(1)
+    for decimals in (1, 2, 6):  # few decimals: many tied distances
+        d = np.sort(np.round(rng.uniform(0.1, 1, (15, 8)), decimals), axis=1).astype(np.float32)
+        rr = RetrievalResults(
+            distances=[torch.tensor(x) for x in d],
+            retrieved_ids=[torch.tensor(rng.permutation(30)[:8]) for _ in d],
+            gt_ids=[torch.tensor(rng.choice(30, 12, replace=False)) for _ in d],
+        )
+        for min_precision in (0.3, 0.5, 0.9):
+            th, n_kept = ex.retrieval._best_threshold(rr, min_precision)
+            assert _kept(rr, th)[0] == n_kept
+            if n_kept:
+                assert _kept(rr, th)[1] >= min_precision
+            loop = [_kept(rr, c)[0] for c in np.unique(d).tolist() + [2.0]
+                    for c in [c + 1e-7] if _kept(rr, c)[0] and _kept(rr, c)[1] >= min_precision]
+            assert n_kept == max(loop, default=0)

@@ -26,7 +26,7 @@ from oml_helpers.exercises.dataframes import (
 from oml_helpers.exercises.storage import check_cosine_top_k, check_open_for, check_precision_per_label
 from oml_helpers.exercises.lightning import check_best_epoch, check_pcf, check_tensorboard_per_epoch
 from oml_helpers.exercises.checkpoints import DIAGNOSES, check_best_k_from_state, check_diagnose, check_loaded_share
-from oml_helpers.exercises.retrieval import check_precision_threshold, check_search, check_threshold_by_hand
+from oml_helpers.exercises.retrieval import check_adaptive_by_hand, check_precision_threshold, check_search
 from oml_helpers.exercises.validation import (
     TEXTBOOK_HITS,
     TEXTBOOK_N_GT,
@@ -36,6 +36,7 @@ from oml_helpers.exercises.validation import (
 from oml_helpers.exercises.reranking import check_cut_after_rerank, check_hard_pairs, check_rerank_budget
 
 __all__ = [
+    "check_adaptive_by_hand",
     "DIAGNOSES",
     "EXERCISE_HITS",
     "EXERCISE_N_GT",
@@ -66,7 +67,6 @@ __all__ = [
     "check_search",
     "check_separate_queries",
     "check_tensorboard_per_epoch",
-    "check_threshold_by_hand",
     "check_balance_epoch",
     "check_triplet_loss",
 ]

@@ -5,11 +5,12 @@ from typing import Callable, Iterable, List, Sequence, Tuple
 import numpy as np
 import torch
 
-from oml.retrieval import ConstantThresholding, RetrievalResults
+from oml.retrieval import AdaptiveThresholding, ConstantThresholding, RetrievalResults
 
 from oml_helpers.exercises.verdict import Verdict, checker
 from oml_helpers.exercises.verdict import verdict as _verdict
 from oml_helpers.image_search import search_image
+from oml_helpers.retrieval import select_queries
 
 
 def _rounded(values: Iterable[float]) -> List[float]:
@@ -23,40 +24,64 @@ def _as_ids(x: Iterable) -> List[int]:
 # Chapter 06 ---------------------------------------------------------------------------------------
 
 
+def _adaptive_truth(rr: RetrievalResults, n_std: float) -> List[List[int]]:
+    return [_as_ids(r) for r in AdaptiveThresholding(n_std=n_std).process(rr).retrieved_ids]
+
+
+def _adaptive_hint(rr: RetrievalResults, q: int, n_std: float, mine: List[int], right: List[int]) -> str:
+    """Why ``mine`` (query q's kept ids) differs from OML's ``right``: the typical mistakes first."""
+    ids, dists = _as_ids(rr.retrieved_ids[q]), rr.distances[q]
+    gaps = dists[1:] - dists[:-1]
+    big = (gaps > n_std * gaps.mean()).nonzero().flatten()
+    alone = ids[: int(big[0]) + 1] if len(big) else ids  # the mean gap of this list only
+    if mine == alone and mine != right:
+        return ("you took the mean gap of each list alone; OML takes ONE mean over all the gaps of all the "
+                "lists in rr together (every gap weighs the same), then cuts each list against it.")
+    if sorted(mine) == sorted(right):
+        return "the right items but in another order; thresholding never reorders, keep the ranking."
+    if not mine and right == ids:
+        return "a list with no gap above n_std * mean gap keeps all its results, not none."
+    if mine == right[:-1]:
+        return "one result too few: the cut is just after the result before the big gap (keep dists[: i + 1])."
+    if mine == ids[: len(right) + 1]:
+        return ("one result too many: keep the results up to the big gap, not the one after it "
+                "(keep dists[: i + 1], i the index of the first big gap).")
+    return ("compute gaps = dists[1:] - dists[:-1] for every list, their mean over all lists together, "
+            "and cut each list at its first gap > n_std * mean (strictly greater).")
+
+
 @checker
-def check_threshold_by_hand(fn: Callable[[RetrievalResults, float], Sequence], rr: RetrievalResults) -> Verdict:
-    """Exercise 06.1: ``fn(rr, th)`` gives, per query, the retrieved ids that ``ConstantThresholding(th)`` keeps."""
-    all_distances = torch.cat([d for d in rr.distances if len(d)])
-    # a quantile, the exact distance of one result (a tie at the threshold) and a threshold that keeps nothing
-    cases = [float(all_distances.quantile(0.3)), float(all_distances.sort().values[len(all_distances) // 2]), 0.0]
+def check_adaptive_by_hand(fn: Callable[[RetrievalResults, float], Sequence], rr: RetrievalResults) -> Verdict:
+    """Exercise 06.1: ``fn(rr, n_std)`` gives, per query, the retrieved ids that
+    ``AdaptiveThresholding(n_std)`` keeps; checked on ``rr`` and on batches of one query."""
+    singles = [select_queries(rr, [q]) for q in range(min(len(rr.retrieved_ids), 12))]
+    cases = [(rr, n_std, None) for n_std in (2.0, 4.0, 1.5)] + [(s, 2.0, q) for q, s in enumerate(singles)]
     problems: List[str] = []
-    for th in cases:
-        truth = [_as_ids(r) for r in ConstantThresholding(th).process(rr).retrieved_ids]
-        answer = list(fn(rr, th))
+    for batch, n_std, single in cases:
+        truth, answer = _adaptive_truth(batch, n_std), list(fn(batch, n_std))
         if len(answer) != len(truth):
             problems.append(f"return one list of ids per query ({len(truth)} queries), got {len(answer)}.")
             break
-        for q, (mine, right) in enumerate(zip(answer, truth)):
-            mine = _as_ids(mine)
-            if mine == right:
-                continue
-            distance_of = dict(zip(_as_ids(rr.retrieved_ids[q]), rr.distances[q].tolist()))
-            extra = [distance_of[i] for i in mine if i not in right and i in distance_of]
-            if extra and all(np.isclose(d, th) for d in extra):
-                hint = "a result exactly at the threshold is dropped: keep distance < th, not <= th."
-            elif extra:
-                hint = "you keep results at or above the threshold; keep only the ones closer than th."
-            elif sorted(mine) == sorted(right):
-                hint = "the right items but in another order; thresholding never reorders, keep the ranking."
-            elif len(mine) == len(right):
-                hint = "the right number of items but not the right ones; take them from rr.retrieved_ids, not positions."
-            else:
-                hint = "compare each distance in rr.distances[q] with th and keep the ids where it is smaller."
-            problems.append(f"for th={th:.4g}, query {q}: you keep {mine[:6]}, OML keeps {right[:6]}; {hint}")
-            break
+        for q, (mine, right) in enumerate(zip(map(_as_ids, answer), truth)):
+            if mine != right:
+                where = f"n_std={n_std:g}, query {q}" if single is None else f"query {single} alone"
+                hint = _adaptive_hint(batch, q, n_std, mine, right)
+                problems.append(f"for {where}: you keep {mine[:6]}, OML keeps {right[:6]};\n{hint}")
+                break
         if problems:
             break
-    return _verdict(problems, "your filter keeps exactly what ConstantThresholding keeps, ties at the threshold included.")
+    if problems:
+        return _verdict(problems, "")
+    in_batch = _adaptive_truth(rr, 2.0)
+    changed = [q for q, s in enumerate(singles) if _adaptive_truth(s, 2.0)[0] != in_batch[q]]
+    lines = [f"your cut keeps what AdaptiveThresholding keeps, for n_std 2, 4 and 1.5 on all "
+             f"{len(rr.retrieved_ids)} queries,", f"and for each of the first {len(singles)} queries alone."]
+    if changed:
+        q = changed[0]
+        lines.append(f"{len(changed)} of those {len(singles)} queries are cut differently alone than in rr "
+                     f"(query {q}: {len(in_batch[q])} kept in rr, {len(_adaptive_truth(singles[q], 2.0)[0])} alone):")
+        lines.append("the mean gap belongs to the batch, so the same query's answer depends on its company.")
+    return _verdict([], "\n".join(lines))
 
 
 def _kept_stats(rr: RetrievalResults, th: float) -> Tuple[int, int]:
@@ -68,14 +93,22 @@ def _kept_stats(rr: RetrievalResults, th: float) -> Tuple[int, int]:
 
 def _best_threshold(rr: RetrievalResults, min_precision: float) -> Tuple[float, int]:
     """The threshold that keeps the most results at a pooled precision >= ``min_precision``, and that number."""
-    distances = torch.cat([d for d in rr.distances if len(d)]).unique().sort().values.tolist()
-    best_th, best_kept = 0.0, 0
-    for i, d in enumerate(distances):  # a threshold just above each distance keeps everything up to it
-        candidate = (d + (distances[i + 1] if i + 1 < len(distances) else d + 1.0)) / 2
-        n_kept, n_right = _kept_stats(rr, candidate)
-        if n_kept and n_right / n_kept >= min_precision and n_kept > best_kept:
-            best_th, best_kept = candidate, n_kept
-    return best_th, best_kept
+    pairs = zip(rr.retrieved_ids, rr.gt_ids)
+    right = torch.cat([torch.isin(r, gt) for r, gt in pairs if len(r)]).double()
+    flat = torch.cat([d for d in rr.distances if len(d)])
+    order = flat.argsort()
+    flat, right = flat[order], right[order]
+    distances = flat.unique().double()  # sorted
+    # a threshold just above each distance (midway to the next) keeps everything up to it
+    candidates = torch.cat([(distances[:-1] + distances[1:]) / 2, distances[-1:] + 0.5])
+    # ConstantThresholding compares float32 distances with th as float32: count them the same way
+    n_kept = torch.searchsorted(flat, candidates.float())
+    n_right = torch.cat([torch.zeros(1, dtype=torch.float64), right.cumsum(0)])[n_kept]
+    ok = (n_kept > 0) & (n_right / n_kept.clamp(min=1) >= min_precision)
+    if not ok.any():
+        return 0.0, 0
+    best = int(torch.where(ok, n_kept, -1).argmax())  # the first candidate with the most kept
+    return float(candidates[best]), int(n_kept[best])
 
 
 #: how many tuning results fewer than the best a threshold may keep and still pass Exercise 06.2
