@@ -28,19 +28,27 @@ BADGE_IMAGE = "../_static/colab-badge.svg"
 STUDENT_BADGE_IMAGE = "../../_static/colab-badge.svg"  # the same file, seen from student/notebooks/
 
 SETUP_TEMPLATE = '''\
-# Colab set-up: inside Google Colab this fetches the book and installs OML 4.0 with its
-# dependencies (about a minute) without touching Colab's numpy and torch. Elsewhere it does nothing.
+# Colab set-up: inside Google Colab this fetches the book and installs OML 4.0 with
+# its dependencies (about a minute) without touching Colab's numpy and torch.
+# Elsewhere it does nothing.
 import sys
 
 if "google.colab" in sys.modules:
     import os
     import subprocess
 
-    os.environ["NO_ALBUMENTATIONS_UPDATE"] = "1"  # no online version check when OML imports albumentations
+    # no online version check when OML imports albumentations
+    os.environ["NO_ALBUMENTATIONS_UPDATE"] = "1"
     BOOK = "/content/oml-book"
+    REPO, BRANCH = "{url}", "{branch}"
     if not os.path.isdir(BOOK):
-        subprocess.run(["git", "clone", "--quiet", "--depth", "1", "--branch", "{branch}", "{url}", BOOK], check=True)
-    setup = subprocess.run([sys.executable, f"{{BOOK}}/oml_helpers/colab.py"], capture_output=True, text=True)
+        clone = ["git", "clone", "--quiet", "--depth", "1", "--branch", BRANCH]
+        subprocess.run(clone + [REPO, BOOK], check=True)
+    setup = subprocess.run(
+        [sys.executable, f"{{BOOK}}/oml_helpers/colab.py"],
+        capture_output=True,
+        text=True,
+    )
     print(setup.stdout, setup.stderr)
     setup.check_returncode()
     sys.path.insert(0, BOOK)'''
@@ -103,6 +111,8 @@ def synced_cells(path: Path) -> List[nbformat.NotebookNode]:
     old = {cell.id: cell for cell in nb.cells}
     if SETUP_ID in old and old[SETUP_ID].source == setup.source:
         setup = old[SETUP_ID]  # keep its recorded execution
+    elif SETUP_ID in old and not old[SETUP_ID].outputs:  # outside Colab it prints nothing
+        setup.execution_count = old[SETUP_ID].execution_count  # so the run it records still holds
     setup.metadata["tags"] = list(SETUP_TAGS)
     rest = [cell for cell in nb.cells if cell.id not in (BADGE_ID, SETUP_ID)]
     if not rest or rest[0].cell_type != "markdown" or not rest[0].source.startswith("# "):
