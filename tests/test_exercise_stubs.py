@@ -17,6 +17,7 @@ import torch
 import oml_helpers as h
 from oml_helpers import exercises as ex
 from test_exercises_lightning import lightning_ckpt, logs  # noqa: F401 (fixtures)
+from test_exercises import run_logs
 from test_exercises_retrieval import _rr, search_setup  # noqa: F401 (fixture)
 from verdicts import says
 
@@ -44,6 +45,7 @@ def chapter_names(tmp_path, logs, lightning_ckpt, search_setup):  # noqa: F811 (
     return {
         "h": h, "torch": torch, "np": np, "pd": pd, "Path": Path,
         "DATA_ROOT": tmp_path,  # 00
+        "logs": run_logs(False), "hard_logs": run_logs(True),  # 01
         "quiz": pd.DataFrame({"is_query": [True, False], "is_gallery": [False, True]}),
         "toy": pd.DataFrame({"label": [5, 5], "is_query": [True, False],
                              "is_gallery": [False, True]}),
@@ -90,6 +92,12 @@ def test_unanswered_values_and_functions_are_named():
         ...
 
     says(ex.check_triplet_loss(my_loss), ex.WRONG, "`my_loss` returned None")
+
+    def looks_collapsed(run_logs):
+        ...
+
+    says(ex.check_collapse_diagnosis(looks_collapsed, run_logs(False), run_logs(True)), ex.WRONG,
+         "`looks_collapsed` returned None")
 
 
 def test_real_answers_pass_through_the_guard():

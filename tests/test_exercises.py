@@ -222,20 +222,50 @@ def test_triplet_loss():
     _says(result, ex.WRONG, "one number")
 
 
-def _hardest(embeddings, labels):
-    labels = torch.tensor(labels)
-    return torch.cdist(embeddings, embeddings).masked_fill(labels[:, None] == labels[None, :], float("inf")).argmin(1)
+def run_logs(collapsed: bool, steps: int = 180) -> pd.DataFrame:
+    """Logs shaped like chapter 01's runs: healthy (all triplets) or collapsed (hard mining)."""
+    t = np.linspace(0, 1, steps)
+    if collapsed:
+        pos, neg, active = 0.23 - 0.22 * t**0.2, 0.10 - 0.09 * t**0.2, np.ones(steps)
+        loss = np.maximum(0.2 + pos - neg, 0.2)
+    else:
+        pos, neg, active = 0.17 + 0.35 * t**0.3, 0.18 + 1.1 * t**0.3, 1 - 0.95 * t**0.3
+        loss = 0.19 * (1 - t) ** 3 + 0.005
+    return pd.DataFrame({"loss": loss, "active_tri": active, "pos_dist": pos, "neg_dist": neg})
 
 
-def test_hardest_negatives():
-    result = ex.check_hardest_negatives(_hardest)
-    _says(result, ex.RIGHT)
-    result = ex.check_hardest_negatives(lambda e, l: torch.cdist(e, e).fill_diagonal_(1e9).argmin(1))
-    _says(result, ex.WRONG, "own label")
-    result = ex.check_hardest_negatives(lambda e, l: _hardest(e, l).flip(0))
-    _says(result, ex.WRONG, "hardest negative is")
-    result = ex.check_hardest_negatives(lambda e, l: _hardest(e, l)[:3])
-    _says(result, ex.WRONG, "one index per anchor")
+def _by_distance(run):
+    last = run.iloc[-10:].mean()
+    return bool(last["pos_dist"] < 0.1 and last["neg_dist"] < 0.1)
+
+
+def test_collapse_diagnosis():
+    healthy, collapsed = run_logs(False), run_logs(True)
+    _says(ex.check_collapse_diagnosis(_by_distance, healthy, collapsed), ex.RIGHT, "at the margin")
+    by_loss = lambda run: bool(run["loss"].iloc[-10:].mean() > 0.1)  # noqa: E731
+    _says(ex.check_collapse_diagnosis(by_loss, healthy, collapsed), ex.WRONG, "about 0.44")
+    by_order = lambda run: bool(run["pos_dist"].iloc[-1] >= run["neg_dist"].iloc[-1])  # noqa: E731
+    _says(ex.check_collapse_diagnosis(by_order, healthy, collapsed), ex.WRONG, "not the loss")
+    near_margin = lambda run: bool(abs(run["loss"].iloc[-10:].mean() - 0.2) < 0.005)  # noqa: E731
+    _says(ex.check_collapse_diagnosis(near_margin, healthy, collapsed), ex.WRONG, "one particular")
+    first_steps = lambda run: bool(run["neg_dist"].iloc[0] < 0.3)  # noqa: E731
+    _says(ex.check_collapse_diagnosis(first_steps, healthy, collapsed), ex.WRONG, "last steps")
+    never = lambda run: False  # noqa: E731
+    _says(ex.check_collapse_diagnosis(never, healthy, collapsed), ex.WRONG, "close to 0")
+    words = lambda run: "collapsed"  # noqa: E731
+    _says(ex.check_collapse_diagnosis(words, healthy, collapsed), ex.WRONG, "True or False")
+
+
+def test_collapse_diagnosis_bad_input():
+    healthy, collapsed = run_logs(False), run_logs(True)
+    with pytest.raises(ValueError, match="pass the all-triplets logs first"):
+        ex.check_collapse_diagnosis(_by_distance, collapsed, healthy)
+    with pytest.raises(ValueError, match="columns"):
+        ex.check_collapse_diagnosis(_by_distance, healthy.drop(columns="pos_dist"), collapsed)
+    with pytest.raises(ValueError, match="whole run"):
+        ex.check_collapse_diagnosis(_by_distance, healthy, collapsed.iloc[:5])
+    with pytest.raises(ValueError, match="DataFrame"):
+        ex.check_collapse_diagnosis(_by_distance, [0.1, 0.2], collapsed)
 
 
 def test_metrics_by_hand():

@@ -44,7 +44,7 @@ def _by_checker(rows):
 
 def test_chapters_and_their_exercises_come_from_the_book():
     assert list(BOOK) == [p.name[:2] for p in sorted((ROOT / "notebooks").glob("*.ipynb"))]
-    assert CH01.checkers == ("check_balance_epoch", "check_triplet_loss", "check_hardest_negatives")
+    assert CH01.checkers == ("check_balance_epoch", "check_triplet_loss", "check_collapse_diagnosis")
     assert CH01.title == TITLE_01[2:]
     assert all(2 <= len(chapter.checkers) <= 3 for chapter in BOOK.values())
 
@@ -72,7 +72,7 @@ def test_passed_not_yet_and_an_error_in_one_run(tmp_path):
         "import oml_helpers as h",
         "h.exercises.check_balance_epoch(2, 24)",
         LOSS_STUB,
-        "h.exercises.check_hardest_negatives(my_hardest_negatives)",  # never defined
+        "h.exercises.check_collapse_diagnosis(looks_collapsed, logs, hard_logs)",  # never defined
     )
     rows = grading.grade_file(path, BOOK, timeout=120)
     assert [(r.student, r.chapter, r.exercise) for r in rows] == [("alice", "01", n) for n in "123"]
@@ -83,17 +83,17 @@ def test_passed_not_yet_and_an_error_in_one_run(tmp_path):
     )
     status, detail = found["check_triplet_loss"]
     assert status == NOT_YET and "`my_triplet_loss` returned None" in detail
-    assert found["check_hardest_negatives"] == (
-        ERROR, "NameError: name 'my_hardest_negatives' is not defined"
+    assert found["check_collapse_diagnosis"] == (
+        ERROR, "NameError: name 'looks_collapsed' is not defined"
     )
 
 
 def test_infinite_loop_times_out_and_a_deleted_check_is_missing(tmp_path):
     loop = "while True:\n    pass\ncheck_balance_epoch(1, 1)"
-    path = _notebook(tmp_path, "bob", loop, "check_hardest_negatives(f)")
+    path = _notebook(tmp_path, "bob", loop, "check_collapse_diagnosis(f, g, k)")
     found = _by_checker(grading.grade_file(path, BOOK, timeout=3))
     assert found["check_balance_epoch"][0] == TIME_OUT and "3 s" in found["check_balance_epoch"][1]
-    status, detail = found["check_hardest_negatives"]
+    status, detail = found["check_collapse_diagnosis"]
     assert status == TIME_OUT and "before this one" in detail
     status, detail = found["check_triplet_loss"]
     assert status == MISSING and "no cell calls" in detail

@@ -3,11 +3,11 @@
 from typing import Callable, Sequence
 
 import numpy as np
+import pandas as pd
 import torch
 
 from oml.functional.metrics import calc_cmc, calc_map, calc_precision
 from oml.losses import TripletLoss
-from oml.miners import HardTripletsMiner
 from oml.samplers import BalanceSampler
 
 from oml_helpers.exercises.verdict import Verdict, checker
@@ -92,27 +92,74 @@ def check_triplet_loss(fn: Callable[[torch.Tensor, torch.Tensor, torch.Tensor, f
     return _verdict(problems, "your loss matches OML's TripletLoss.")
 
 
+LOG_COLUMNS = ("loss", "active_tri", "pos_dist", "neg_dist")
+
+
+def _check_logs(name: str, run_logs: object) -> pd.DataFrame:
+    if not isinstance(run_logs, pd.DataFrame) or not set(LOG_COLUMNS) <= set(run_logs.columns):
+        raise ValueError(f"`{name}` must be the chapter's DataFrame of training logs, with the columns "
+                         f"{', '.join(LOG_COLUMNS)}; got {type(run_logs).__name__}.")
+    if len(run_logs) < 20:
+        raise ValueError(f"`{name}` has {len(run_logs)} steps: pass the whole run (180 steps).")
+    return run_logs.reset_index(drop=True)
+
+
+def _collapse_cases(logs: pd.DataFrame, hard_logs: pd.DataFrame) -> list:
+    """(description, logs, collapsed?, hint if misjudged): the chapter's runs and two made-up ones."""
+    rng = np.random.default_rng(0)
+    late = pd.DataFrame({  # modelled on the benchmark's all>hard run: ends at 0.441 against 0.430
+        "pos_dist": 0.441 + rng.normal(0, 0.01, 90), "neg_dist": 0.430 + rng.normal(0, 0.01, 90),
+        "active_tri": np.ones(90),
+    })
+    late["loss"] = 0.2 + late["pos_dist"] - late["neg_dist"]
+    late = pd.concat([logs.iloc[:90][list(LOG_COLUMNS)], late[list(LOG_COLUMNS)]], ignore_index=True)
+    wide = hard_logs[list(LOG_COLUMNS)].copy()  # the hard run as if its margin were 0.5
+    wide["loss"] = wide["loss"] + 0.3
+    return [
+        ("the all-triplets run of this chapter (`logs`)", logs, False,
+         "its distances end far apart (look at the last steps, not the first ones)."),
+        ("the hard-mining run of this chapter (`hard_logs`)", hard_logs, True,
+         "both of its mean distances end close to 0: every image sits near the same point."),
+        ("a made-up run that switches to HardTripletsMiner halfway", late, False,
+         "its loss sits near the margin, every mined triplet is active and pos_dist is above "
+         "neg_dist, yet its mined distances are about 0.44: the images are spread out. Collapse "
+         "is about the size of the distances, not the loss, active_tri or their order."),
+        ("the hard-mining run re-labelled as if its margin were 0.5", wide, True,
+         "its loss settles at 0.5, the margin, not at 0.2, but its distances are still near 0: "
+         "do not compare the loss with one particular margin."),
+    ]
+
+
 @checker
-def check_hardest_negatives(fn: Callable[[torch.Tensor, Sequence[int]], torch.Tensor]) -> Verdict:
-    """Exercise 01.3: ``fn(embeddings, labels)`` gives, per anchor, the index of its closest other-label item."""
-    generator = torch.Generator().manual_seed(1)
-    embeddings = torch.randn(12, 4, generator=generator)
-    labels = [0, 0, 0, 1, 1, 1, 2, 2, 2, 3, 3, 3]
-    anchors, _, negatives = HardTripletsMiner().sample(features=embeddings, labels=labels)
-    # the miner returns vectors: find their rows (the random rows are distinct, so exact)
-    assert torch.equal(torch.cdist(anchors, embeddings).argmin(dim=1), torch.arange(len(labels)))
-    truth = torch.cdist(negatives, embeddings).argmin(dim=1)
-    answer = torch.as_tensor(fn(embeddings, labels)).long().flatten()
+def check_collapse_diagnosis(fn: Callable[[pd.DataFrame], bool], logs: pd.DataFrame,
+                             hard_logs: pd.DataFrame) -> Verdict:
+    """Exercise 01.3: ``fn(run_logs)`` tells from a run's logs whether its embeddings collapsed.
+
+    Args:
+        fn: The student's function: a DataFrame of logs (one row per step) to True or False.
+        logs: The chapter's all-triplets logs (not collapsed).
+        hard_logs: The chapter's hard-mining logs (collapsed).
+
+    Returns:
+        The verdict over the chapter's two runs and two made-up ones, whose answers are fixed by
+        how they were made, not by a rule on the logs.
+    """
+    logs, hard_logs = _check_logs("logs", logs), _check_logs("hard_logs", hard_logs)
+    if logs["neg_dist"].iloc[-10:].mean() < hard_logs["neg_dist"].iloc[-10:].mean():
+        raise ValueError("`logs` looks more collapsed than `hard_logs`: pass the all-triplets "
+                         "logs first and the hard-mining logs second.")
     problems = []
-    if answer.shape != truth.shape:
-        problems.append(f"return one index per anchor ({len(labels)}), got {answer.numel()}.")
-    elif (answer == truth).all():
-        pass
-    else:
-        i = int((answer != truth).nonzero()[0])
-        reason = "it has the anchor's own label" if labels[int(answer[i])] == labels[i] else "another negative is closer"
-        problems.append(f"for anchor {i} you chose {int(answer[i])}, but {reason}; the hardest negative is {int(truth[i])}.")
-    return _verdict(problems, "those are the negatives HardTripletsMiner would pick.")
+    for what, run_logs, truth, hint in _collapse_cases(logs, hard_logs):
+        answer = fn(run_logs.copy())
+        if not isinstance(answer, (bool, np.bool_)):
+            problems.append(f"return True or False, got {answer!r} for {what}.")
+        elif bool(answer) != truth:
+            said = "collapsed" if answer else "not collapsed"
+            problems.append(f"you called {what} {said}, but {hint}")
+        if problems:
+            break
+    return _verdict(problems, "you told the collapsed runs from the healthy ones, including a "
+                    "run whose loss sits at the margin without collapsing.")
 
 
 # Chapter 02 ---------------------------------------------------------------------------------------
