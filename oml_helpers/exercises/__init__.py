@@ -29,6 +29,7 @@ from oml_helpers.exercises.lightning import (
     check_pcf,
     check_tensorboard_per_epoch,
 )
+from oml_helpers.exercises.freezing import check_freeze_callback
 from oml_helpers.exercises.retrieval import check_precision_threshold, check_search, check_threshold_by_hand
 from oml_helpers.exercises.validation import check_confusion_table
 from oml_helpers.exercises.reranking import check_cost_estimate, check_cut_after_rerank, check_hard_pairs
@@ -49,6 +50,7 @@ __all__ = [
     "check_cut_after_rerank",
     "check_counts_per_label",
     "check_diagnose",
+    "check_freeze_callback",
     "check_hard_pairs",
     "check_hardest_negatives",
     "check_loaded_share",
