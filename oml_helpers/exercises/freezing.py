@@ -6,15 +6,17 @@ The right answer is that behaviour (frozen while ``current_epoch < n_epochs``), 
 """
 
 import warnings
-from typing import Any, Callable, Dict, List
+from typing import TYPE_CHECKING, Any, Callable, Dict, List
 
-import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader, Dataset
 
 from oml_helpers.exercises.verdict import Verdict, checker
 from oml_helpers.exercises.verdict import verdict as _verdict
 from oml_helpers.models import SmallCNN
+
+if TYPE_CHECKING:  # Lightning is imported when a check runs: importing it warns (pkg_resources)
+    import pytorch_lightning as pl
 
 EPOCHS = 3
 # (n_epochs, train_backbone the model is built with): both start states, so that a callback that
@@ -37,7 +39,7 @@ class _TinyDigits(Dataset):
         return {"input_tensors": self.images[i], "labels": self.labels[i]}
 
 
-class _Recorder(pl.Callback):
+class _Moves:
     """After each training epoch: did the backbone's parameters move, did the head's?"""
 
     def __init__(self) -> None:
@@ -45,27 +47,29 @@ class _Recorder(pl.Callback):
         self.head_moved: List[bool] = []
 
     @staticmethod
-    def _params(module: torch.nn.Module) -> List[torch.Tensor]:
+    def params(module: torch.nn.Module) -> List[torch.Tensor]:
         return [p.detach().clone() for p in module.parameters()]  # buffers (batch norm) excluded
 
-    def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        self._backbone = self._params(pl_module.model.extractor)
-        self._head = self._params(pl_module.model.projection)
+    def start(self, pl_module: "pl.LightningModule") -> None:
+        self._backbone = self.params(pl_module.model.extractor)
+        self._head = self.params(pl_module.model.projection)
 
-    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+    def end(self, pl_module: "pl.LightningModule") -> None:
         def moved(before: List[torch.Tensor], module: torch.nn.Module) -> bool:
-            return any(not torch.equal(b, p) for b, p in zip(before, self._params(module)))
+            return any(not torch.equal(b, p) for b, p in zip(before, self.params(module)))
 
         self.backbone_moved.append(moved(self._backbone, pl_module.model.extractor))
         self.head_moved.append(moved(self._head, pl_module.model.projection))
 
 
-def _train(callback: pl.Callback, train_backbone: bool) -> _Recorder:
+def _train(callback: "pl.Callback", train_backbone: bool) -> _Moves:
     """Three one-step epochs of a tiny ExtractorWithMLP with ``callback`` before the recorder."""
     from oml.lightning.modules.extractor import ExtractorModule
     from oml.losses import TripletLossWithMiner
     from oml.miners import AllTripletsMiner
     from oml.models import ExtractorWithMLP
+
+    from pytorch_lightning.callbacks import LambdaCallback
 
     from oml_helpers.lightning import make_trainer
 
@@ -77,9 +81,13 @@ def _train(callback: pl.Callback, train_backbone: bool) -> _Recorder:
         criterion=TripletLossWithMiner(margin=1.0, miner=AllTripletsMiner()),
         optimizer=torch.optim.Adam(model.parameters(), lr=1e-2),
     )
-    recorder = _Recorder()
+    recorder = _Moves()
+    hooks = LambdaCallback(
+        on_train_epoch_start=lambda trainer, pl_module: recorder.start(pl_module),
+        on_train_epoch_end=lambda trainer, pl_module: recorder.end(pl_module),
+    )
     trainer = make_trainer(
-        EPOCHS, accelerator="cpu", logger=False, enable_checkpointing=False, callbacks=[callback, recorder]
+        EPOCHS, accelerator="cpu", logger=False, enable_checkpointing=False, callbacks=[callback, hooks]
     )
     with warnings.catch_warnings():  # no validation loader and no workers: on purpose here
         warnings.filterwarnings("ignore", message=".*(val_dataloader|many workers).*")
@@ -106,8 +114,10 @@ def _diagnose(trained: List[bool], n_epochs: int) -> str:
 
 
 @checker
-def check_freeze_callback(callback_class: Callable[[int], pl.Callback]) -> Verdict:
+def check_freeze_callback(callback_class: Callable[[int], "pl.Callback"]) -> Verdict:
     """Exercise 03.1: ``callback_class(n_epochs)`` freezes an ``ExtractorWithMLP``'s backbone for ``n_epochs``."""
+    import pytorch_lightning as pl
+
     if not (isinstance(callback_class, type) and issubclass(callback_class, pl.Callback)):
         return _verdict([f"pass the class itself, a subclass of pytorch_lightning.Callback, not "
                          f"{type(callback_class).__name__}."], "")
