@@ -34,6 +34,7 @@ from oml_helpers.exercises.validation import (
     check_oml_against_textbook,
 )
 from oml_helpers.exercises.reranking import check_cut_after_rerank, check_hard_pairs, check_rerank_budget
+from oml_helpers.exercises.freezing import check_freeze_callback
 
 __all__ = [
     "check_adaptive_by_hand",
@@ -54,6 +55,7 @@ __all__ = [
     "check_oml_against_textbook",
     "check_cut_after_rerank",
     "check_diagnose",
+    "check_freeze_callback",
     "check_hard_pairs",
     "check_loaded_share",
     "check_lost_match",
