@@ -19,6 +19,7 @@ from oml_helpers.exercises.basics import (
     check_triplet_loss,
 )
 from oml_helpers.exercises.dataframes import (
+    NO_GTS_WARNING,
     check_lost_match,
     check_query_rows,
     check_separate_queries,
@@ -37,6 +38,7 @@ from oml_helpers.exercises.reranking import check_cut_after_rerank, check_hard_p
 from oml_helpers.exercises.freezing import check_freeze_callback
 
 __all__ = [
+    "NO_GTS_WARNING",
     "check_adaptive_by_hand",
     "DIAGNOSES",
     "EXERCISE_HITS",

@@ -189,8 +189,8 @@ def _same_sequence(a: object, b: object) -> bool:
 
 @checker
 def check_lost_match(
-    sequence: Sequence, n_results: int, df: pd.DataFrame, embeddings: torch.Tensor,
-    query: int = 1, k: int = 3,
+    sequence: Sequence, n_results: int, warning: Union[str, Sequence[str]], df: pd.DataFrame,
+    embeddings: torch.Tensor, query: int = 1, k: int = 3,
 ) -> Verdict:
     """Exercise 00.3: a ``sequence`` column that leaves query ``query`` no correct item.
 
@@ -200,6 +200,7 @@ def check_lost_match(
     Args:
         sequence: The student's sequence id for each row of ``df``.
         n_results: How many items the student found OML retrieves for query ``query``.
+        warning: The text of the warning OML gave (a string, or a list of the texts caught).
         df: The six-image dataframe (``label``, ``is_query``, ``is_gallery``), fresh index.
         embeddings: One embedding per row of ``df`` (only the row count is used).
         query: The query's number among the queries.
@@ -247,9 +248,24 @@ def check_lost_match(
                 "drops the skipped ones from the list." if n_results == k else "")
         problems.append(f"{n_results} is not how many items query {query} gets: count "
                         f"len(rr.retrieved_ids[{query}]).{hint}")
+    elif not _names_no_gts(warning):
+        problems.append(f"{warning!r} is not OML's warning. Catch it with "
+                        "warnings.catch_warnings(record=True) and give str(w.message).")
     n_kept = min(k, len(kept(row)))
     return _verdict(problems, f"query {query} (dataset row {row}) shares its sequence with every "
                     f"gallery image of its label, so it has no correct item and only {n_kept} "
-                    f"results (rows {kept(row)[:k]} are all that is left): OML warns \"Some of "
-                    "the queries don't have available gts.\"; such a query scores 0 in CMC and "
-                    "mAP, and its precision is 0/0, so OML's mean precision becomes NaN.")
+                    f"results (rows {kept(row)[:k]} are all that is left). OML warns that some "
+                    "queries have no ground truth (gts). Such a query scores 0 in CMC and mAP; "
+                    "its precision is 0/0, so OML's mean precision becomes NaN.")
+
+
+NO_GTS_WARNING = "Some of the queries don't have available gts."  # oml/retrieval/retrieval_results.py
+
+
+def _names_no_gts(warning: object) -> bool:
+    """Whether ``warning`` (a text or a list of texts) holds OML's warning about queries with no gts."""
+    texts = [warning] if isinstance(warning, str) else warning
+    try:
+        return any(isinstance(t, str) and NO_GTS_WARNING.lower() in t.lower() for t in texts)
+    except TypeError:  # not iterable
+        return False
