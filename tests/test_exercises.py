@@ -60,44 +60,66 @@ def _separate(df, n):
     return out
 
 
+# Exercise 2 with the book's split: gallery position 0 and query 99 as dataset rows
+# (rows 197 and 206 of df).
+ROWS = (98, 103)
+
+
 def test_separate_queries(digits_df, digits_root):
-    result = ex.check_separate_queries(_separate(digits_df, 20), digits_root, "b", n_queries=20)
+    result = ex.check_separate_queries(_separate(digits_df, 20), digits_root, *ROWS, n_queries=20)
     _says(result, ex.RIGHT, "keeps 154-162 gallery images")
-    result = ex.check_separate_queries(digits_df, digits_root, "b", n_queries=20)
+    result = ex.check_separate_queries(digits_df, digits_root, *ROWS, n_queries=20)
     _says(result, ex.WRONG, "both query and gallery")
-    result = ex.check_separate_queries(_separate(digits_df, 10), digits_root, "b", n_queries=20)
+    result = ex.check_separate_queries(_separate(digits_df, 10), digits_root, *ROWS, n_queries=20)
     _says(result, ex.WRONG, "exactly 20")
     last = digits_df.copy()
     val = last["split"] == "validation"
     rank = last[val].groupby("label").cumcount(ascending=False)
     last.loc[val, "is_query"], last.loc[val, "is_gallery"] = rank < 20, rank >= 20
-    result = ex.check_separate_queries(last, digits_root, "b", n_queries=20)
+    result = ex.check_separate_queries(last, digits_root, *ROWS, n_queries=20)
     _says(result, ex.WRONG, "first 20 rows")
     right = _separate(digits_df, 20)
     no_train = right[right["split"] == "validation"]
-    _says(ex.check_separate_queries(no_train, digits_root, "b"), ex.WRONG, "keep all 1797")
+    _says(ex.check_separate_queries(no_train, digits_root, *ROWS), ex.WRONG, "keep all 1797")
     no_nine = right[right["label"] != 9]
-    _says(ex.check_separate_queries(no_nine, digits_root, "b"), ex.WRONG, "keep all 1797")
+    _says(ex.check_separate_queries(no_nine, digits_root, *ROWS), ex.WRONG, "keep all 1797")
     moved = right.copy()
     four = moved["label"] == 4  # the 4s moved to the gallery
     moved.loc[four, "split"] = "validation"
     moved.loc[four, "is_query"], moved.loc[four, "is_gallery"] = False, True
-    _says(ex.check_separate_queries(moved, digits_root, "b"), ex.WRONG, "training rows changed")
+    _says(ex.check_separate_queries(moved, digits_root, *ROWS), ex.WRONG, "training rows changed")
     idle = right.copy()
     idle.loc[idle.index[-1], "is_gallery"] = False
-    _says(ex.check_separate_queries(idle, digits_root, "b"), ex.WRONG, "neither query nor gallery")
+    _says(ex.check_separate_queries(idle, digits_root, *ROWS), ex.WRONG, "neither query nor gallery")
 
 
-def test_separate_queries_why(digits_df, digits_root):
+def test_separate_queries_rows(digits_df, digits_root):
     right = _separate(digits_df, 20)
-    _says(ex.check_separate_queries(right, digits_root, " B "), ex.RIGHT)
-    _says(ex.check_separate_queries(right, digits_root, "a"), ex.WRONG, "is_gallery False")
-    _says(ex.check_separate_queries(right, digits_root, "c"), ex.WRONG, "validation rows only")
-    _says(ex.check_separate_queries(right, digits_root, "d"), ex.WRONG, "one of the letters")
-    _says(ex.check_separate_queries(right, digits_root, 2), ex.WRONG, "one of the letters")
-    # the dataframe is judged before the reason
-    _says(ex.check_separate_queries(digits_df, digits_root, "b"), ex.WRONG, "both query")
-    _says(ex.check_separate_queries(right, digits_root, ...), ex.WRONG, "`why` is still `...`")
+    _says(ex.check_separate_queries(right, digits_root, 98, 103), ex.RIGHT,
+          "position 0 is dataset row 98", "query 99 is dataset row 103")
+    _says(ex.check_separate_queries(right, digits_root, np.int64(98), 103), ex.RIGHT)
+    _says(ex.check_separate_queries(right, digits_root, 0, 103), ex.WRONG,
+          "0 is the gallery position number itself", "get_gallery_ids()[0]")
+    _says(ex.check_separate_queries(right, digits_root, 98, 99), ex.WRONG,
+          "99 is the query number itself", "get_query_ids()[99]")
+    _says(ex.check_separate_queries(right, digits_root, 197, 103), ex.WRONG,
+          "197 is that image's row in `df`")
+    _says(ex.check_separate_queries(right, digits_root, 98, 206), ex.WRONG,
+          "206 is that image's row in `df`")
+    _says(ex.check_separate_queries(right, digits_root, 98, 5), ex.WRONG,
+          "5 is not the dataset row of query 99")
+    _says(ex.check_separate_queries(right, digits_root, 98.0, 103), ex.WRONG, "whole number")
+    _says(ex.check_separate_queries(right, digits_root, True, 103), ex.WRONG, "whole number")
+    # another query: query 20 is dataset row 20 (the first 100 rows are all queries), row 37 of df
+    _says(ex.check_separate_queries(right, digits_root, 98, 20, query=20), ex.RIGHT)
+    _says(ex.check_separate_queries(right, digits_root, 98, 37, query=20), ex.WRONG,
+          "37 is that image's row in `df`")
+    # the dataframe is judged before the rows
+    _says(ex.check_separate_queries(digits_df, digits_root, 98, 103), ex.WRONG, "both query")
+    _says(ex.check_separate_queries(right, digits_root, ..., 103), ex.WRONG,
+          "`gallery_row` is still `...`")
+    with pytest.raises(ValueError, match="between 0 and 99"):
+        ex.check_separate_queries(right, digits_root, 98, 103, query=100)
 
 
 def _toy():

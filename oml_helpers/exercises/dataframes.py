@@ -43,36 +43,38 @@ def _split_problems(df: pd.DataFrame) -> List[str]:
     return []
 
 
-WHY_MATCHES = {  # exercise 00.2: why every query still has something to find
-    "a": "OML puts each query into the gallery too, so it finds itself",
-    "b": "each digit keeps gallery images of its own, other images than its queries",
-    "c": "OML also searches the training rows",
-}
-WHY_HINTS = {
-    "a": "a query row now has is_gallery False, so it is not in the gallery; and even "
-         "where a row is both, OML never retrieves an image as its own match.",
-    "c": "the validation dataset is built from the validation rows only: the digits 0-4 "
-         "are never in its gallery.",
-}
-
-
-def _why_problems(why: str) -> List[str]:
-    if not isinstance(why, str) or why.strip().lower() not in WHY_MATCHES:
-        return [f"give `why` as one of the letters {sorted(WHY_MATCHES)}, not {why!r}."]
-    return [WHY_HINTS[why.strip().lower()]] if why.strip().lower() in WHY_HINTS else []
+def _row_problems(full_index: pd.Index, answer: object, roles: np.ndarray, number: int,
+                  what: str, reader: str) -> List[str]:
+    """What is wrong with ``answer``, the dataset row of item ``number`` among ``roles``' rows."""
+    if not isinstance(answer, (int, np.integer)) or isinstance(answer, bool):
+        return [f"give the dataset row of {what} {number} as a whole number, not {answer!r}."]
+    row = int(roles[number])
+    if answer == row:
+        return []
+    if answer == number:
+        return [f"{number} is the {what} number itself, not a dataset row: the dataset row of "
+                f"{what} {number} is dataset.{reader}()[{number}]."]
+    if answer == full_index[row]:
+        return [f"{answer} is that image's row in `df`. The validation dataset numbers its own "
+                f"rows from 0 (after reset_index): read dataset.{reader}()[{number}]."]
+    return [f"{answer} is not the dataset row of {what} {number}. Build the validation dataset "
+            f"from the validation rows of your dataframe and read dataset.{reader}()[{number}]."]
 
 
 @checker
 def check_separate_queries(
-    df: pd.DataFrame, dataset_root: Union[str, Path], why: str, n_queries: int = 20
+    df: pd.DataFrame, dataset_root: Union[str, Path], gallery_row: int, query_row: int,
+    n_queries: int = 20, query: int = 99,
 ) -> Verdict:
     """Exercise 00.2: per validation digit, the first ``n_queries`` rows query only, the rest gallery.
 
     Args:
         df: The student's dataframe, made from the book's ``df`` (all 1,797 digits).
         dataset_root: The folder of the images.
-        why: The letter, a key of ``WHY_MATCHES``, of the reason each query still has matches.
+        gallery_row: The student's dataset row of the item at gallery position 0.
+        query_row: The student's dataset row of query number ``query``.
         n_queries: Queries asked for per validation digit.
+        query: The query whose dataset row is asked for.
 
     Returns:
         The verdict; when right, it says how many gallery images each digit keeps.
@@ -99,10 +101,20 @@ def check_separate_queries(
                     problems.append(f"for label {label} the queries are not the first "
                                     f"{n_queries} rows of that label.")
                     break
-    problems = problems or _why_problems(why)
-    return _verdict(problems, f"{n_queries} queries per digit, searched against a separate gallery; "
-                    f"every digit keeps {gallery.min()}-{gallery.max()} gallery images of its own, "
-                    "so each query still has matches to find.")
+    if not problems:
+        full_index = df.index[df["split"] != "train"]
+        gallery_rows = np.flatnonzero(val["is_gallery"].to_numpy(bool))
+        query_rows = np.flatnonzero(val["is_query"].to_numpy(bool))
+        if not 0 <= query < len(query_rows):
+            raise ValueError(f"query must be between 0 and {len(query_rows) - 1}, got {query}.")
+        problems = (_row_problems(full_index, gallery_row, gallery_rows, 0,
+                                  "gallery position", "get_gallery_ids")
+                    or _row_problems(full_index, query_row, query_rows, query,
+                                     "query", "get_query_ids"))
+    return _verdict(problems, f"{n_queries} queries per digit, against a separate gallery; each "
+                    f"digit keeps {gallery.min()}-{gallery.max()} gallery images of its own. "
+                    f"Gallery position 0 is dataset row {gallery_row}, and query {query} is "
+                    f"dataset row {query_row}.")
 
 
 def _roles(df: pd.DataFrame, embeddings: torch.Tensor, query: int) -> Tuple[np.ndarray, np.ndarray]:
