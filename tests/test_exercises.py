@@ -1,6 +1,7 @@
 """Each exercise checker accepts the right answer and turns down typical wrong ones with a reason."""
 
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -448,3 +449,29 @@ def test_confusion_table_bad_input():
     short = RetrievalResults(distances=rr.distances[:2], retrieved_ids=rr.retrieved_ids[:2])
     with pytest.raises(ValueError, match="pass the dataset rr was computed on"):
         ex.check_confusion_table(_table(RIGHT_TABLE), short, dataset)
+
+
+def test_a_verdict_is_shown_wrapped_to_the_page_and_keeps_its_lines():
+    from oml_helpers.exercises.verdict import WIDTH, Verdict, wrap_lines
+
+    message = "Not yet: " + " ".join(["word"] * 60) + "\nshort line\n" + "x" * 100
+    shown = repr(Verdict(False, message))
+    lines = shown.split("\n")
+    assert all(len(line) <= WIDTH for line in lines[:-1]) and lines[-1] == "x" * 100  # no break inside a word
+    assert "short line" in lines and " ".join(shown.split()) == " ".join(message.split())
+    assert wrap_lines(shown) == shown  # wrapping twice changes nothing
+
+
+def test_every_verdict_in_the_notebooks_fits_the_page():
+    import nbformat
+
+    from oml_helpers.exercises.verdict import RIGHT, WIDTH, WRONG
+
+    too_wide = []
+    for path in sorted(Path(__file__).resolve().parent.parent.glob("notebooks/*.ipynb")):
+        for cell in nbformat.read(path, as_version=4).cells:
+            for output in cell.get("outputs", []):
+                text = output.get("data", {}).get("text/plain", "") if "data" in output else output.get("text", "")
+                if text.startswith((RIGHT + ":", WRONG + ":")):
+                    too_wide += [f"{path.name} {cell.get('id')}" for line in text.split("\n") if len(line) > WIDTH]
+    assert too_wide == []
