@@ -62,7 +62,7 @@ def test_precision_per_label():
 
 def _open_for(path, model_name, dim, compare=("model_name", "dim"), close=True, error=ValueError,
               message=True):
-    """The answer to exercise 2; the arguments make the typical mistakes."""
+    """The answer to check_open_for; the arguments make the typical mistakes."""
     store = EmbeddingStore.open(path)
     if any(getattr(store, name) != {"model_name": model_name, "dim": dim}[name] for name in compare):
         if close:
@@ -119,7 +119,7 @@ def test_cosine_top_k():
 
 
 def _relabel(store, ids, new_label, loop=False, vectors=False, swallow=False, answer=True):
-    """The answer to exercise 4; the arguments make the typical mistakes."""
+    """The answer to exercise 2 (relabel); the arguments make the typical mistakes."""
     try:
         if loop:
             for i in ids:

@@ -1,4 +1,4 @@
-"""Checker for exercise 05.4: a change to several items is one transaction (all of it or none)."""
+"""Checker for exercise 05.2: a change to several items is one transaction (all of it or none)."""
 
 import tempfile
 from pathlib import Path
@@ -61,7 +61,7 @@ def _atomic_problem(fn: Callable[[EmbeddingStore, Sequence[int], int], Any], sto
 
 @checker
 def check_relabel(fn: Callable[[EmbeddingStore, Sequence[int], int], Any]) -> Verdict:
-    """Exercise 05.4: ``fn(store, ids, new_label)`` relabels stored ids in one transaction.
+    """Exercise 05.2: ``fn(store, ids, new_label)`` relabels stored ids in one transaction.
 
     Args:
         fn: the student's function, run on a small store of the checker's own (ids 0-9): first with
