@@ -59,7 +59,7 @@ def chapter_names(tmp_path, logs, lightning_ckpt, search_setup):  # noqa: F811 (
         "rr_before": _rr(seed=1), "rr_after": _rr(seed=2),  # 07
         "model": model, "prepared": {"my_scan.jpg": image}, "transform": h.digit_transforms(False),
         "store": store,  # 06
-        "seconds": {5: 0.5, 10: 0.9}, "n_queries": 10,  # 07
+        "seconds": {5: 0.5, 10: 0.9}, "n_queries": 10, "first_stage_ms": 10.0,  # 07
         "val": None, "siamese": None,  # 07
         "judges": {"pairwise model": {"threshold": 0.3}, "extractor's distance": {"threshold": 0.3}},
     }

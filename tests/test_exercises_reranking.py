@@ -94,8 +94,12 @@ def test_rerank_budget():
     _says(check(truth, cmc[truth] - 0.2), ex.WRONG, f"not CMC@{truth}")
     assert cmc[1:] == [float(v) for v in calc_retrieval_metrics_rr(
         rr, cmc_top_k=tuple(range(1, 9)), precision_top_k=(), map_top_k=(), verbose=False)["cmc"].values()]
-    _says(check(0, float("nan"), budget_ms=10), ex.RIGHT, "does not fit")
+    _says(check(0, cmc[1], budget_ms=10), ex.RIGHT, "does not fit", "CMC@1 stays")
+    _says(check(0, float("nan"), budget_ms=10), ex.WRONG, "not CMC@1")
     _says(check(2, 0.5, budget_ms=10), ex.WRONG)
+    _says(check(1, cmc[1], budget_ms=10), ex.WRONG, "top_n > 1")
+    # a budget that only top_n=1 would meet: 2 is the smallest top_n OML re-ranks
+    _says(check(0, cmc[1], budget_ms=2 * slope - 1), ex.RIGHT, "does not fit")
     with pytest.raises(ValueError, match="at least two"):
         ex.check_rerank_budget(3, 0.5, {5: 1.0}, 100, rr)
 

@@ -120,9 +120,11 @@ def check_rerank_budget(budget_top_n: int, cmc_cap: float, seconds: Dict[int, fl
     """Exercise 07.2: the largest ``top_n`` a time budget allows, and the CMC@n that caps its gain.
 
     Args:
-        budget_top_n: The answer: the largest ``top_n`` (1 to ``rr.n_retrieved_items``) whose time
-            per query, on the straight line through the timings, is at most ``budget_ms``; 0 if none.
-        cmc_cap: The answer: the extractor's CMC@``budget_top_n`` on ``rr``.
+        budget_top_n: The answer: the largest ``top_n`` (2 to ``rr.n_retrieved_items``; OML's
+            ``PairwiseReranker`` needs ``top_n > 1``) whose time per query, on the straight line
+            through the timings, is at most ``budget_ms``; 0 if none.
+        cmc_cap: The answer: the extractor's CMC@``budget_top_n`` on ``rr``; CMC@1 when
+            ``budget_top_n`` is 0 (no re-ranking leaves CMC@1 as it is).
         seconds: Measured ``{top_n: seconds for all queries}``, at least two ``top_n``.
         n_queries: Queries the timings are for.
         rr: The extractor's results (their CMC@n caps CMC@1 after re-ranking the top n).
@@ -135,18 +137,21 @@ def check_rerank_budget(budget_top_n: int, cmc_cap: float, seconds: Dict[int, fl
         raise ValueError(f"Need timings for at least two top_n to fit a line, got {sorted(seconds)}.")
     slope, intercept = _line_fit(seconds, n_queries)
     n_max = rr.n_retrieved_items
-    fits = [n for n in range(1, n_max + 1) if slope * n + intercept <= budget_ms]
+    fits = [n for n in range(2, n_max + 1) if slope * n + intercept <= budget_ms]
     truth = max(fits) if fits else 0
     cmc = calc_retrieval_metrics_rr(rr, cmc_top_k=tuple(range(1, n_max + 1)), precision_top_k=(),
                                     map_top_k=(), verbose=False)["cmc"]
-    cap = float(cmc[truth]) if truth else float("nan")
+    cap = float(cmc[truth if truth else 1])
     n, value = budget_top_n, float(cmc_cap)
     per_pair = [1000 * seconds[k] / n_queries / k for k in seconds]
     problems = []
     if n != truth:
         if not isinstance(n, (int, np.integer)) or not 0 <= n <= n_max:
-            problems.append(f"top_n is a whole number from 0 to the {n_max} results the extractor "
-                            f"returned, got {n!r}.")
+            problems.append(f"top_n is a whole number from 2 to the {n_max} results the extractor "
+                            f"returned (or 0 if none fits), got {n!r}.")
+        elif n == 1:
+            problems.append("PairwiseReranker needs top_n > 1 (re-ranking one item changes nothing): "
+                            "search from 2.")
         elif n == truth + 1:
             problems.append(f"the line gives {slope * n + intercept:.0f} ms per query at top_n={n}, "
                             f"over {budget_ms:.0f} ms: round down, to the largest top_n that fits.")
@@ -155,21 +160,22 @@ def check_rerank_budget(budget_top_n: int, cmc_cap: float, seconds: Dict[int, fl
                             "intercept: solve slope * top_n + intercept <= budget.")
         else:
             problems.append(f"top_n={n} is not the largest that fits: fit ms per query (1000 * seconds / "
-                            f"n_queries) = slope * top_n + intercept and find the largest top_n from 1 "
+                            f"n_queries) = slope * top_n + intercept and find the largest top_n from 2 "
                             f"to {n_max} whose value is at most {budget_ms:.0f}.")
-    elif truth and not np.isclose(value, cap, atol=1e-3):
-        if np.isclose(value, float(cmc[1]), atol=1e-3):
+    elif not np.isclose(value, cap, atol=1e-3):
+        if truth and np.isclose(value, float(cmc[1]), atol=1e-3):
             problems.append(f"that is CMC@1; the cap is CMC@{truth}: the share of queries with a right "
                             f"item among their first {truth}.")
         elif np.isclose(value, 100 * cap, atol=0.1):
             problems.append("that is a percentage; give the share, between 0 and 1.")
         else:
-            problems.append(f"{value:.3f} is not CMC@{truth}: count the queries with at least one "
-                            f"right item (rr.gt_ids) among their first {truth} results, over all "
-                            "queries.")
+            problems.append(f"{value:.3f} is not CMC@{max(truth, 1)}: count the queries with at least one "
+                            f"right item (rr.gt_ids) among their first {max(truth, 1)} results, "
+                            "over all queries.")
     if not truth:
-        success = (f"even top_n=1 costs {slope + intercept:.0f} ms per query on this line: "
-                   f"re-ranking does not fit {budget_ms:.0f} ms here.")
+        success = (f"even top_n=2 costs {2 * slope + intercept:.0f} ms per query on this line: "
+                   f"re-ranking does not fit {budget_ms:.0f} ms here, and CMC@1 stays "
+                   f"{float(cmc[1]):.2f}.")
     else:
         success = (f"the line ({slope:.1f} ms per pair, intercept {intercept:.1f} ms) gives "
                    f"{slope * truth + intercept:.0f} ms per query at top_n={truth} and "
