@@ -163,7 +163,7 @@ def check_precision_threshold(th: float, rr_tuning: RetrievalResults, rr_heldout
 
     lines = [f"your th keeps {n_kept} tuning results, {precision:.1%} of them right",
              f"(the most any threshold keeps at precision >= {min_precision}: {best_kept})."]
-    next_d = _next_distance(distances, best_th)
+    next_d = _next_distance(distances, th)  # the next result a larger th than the student's keeps
     if next_d < float("inf"):
         gap = next_d - th
         how_far = "less than 0.0001" if 0 <= gap < 1e-4 else f"{gap:.4f}"
