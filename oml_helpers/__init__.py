@@ -46,6 +46,7 @@ from oml_helpers.logs import (  # noqa: E402
     plot_metric_curves,
     read_csv_metrics,
     read_tensorboard_scalars,
+    tensorboard_image,
     tensorboard_image_tags,
 )
 from oml_helpers.mining import embedding_report, int8_round_trip  # noqa: E402
@@ -172,6 +173,7 @@ __all__ = [
     "show_images",
     "silence_known_warnings",
     "split_dataframe",
+    "tensorboard_image",
     "tensorboard_image_tags",
     "thresholding_report",
     "train_digits_model",

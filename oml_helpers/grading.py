@@ -212,7 +212,12 @@ def _verdict(cell: nbformat.NotebookNode) -> Tuple[str, str]:
             text = output.get("text", "")
         else:
             text = output.get("data", {}).get("text/plain", "")
-        verdicts = [line for line in text.splitlines() if line.startswith(VERDICT_STARTS)]
+        verdicts: List[str] = []  # each verdict with its wrapped continuation lines, joined
+        for line in text.splitlines():
+            if line.startswith(VERDICT_STARTS):
+                verdicts.append(line.strip())
+            elif verdicts and line.strip():
+                verdicts[-1] += " " + line.strip()
         shown = verdicts[-1] if verdicts else shown
     if shown is None:
         return NOT_YET, "the cell shows no verdict: end it with its h.exercises.check_...(...) call"

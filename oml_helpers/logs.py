@@ -1,10 +1,12 @@
 """Read the metrics Lightning's loggers wrote (CSV and TensorBoard) back into tables, and plot them (chapter 03)."""
 
+import io
 from pathlib import Path
-from typing import List, Optional, Sequence, Union
+from typing import List, Mapping, Optional, Sequence, Union
 
 import matplotlib.pyplot as plt
 import pandas as pd
+from PIL import Image
 
 
 class LogError(ValueError):
@@ -101,7 +103,34 @@ def tensorboard_image_tags(log_dir: Union[str, Path]) -> List[str]:
     return sorted(EventAccumulator(str(_folder(log_dir)), size_guidance={"images": 1}).Reload().Tags()["images"])
 
 
-def plot_metric_curves(table: pd.DataFrame, metrics: Sequence[str], title: str = "", xlabel: str = "epoch") -> plt.Figure:
+def tensorboard_image(log_dir: Union[str, Path], tag: str) -> Image.Image:
+    """The last image logged under ``tag`` in a TensorBoard folder (e.g. a figure of worst queries).
+
+    Args:
+        log_dir: The logger's ``log_dir``.
+        tag: One of ``tensorboard_image_tags(log_dir)``.
+
+    Returns:
+        The image, decoded from the PNG that the logger stored.
+
+    Raises:
+        LogError: No such folder, or no image under ``tag`` (the message lists the tags).
+    """
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(_folder(log_dir)), size_guidance={"images": 0}).Reload()
+    if tag not in events.Tags()["images"]:
+        raise LogError(f"No image {tag!r} in {log_dir}; its image tags: {sorted(events.Tags()['images'])}.")
+    return Image.open(io.BytesIO(events.Images(tag)[-1].encoded_image_string))
+
+
+def plot_metric_curves(
+    table: pd.DataFrame,
+    metrics: Sequence[str],
+    title: str = "",
+    xlabel: str = "epoch",
+    labels: Optional[Mapping[str, str]] = None,
+) -> plt.Figure:
     """One panel per metric, its value against the table's index (epochs or steps).
 
     Args:
@@ -109,6 +138,7 @@ def plot_metric_curves(table: pd.DataFrame, metrics: Sequence[str], title: str =
         metrics: Columns to draw.
         title: Figure title.
         xlabel: Label of the x axis.
+        labels: Readable names for some metrics (panel title and y axis); the column name otherwise.
 
     Returns:
         The figure.
@@ -123,7 +153,9 @@ def plot_metric_curves(table: pd.DataFrame, metrics: Sequence[str], title: str =
     for ax, name in zip(axes[0], metrics):
         values = table[name].dropna()
         ax.plot(values.index, values.values, marker="o", markersize=3)
-        ax.set_title(name, fontsize=10)
+        readable = (labels or {}).get(name, name)
+        ax.set_title(readable, fontsize=10)
+        ax.set_ylabel(readable)
         ax.set_xlabel(xlabel)
     fig.suptitle(title)
     fig.tight_layout()

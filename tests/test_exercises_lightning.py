@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import pytorch_lightning as pl
 import torch
 
 import oml_helpers as h
@@ -36,6 +37,60 @@ def test_pcf():
     _says(ex.check_pcf(lambda e, r: [0.1, 0.2]), ex.WRONG, "one number")
     _says(ex.check_pcf(lambda e, r: 1 / 0), ex.WRONG, "ZeroDivisionError")
 
+
+
+class _Freeze(pl.Callback):
+    """The answer to exercise 03.1, and typical slips of it."""
+
+    def __init__(self, n_epochs, slip=None):
+        self.n_epochs, self.slip = n_epochs, slip
+
+    def on_train_epoch_start(self, trainer, pl_module):
+        frozen = trainer.current_epoch < self.n_epochs
+        if self.slip == "off by one":
+            frozen = trainer.current_epoch <= self.n_epochs
+        if self.slip == "whole model":
+            for p in pl_module.model.parameters():
+                p.requires_grad_(not frozen)
+        elif frozen:
+            pl_module.model.freeze()
+        elif self.slip != "never unfreezes":
+            pl_module.model.unfreeze()
+
+
+def _freeze(slip):
+    return type("FreezeBackbone", (_Freeze,), {"__init__": lambda self, n: _Freeze.__init__(self, n, slip)})
+
+
+class _OldHook(pl.Callback):
+    def __init__(self, n_epochs):
+        self.n_epochs = n_epochs
+
+    def on_epoch_start(self, trainer, pl_module):
+        pl_module.model.freeze()
+
+
+def test_freeze_callback():
+    _says(ex.check_freeze_callback(_freeze(None)), ex.RIGHT, "frozen for the first n_epochs", "head trained")
+    _says(ex.check_freeze_callback(_freeze("off by one")), ex.WRONG, "off by one", "epochs [0, 1]")
+    _says(ex.check_freeze_callback(_freeze("never unfreezes")), ex.WRONG, "never trained", "unfreeze()")
+    _says(ex.check_freeze_callback(_freeze("whole model")), ex.WRONG, "freeze only the backbone")
+    _says(ex.check_freeze_callback(_OldHook), ex.WRONG, "never calls on_epoch_start")
+    _says(ex.check_freeze_callback(_freeze(None)(1)), ex.WRONG, "the class itself")
+
+
+def test_freeze_callback_that_only_unfreezes_fails_a_run():
+    """Leaving the frozen epochs to the constructor's train_backbone=False passes one run, not both."""
+
+    class OnlyUnfreezes(pl.Callback):
+        def __init__(self, n_epochs):
+            self.n_epochs = n_epochs
+
+        def on_train_epoch_start(self, trainer, pl_module):
+            if trainer.current_epoch >= self.n_epochs:
+                pl_module.model.unfreeze()
+
+    _says(ex.check_freeze_callback(OnlyUnfreezes), ex.WRONG, "n_epochs=2", "trained from the first epoch")
 
 
 MAP5 = [0.60, 0.70, 0.80, 0.75]  # best at epoch 2, last epoch 3, 2 steps per epoch
@@ -68,6 +123,8 @@ def test_best_epoch(logs):
     _says(ex.check_best_epoch(5, csv), ex.WRONG, "training step")
     _says(ex.check_best_epoch(0, csv), ex.WRONG, "lowest")
     _says(ex.check_best_epoch(2.0, csv), ex.WRONG, "whole number")
+    _says(ex.check_best_epoch(8, csv), ex.WRONG, "row label")  # the best row: 3 rows per epoch
+    _says(ex.check_best_epoch(40, csv), ex.WRONG, "no epoch 40")
 
 
 def _per_epoch(log_dir):

@@ -62,7 +62,7 @@ def test_precision_per_label():
 
 def _open_for(path, model_name, dim, compare=("model_name", "dim"), close=True, error=ValueError,
               message=True):
-    """The answer to exercise 2; the arguments make the typical mistakes."""
+    """The answer to check_open_for; the arguments make the typical mistakes."""
     store = EmbeddingStore.open(path)
     if any(getattr(store, name) != {"model_name": model_name, "dim": dim}[name] for name in compare):
         if close:
@@ -116,3 +116,32 @@ def test_cosine_top_k():
     _says(ex.check_cosine_top_k(lambda *a: _cosine(*a, similarity=True)), ex.WRONG, "similarities")
     _says(ex.check_cosine_top_k(lambda i, v, q, k: _cosine(i, v, q, k + 1)), ex.WRONG, "exactly k")
     _says(ex.check_cosine_top_k(lambda *a: _cosine(*a, start=1)), ex.WRONG, "skipped the nearest")
+
+
+def _relabel(store, ids, new_label, loop=False, vectors=False, swallow=False, answer=True):
+    """The answer to exercise 2 (relabel); the arguments make the typical mistakes."""
+    try:
+        if loop:
+            for i in ids:
+                store.update([i], labels=[new_label])
+        elif vectors:
+            store.update(ids, np.zeros((len(ids), store.dim), np.float32), labels=[new_label] * len(ids))
+        else:
+            store.update(ids, labels=[new_label] * len(ids))
+    except Exception:
+        if not swallow:
+            raise
+    return len(store.load(label=new_label).ids) if answer else "done"
+
+
+def test_relabel():
+    _says(ex.check_relabel(_relabel), ex.RIGHT, "one update, one transaction")
+    _says(ex.check_relabel(lambda store, ids, label: None), ex.WRONG, "returned None")  # the stub
+    _says(ex.check_relabel(lambda *a: _relabel(*a, loop=True)), ex.WRONG, "still changed id(s) [4, 5]",
+          "single update")
+    _says(ex.check_relabel(lambda *a: _relabel(*a, vectors=True)), ex.WRONG, "changed vectors")
+    _says(ex.check_relabel(lambda *a: _relabel(*a, swallow=True)), ex.WRONG, "returned although id 99")
+    _says(ex.check_relabel(lambda *a: _relabel(*a, answer=False)), ex.WRONG, "returned 'done'")
+    _says(ex.check_relabel(lambda store, ids, label: _relabel(store, ids[:1], label)), ex.WRONG,
+          "changed ids are [2]")
+    _says(ex.check_relabel(lambda store, ids, label: 1 / 0), ex.WRONG, "ZeroDivisionError")

@@ -4,7 +4,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from oml_helpers import LogError, plot_metric_curves, read_csv_metrics, read_tensorboard_scalars, tensorboard_image_tags
+from oml_helpers import (
+    LogError,
+    plot_metric_curves,
+    read_csv_metrics,
+    read_tensorboard_scalars,
+    tensorboard_image,
+    tensorboard_image_tags,
+)
 
 
 @pytest.fixture
@@ -53,6 +60,7 @@ def tb_dir(tmp_path):
         writer.add_scalar("OVERALL/map/5", value, step * 2 + 1)
         writer.add_scalar("loss", 1.0 - value, step * 2)
     writer.add_image("image_logs/worst", np.zeros((3, 4, 4), dtype=np.uint8), 1)
+    writer.add_image("image_logs/worst", np.full((3, 4, 6), 255, dtype=np.uint8), 5)
     writer.close()
     return tmp_path
 
@@ -65,6 +73,14 @@ def test_tensorboard_scalars_and_images(tb_dir):
     assert tensorboard_image_tags(tb_dir) == ["image_logs/worst"]
     with pytest.raises(LogError, match=r"available: \['OVERALL/map/5', 'loss'\]"):
         read_tensorboard_scalars(tb_dir, ["map"])
+
+
+def test_tensorboard_image_is_the_last_one_logged(tb_dir):
+    image = tensorboard_image(tb_dir, "image_logs/worst")
+    assert image.size == (6, 4)  # the later of the two, width 6
+    assert np.asarray(image.convert("L")).min() == 255
+    with pytest.raises(LogError, match=r"image tags: \['image_logs/worst'\]"):
+        tensorboard_image(tb_dir, "worst")
 
 
 def test_tensorboard_without_event_files(tmp_path):
@@ -81,6 +97,10 @@ def test_plot_one_panel_per_metric(csv_dir):
     fig = plot_metric_curves(table, ["OVERALL/map/5", "loss_epoch"], title="t")
     assert [ax.get_title() for ax in fig.axes] == ["OVERALL/map/5", "loss_epoch"]
     assert fig.axes[0].lines[0].get_ydata().tolist() == [0.6, 0.7]
+    plt.close(fig)
+    fig = plot_metric_curves(table, ["OVERALL/map/5", "loss_epoch"], labels={"OVERALL/map/5": "mAP@5"})
+    assert [ax.get_title() for ax in fig.axes] == ["mAP@5", "loss_epoch"]
+    assert [ax.get_ylabel() for ax in fig.axes] == ["mAP@5", "loss_epoch"]
     plt.close(fig)
     with pytest.raises(LogError, match="not logged"):
         plot_metric_curves(table, ["nope"])

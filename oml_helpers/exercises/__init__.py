@@ -19,11 +19,13 @@ from oml_helpers.exercises.basics import (
     check_triplet_loss,
 )
 from oml_helpers.exercises.dataframes import (
+    NO_GTS_WARNING,
     check_lost_match,
     check_query_rows,
     check_separate_queries,
 )
 from oml_helpers.exercises.storage import check_cosine_top_k, check_open_for, check_precision_per_label
+from oml_helpers.exercises.storage_transactions import check_relabel
 from oml_helpers.exercises.lightning import check_best_epoch, check_pcf, check_tensorboard_per_epoch
 from oml_helpers.exercises.checkpoints import DIAGNOSES, check_best_k_from_state, check_diagnose, check_loaded_share
 from oml_helpers.exercises.retrieval import check_adaptive_by_hand, check_precision_threshold, check_search
@@ -34,8 +36,10 @@ from oml_helpers.exercises.validation import (
     check_oml_against_textbook,
 )
 from oml_helpers.exercises.reranking import check_cut_after_rerank, check_hard_pairs, check_rerank_budget
+from oml_helpers.exercises.freezing import check_freeze_callback
 
 __all__ = [
+    "NO_GTS_WARNING",
     "check_adaptive_by_hand",
     "DIAGNOSES",
     "EXERCISE_HITS",
@@ -54,6 +58,7 @@ __all__ = [
     "check_oml_against_textbook",
     "check_cut_after_rerank",
     "check_diagnose",
+    "check_freeze_callback",
     "check_hard_pairs",
     "check_loaded_share",
     "check_lost_match",
@@ -64,6 +69,7 @@ __all__ = [
     "check_precision_threshold",
     "check_rerank_budget",
     "check_query_rows",
+    "check_relabel",
     "check_search",
     "check_separate_queries",
     "check_tensorboard_per_epoch",

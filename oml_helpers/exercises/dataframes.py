@@ -43,36 +43,38 @@ def _split_problems(df: pd.DataFrame) -> List[str]:
     return []
 
 
-WHY_MATCHES = {  # exercise 00.2: why every query still has something to find
-    "a": "OML puts each query into the gallery too, so it finds itself",
-    "b": "each digit keeps gallery images of its own, other images than its queries",
-    "c": "OML also searches the training rows",
-}
-WHY_HINTS = {
-    "a": "a query row now has is_gallery False, so it is not in the gallery; and even "
-         "where a row is both, OML never retrieves an image as its own match.",
-    "c": "the validation dataset is built from the validation rows only: the digits 0-4 "
-         "are never in its gallery.",
-}
-
-
-def _why_problems(why: str) -> List[str]:
-    if not isinstance(why, str) or why.strip().lower() not in WHY_MATCHES:
-        return [f"give `why` as one of the letters {sorted(WHY_MATCHES)}, not {why!r}."]
-    return [WHY_HINTS[why.strip().lower()]] if why.strip().lower() in WHY_HINTS else []
+def _row_problems(full_index: pd.Index, answer: object, roles: np.ndarray, number: int,
+                  what: str, reader: str) -> List[str]:
+    """What is wrong with ``answer``, the dataset row of item ``number`` among ``roles``' rows."""
+    if not isinstance(answer, (int, np.integer)) or isinstance(answer, bool):
+        return [f"give the dataset row of {what} {number} as a whole number, not {answer!r}."]
+    row = int(roles[number])
+    if answer == row:
+        return []
+    if answer == number:
+        return [f"{number} is the {what} number itself, not a dataset row: the dataset row of "
+                f"{what} {number} is dataset.{reader}()[{number}]."]
+    if answer == full_index[row]:
+        return [f"{answer} is that image's row in `df`. The validation dataset numbers its own "
+                f"rows from 0 (after reset_index): read dataset.{reader}()[{number}]."]
+    return [f"{answer} is not the dataset row of {what} {number}. Build the validation dataset "
+            f"from the validation rows of your dataframe and read dataset.{reader}()[{number}]."]
 
 
 @checker
 def check_separate_queries(
-    df: pd.DataFrame, dataset_root: Union[str, Path], why: str, n_queries: int = 20
+    df: pd.DataFrame, dataset_root: Union[str, Path], gallery_row: int, query_row: int,
+    n_queries: int = 20, query: int = 99,
 ) -> Verdict:
     """Exercise 00.2: per validation digit, the first ``n_queries`` rows query only, the rest gallery.
 
     Args:
         df: The student's dataframe, made from the book's ``df`` (all 1,797 digits).
         dataset_root: The folder of the images.
-        why: The letter, a key of ``WHY_MATCHES``, of the reason each query still has matches.
+        gallery_row: The student's dataset row of the item at gallery position 0.
+        query_row: The student's dataset row of query number ``query``.
         n_queries: Queries asked for per validation digit.
+        query: The query whose dataset row is asked for.
 
     Returns:
         The verdict; when right, it says how many gallery images each digit keeps.
@@ -99,10 +101,20 @@ def check_separate_queries(
                     problems.append(f"for label {label} the queries are not the first "
                                     f"{n_queries} rows of that label.")
                     break
-    problems = problems or _why_problems(why)
-    return _verdict(problems, f"{n_queries} queries per digit, searched against a separate gallery; "
-                    f"every digit keeps {gallery.min()}-{gallery.max()} gallery images of its own, "
-                    "so each query still has matches to find.")
+    if not problems:
+        full_index = df.index[df["split"] != "train"]
+        gallery_rows = np.flatnonzero(val["is_gallery"].to_numpy(bool))
+        query_rows = np.flatnonzero(val["is_query"].to_numpy(bool))
+        if not 0 <= query < len(query_rows):
+            raise ValueError(f"query must be between 0 and {len(query_rows) - 1}, got {query}.")
+        problems = (_row_problems(full_index, gallery_row, gallery_rows, 0,
+                                  "gallery position", "get_gallery_ids")
+                    or _row_problems(full_index, query_row, query_rows, query,
+                                     "query", "get_query_ids"))
+    return _verdict(problems, f"{n_queries} queries per digit, against a separate gallery; each "
+                    f"digit keeps {gallery.min()}-{gallery.max()} gallery images of its own. "
+                    f"Gallery position 0 is dataset row {gallery_row}, and query {query} is "
+                    f"dataset row {query_row}.")
 
 
 def _roles(df: pd.DataFrame, embeddings: torch.Tensor, query: int) -> Tuple[np.ndarray, np.ndarray]:
@@ -189,8 +201,8 @@ def _same_sequence(a: object, b: object) -> bool:
 
 @checker
 def check_lost_match(
-    sequence: Sequence, n_results: int, df: pd.DataFrame, embeddings: torch.Tensor,
-    query: int = 1, k: int = 3,
+    sequence: Sequence, n_results: int, warning: Union[str, Sequence[str]], df: pd.DataFrame,
+    embeddings: torch.Tensor, query: int = 1, k: int = 3,
 ) -> Verdict:
     """Exercise 00.3: a ``sequence`` column that leaves query ``query`` no correct item.
 
@@ -200,6 +212,7 @@ def check_lost_match(
     Args:
         sequence: The student's sequence id for each row of ``df``.
         n_results: How many items the student found OML retrieves for query ``query``.
+        warning: The text of the warning OML gave (a string, or a list of the texts caught).
         df: The six-image dataframe (``label``, ``is_query``, ``is_gallery``), fresh index.
         embeddings: One embedding per row of ``df`` (only the row count is used).
         query: The query's number among the queries.
@@ -247,9 +260,24 @@ def check_lost_match(
                 "drops the skipped ones from the list." if n_results == k else "")
         problems.append(f"{n_results} is not how many items query {query} gets: count "
                         f"len(rr.retrieved_ids[{query}]).{hint}")
+    elif not _names_no_gts(warning):
+        problems.append(f"{warning!r} is not OML's warning. Catch it with "
+                        "warnings.catch_warnings(record=True) and give str(w.message).")
     n_kept = min(k, len(kept(row)))
     return _verdict(problems, f"query {query} (dataset row {row}) shares its sequence with every "
                     f"gallery image of its label, so it has no correct item and only {n_kept} "
-                    f"results (rows {kept(row)[:k]} are all that is left): OML warns \"Some of "
-                    "the queries don't have available gts.\"; such a query scores 0 in CMC and "
-                    "mAP, and its precision is 0/0, so OML's mean precision becomes NaN.")
+                    f"results (rows {kept(row)[:k]} are all that is left). OML warns that some "
+                    "queries have no ground truth (gts). Such a query scores 0 in CMC and mAP; "
+                    "its precision is 0/0, so OML's mean precision becomes NaN.")
+
+
+NO_GTS_WARNING = "Some of the queries don't have available gts."  # oml/retrieval/retrieval_results.py
+
+
+def _names_no_gts(warning: object) -> bool:
+    """Whether ``warning`` (a text or a list of texts) holds OML's warning about queries with no gts."""
+    texts = [warning] if isinstance(warning, str) else warning
+    try:
+        return any(isinstance(t, str) and NO_GTS_WARNING.lower() in t.lower() for t in texts)
+    except TypeError:  # not iterable
+        return False

@@ -30,7 +30,7 @@ def _call(fn: Callable, *args: Any) -> Any:
 
 
 def _pcf_cases() -> List[tuple]:
-    """(embeddings, variance, what) for exercise 03.1, each threshold clear of every cumulative share."""
+    """(embeddings, variance, what) for the PCF exercise, each threshold clear of every cumulative share."""
     gen = torch.Generator().manual_seed(0)
     spread = torch.randn(300, 16, generator=gen) * torch.linspace(3.0, 0.2, 16)  # variances fall along the axes
     one_way = torch.randn(200, 1, generator=gen) * torch.ones(1, 64) + 0.1 * torch.randn(200, 64, generator=gen)
@@ -49,7 +49,7 @@ def _uncentred_pcf(embeddings: torch.Tensor, variance: float) -> float:
 
 @checker
 def check_pcf(fn: Callable[[torch.Tensor, float], float]) -> Verdict:
-    """Exercise 03.1: ``fn(embeddings, variance)`` computes OML's PCF (``oml.functional.metrics.calc_pcf``)."""
+    """PCF exercise (no chapter uses it now; meant for chapter 02): ``fn(embeddings, variance)`` is OML's ``calc_pcf``."""
     from oml.functional.metrics import calc_pcf
 
     problems: List[str] = []
@@ -98,6 +98,9 @@ def check_best_epoch(answer: int, log_dir: PathLike, metric: str = "OVERALL/map/
         problems.append(f"give the epoch as a whole number, not {type(answer).__name__}.")
     elif answer in winners:
         pass
+    elif answer not in per_epoch.index and answer in set(raw.index[raw[metric] == best]):
+        problems.append(f"{answer} is the row label of that line of metrics.csv, not an epoch: read its "
+                        "'epoch' column (the rows are the logger's writes, several per epoch).")
     elif answer == int(per_epoch.index.max()):
         problems.append(f"{answer} is the last epoch ({metric} = {per_epoch[answer]:.3f}), not the best ({best:.3f}).")
     elif answer not in per_epoch.index and answer in steps:

@@ -147,7 +147,7 @@ def _is_open(store: EmbeddingStore) -> bool:
 
 @checker
 def check_open_for(fn: Callable[[Path, str, int], Any]) -> Verdict:
-    """Exercise 05.2: ``fn(path, model_name, dim)`` opens a store only if that model and dim made it.
+    """Once exercise 05.2 (not in the chapter now): ``fn(path, model_name, dim)`` opens a store only if that model and dim made it.
 
     Args:
         fn: the student's function, run on three small stores of the checker's own: one made by the

@@ -2,10 +2,18 @@
 
 import functools
 import inspect
+import textwrap
 import types
 from typing import Any, Callable, List
 
 RIGHT, WRONG = "Correct", "Not yet"
+WIDTH = 84  # the rendered book's code and output boxes show about this many characters
+
+
+def wrap_lines(text: str, width: int = WIDTH) -> str:
+    """``text`` with each line longer than ``width`` wrapped at spaces; shorter lines stay as they are."""
+    return "\n".join(textwrap.fill(line, width, break_long_words=False, break_on_hyphens=False)
+                     if len(line) > width else line for line in text.split("\n"))
 
 
 class Verdict:
@@ -18,7 +26,7 @@ class Verdict:
         return self.ok
 
     def __repr__(self) -> str:
-        return self.message
+        return wrap_lines(self.message)  # as the notebook shows it: no line wider than the page
 
 
 def verdict(problems: List[str], success: str) -> Verdict:
