@@ -119,6 +119,19 @@ def test_precision_threshold():
     _says(ex.check_precision_threshold(0.5, unlabeled, rr_other), ex.WRONG, "gt_ids")
 
 
+def test_precision_threshold_fragile_gap_is_the_students():
+    # a threshold one distance below the best passes thanks to the slack; the "next distance"
+    # the verdict names must be the one above the student's th, not above the best
+    rr, rr_other = _rr(seed=3), _rr(seed=4)
+    best = _best_threshold(rr, 0.8)
+    below = sorted(d for d in torch.cat(rr.distances).tolist() if d < best)
+    th = below[-1] + 1e-6
+    verdict = ex.check_precision_threshold(th, rr, rr_other, min_precision=0.8)
+    gap = best - th
+    assert gap > 1e-4
+    _says(verdict, ex.RIGHT, "fragile", f"lies {gap:.4f} above it")
+
+
 @pytest.fixture(scope="module")
 def search_setup(digits_root, _digits_df_session, tmp_path_factory):
     seed_everything(0)

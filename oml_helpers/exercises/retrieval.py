@@ -74,13 +74,15 @@ def check_adaptive_by_hand(fn: Callable[[RetrievalResults, float], Sequence], rr
         return _verdict(problems, "")
     in_batch = _adaptive_truth(rr, 2.0)
     changed = [q for q, s in enumerate(singles) if _adaptive_truth(s, 2.0)[0] != in_batch[q]]
-    lines = [f"your cut keeps what AdaptiveThresholding keeps, for n_std 2, 4 and 1.5 on all "
-             f"{len(rr.retrieved_ids)} queries,", f"and for each of the first {len(singles)} queries alone."]
+    # lines of at most 88 characters, so that the verdict reads without scrolling
+    lines = ["your cut keeps what AdaptiveThresholding keeps, for n_std 2, 4 and 1.5",
+             f"on all {len(rr.retrieved_ids)} queries, and for each of the first {len(singles)} queries alone."]
     if changed:
         q = changed[0]
-        lines.append(f"{len(changed)} of those {len(singles)} queries are cut differently alone than in rr "
-                     f"(query {q}: {len(in_batch[q])} kept in rr, {len(_adaptive_truth(singles[q], 2.0)[0])} alone):")
-        lines.append("the mean gap belongs to the batch, so the same query's answer depends on its company.")
+        alone = len(_adaptive_truth(singles[q], 2.0)[0])
+        lines += [f"{len(changed)} of those {len(singles)} queries are cut differently alone than in rr",
+                  f"(query {q}: {len(in_batch[q])} kept in rr, {alone} alone): the mean gap belongs to the batch,",
+                  "so the same query's answer depends on its company."]
     return _verdict([], "\n".join(lines))
 
 
@@ -163,15 +165,15 @@ def check_precision_threshold(th: float, rr_tuning: RetrievalResults, rr_heldout
 
     lines = [f"your th keeps {n_kept} tuning results, {precision:.1%} of them right",
              f"(the most any threshold keeps at precision >= {min_precision}: {best_kept})."]
-    next_d = _next_distance(distances, best_th)
+    next_d = _next_distance(distances, th)  # the next result a larger th than the student's keeps
     if next_d < float("inf"):
         gap = next_d - th
         how_far = "less than 0.0001" if 0 <= gap < 1e-4 else f"{gap:.4f}"
         next_kept, next_right = _kept_stats(rr_tuning, next_d + 1e-6)
         rounded = round(th, 4)
-        lines += [f"It is fragile: the next tuning distance lies {how_far} above it, and a threshold just above",
-                  f"that keeps {next_kept} results, {next_right / next_kept:.1%} right; your th rounded to "
-                  f"{rounded:.4f} keeps {scored(rr_tuning, rounded)}."]
+        lines += [f"It is fragile: the next tuning distance lies {how_far} above it,",
+                  f"and a threshold just above that keeps {next_kept} results, {next_right / next_kept:.1%} right;",
+                  f"your th rounded to {rounded:.4f} keeps {scored(rr_tuning, rounded)}."]
     reverse_th, _ = _best_threshold(rr_heldout, min_precision)
     return _verdict([], "\n".join(lines + [
         f"On the held-out queries it keeps {scored(rr_heldout, th)}.",
