@@ -78,8 +78,7 @@ def test_passed_not_yet_and_an_error_in_one_run(tmp_path):
     assert [(r.student, r.chapter, r.exercise) for r in rows] == [("alice", "01", n) for n in "123"]
     found = _by_checker(rows)
     assert found["check_balance_epoch"] == (
-        PASSED, "Correct: 2 batches of 3 x 4 = 12 indices: 24 in one epoch, though the dataset "
-        "has 59 images."
+        PASSED, "Correct: 2 batches of 3 x 4 = 12 indices: 24 in one epoch, of 59 images."
     )
     status, detail = found["check_triplet_loss"]
     assert status == NOT_YET and "`my_triplet_loss` returned None" in detail

@@ -62,8 +62,7 @@ def check_balance_epoch(batches: int, images: int) -> Verdict:
         problems.append(f"{images} images is not it: every batch holds the same number of "
                         "indices, whatever the sizes of its labels (small ones are repeated).")
     return _verdict(problems, f"{true_batches} batches of {n_labels} x {n_instances} = "
-                    f"{batch_size} indices: {true_images} in one epoch, though the dataset has "
-                    f"{len(labels)} images.")
+                    f"{batch_size} indices: {true_images} in one epoch, of {len(labels)} images.")
 
 
 @checker
@@ -158,8 +157,7 @@ def check_collapse_diagnosis(fn: Callable[[pd.DataFrame], bool], logs: pd.DataFr
             problems.append(f"you called {what} {said}, but {hint}")
         if problems:
             break
-    return _verdict(problems, "you told the collapsed runs from the healthy ones, including a "
-                    "run whose loss sits at the margin without collapsing.")
+    return _verdict(problems, "you told collapsed runs from healthy ones, even one parked at the margin.")
 
 
 # Chapter 02 ---------------------------------------------------------------------------------------
