@@ -12,8 +12,8 @@ from verdicts import says
 
 
 def _says(result, verdict, *fragments):
-    """``says`` on the verdict's text with its line breaks undone (the checkers wrap at 84)."""
-    assert max(len(line) for line in result.message.splitlines()) <= 84, result.message
+    """``says`` on the verdict's text with its line breaks undone (a notebook shows it wrapped at 84)."""
+    assert max(len(line) for line in repr(result).splitlines()) <= 84, repr(result)
     says(ex.Verdict(result.ok, " ".join(result.message.split())), verdict, *fragments)
 
 from test_exercises_retrieval import _rr

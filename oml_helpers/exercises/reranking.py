@@ -1,6 +1,5 @@
 """Checkers for the exercises of chapter 07 (re-ranking with a pairwise model)."""
 
-import textwrap
 from typing import Any, Callable, Dict, Iterable, List, Sequence, Set, Tuple
 
 import numpy as np
@@ -11,7 +10,7 @@ from oml.miners.pairs import PairsMiner
 from oml.retrieval import RetrievalResults
 
 from oml_helpers.exercises.verdict import Verdict, checker
-from oml_helpers.exercises.verdict import verdict as _verdict
+from oml_helpers.exercises.verdict import verdict
 
 
 def _cut(kept: List[torch.Tensor], right: List[torch.Tensor]) -> Tuple[float, float]:
@@ -32,13 +31,6 @@ def _raw_scores(model: Any, dataset: Any, rr: RetrievalResults, top_n: int) -> L
             x2 = torch.stack([dataset[int(gallery_ids[i])]["input_tensors"] for i in ids[:top_n]])
             scores.append(model.predict(x1.expand_as(x2), x2).flatten().cpu())
     return scores
-
-
-def _wrapped(problems: List[str], success: str) -> Verdict:
-    """The verdict, its text wrapped at 84 characters so that a notebook shows it without scrolling."""
-    result = _verdict(problems, success)
-    result.message = textwrap.fill(result.message, width=84, break_on_hyphens=False)
-    return result
 
 
 @checker
@@ -97,7 +89,7 @@ def check_cut_after_rerank(precision: float, recall: float, rr: RetrievalResults
     wrong_extractor = sum(int(((d[:top_n] < extractor_threshold) & ~r).sum())
                           for d, r in zip(rr.distances, right))
     fewer = "pairwise model's" if wrong_pairwise < wrong_extractor else "extractor's"
-    return _wrapped(problems, f"below {threshold:.3f} the pairwise model keeps {n_kept_truth} of the "
+    return verdict(problems, f"below {threshold:.3f} the pairwise model keeps {n_kept_truth} of the "
                     f"{top_n * len(scores)} candidates ({n_right} right): precision {truth[0]:.3f}, "
                     f"recall {truth[1]:.3f}, {wrong_pairwise} wrong candidates kept. The extractor's "
                     f"distances cut at {extractor_threshold:.3f} give precision {by_extractor[0]:.3f}, "
@@ -183,7 +175,7 @@ def check_rerank_budget(budget_top_n: int, cmc_cap: float, seconds: Dict[int, fl
                    f"can lift CMC@1 from {float(cmc[1]):.2f} to at most CMC@{truth} = {cap:.2f}, "
                    f"against CMC@{n_max} = {float(cmc[n_max]):.2f} for the whole list. Timings "
                    "vary with the machine, and so does this top_n.")
-    return _wrapped(problems, success)
+    return verdict(problems, success)
 
 
 def _pair_set(pairs: Iterable) -> Set[Tuple[int, int]]:
@@ -220,6 +212,6 @@ def check_hard_pairs(fn: Callable[[torch.Tensor, Sequence[int]], Tuple[Iterable,
         problems.append(f"positive pairs differ: missing {sorted(pos - mine_pos)[:3]}, extra {sorted(mine_pos - pos)[:3]}.")
     elif mine_neg != neg:
         problems.append(f"negative pairs differ: missing {sorted(neg - mine_neg)[:3]}, extra {sorted(mine_neg - neg)[:3]}.")
-    return _wrapped(problems, f"{len(pos)} positive and {len(neg)} negative pairs, as PairsMiner mines them: "
+    return verdict(problems, f"{len(pos)} positive and {len(neg)} negative pairs, as PairsMiner mines them: "
                     f"{len(pos) + len(neg)} pairs from {len(labels)} anchors, not {2 * len(labels)} (one positive "
                     "and one negative each), because two anchors that pick each other give one pair.")
