@@ -15,7 +15,10 @@ def _dedupe(app, pagename, templatename, context, doctree):
     seen, unique = set(), []
     for script in scripts:
         # Sphinx compares filenames, and the two copies differ there: None and "" (inline scripts)
-        key = (getattr(script, "filename", script) or "", repr(sorted(getattr(script, "attributes", {}).items())))
+        key = (
+            getattr(script, "filename", script) or "",
+            repr(sorted(getattr(script, "attributes", {}).items())),
+        )
         if key not in seen:
             seen.add(key)
             unique.append(script)

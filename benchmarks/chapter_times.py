@@ -35,11 +35,15 @@ def cpu_name() -> str:
 
 
 def time_notebook(path: Path) -> Tuple[float, List[Tuple[float, str]]]:
-    """Run one notebook in a fresh kernel; return its wall time and ``(seconds, first line)`` per cell."""
+    """Run one notebook in a fresh kernel; return its wall time and ``(seconds, first line)`` per
+    cell."""
     nb = nbformat.read(path, as_version=4)
     nb.cells = [c for c in nb.cells if not (c.cell_type == "code" and "NBVAL_SKIP" in c.source)]
     client = NotebookClient(
-        nb, timeout=600, kernel_name="python3", record_timing=True,
+        nb,
+        timeout=600,
+        kernel_name="python3",
+        record_timing=True,
         resources={"metadata": {"path": str(NOTEBOOKS)}},
     )
     start = time.perf_counter()
@@ -49,7 +53,9 @@ def time_notebook(path: Path) -> Tuple[float, List[Tuple[float, str]]]:
     for cell in nb.cells:
         timing = cell.metadata.get("execution", {})
         if cell.cell_type == "code" and "iopub.execute_input" in timing:
-            seconds = _seconds(timing["shell.execute_reply"]) - _seconds(timing["iopub.execute_input"])
+            seconds = _seconds(timing["shell.execute_reply"]) - _seconds(
+                timing["iopub.execute_input"]
+            )
             first = next((line for line in cell.source.splitlines() if line.strip()), "")
             cells.append((seconds, first[:60]))
     return total, sorted(cells, reverse=True)
@@ -68,14 +74,17 @@ def main() -> None:
     args = parser.parse_args()
     paths = [p.resolve() for p in args.notebooks] or sorted(NOTEBOOKS.glob("*.ipynb"))
     print(f"{date.today()}, {cpu_name()}, {platform.python_version()}")
-    print(f"| chapter | seconds | target | slowest cells |\n|---|---|---|---|")
+    print("| chapter | seconds | target | slowest cells |\n|---|---|---|---|")
     total = 0.0
     for path in paths:
         seconds, cells = time_notebook(path)
         total += seconds
         slow = "; ".join(f"{s:.0f} s `{line}`" for s, line in cells[: args.cells])
         verdict = "ok" if seconds <= CHAPTER_LIMIT_S else "OVER"
-        print(f"| {path.stem} | {seconds:.0f} | {verdict} (<= {CHAPTER_LIMIT_S}) | {slow} |", flush=True)
+        print(
+            f"| {path.stem} | {seconds:.0f} | {verdict} (<= {CHAPTER_LIMIT_S}) | {slow} |",
+            flush=True,
+        )
     verdict = "ok" if total <= TOTAL_LIMIT_S else "OVER"
     print(f"| all | {total:.0f} | {verdict} (<= {TOTAL_LIMIT_S}) | |")
 

@@ -1,8 +1,8 @@
 """Chapter 03's comparison: chapter 01's recipe in Lightning, then one change at a time, over seeds.
 
-Each run trains ``SmallCNN`` with OML's ``ExtractorModule`` and validates once, after the last epoch,
-on the unseen digits 5-9 (CMC@1, mAP@5, PCF@0.5, and the share of variance of the first principal
-component of the validation embeddings). The configurations:
+Each run trains ``SmallCNN`` with OML's ``ExtractorModule`` and validates once, after the last
+epoch, on the unseen digits 5-9 (CMC@1, mAP@5, PCF@0.5, and the share of variance of the first
+principal component of the validation embeddings). The configurations:
 
 - ``recipe``: chapter 01's recipe: 64 px, 5 digits x 8 images (one step per epoch), 180 steps,
   Adam from 3e-3 on a cosine schedule passed as ``ExtractorModule(scheduler=...)``;
@@ -11,7 +11,8 @@ component of the validation embeddings). The configurations:
 - ``32px+constant+2x32``: also batches of 2 digits x 32 images (two steps per epoch, 15 epochs):
   chapter 03's former set-up.
 
-Usage: ``PYTHONPATH=. .venv/bin/python benchmarks/lightning_recipe.py [--seeds 0 1 2] [--configs ...]``
+Usage: ``PYTHONPATH=. .venv/bin/python benchmarks/lightning_recipe.py [--seeds 0 1 2] [--configs
+...]``
 """
 
 import argparse
@@ -46,16 +47,22 @@ def run(config: Dict, seed: int) -> Dict[str, float]:
     before, _ = h.retrieval_metrics(model, val, top_k=(1, 5))
     metric = h.make_metric(val)
     trainer = h.make_trainer(
-        config["epochs"], check_val_every_n_epoch=config["epochs"], logger=False,
-        enable_checkpointing=False, callbacks=[MetricValCallback(metric)],
+        config["epochs"],
+        check_val_every_n_epoch=config["epochs"],
+        logger=False,
+        enable_checkpointing=False,
+        callbacks=[MetricValCallback(metric)],
     )
     start = time.perf_counter()
     trainer.fit(module, train_loader, val_loader)
     seconds = time.perf_counter() - start
     logged = {k: float(v) for k, v in trainer.callback_metrics.items()}
     return {
-        "untrained cmc/1": before["cmc/1"], "cmc/1": logged["OVERALL/cmc/1"], "map/5": logged["OVERALL/map/5"],
-        "pcf/0.5": logged["OVERALL/pcf/0.5"], "seconds": seconds,
+        "untrained cmc/1": before["cmc/1"],
+        "cmc/1": logged["OVERALL/cmc/1"],
+        "map/5": logged["OVERALL/map/5"],
+        "pcf/0.5": logged["OVERALL/pcf/0.5"],
+        "seconds": seconds,
     }
 
 
@@ -73,13 +80,19 @@ def main() -> None:
         for seed in args.seeds:
             row = run(CONFIGS[name], seed)
             rows.append(row)
-            print(f"| {name} | {seed} | {row['untrained cmc/1']:.3f} | {row['cmc/1']:.3f} | {row['map/5']:.3f} "
-                  f"| {row['pcf/0.5']:.3f} | {row['seconds']:.0f} |", flush=True)
+            print(
+                f"| {name} | {seed} | {row['untrained cmc/1']:.3f} | {row['cmc/1']:.3f} | {row['map/5']:.3f} "
+                f"| {row['pcf/0.5']:.3f} | {row['seconds']:.0f} |",
+                flush=True,
+            )
         for key in ("cmc/1", "map/5"):
             values = [r[key] for r in rows]
             spread = statistics.stdev(values) if len(values) > 1 else 0.0
-            print(f"| {name} | mean +- sd of {key} | | {statistics.mean(values):.3f} +- {spread:.3f} | "
-                  f"min {min(values):.3f} | max {max(values):.3f} | |", flush=True)
+            print(
+                f"| {name} | mean +- sd of {key} | | {statistics.mean(values):.3f} +- {spread:.3f} | "
+                f"min {min(values):.3f} | max {max(values):.3f} | |",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

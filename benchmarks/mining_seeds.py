@@ -1,4 +1,5 @@
-"""All triplets against hard mining over a few seeds: chapter 01's comparison without the luck of one run.
+"""All triplets against hard mining over a few seeds: chapter 01's comparison without the luck of
+one run.
 
 Each variant trains chapter 01's recipe (SmallCNN, 180 steps of 5 digits x 8 images, margin 0.2,
 Adam from 3e-3 on a cosine schedule) from the same seeds, then scores the unseen digits 5-9:
@@ -14,9 +15,9 @@ Variants: ``all`` (AllTripletsMiner, the book's recipe), ``hard`` (HardTripletsM
 (NHardTripletsMiner with the 3 hardest positives and 8 hardest negatives per anchor) and
 ``all>hard`` (90 steps with all triplets, then 90 with HardTripletsMiner from lr 3e-4).
 
-Usage: cd notebooks && python ../benchmarks/mining_seeds.py [--seeds 0 1 2 3 4] [--variants all hard nhard all>hard]
-Run it from notebooks/ (the data folder is ./data). Each run trains the recipe once (about 17 s on
-2 idle cores) and scores it.
+Usage: cd notebooks && python ../benchmarks/mining_seeds.py [--seeds 0 1 2 3 4] [--variants all hard
+nhard all>hard] Run it from notebooks/ (the data folder is ./data). Each run trains the recipe once
+(about 17 s on 2 idle cores) and scores it.
 """
 
 import argparse
@@ -114,20 +115,40 @@ def main() -> None:
         for variant in args.variants:
             start = time.perf_counter()
             model, last = train_variant(variant, seed, train)
-            row = {"variant": variant, "seed": seed, **score(model, plain_train, val),
-                   "pos_dist": last["pos_dist"], "neg_dist": last["neg_dist"],
-                   "seconds": time.perf_counter() - start}
+            row = {
+                "variant": variant,
+                "seed": seed,
+                **score(model, plain_train, val),
+                "pos_dist": last["pos_dist"],
+                "neg_dist": last["neg_dist"],
+                "seconds": time.perf_counter() - start,
+            }
             rows.append(row)
-            print(" ".join(f"{k}={v:.3f}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()),
-                  flush=True)
+            print(
+                " ".join(
+                    f"{k}={v:.3f}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()
+                ),
+                flush=True,
+            )
 
     table = pd.DataFrame(rows)
-    columns = ["cmc1", "prec5", "map5", "th_precision", "th_recall", "int8_cmc1", "pos_dist", "neg_dist"]
+    columns = [
+        "cmc1",
+        "prec5",
+        "map5",
+        "th_precision",
+        "th_recall",
+        "int8_cmc1",
+        "pos_dist",
+        "neg_dist",
+    ]
     summary = table.groupby("variant", sort=False)[columns].agg(["mean", "min", "max"])
     stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     load = os.getloadavg()[0]
-    print(f"\n{stamp}, {cpu_name()}, Python {platform.python_version()}, torch {torch.__version__}, "
-          f"{torch.get_num_threads()} threads, seeds {args.seeds}, load average {load:.1f} at the end")
+    print(
+        f"\n{stamp}, {cpu_name()}, Python {platform.python_version()}, torch {torch.__version__}, "
+        f"{torch.get_num_threads()} threads, seeds {args.seeds}, load average {load:.1f} at the end"
+    )
     with pd.option_context("display.width", 200, "display.max_columns", 40):
         print(summary.round(3).to_string())
 

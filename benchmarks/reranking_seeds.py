@@ -1,4 +1,5 @@
-"""Does re-ranking help on held-out queries? Chapter 07's recipe over several training seeds and query splits.
+"""Does re-ranking help on held-out queries? Chapter 07's recipe over several training seeds and
+query splits.
 
 For each training seed, the pairwise model is trained exactly as the shipped one (the "siamese"
 recipe of ``oml_helpers/book_models.py``, only the seed changes), on pairs mined from the shipped
@@ -10,7 +11,8 @@ digits model's embeddings of the training digits 0-4. It is then measured on the
   (``h.neighbour_pair_scores``), judged by the extractor's distance and by the pairwise model, each
   with the threshold that is best on such pairs of the training digits (balanced accuracy).
 
-Usage: python benchmarks/reranking_seeds.py [--seeds 0 1 2] [--splits 0 1 2 3 4] [--top-n 3 5 10] [--epochs 80]
+Usage: python benchmarks/reranking_seeds.py [--seeds 0 1 2] [--splits 0 1 2 3 4] [--top-n 3 5 10]
+[--epochs 80]
 """
 
 import argparse
@@ -33,24 +35,37 @@ from oml.retrieval import RetrievalResults  # noqa: E402
 import oml_helpers as h  # noqa: E402
 from oml_helpers.book_models import SIAMESE  # noqa: E402
 
+
 def held_out_pair_accuracy(extractor, siamese, df_train, df_val, root) -> Dict[str, float]:
-    """Balanced accuracy on near-neighbour pairs of 5-9, each threshold chosen on such pairs of 0-4."""
+    """Balanced accuracy on near-neighbour pairs of 5-9, each threshold chosen on such pairs of
+    0-4."""
     fit = h.neighbour_pair_scores(extractor, siamese, df_train, root)
     held_out = h.neighbour_pair_scores(extractor, siamese, df_val, root)
     result = {}
-    for column, name in (("embedding_distance", "pairs: extractor"), ("pairwise_distance", "pairs: pairwise")):
+    for column, name in (
+        ("embedding_distance", "pairs: extractor"),
+        ("pairwise_distance", "pairs: pairwise"),
+    ):
         threshold = h.best_threshold(fit[column], fit["is_negative"])
-        result[name] = h.pair_accuracy(held_out[column], held_out["is_negative"], threshold)["balanced"]
+        result[name] = h.pair_accuracy(held_out[column], held_out["is_negative"], threshold)[
+            "balanced"
+        ]
     return result
 
 
-def rerank_rows(siamese, extractor, df_val, root, splits: List[int], top_ns: List[int]) -> List[Dict[str, float]]:
+def rerank_rows(
+    siamese, extractor, df_val, root, splits: List[int], top_ns: List[int]
+) -> List[Dict[str, float]]:
     """CMC@1 and mAP@5 before and after re-ranking, one row per query split."""
     rows = []
     for split in splits:
         df_qg = h.query_gallery_split(df_val, n_queries_per_label=20, seed=split)
-        val = ImageQueryGalleryLabeledDataset(df_qg, dataset_root=root, transform=h.digit_transforms(False))
-        rr = RetrievalResults.from_embeddings(inference(extractor, val, batch_size=256), val, n_items=20)
+        val = ImageQueryGalleryLabeledDataset(
+            df_qg, dataset_root=root, transform=h.digit_transforms(False)
+        )
+        rr = RetrievalResults.from_embeddings(
+            inference(extractor, val, batch_size=256), val, n_items=20
+        )
         before = h.metrics_dict(rr)
         row = {"split": split, "cmc@1 before": before["cmc@1"], "map@5 before": before["map@5"]}
         for top_n in top_ns:
@@ -66,7 +81,12 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--splits", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     parser.add_argument("--top-n", type=int, nargs="+", default=[3, 5, 10])
-    parser.add_argument("--epochs", type=int, default=SIAMESE.arguments["epochs"], help="steps (default: the recipe's)")
+    parser.add_argument(
+        "--epochs",
+        type=int,
+        default=SIAMESE.arguments["epochs"],
+        help="steps (default: the recipe's)",
+    )
     args = parser.parse_args()
     h.silence_known_warnings()
     root = h.default_data_root() / "digits"
@@ -99,25 +119,44 @@ def main() -> None:
     trained = table.drop(index="shipped")
     gains = pd.DataFrame(per_split)
     gains = gains[gains["model"] != "shipped"]
-    print(f"\n{date.today()}, {platform.processor() or platform.machine()}, torch {torch.__version__}, "
-          f"{torch.get_num_threads()} threads, load average {os.getloadavg()[0]:.1f}; recipe {SIAMESE.arguments} "
-          f"(seed varied, epochs={args.epochs}); training took {np.mean(train_seconds):.0f} s per seed; splits {args.splits}, "
-          f"20 queries per digit each\n")
-    print("Means over the query splits (CMC@1, mAP@5) and balanced accuracy on the held-out neighbour pairs:\n")
+    print(
+        f"\n{date.today()}, {platform.processor() or platform.machine()}, torch {torch.__version__}, "
+        f"{torch.get_num_threads()} threads, load average {os.getloadavg()[0]:.1f}; recipe {SIAMESE.arguments} "
+        f"(seed varied, epochs={args.epochs}); training took {np.mean(train_seconds):.0f} s per seed; splits {args.splits}, "
+        f"20 queries per digit each\n"
+    )
+    print(
+        "Means over the query splits (CMC@1, mAP@5) and balanced accuracy on the held-out neighbour pairs:\n"
+    )
     print(table.round(3).to_markdown())
-    print("\nOver the training seeds (mean +- standard deviation of the per-seed means; min and max over every "
-          "seed and split) of the change that re-ranking brings:\n")
+    print(
+        "\nOver the training seeds (mean +- standard deviation of the per-seed means; min and max over every "
+        "seed and split) of the change that re-ranking brings:\n"
+    )
     lines = []
     for top_n in args.top_n:
         for metric in ("cmc@1", "map@5"):
             per_seed = trained[f"{metric} top_n={top_n}"] - trained[f"{metric} before"]
             each = gains[f"{metric} top_n={top_n}"] - gains[f"{metric} before"]
-            lines.append({"top_n": top_n, "metric": metric, "mean change": per_seed.mean(), "std over seeds": per_seed.std(),
-                          "min": each.min(), "max": each.max(), "runs that improve": f"{(each > 0).sum()}/{len(each)}"})
+            lines.append(
+                {
+                    "top_n": top_n,
+                    "metric": metric,
+                    "mean change": per_seed.mean(),
+                    "std over seeds": per_seed.std(),
+                    "min": each.min(),
+                    "max": each.max(),
+                    "runs that improve": f"{(each > 0).sum()}/{len(each)}",
+                }
+            )
     print(pd.DataFrame(lines).round(3).to_markdown(index=False))
     pairs = trained[["pairs: extractor", "pairs: pairwise"]]
-    print("\nHeld-out neighbour pairs, balanced accuracy over the seeds: "
-          + ", ".join(f"{c.split(': ')[1]} {pairs[c].mean():.3f} +- {pairs[c].std():.3f}" for c in pairs))
+    print(
+        "\nHeld-out neighbour pairs, balanced accuracy over the seeds: "
+        + ", ".join(
+            f"{c.split(': ')[1]} {pairs[c].mean():.3f} +- {pairs[c].std():.3f}" for c in pairs
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -5,9 +5,9 @@ digits 5-9, the shipped model, the untrained ``SmallCNN`` for three seeds and ch
 retrained with three seeds, and prints CMC@1, precision@5, mAP@1, mAP@5, the number of queries with
 mAP@5 = 0 and the mean mAP@5 per digit, one row per model.
 
-Usage: ``.venv/bin/python benchmarks/seed_spread.py [--seeds N] [--root DIR]``. Each retraining
-is one run of chapter 01's recipe (about 17 s on 2 idle CPU cores, by chapter 01's figure; from
-36 s to several minutes under heavy load); ``--seeds 0`` scores only the shipped and untrained models.
+Usage: ``.venv/bin/python benchmarks/seed_spread.py [--seeds N] [--root DIR]``. Each retraining is
+one run of chapter 01's recipe (about 17 s on 2 idle CPU cores, by chapter 01's figure; from 36 s to
+several minutes under heavy load); ``--seeds 0`` scores only the shipped and untrained models.
 """
 
 import argparse
@@ -25,7 +25,9 @@ import oml_helpers as h
 
 def score(model: torch.nn.Module, dataset) -> dict:
     """Chapter 02's metrics of ``model`` on ``dataset``, overall and mAP@5 per digit."""
-    rr = RetrievalResults.from_embeddings(inference(model, dataset, batch_size=256), dataset, n_items=10)
+    rr = RetrievalResults.from_embeddings(
+        inference(model, dataset, batch_size=256), dataset, n_items=10
+    )
     m = calc_retrieval_metrics_rr(
         rr, cmc_top_k=(1,), precision_top_k=(5,), map_top_k=(1, 5), reduce=False, verbose=False
     )

@@ -1,9 +1,10 @@
-"""sqlite-vec beside the book's store: is the extension worth adding? (issue 7 asked for a measurement)
+"""sqlite-vec beside the book's store: is the extension worth adding? (issue 7 asked for a
+measurement)
 
-sqlite-vec is a SQLite extension, and Python's standard ``sqlite3`` can load extensions only if it was
-built to (``Connection.enable_load_extension``); the book's Python was not. So this script talks to
-sqlite-vec through ``apsw``, which brings its own SQLite. Neither is a dependency of the book: install
-them beside it, e.g. ``pip install --target /tmp/vecpkgs apsw sqlite-vec``, then run
+sqlite-vec is a SQLite extension, and Python's standard ``sqlite3`` can load extensions only if it
+was built to (``Connection.enable_load_extension``); the book's Python was not. So this script talks
+to sqlite-vec through ``apsw``, which brings its own SQLite. Neither is a dependency of the book:
+install them beside it, e.g. ``pip install --target /tmp/vecpkgs apsw sqlite-vec``, then run
 ``PYTHONPATH=.:/tmp/vecpkgs .venv/bin/python benchmarks/sqlite_vec_benchmark.py`` (about a minute).
 Same data as ``storage_benchmark.py``; prints a Markdown table.
 """
@@ -26,7 +27,9 @@ try:
     import apsw
     import sqlite_vec
 except ImportError:
-    sys.exit("Needs apsw and sqlite-vec, which the book does not install: see this file's docstring.")
+    sys.exit(
+        "Needs apsw and sqlite-vec, which the book does not install: see this file's docstring."
+    )
 
 
 def median_seconds(fn: Callable, repeats: int) -> float:
@@ -47,7 +50,10 @@ def bench(dim: int, folder: Path) -> List[List[str]]:
     conn.execute(f"CREATE VIRTUAL TABLE items USING vec0(embedding float[{dim}])")
     start = time.perf_counter()
     with conn:  # one transaction
-        conn.executemany("INSERT INTO items(rowid, embedding) VALUES (?, ?)", ((i, x[i].tobytes()) for i in range(N)))
+        conn.executemany(
+            "INSERT INTO items(rowid, embedding) VALUES (?, ?)",
+            ((i, x[i].tobytes()) for i in range(N)),
+        )
     insert = time.perf_counter() - start
 
     def vec_search(batch: np.ndarray) -> List[List[int]]:
@@ -56,19 +62,28 @@ def bench(dim: int, folder: Path) -> List[List[str]]:
 
     store = EmbeddingStore.create(folder / f"store{dim}.db", "random", dim)
     store.add(np.arange(N), x)
-    exact = store.search(queries, k=K).ids  # exact (float64 re-ranking), checked by the store's tests
+    exact = store.search(
+        queries, k=K
+    ).ids  # exact (float64 re-ranking), checked by the store's tests
     agree = np.mean(np.array(vec_search(queries)) == exact)
-    vec1, vec100 = median_seconds(lambda: vec_search(queries[:1]), 10), median_seconds(lambda: vec_search(queries), 2)
-    store1, store100 = (median_seconds(lambda: store.search(queries[:1], k=K), 10),
-                        median_seconds(lambda: store.search(queries, k=K), 2))
+    vec1, vec100 = (
+        median_seconds(lambda: vec_search(queries[:1]), 10),
+        median_seconds(lambda: vec_search(queries), 2),
+    )
+    store1, store100 = (
+        median_seconds(lambda: store.search(queries[:1], k=K), 10),
+        median_seconds(lambda: store.search(queries, k=K), 2),
+    )
     store.close()
     conn.close()
     ms = lambda t: f"{t * 1000:.1f} ms"  # noqa: E731
     d = f"d={dim}"
-    return [[d, "insert 100k (one transaction)", ms(insert), "", ""],
-            [d, "search 1 query, warm", ms(vec1), ms(store1), f"{vec1 / store1:.1f}x"],
-            [d, "search 100 queries, warm", ms(vec100), ms(store100), f"{vec100 / store100:.1f}x"],
-            [d, "top-10 ids equal to the exact search", f"{agree:.4f}", "1.0000", ""]]
+    return [
+        [d, "insert 100k (one transaction)", ms(insert), "", ""],
+        [d, "search 1 query, warm", ms(vec1), ms(store1), f"{vec1 / store1:.1f}x"],
+        [d, "search 100 queries, warm", ms(vec100), ms(store100), f"{vec100 / store100:.1f}x"],
+        [d, "top-10 ids equal to the exact search", f"{agree:.4f}", "1.0000", ""],
+    ]
 
 
 def main() -> None:
@@ -76,9 +91,11 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as folder:
         for dim in (128, 384):
             rows += bench(dim, Path(folder))
-    print(f"{N:,} random unit vectors, top-{K} Euclidean; sqlite-vec {sqlite_vec.__version__} (vec0, brute force) "
-          f"through apsw {apsw.apsw_version()} (SQLite {apsw.sqlite_lib_version()}); {platform.machine()}, "
-          f"Python {platform.python_version()}, {os.cpu_count()} CPU cores, load average {os.getloadavg()[0]:.1f}.\n")
+    print(
+        f"{N:,} random unit vectors, top-{K} Euclidean; sqlite-vec {sqlite_vec.__version__} (vec0, brute force) "
+        f"through apsw {apsw.apsw_version()} (SQLite {apsw.sqlite_lib_version()}); {platform.machine()}, "
+        f"Python {platform.python_version()}, {os.cpu_count()} CPU cores, load average {os.getloadavg()[0]:.1f}.\n"
+    )
     print("| dim | measure | sqlite-vec | book's store | sqlite-vec / store |")
     print("|---|---|---|---|---|")
     for row in rows:

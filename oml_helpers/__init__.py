@@ -5,7 +5,8 @@ Each module holds one concern; the names below are the public ones.
 
 import os as _os
 
-# albumentations (imported by OML) asks the package index for its newest version at import: not offline.
+# albumentations (imported by OML) asks the package index for its newest version at
+# import: not offline.
 _os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 
 from oml_helpers import exercises  # noqa: E402
@@ -50,7 +51,12 @@ from oml_helpers.logs import (  # noqa: E402
     tensorboard_image_tags,
 )
 from oml_helpers.mining import embedding_report, int8_round_trip  # noqa: E402
-from oml_helpers.models import PretrainedUnavailableError, SmallCNN, count_parameters, pretrained_extractor  # noqa: E402
+from oml_helpers.models import (
+    PretrainedUnavailableError,
+    SmallCNN,
+    count_parameters,
+    pretrained_extractor,
+)  # noqa: E402
 from oml_helpers.pair_accuracy import (  # noqa: E402
     best_threshold,
     neighbour_pair_scores,

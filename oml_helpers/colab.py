@@ -1,12 +1,14 @@
-"""Set-up for Google Colab: install OML 4.0 and its pipeline dependencies without breaking the runtime.
+"""Set-up for Google Colab: install OML 4.0 and its pipeline dependencies without
+breaking the runtime.
 
-OML 4.0.0 declares ``numpy<2`` while Colab ships numpy 2. Letting pip resolve that would downgrade
-numpy under the running kernel and leave a broken session until a restart. This module avoids the
-conflict instead: it installs OML and the few packages Colab lacks with ``--no-deps``, keeps Colab's
-numpy, torch and torchvision, and then checks that the imports the book needs work.
+OML 4.0.0 declares ``numpy<2`` while Colab ships numpy 2. Letting pip resolve that
+would downgrade numpy under the running kernel and leave a broken session until a
+restart. This module avoids the conflict instead: it installs OML and the few
+packages Colab lacks with ``--no-deps``, keeps Colab's numpy, torch and torchvision,
+and then checks that the imports the book needs work.
 
-It uses only the standard library, so that the first cell of a notebook can run it as a script
-before anything else is installed: ``python oml_helpers/colab.py``.
+It uses only the standard library, so that the first cell of a notebook can run it
+as a script before anything else is installed: ``python oml_helpers/colab.py``.
 """
 
 import importlib
@@ -16,7 +18,8 @@ import subprocess
 import sys
 from typing import Callable, Dict, List, Sequence
 
-# Installed at exactly these versions, whatever Colab has: the stack the book is tested with.
+# Installed at exactly these versions, whatever Colab has: the stack the book is
+# tested with.
 PINNED: Dict[str, str] = {
     "open-metric-learning": "4.0.0",
     "pytorch-lightning": "2.1.2",
@@ -29,7 +32,8 @@ PINNED: Dict[str, str] = {
     "albucore": "0.0.24",
     "validators": "0.36.0",
 }
-# Installed only where missing (Colab normally has them); any installed version is kept.
+# Installed only where missing (Colab normally has them); any installed version is
+# kept.
 IF_MISSING: Dict[str, str] = {
     "gdown": "6.5.1",
     "simsimd": "6.5.16",
@@ -50,7 +54,8 @@ IF_MISSING: Dict[str, str] = {
     "fsspec": "2026.9.0",
     "tqdm": "4.70.1",
     "filelock": "4.2.11",
-    # Chapter 04's ONNX export (torch.onnx.export needs onnxscript; onnxruntime runs the file).
+    # Chapter 04's ONNX export (torch.onnx.export needs onnxscript; onnxruntime runs
+    # the file).
     "onnx": "1.23.2",
     "onnxscript": "0.7.2",
     "onnx-ir": "1.1.0",
@@ -61,17 +66,27 @@ IF_MISSING: Dict[str, str] = {
     "sympy": "1.14.0",
     "mpmath": "1.3.0",
 }
-# Lightning 2.1 imports pkg_resources, which setuptools deprecates (a warning from 81 on) and is
-# removing; installed only where a runtime's setuptools no longer has it.
+# Lightning 2.1 imports pkg_resources, which setuptools deprecates (a warning from
+# 81 on) and is removing; installed only where a runtime's setuptools no longer has
+# it.
 SETUPTOOLS_WITH_PKG_RESOURCES = "setuptools==80.10.2"
 # What the chapters import; checked after installing.
-IMPORTS: Sequence[str] = ("numpy", "torch", "torchvision", "oml.datasets", "oml.lightning", "oml.retrieval", "sklearn")
+IMPORTS: Sequence[str] = (
+    "numpy",
+    "torch",
+    "torchvision",
+    "oml.datasets",
+    "oml.lightning",
+    "oml.retrieval",
+    "sklearn",
+)
 # Packages Colab provides and the book relies on unchanged.
 KEPT: Sequence[str] = ("numpy", "torch", "torchvision")
 
 
 def in_colab() -> bool:
-    """Whether this Python runs inside Google Colab (Colab imports ``google.colab`` at start-up).
+    """Whether this Python runs inside Google Colab (Colab imports ``google.colab``
+    at start-up).
 
     Returns:
         ``True`` inside Colab.
@@ -90,19 +105,31 @@ def packages_to_install() -> List[str]:
     """The ``name==version`` requirements still missing from this environment.
 
     Returns:
-        Pinned packages at another version or absent, then ``IF_MISSING`` packages that are absent, then
-        setuptools if ``pkg_resources`` is gone.
+        Pinned packages at another version or absent, then ``IF_MISSING`` packages
+        that are absent, then setuptools if ``pkg_resources`` is gone.
     """
-    wanted = [f"{name}=={version}" for name, version in PINNED.items() if _version(name) != version]
-    wanted += [f"{name}=={version}" for name, version in IF_MISSING.items() if not _version(name)]
-    return wanted + ([] if _has_module("pkg_resources") else [SETUPTOOLS_WITH_PKG_RESOURCES])
+    wanted = [
+        f"{name}=={version}"
+        for name, version in PINNED.items()
+        if _version(name) != version
+    ]
+    wanted += [
+        f"{name}=={version}"
+        for name, version in IF_MISSING.items()
+        if not _version(name)
+    ]
+    return wanted + (
+        [] if _has_module("pkg_resources") else [SETUPTOOLS_WITH_PKG_RESOURCES]
+    )
 
 
 def _has_module(name: str) -> bool:
     return importlib.util.find_spec(name) is not None
 
 
-def install(run: Callable[..., subprocess.CompletedProcess] = subprocess.run) -> List[str]:
+def install(
+    run: Callable[..., subprocess.CompletedProcess] = subprocess.run,
+) -> List[str]:
     """Install what is missing with ``pip --no-deps`` and check the book's imports.
 
     Args:
@@ -112,28 +139,52 @@ def install(run: Callable[..., subprocess.CompletedProcess] = subprocess.run) ->
         Lines describing what was done, for the notebook to print.
 
     Raises:
-        RuntimeError: pip failed, a kept package changed, or an import still fails; the message says which.
+        RuntimeError: pip failed, a kept package changed, or an import still fails;
+            the message says which.
     """
     kept_before = {name: _version(name) for name in KEPT}
     requirements = packages_to_install()
     report = []
     if requirements:
         result = run(
-            [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", *requirements],
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "--no-deps",
+                *requirements,
+            ],
             capture_output=True,
             text=True,
         )
         if result.returncode != 0:
-            raise RuntimeError(f"pip could not install {requirements}:\n{result.stderr[-2000:]}")
-        report.append(f"installed {len(requirements)} packages: " + ", ".join(requirements))
+            raise RuntimeError(
+                f"pip could not install {requirements}:\n{result.stderr[-2000:]}"
+            )
+        report.append(
+            f"installed {len(requirements)} packages: " + ", ".join(requirements)
+        )
     else:
         report.append("all packages already installed")
     importlib.invalidate_caches()
 
-    changed = {name: (old, _version(name)) for name, old in kept_before.items() if _version(name) != old}
+    changed = {
+        name: (old, _version(name))
+        for name, old in kept_before.items()
+        if _version(name) != old
+    }
     if changed:
-        raise RuntimeError(f"Installing changed packages that must stay as they are: {changed}. Restart the runtime.")
-    report.append("kept " + ", ".join(f"{name} {version or 'absent'}" for name, version in kept_before.items()))
+        raise RuntimeError(
+            f"Installing changed packages that must stay as they are: {changed}. Restart the runtime."
+        )
+    report.append(
+        "kept "
+        + ", ".join(
+            f"{name} {version or 'absent'}" for name, version in kept_before.items()
+        )
+    )
 
     failed = []
     for module in IMPORTS:
@@ -142,7 +193,9 @@ def install(run: Callable[..., subprocess.CompletedProcess] = subprocess.run) ->
         except Exception as e:  # report every failing import at once
             failed.append(f"{module}: {type(e).__name__}: {e}")
     if failed:
-        raise RuntimeError("These imports still fail after installing:\n" + "\n".join(failed))
+        raise RuntimeError(
+            "These imports still fail after installing:\n" + "\n".join(failed)
+        )
     report.append("no runtime restart needed")
     return report
 

@@ -21,17 +21,30 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from oml.const import IS_GALLERY_COLUMN, IS_QUERY_COLUMN, LABELS_COLUMN, PATHS_COLUMN, SPLIT_COLUMN
+from oml.const import (
+    IS_GALLERY_COLUMN,
+    IS_QUERY_COLUMN,
+    LABELS_COLUMN,
+    PATHS_COLUMN,
+    SPLIT_COLUMN,
+)
 from oml.utils.dataframe_format import check_retrieval_dataframe_format
 
-REQUIRED_COLUMNS = (LABELS_COLUMN, PATHS_COLUMN, SPLIT_COLUMN, IS_QUERY_COLUMN, IS_GALLERY_COLUMN)
+REQUIRED_COLUMNS = (
+    LABELS_COLUMN,
+    PATHS_COLUMN,
+    SPLIT_COLUMN,
+    IS_QUERY_COLUMN,
+    IS_GALLERY_COLUMN,
+)
 TRAIN_DIGITS = (0, 1, 2, 3, 4)
 VALIDATION_DIGITS = (5, 6, 7, 8, 9)
 DIGITS_CSV = "df.csv"
 
 
 class DatasetFormatError(ValueError):
-    """A dataframe does not follow OML's retrieval format; the message says what to fix."""
+    """A dataframe does not follow OML's retrieval format; the message says what
+    to fix."""
 
 
 def default_data_root() -> Path:
@@ -50,29 +63,38 @@ def make_digits_dataset(
 ) -> pd.DataFrame:
     """Write scikit-learn's bundled handwritten digits as PNGs in OML's format.
 
-    Training uses ``train_digits``; every other digit goes to validation, where each image is both a
-    query and a gallery item. The model never sees the validation digits during training: this is
-    the open-set setting metric learning is made for. The output is deterministic, and a call on a
-    root that already holds the same dataset rewrites nothing.
+    Training uses ``train_digits``; every other digit goes to validation, where each
+    image is both a query and a gallery item. The model never sees the validation
+    digits during training: this is the open-set setting metric learning is made
+    for. The output is deterministic, and a call on a root that already holds the
+    same dataset rewrites nothing.
 
     Args:
-        root: Folder to write into (created if needed): ``images/<digit>/<index>.png`` and ``df.csv``.
+        root: Folder to write into (created if needed):
+            ``images/<digit>/<index>.png`` and ``df.csv``.
         train_digits: Digits used for training, at least two and not all ten.
         image_size: Side of the square images in pixels (the originals are 8x8).
 
     Returns:
-        The dataframe, also saved as ``root/df.csv``, with paths relative to ``root``.
+        The dataframe, also saved as ``root/df.csv``, with paths relative to
+        ``root``.
     """
     from sklearn.datasets import load_digits
 
     train_digits = sorted(set(int(d) for d in train_digits))
-    if len(train_digits) < 2 or len(train_digits) > 9 or not set(train_digits) <= set(range(10)):
+    if (
+        len(train_digits) < 2
+        or len(train_digits) > 9
+        or not set(train_digits) <= set(range(10))
+    ):
         raise ValueError(
             f"train_digits={train_digits} is not usable: give between 2 and 9 distinct digits in 0..9, "
             "so that both training and validation have at least one class (training needs two)."
         )
     if image_size < 8:
-        raise ValueError(f"image_size={image_size} is smaller than the 8x8 originals; use 8 or more.")
+        raise ValueError(
+            f"image_size={image_size} is smaller than the 8x8 originals; use 8 or more."
+        )
 
     root = Path(root)
     digits = load_digits()
@@ -99,12 +121,17 @@ def make_digits_dataset(
 
 
 def _write_digit(path: Path, pixels: np.ndarray, image_size: int) -> None:
-    """Save one 8x8 digit (values 0..16) as a white-on-black grey PNG, skipping identical files."""
-    image = Image.fromarray((pixels * (255 / 16)).round().astype(np.uint8), mode="L")
+    """Save one 8x8 digit (values 0..16) as a white-on-black grey PNG, skipping
+    identical files."""
+    image = Image.fromarray(
+        (pixels * (255 / 16)).round().astype(np.uint8), mode="L"
+    )
     image = image.resize((image_size, image_size), Image.BILINEAR)
     if path.exists():
         with Image.open(path) as old:
-            if old.size == image.size and np.array_equal(np.asarray(old), np.asarray(image)):
+            if old.size == image.size and np.array_equal(
+                np.asarray(old), np.asarray(image)
+            ):
                 return
     path.parent.mkdir(parents=True, exist_ok=True)
     image.save(path)
@@ -123,29 +150,41 @@ def split_dataframe(df: pd.DataFrame) -> Tuple[pd.DataFrame, pd.DataFrame]:
     return df[is_train].reset_index(drop=True), df[~is_train].reset_index(drop=True)
 
 
-def check_dataframe(df: Union[pd.DataFrame, str, Path], dataset_root: Optional[Union[str, Path]] = None) -> None:
-    """Check a dataframe against OML's retrieval format and explain the first problem found.
+def check_dataframe(
+    df: Union[pd.DataFrame, str, Path],
+    dataset_root: Optional[Union[str, Path]] = None,
+) -> None:
+    """Check a dataframe against OML's retrieval format and explain the first
+    problem found.
 
-    It checks what OML's own ``check_retrieval_dataframe_format`` checks, with messages that name
-    the problem and the fix, and two more things that otherwise fail later and less clearly: each
-    training label needs two images (``BalanceSampler``), and each query needs another gallery
-    image of its label (otherwise it has nothing to find).
+    It checks what OML's own ``check_retrieval_dataframe_format`` checks, with
+    messages that name the problem and the fix, and two more things that otherwise
+    fail later and less clearly: each training label needs two images
+    (``BalanceSampler``), and each query needs another gallery image of its label
+    (otherwise it has nothing to find).
 
     Args:
         df: The dataframe, or the path of its ``.csv`` file.
-        dataset_root: Folder that relative paths start from; ``None`` if paths are absolute.
+        dataset_root: Folder that relative paths start from; ``None`` if paths are
+            absolute.
 
     Raises:
         DatasetFormatError: Describing the problem and how to fix it.
     """
     if isinstance(df, (str, Path)):
         if not Path(df).is_file():
-            raise DatasetFormatError(f"No dataframe file at {df}. Give the path of your .csv file.")
+            raise DatasetFormatError(
+                f"No dataframe file at {df}. Give the path of your .csv file."
+            )
         df = pd.read_csv(df)
     if not isinstance(df, pd.DataFrame):
-        raise DatasetFormatError(f"Expected a pandas DataFrame or a .csv path, got {type(df).__name__}.")
+        raise DatasetFormatError(
+            f"Expected a pandas DataFrame or a .csv path, got {type(df).__name__}."
+        )
     if df.empty:
-        raise DatasetFormatError("The dataframe has no rows. Add one row per image.")
+        raise DatasetFormatError(
+            "The dataframe has no rows. Add one row per image."
+        )
 
     missing = [c for c in REQUIRED_COLUMNS if c not in df.columns]
     if missing:
@@ -163,7 +202,9 @@ def check_dataframe(df: Union[pd.DataFrame, str, Path], dataset_root: Optional[U
 
     bad_splits = sorted(set(map(str, df[SPLIT_COLUMN])) - {"train", "validation"})
     if bad_splits:
-        raise DatasetFormatError(f"Column '{SPLIT_COLUMN}' has {bad_splits}; only 'train' and 'validation' are allowed.")
+        raise DatasetFormatError(
+            f"Column '{SPLIT_COLUMN}' has {bad_splits}; only 'train' and 'validation' are allowed."
+        )
 
     is_train = df[SPLIT_COLUMN] == "train"
     _check_train_rows(df[is_train])
@@ -171,7 +212,9 @@ def check_dataframe(df: Union[pd.DataFrame, str, Path], dataset_root: Optional[U
     _check_files(df[PATHS_COLUMN], dataset_root)
 
     try:  # anything else OML checks (bounding boxes, categories, ...)
-        check_retrieval_dataframe_format(df, dataset_root=Path(dataset_root or ""), verbose=False)
+        check_retrieval_dataframe_format(
+            df, dataset_root=Path(dataset_root or ""), verbose=False
+        )
     except AssertionError as e:
         raise DatasetFormatError(f"OML's format check failed: {e}") from e
 
@@ -198,7 +241,10 @@ def _check_validation_rows(df_val: pd.DataFrame) -> None:
         return
     for column in (IS_QUERY_COLUMN, IS_GALLERY_COLUMN):
         values = df_val[column]
-        if values.isna().any() or not values.map(lambda v: isinstance(v, (bool, np.bool_))).all():
+        if (
+            values.isna().any()
+            or not values.map(lambda v: isinstance(v, (bool, np.bool_))).all()
+        ):
             raise DatasetFormatError(
                 f"Column '{column}' must be True or False on every validation row; found "
                 f"{_head(sorted(set(map(repr, values))))}."
@@ -213,7 +259,9 @@ def _check_validation_rows(df_val: pd.DataFrame) -> None:
     gallery = df_val[df_val[IS_GALLERY_COLUMN]]
     gallery_per_label = gallery.groupby(LABELS_COLUMN).size()
     for index, row in df_val[df_val[IS_QUERY_COLUMN]].iterrows():
-        n_matches = gallery_per_label.get(row[LABELS_COLUMN], 0) - int(bool(row[IS_GALLERY_COLUMN]))
+        n_matches = gallery_per_label.get(row[LABELS_COLUMN], 0) - int(
+            bool(row[IS_GALLERY_COLUMN])
+        )
         if n_matches < 1:
             queries_without_match.append(index)
     if queries_without_match:
@@ -223,13 +271,21 @@ def _check_validation_rows(df_val: pd.DataFrame) -> None:
         )
 
 
-def _check_files(paths: pd.Series, dataset_root: Optional[Union[str, Path]]) -> None:
+def _check_files(
+    paths: pd.Series, dataset_root: Optional[Union[str, Path]]
+) -> None:
     root = Path(dataset_root) if dataset_root is not None else Path("")
     if dataset_root is not None and not root.is_dir():
-        raise DatasetFormatError(f"dataset_root {root} is not a folder. Pass the folder your paths start from.")
+        raise DatasetFormatError(
+            f"dataset_root {root} is not a folder. Pass the folder your paths start from."
+        )
     missing = [p for p in paths if not (root / str(p)).is_file()]
     if missing:
-        hint = "" if dataset_root is not None else " Paths are relative: pass dataset_root."
+        hint = (
+            ""
+            if dataset_root is not None
+            else " Paths are relative: pass dataset_root."
+        )
         raise DatasetFormatError(
             f"{len(missing)} image file(s) do not exist, e.g. {_head(missing)} under '{root}'.{hint}"
         )
@@ -237,4 +293,6 @@ def _check_files(paths: pd.Series, dataset_root: Optional[Union[str, Path]]) -> 
 
 def _head(items: Iterable, n: int = 5) -> str:
     items = list(items)
-    return str(items[:n])[:-1] + (f", ... ({len(items)} in all)]" if len(items) > n else "]")
+    return str(items[:n])[:-1] + (
+        f", ... ({len(items)} in all)]" if len(items) > n else "]"
+    )

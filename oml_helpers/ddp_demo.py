@@ -1,14 +1,19 @@
-"""Train and validate with Lightning's DDP on CPU processes, and check that validation saw every item.
+"""Train and validate with Lightning's DDP on CPU processes, and check that
+validation saw every item.
 
-Run it as a script, best under ``torchrun``, which starts all processes at once (chapter 03)::
+Run it as a script, best under ``torchrun``, which starts all processes at once
+(chapter 03)::
 
-    python -m torch.distributed.run --standalone --nproc_per_node 2 -m oml_helpers.ddp_demo OUT_DIR --epochs 1
+    python -m torch.distributed.run --standalone --nproc_per_node 2 -m
+    oml_helpers.ddp_demo OUT_DIR --epochs 1
 
-Run plainly (``python -m oml_helpers.ddp_demo OUT_DIR``), Lightning's ``strategy="ddp"`` starts the other
-processes itself by re-running the command, once the first one has imported everything.
+Run plainly (``python -m oml_helpers.ddp_demo OUT_DIR``), Lightning's
+``strategy="ddp"`` starts the other processes itself by re-running the command, once
+the first one has imported everything.
 
-Every process writes ``OUT_DIR/rank<r>.json`` with what it validated and the metrics it got; process 0
-also evaluates the final weights once more without DDP, over the whole validation set, for comparison.
+Every process writes ``OUT_DIR/rank<r>.json`` with what it validated and the metrics
+it got; process 0 also evaluates the final weights once more without DDP, over the
+whole validation set, for comparison.
 """
 
 import argparse
@@ -38,7 +43,8 @@ METRICS = ("cmc/1", "precision/5", "map/5")
 def run(
     out_dir: Path, data_root: Path, devices: int = 2, epochs: int = 2
 ) -> Dict[str, Any]:
-    """Train a ``SmallCNN`` with ``ExtractorModuleDDP`` on ``devices`` CPU processes, validating every epoch.
+    """Train a ``SmallCNN`` with ``ExtractorModuleDDP`` on ``devices`` CPU
+    processes, validating every epoch.
 
     Args:
         out_dir: Folder for ``rank<r>.json`` (created).
@@ -51,8 +57,9 @@ def run(
     """
     silence_known_warnings()
     data_root.mkdir(parents=True, exist_ok=True)
-    # torchrun starts every process at once: one writes the images while the others wait, then find
-    # them written (reading a PNG that another process is still writing fails).
+    # torchrun starts every process at once: one writes the images while the others
+    # wait, then find them written (reading a PNG that another process is still
+    # writing fails).
     with open(data_root / ".write-lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         df = make_digits_dataset(data_root, image_size=32)
@@ -111,7 +118,8 @@ def run(
 
 
 def expected_share(val_size: int, world_size: int) -> int:
-    """Items each process validates: OML pads the last share so that all processes get the same number.
+    """Items each process validates: OML pads the last share so that all processes
+    get the same number.
 
     Args:
         val_size: Items in the validation set.

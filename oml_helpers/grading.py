@@ -1,10 +1,12 @@
-"""Grade a class: run each submitted notebook in a fresh kernel, tabulate the exercises' verdicts.
+"""Grade a class: run each submitted notebook in a fresh kernel, tabulate the
+exercises' verdicts.
 
-The exercises a chapter expects come from the book's own notebooks: the checker that each
-``solution`` cell calls. A submission is matched to its chapter by its content (the checkers it
-calls, else its title), run in its own kernel and empty working folder under a time limit, and each
-exercise gets a status from what its checker printed. Nothing a submission does stops the grading:
-every problem becomes a row. ``scripts/grade.py`` is the command; it writes the rows as CSV.
+The exercises a chapter expects come from the book's own notebooks: the checker that
+each ``solution`` cell calls. A submission is matched to its chapter by its content
+(the checkers it calls, else its title), run in its own kernel and empty working
+folder under a time limit, and each exercise gets a status from what its checker
+printed. Nothing a submission does stops the grading: every problem becomes a row.
+``scripts/grade.py`` is the command; it writes the rows as CSV.
 """
 
 import csv
@@ -25,7 +27,13 @@ from nbclient.exceptions import CellTimeoutError, DeadKernelError
 from oml_helpers.exercises.verdict import RIGHT, WRONG
 
 BOOK_NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
-PASSED, NOT_YET, ERROR, TIME_OUT, MISSING = "passed", "not yet", "error", "time-out", "missing"
+PASSED, NOT_YET, ERROR, TIME_OUT, MISSING = (
+    "passed",
+    "not yet",
+    "error",
+    "time-out",
+    "missing",
+)
 STATUSES = (PASSED, NOT_YET, ERROR, TIME_OUT, MISSING)
 COLUMNS = ("student", "chapter", "exercise", "checker", "status", "detail")
 SKIP_MARK = "NBVAL_SKIP"  # online cells, skipped as in the book's tests
@@ -35,7 +43,8 @@ VERDICT_STARTS = (f"{RIGHT}:", f"{WRONG}:")  # how a checker's verdict begins
 
 @dataclass(frozen=True)
 class Chapter:
-    """A chapter as the grader knows it: ``number`` "01", its title, and each exercise's checker."""
+    """A chapter as the grader knows it: ``number`` "01", its title, and each
+    exercise's checker."""
 
     number: str
     title: str
@@ -44,7 +53,8 @@ class Chapter:
 
 @dataclass(frozen=True)
 class Row:
-    """One line of the table: one student's result on one exercise (``exercise`` counts from 1)."""
+    """One line of the table: one student's result on one exercise (``exercise``
+    counts from 1)."""
 
     student: str
     chapter: str
@@ -56,19 +66,25 @@ class Row:
 
 @dataclass
 class _Run:
-    """What running a notebook did: the cells that finished, and where and why it stopped early."""
+    """What running a notebook did: the cells that finished, and where and why it
+    stopped early."""
 
     finished: Set[int] = field(default_factory=set)
-    stopped: Optional[Tuple[int, str, str]] = None  # (cell index or -1, status, why)
+    stopped: Optional[Tuple[int, str, str]] = (
+        None  # (cell index or -1, status, why)
+    )
 
 
 def _short(text: str) -> str:
-    text = re.sub(r"\x1b\[[0-9;]*m", "", " ".join(str(text).split()))  # one line, no colour codes
+    text = re.sub(
+        r"\x1b\[[0-9;]*m", "", " ".join(str(text).split())
+    )  # one line, no colour codes
     return text if len(text) <= DETAIL_LENGTH else text[: DETAIL_LENGTH - 3] + "..."
 
 
 def checker_calls(source: str) -> List[str]:
-    """The ``check_*`` functions a cell calls, in order; calls in comments or strings do not count.
+    """The ``check_*`` functions a cell calls, in order; calls in comments or
+    strings do not count.
 
     Args:
         source: a code cell's source.
@@ -78,11 +94,19 @@ def checker_calls(source: str) -> List[str]:
     """
     try:
         tokens = list(tokenize.generate_tokens(io.StringIO(source).readline))
-    except (tokenize.TokenError, SyntaxError):  # unfinished code: fall back on the text
+    except (
+        tokenize.TokenError,
+        SyntaxError,
+    ):  # unfinished code: fall back on the text
         code = "\n".join(line.split("#", 1)[0] for line in source.splitlines())
         return re.findall(r"\b(check_\w+)\s*\(", code)
-    return [a.string for a, b in zip(tokens, tokens[1:])
-            if a.type == tokenize.NAME and a.string.startswith("check_") and b.string == "("]
+    return [
+        a.string
+        for a, b in zip(tokens, tokens[1:])
+        if a.type == tokenize.NAME
+        and a.string.startswith("check_")
+        and b.string == "("
+    ]
 
 
 def _title(nb: nbformat.NotebookNode) -> str:
@@ -94,39 +118,65 @@ def _title(nb: nbformat.NotebookNode) -> str:
 
 
 def chapters(notebooks: Path = BOOK_NOTEBOOKS) -> Dict[str, Chapter]:
-    """The book's chapters and the checker of each exercise, read from the chapter notebooks.
+    """The book's chapters and the checker of each exercise, read from the chapter
+    notebooks.
 
     Args:
         notebooks: the folder of the book's notebooks, ``NN_name.ipynb``.
 
     Returns:
-        ``{number: Chapter}``, e.g. ``"01"`` with the checkers ``("check_balance_epoch", ...)``.
+        ``{number: Chapter}``, e.g. ``"01"`` with the checkers
+        ``("check_balance_epoch", ...)``.
     """
     found = {}
     for path in sorted(Path(notebooks).glob("[0-9][0-9]_*.ipynb")):
         nb = nbformat.read(path, as_version=4)
-        solutions = [c for c in nb.cells if "solution" in c.metadata.get("tags", [])]
-        checkers = tuple(checker_calls(c.source)[-1] for c in solutions if checker_calls(c.source))
+        solutions = [
+            c for c in nb.cells if "solution" in c.metadata.get("tags", [])
+        ]
+        checkers = tuple(
+            checker_calls(c.source)[-1]
+            for c in solutions
+            if checker_calls(c.source)
+        )
         found[path.name[:2]] = Chapter(path.name[:2], _title(nb), checkers)
     if not found:
-        raise FileNotFoundError(f"no chapter notebooks (NN_name.ipynb) in {notebooks}")
+        raise FileNotFoundError(
+            f"no chapter notebooks (NN_name.ipynb) in {notebooks}"
+        )
     return found
 
 
-def identify(nb: nbformat.NotebookNode, known: Dict[str, Chapter]) -> Optional[Chapter]:
-    """A notebook's chapter: the one whose checkers it calls most, else the one its title names.
+def identify(
+    nb: nbformat.NotebookNode, known: Dict[str, Chapter]
+) -> Optional[Chapter]:
+    """A notebook's chapter: the one whose checkers it calls most, else the one its
+    title names.
 
     Args:
         nb: a submitted notebook.
         known: the chapters, from ``chapters()``.
 
     Returns:
-        The chapter, or None when neither its checker calls nor its title point at one.
+        The chapter, or None when neither its checker calls nor its title point at
+        one.
     """
-    called = {name for c in nb.cells if c.cell_type == "code" for name in checker_calls(c.source)}
-    overlap = {number: len(called & set(chapter.checkers)) for number, chapter in known.items()}
+    called = {
+        name
+        for c in nb.cells
+        if c.cell_type == "code"
+        for name in checker_calls(c.source)
+    }
+    overlap = {
+        number: len(called & set(chapter.checkers))
+        for number, chapter in known.items()
+    }
     best = max(overlap.values())
-    candidates = [number for number, n in overlap.items() if n == best] if best else list(known)
+    candidates = (
+        [number for number, n in overlap.items() if n == best]
+        if best
+        else list(known)
+    )
     title = re.match(r"(\d{2})\b", _title(nb))
     if title and title.group(1) in candidates:
         return known[title.group(1)]
@@ -150,7 +200,8 @@ def read_submission(path: Path) -> nbformat.NotebookNode:
         The notebook.
 
     Raises:
-        ValueError: the file is not a readable Jupyter notebook; the message says what to hand in.
+        ValueError: the file is not a readable Jupyter notebook; the message says
+            what to hand in.
     """
     fix = "hand in the .ipynb file (in Colab: File > Download > Download .ipynb)"
     try:
@@ -159,15 +210,21 @@ def read_submission(path: Path) -> nbformat.NotebookNode:
             raise ValueError("its cells are not a list of cells")
         for cell in nb.cells:
             cell.setdefault("metadata", nbformat.NotebookNode())
-    except Exception as e:  # not text, not JSON, JSON but no notebook: all the same to the teacher
-        raise ValueError(f"not a Jupyter notebook ({type(e).__name__}: {e}); {fix}") from None
+    except (
+        Exception
+    ) as e:  # not text, not JSON, JSON but no notebook: all the same to the teacher
+        raise ValueError(
+            f"not a Jupyter notebook ({type(e).__name__}: {e}); {fix}"
+        ) from None
     return nb
 
 
 def run_notebook(nb: nbformat.NotebookNode, workdir: Path, timeout: float) -> _Run:
-    """Run ``nb`` in place in a fresh kernel in ``workdir``; stop when ``timeout`` seconds are up.
+    """Run ``nb`` in place in a fresh kernel in ``workdir``; stop when ``timeout``
+    seconds are up.
 
-    Every cell runs even after one raises; cells marked ``NBVAL_SKIP`` (online) are skipped.
+    Every cell runs even after one raises; cells marked ``NBVAL_SKIP`` (online) are
+    skipped.
 
     Args:
         nb: the notebook; its outputs are replaced by the new run's.
@@ -175,35 +232,68 @@ def run_notebook(nb: nbformat.NotebookNode, workdir: Path, timeout: float) -> _R
         timeout: seconds for the whole notebook, counted from the kernel's start.
 
     Returns:
-        Which cells finished, and where and why the run stopped if it did not reach the end.
+        Which cells finished, and where and why the run stopped if it did not reach
+        the end.
     """
-    run, current, deadline = _Run(), [-1], [time.monotonic() + timeout]  # -1: before any cell
+    run, current, deadline = (
+        _Run(),
+        [-1],
+        [time.monotonic() + timeout],
+    )  # -1: before any cell
     for cell in nb.cells:
         if cell.cell_type == "code":
-            cell.outputs, cell.execution_count = [], None  # never read a verdict from an old run
+            cell.outputs, cell.execution_count = (
+                [],
+                None,
+            )  # never read a verdict from an old run
             if SKIP_MARK in cell.source:
-                cell.metadata["tags"] = [*cell.metadata.get("tags", []), "skip-execution"]
+                cell.metadata["tags"] = [
+                    *cell.metadata.get("tags", []),
+                    "skip-execution",
+                ]
     client = NotebookClient(
-        nb, kernel_name="python3", allow_errors=True, shutdown_kernel="immediate",
+        nb,
+        kernel_name="python3",
+        allow_errors=True,
+        shutdown_kernel="immediate",
         timeout_func=lambda cell: max(1, math.ceil(deadline[0] - time.monotonic())),
         resources={"metadata": {"path": str(workdir)}},
-        on_notebook_start=lambda notebook: deadline.__setitem__(0, time.monotonic() + timeout),
+        on_notebook_start=lambda notebook: deadline.__setitem__(
+            0, time.monotonic() + timeout
+        ),
         on_cell_start=lambda cell, cell_index: current.__setitem__(0, cell_index),
-        on_cell_executed=lambda cell, cell_index, execute_reply: run.finished.add(cell_index),
+        on_cell_executed=lambda cell, cell_index, execute_reply: run.finished.add(
+            cell_index
+        ),
     )
     try:
         client.execute()
     except CellTimeoutError:
-        run.stopped = (current[0], TIME_OUT, f"the notebook's {timeout:g} s were up")
+        run.stopped = (
+            current[0],
+            TIME_OUT,
+            f"the notebook's {timeout:g} s were up",
+        )
     except DeadKernelError:
-        run.stopped = (current[0], ERROR, "the kernel died (out of memory, or the code quit)")
-    except Exception as e:  # a kernel that does not start, or anything else: a row, not a crash
-        run.stopped = (current[0], ERROR, f"the run failed: {type(e).__name__}: {e}")
+        run.stopped = (
+            current[0],
+            ERROR,
+            "the kernel died (out of memory, or the code quit)",
+        )
+    except (
+        Exception
+    ) as e:  # a kernel that does not start, or anything else: a row, not a crash
+        run.stopped = (
+            current[0],
+            ERROR,
+            f"the run failed: {type(e).__name__}: {e}",
+        )
     return run
 
 
 def _verdict(cell: nbformat.NotebookNode) -> Tuple[str, str]:
-    """Status and detail from an exercise cell's outputs: an error, else the last verdict shown."""
+    """Status and detail from an exercise cell's outputs: an error, else the last
+    verdict shown."""
     shown = None
     for output in cell.outputs:
         if output.output_type == "error":
@@ -212,7 +302,9 @@ def _verdict(cell: nbformat.NotebookNode) -> Tuple[str, str]:
             text = output.get("text", "")
         else:
             text = output.get("data", {}).get("text/plain", "")
-        verdicts: List[str] = []  # each verdict with its wrapped continuation lines, joined
+        verdicts: List[
+            str
+        ] = []  # each verdict with its wrapped continuation lines, joined
         for line in text.splitlines():
             if line.startswith(VERDICT_STARTS):
                 verdicts.append(line.strip())
@@ -220,44 +312,71 @@ def _verdict(cell: nbformat.NotebookNode) -> Tuple[str, str]:
                 verdicts[-1] += " " + line.strip()
         shown = verdicts[-1] if verdicts else shown
     if shown is None:
-        return NOT_YET, "the cell shows no verdict: end it with its h.exercises.check_...(...) call"
+        return (
+            NOT_YET,
+            "the cell shows no verdict: end it with its h.exercises.check_...(...) call",
+        )
     return (PASSED if shown.startswith(RIGHT) else NOT_YET), shown
 
 
-def _exercise(nb: nbformat.NotebookNode, run: _Run, checker: str) -> Tuple[str, str]:
-    cells = [i for i, c in enumerate(nb.cells)
-             if c.cell_type == "code" and checker in checker_calls(c.source)]
+def _exercise(
+    nb: nbformat.NotebookNode, run: _Run, checker: str
+) -> Tuple[str, str]:
+    cells = [
+        i
+        for i, c in enumerate(nb.cells)
+        if c.cell_type == "code" and checker in checker_calls(c.source)
+    ]
     if not cells:
-        return MISSING, f"no cell calls {checker}(...): put back the exercise's cell"
+        return (
+            MISSING,
+            f"no cell calls {checker}(...): put back the exercise's cell",
+        )
     i = cells[-1]  # the student's last word
     if i in run.finished:
         return _verdict(nb.cells[i])
     if run.stopped and i == run.stopped[0]:
-        return run.stopped[1], f"{run.stopped[2]} while this exercise's cell (cell {i + 1}) ran"
+        return run.stopped[
+            1
+        ], f"{run.stopped[2]} while this exercise's cell (cell {i + 1}) ran"
     if run.stopped and i > run.stopped[0]:
-        where = f"in cell {run.stopped[0] + 1}" if run.stopped[0] >= 0 else "as the kernel started"
+        where = (
+            f"in cell {run.stopped[0] + 1}"
+            if run.stopped[0] >= 0
+            else "as the kernel started"
+        )
         return run.stopped[1], f"{run.stopped[2]} {where}, before this one"
     return NOT_YET, f"the exercise's cell (cell {i + 1}) did not run"
 
 
-def grade_file(path: Path, known: Dict[str, Chapter], timeout: float,
-               expected: Optional[Chapter] = None) -> List[Row]:
-    """Grade one submission: a row per exercise of its chapter (one row if the chapter is unknown).
+def grade_file(
+    path: Path,
+    known: Dict[str, Chapter],
+    timeout: float,
+    expected: Optional[Chapter] = None,
+) -> List[Row]:
+    """Grade one submission: a row per exercise of its chapter (one row if the
+    chapter is unknown).
 
     Args:
         path: the submitted file; its stem is the student's name.
         known: the chapters, from ``chapters()``.
         timeout: seconds the notebook may run.
-        expected: the chapter the teacher asked for; a notebook of another chapter is an error.
+        expected: the chapter the teacher asked for; a notebook of another chapter
+            is an error.
 
     Returns:
-        The rows; problems with the file are rows with the status "error", never exceptions.
+        The rows; problems with the file are rows with the status "error", never
+        exceptions.
     """
+
     def failed(detail: str, chapter: Optional[Chapter] = expected) -> List[Row]:
         if chapter is None:
             return [Row(path.stem, "", "", "", ERROR, _short(detail))]
-        return [Row(path.stem, chapter.number, str(n), name, ERROR, _short(detail))
-                for n, name in enumerate(chapter.checkers, 1)]
+        return [
+            Row(path.stem, chapter.number, str(n), name, ERROR, _short(detail))
+            for n, name in enumerate(chapter.checkers, 1)
+        ]
 
     try:
         nb = read_submission(path)
@@ -267,18 +386,36 @@ def grade_file(path: Path, known: Dict[str, Chapter], timeout: float,
     try:
         chapter = identify(nb, known)
         if expected and chapter and chapter != expected:
-            return failed(f"this notebook is chapter {chapter.title!r}, not {expected.title!r}: "
-                          f"hand in the chapter {expected.number} notebook")
+            return failed(
+                f"this notebook is chapter {chapter.title!r}, not {expected.title!r}: "
+                f"hand in the chapter {expected.number} notebook"
+            )
         chapter = chapter or expected
         if chapter is None:
-            return failed("cannot tell which chapter this notebook is from: it calls no exercise "
-                          "checker and its title is no chapter's; name it with --chapter NN")
-        with tempfile.TemporaryDirectory(prefix="oml-grade-", ignore_cleanup_errors=True) as work:
+            return failed(
+                "cannot tell which chapter this notebook is from: it calls no exercise "
+                "checker and its title is no chapter's; name it with --chapter NN"
+            )
+        with tempfile.TemporaryDirectory(
+            prefix="oml-grade-", ignore_cleanup_errors=True
+        ) as work:
             run = run_notebook(nb, Path(work), timeout)
-        return [Row(path.stem, chapter.number, str(n), name, *map(_short, _exercise(nb, run, name)))
-                for n, name in enumerate(chapter.checkers, 1)]
-    except Exception as e:  # a bug of the grader's own must not lose the other students' grades
-        return failed(f"the grader failed on this file: {type(e).__name__}: {e}", chapter)
+        return [
+            Row(
+                path.stem,
+                chapter.number,
+                str(n),
+                name,
+                *map(_short, _exercise(nb, run, name)),
+            )
+            for n, name in enumerate(chapter.checkers, 1)
+        ]
+    except (
+        Exception
+    ) as e:  # a bug of the grader's own must not lose the other students' grades
+        return failed(
+            f"the grader failed on this file: {type(e).__name__}: {e}", chapter
+        )
 
 
 def grade_folder(
@@ -289,7 +426,8 @@ def grade_folder(
     skip: Sequence[Path] = (),
     report: Callable[[Path, List[Row], float], None] = lambda *args: None,
 ) -> List[Row]:
-    """Grade every file in ``folder`` (hidden files and ``skip`` aside), in name order.
+    """Grade every file in ``folder`` (hidden files and ``skip`` aside), in name
+    order.
 
     Args:
         folder: the submissions, one file per student.
@@ -297,7 +435,8 @@ def grade_folder(
         timeout: seconds each notebook may run.
         expected: the chapter every submission should be, if the teacher says so.
         skip: files to leave out, e.g. the CSV being written.
-        report: called after each file with its path, its rows and the seconds it took.
+        report: called after each file with its path, its rows and the seconds it
+            took.
 
     Returns:
         All rows, file by file.
@@ -305,7 +444,11 @@ def grade_folder(
     skipped = {Path(p).resolve() for p in skip}
     rows: List[Row] = []
     for path in sorted(Path(folder).iterdir()):
-        if path.is_file() and not path.name.startswith(".") and path.resolve() not in skipped:
+        if (
+            path.is_file()
+            and not path.name.startswith(".")
+            and path.resolve() not in skipped
+        ):
             start = time.monotonic()
             rows += (graded := grade_file(path, known, timeout, expected))
             report(path, graded, time.monotonic() - start)

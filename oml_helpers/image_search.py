@@ -1,7 +1,9 @@
-"""Search a store with a new image (chapter 06): read it, embed it with the model's own transform, search.
+"""Search a store with a new image (chapter 06): read it, embed it with the model's
+own transform, search.
 
-Nothing here is specific to digits except ``prepare_digit_photo``, the step that turns a photo of dark
-ink on light paper into what the book's digit images look like.
+Nothing here is specific to digits except ``prepare_digit_photo``, the step that
+turns a photo of dark ink on light paper into what the book's digit images look
+like.
 """
 
 from pathlib import Path
@@ -11,14 +13,17 @@ import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 
-if TYPE_CHECKING:  # only the store's public API is used: create/open, dim, model_name, search
+if (
+    TYPE_CHECKING
+):  # only the store's public API is used: create/open, dim, model_name, search
     from oml_helpers.storage import EmbeddingStore
 
 ImageInput = Union[str, Path, Image.Image]
 
 
 def read_image(image: ImageInput) -> Image.Image:
-    """An image file (or a PIL image) as an RGB PIL image, the way OML's datasets read images.
+    """An image file (or a PIL image) as an RGB PIL image, the way OML's datasets
+    read images.
 
     Args:
         image: A path to a PNG, JPEG or any format Pillow reads, or a PIL image.
@@ -28,29 +33,38 @@ def read_image(image: ImageInput) -> Image.Image:
 
     Raises:
         FileNotFoundError: No file at the path.
-        ValueError: The file is not an image Pillow can read, or ``image`` is neither a path nor an image.
+        ValueError: The file is not an image Pillow can read, or ``image`` is
+            neither a path nor an image.
     """
     if isinstance(image, Image.Image):
         return image.convert("RGB")
     if not isinstance(image, (str, Path)):
-        raise ValueError(f"image must be a path or a PIL image, got {type(image).__name__}.")
+        raise ValueError(
+            f"image must be a path or a PIL image, got {type(image).__name__}."
+        )
     path = Path(image)
     if not path.is_file():
-        raise FileNotFoundError(f"No image file at {path}. Check the path (relative paths start at {Path.cwd()}).")
+        raise FileNotFoundError(
+            f"No image file at {path}. Check the path (relative paths start at {Path.cwd()})."
+        )
     try:
         with Image.open(path) as opened:
             return opened.convert("RGB")
     except (UnidentifiedImageError, OSError) as e:
-        raise ValueError(f"{path} is not an image Pillow can read ({e}). Give a PNG or JPEG file.") from e
+        raise ValueError(
+            f"{path} is not an image Pillow can read ({e}). Give a PNG or JPEG file."
+        ) from e
 
 
 def prepare_digit_photo(image: ImageInput, size: int = 64) -> Image.Image:
-    """Digit-specific: a photo of a dark digit on light paper, made to look like the book's digits.
+    """Digit-specific: a photo of a dark digit on light paper, made to look like the
+    book's digits.
 
-    The book's digit images are 64x64, grey, a light digit on black. This makes the photo grey, inverts
-    it (dark ink becomes light, light paper black) and resizes it to ``size`` x ``size``. Call it only
-    for such photos: a light digit on a dark ground needs no inversion, and other kinds of data (products,
-    faces) need none of this, only their model's own transform.
+    The book's digit images are 64x64, grey, a light digit on black. This makes the
+    photo grey, inverts it (dark ink becomes light, light paper black) and resizes
+    it to ``size`` x ``size``. Call it only for such photos: a light digit on a dark
+    ground needs no inversion, and other kinds of data (products, faces) need none
+    of this, only their model's own transform.
 
     Args:
         image: A path or a PIL image of a dark digit on a light background.
@@ -66,8 +80,11 @@ def prepare_digit_photo(image: ImageInput, size: int = 64) -> Image.Image:
     return inverted.resize((size, size), Image.BILINEAR).convert("RGB")
 
 
-def load_image_tensor(image: ImageInput, transform: Callable[[Image.Image], torch.Tensor]) -> torch.Tensor:
-    """An image as a batch of one, through ``transform``: nothing added, nothing inverted.
+def load_image_tensor(
+    image: ImageInput, transform: Callable[[Image.Image], torch.Tensor]
+) -> torch.Tensor:
+    """An image as a batch of one, through ``transform``: nothing added, nothing
+    inverted.
 
     Args:
         image: A path or a PIL image (read as RGB, as OML's datasets do).
@@ -78,19 +95,30 @@ def load_image_tensor(image: ImageInput, transform: Callable[[Image.Image], torc
         A ``[1, channels, height, width]`` tensor.
 
     Raises:
-        FileNotFoundError, ValueError: A bad image or a transform that does not give a 3-d tensor.
+        FileNotFoundError, ValueError: A bad image or a transform that does not give
+        a 3-d tensor.
     """
     tensor = transform(read_image(image))
     if not torch.is_tensor(tensor) or tensor.ndim != 3:
-        got = tuple(tensor.shape) if torch.is_tensor(tensor) else type(tensor).__name__
-        raise ValueError(f"transform must turn an image into a [channels, height, width] tensor, got {got}; "
-                         "end it with transforms.ToTensor() (and the model's normalisation).")
+        got = (
+            tuple(tensor.shape)
+            if torch.is_tensor(tensor)
+            else type(tensor).__name__
+        )
+        raise ValueError(
+            f"transform must turn an image into a [channels, height, width] tensor, got {got}; "
+            "end it with transforms.ToTensor() (and the model's normalisation)."
+        )
     return tensor.unsqueeze(0)
 
 
-def embed_image(model: torch.nn.Module, image: ImageInput,
-                transform: Callable[[Image.Image], torch.Tensor]) -> np.ndarray:
-    """The model's embedding of one image, in eval mode, without gradients, on the model's device.
+def embed_image(
+    model: torch.nn.Module,
+    image: ImageInput,
+    transform: Callable[[Image.Image], torch.Tensor],
+) -> np.ndarray:
+    """The model's embedding of one image, in eval mode, without gradients, on the
+    model's device.
 
     Args:
         model: The extractor that embedded the gallery.
@@ -107,29 +135,42 @@ def embed_image(model: torch.nn.Module, image: ImageInput,
     return embedding[0].cpu().numpy().astype(np.float32)
 
 
-def search_image(model: torch.nn.Module, image: ImageInput, transform: Callable[[Image.Image], torch.Tensor],
-                 store: "EmbeddingStore", k: int = 5, **filters: Any) -> Any:
+def search_image(
+    model: torch.nn.Module,
+    image: ImageInput,
+    transform: Callable[[Image.Image], torch.Tensor],
+    store: "EmbeddingStore",
+    k: int = 5,
+    **filters: Any,
+) -> Any:
     """The ``k`` stored items nearest to a new image, nearest first.
 
     Args:
         model: The extractor whose embeddings the store holds.
-        image: A path or a PIL image, prepared as the gallery's images were (see ``prepare_digit_photo``).
+        image: A path or a PIL image, prepared as the gallery's images were (see
+            ``prepare_digit_photo``).
         transform: The transform the gallery was embedded with.
         store: An open ``EmbeddingStore``.
         k: Number of results, at least 1.
         **filters: Passed to ``store.search`` (e.g. ``is_gallery=True``).
 
     Returns:
-        The store's ``SearchResult`` for this one query: ``ids`` (store ids), ``distances``, ``paths``.
+        The store's ``SearchResult`` for this one query: ``ids`` (store ids),
+        ``distances``, ``paths``.
 
     Raises:
-        FileNotFoundError, ValueError: A bad image, ``k`` or a model of another embedding size.
+        FileNotFoundError, ValueError: A bad image, ``k`` or a model of another
+        embedding size.
     """
     if not isinstance(k, (int, np.integer)) or k < 1:
-        raise ValueError(f"k must be a whole number of results, at least 1, got {k!r}.")
+        raise ValueError(
+            f"k must be a whole number of results, at least 1, got {k!r}."
+        )
     query = embed_image(model, image, transform)
     dim = getattr(store, "dim", len(query))
     if len(query) != dim:
-        raise ValueError(f"The model gives {len(query)}-d embeddings but the store holds {dim}-d ones "
-                         f"(model {getattr(store, 'model_name', '?')!r}): search with the model that filled it.")
+        raise ValueError(
+            f"The model gives {len(query)}-d embeddings but the store holds {dim}-d ones "
+            f"(model {getattr(store, 'model_name', '?')!r}): search with the model that filled it."
+        )
     return store.search(query, k=int(k), **filters)

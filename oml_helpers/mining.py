@@ -1,4 +1,5 @@
-"""Looking past the ranking (chapter 01): how far apart a model puts the digits, and what int8 storage does to it."""
+"""Looking past the ranking (chapter 01): how far apart a model puts the digits,
+and what int8 storage does to it."""
 
 from typing import Dict
 
@@ -13,13 +14,12 @@ from oml.metrics import calc_retrieval_metrics_rr
 from oml.retrieval import RetrievalResults
 
 
-
 def int8_round_trip(embeddings: Tensor) -> Tensor:
     """The embeddings as they come back from int8 codes with one scale per row.
 
-    Each row is stored as ``scale * codes`` with ``scale = max |row| / 127`` and ``codes`` the rounded
-    ``row / scale`` (integers from -127 to 127): a quarter of float32's bytes, the usual way vector
-    stores compress embeddings.
+    Each row is stored as ``scale * codes`` with ``scale = max |row| / 127`` and
+    ``codes`` the rounded ``row / scale`` (integers from -127 to 127): a quarter of
+    float32's bytes, the usual way vector stores compress embeddings.
 
     Args:
         embeddings: ``[n, dim]`` float embeddings.
@@ -29,24 +29,36 @@ def int8_round_trip(embeddings: Tensor) -> Tensor:
         (``scale / 2``) of the original; an all-zero row stays zero.
     """
     if embeddings.ndim != 2:
-        raise ValueError(f"embeddings must be [n, dim], got shape {tuple(embeddings.shape)}.")
+        raise ValueError(
+            f"embeddings must be [n, dim], got shape {tuple(embeddings.shape)}."
+        )
     vectors = embeddings.detach().cpu().float().numpy()
     scale = np.abs(vectors).max(axis=1, initial=0) / np.float32(127)
-    codes = np.clip(np.rint(vectors / np.where(scale > 0, scale, 1)[:, None]), -127, 127)
-    return torch.from_numpy((codes.astype(np.int8).astype(np.float32) * scale[:, None]).astype(np.float32))
+    codes = np.clip(
+        np.rint(vectors / np.where(scale > 0, scale, 1)[:, None]), -127, 127
+    )
+    return torch.from_numpy(
+        (codes.astype(np.int8).astype(np.float32) * scale[:, None]).astype(
+            np.float32
+        )
+    )
 
 
-def embedding_report(models: Dict[str, nn.Module], dataset: ImageQueryGalleryLabeledDataset) -> pd.DataFrame:
+def embedding_report(
+    models: Dict[str, nn.Module], dataset: ImageQueryGalleryLabeledDataset
+) -> pd.DataFrame:
     """Ranking and distances of each model on a labelled query/gallery dataset.
 
     Args:
-        models: Name to extractor (e.g. ``{"all triplets": model, "hard": hard_model}``).
+        models: Name to extractor (e.g. ``{"all triplets": model, "hard":
+            hard_model}``).
         dataset: A labelled query/gallery dataset (the unseen digits).
 
     Returns:
-        One row per model: ``cmc/1``; ``same label`` and ``other label``, the median distance of all
-        pairs of images with the same and with different labels; and ``cmc/1 int8``, CMC@1 once the
-        embeddings are stored as int8 (``int8_round_trip``).
+        One row per model: ``cmc/1``; ``same label`` and ``other label``, the median
+        distance of all pairs of images with the same and with different labels; and
+        ``cmc/1 int8``, CMC@1 once the embeddings are stored as int8
+        (``int8_round_trip``).
     """
     if not models:
         raise ValueError("No models given: pass a dict of name to extractor.")
@@ -67,7 +79,8 @@ def embedding_report(models: Dict[str, nn.Module], dataset: ImageQueryGalleryLab
 
 
 def _cmc1(embeddings: Tensor, dataset: ImageQueryGalleryLabeledDataset) -> float:
-    # n_items=10 as in retrieval_metrics, so that near-ties at rank 1 break the same way there
+    # n_items=10 as in retrieval_metrics, so that near-ties at rank 1 break the same
+    # way there
     rr = RetrievalResults.from_embeddings(embeddings, dataset, n_items=10)
     metrics = calc_retrieval_metrics_rr(
         rr, cmc_top_k=(1,), precision_top_k=(1,), map_top_k=(1,), verbose=False

@@ -1,4 +1,5 @@
-"""Extractors: a small CNN that trains in seconds on a CPU, and OML's pretrained ViT when online."""
+"""Extractors: a small CNN that trains in seconds on a CPU, and OML's pretrained
+ViT when online."""
 
 from typing import Any
 
@@ -11,9 +12,10 @@ from oml.interfaces.models import IExtractor
 class SmallCNN(IExtractor):
     """Three convolutional blocks and a linear head, with L2-normalised output.
 
-    It subclasses OML's ``IExtractor``, the type that ``ExtractorModule`` and ``ConcatSiamese``
-    are written for (``inference`` takes any torch module): ``forward``/``extract`` give
-    embeddings and ``feat_dim`` their size. About 28k parameters with the defaults.
+    It subclasses OML's ``IExtractor``, the type that ``ExtractorModule`` and
+    ``ConcatSiamese`` are written for (``inference`` takes any torch module):
+    ``forward``/``extract`` give embeddings and ``feat_dim`` their size. About 28k
+    parameters with the defaults.
     """
 
     def __init__(self, feat_dim: int = 64, width: int = 16, in_channels: int = 3):
@@ -31,14 +33,23 @@ class SmallCNN(IExtractor):
         channels = [in_channels, width, 2 * width, 4 * width]
         blocks = []
         for c_in, c_out in zip(channels[:-1], channels[1:]):
-            blocks += [nn.Conv2d(c_in, c_out, 3, padding=1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU(), nn.MaxPool2d(2)]
-        self.backbone = nn.Sequential(*blocks, nn.AdaptiveAvgPool2d(1), nn.Flatten())
+            blocks += [
+                nn.Conv2d(c_in, c_out, 3, padding=1, bias=False),
+                nn.BatchNorm2d(c_out),
+                nn.ReLU(),
+                nn.MaxPool2d(2),
+            ]
+        self.backbone = nn.Sequential(
+            *blocks, nn.AdaptiveAvgPool2d(1), nn.Flatten()
+        )
         self.head = nn.Linear(channels[-1], feat_dim)
         self._feat_dim = feat_dim
 
     def forward(self, x: Tensor) -> Tensor:
         if x.ndim != 4:
-            raise ValueError(f"Expected a batch of images [batch, channels, height, width], got shape {tuple(x.shape)}.")
+            raise ValueError(
+                f"Expected a batch of images [batch, channels, height, width], got shape {tuple(x.shape)}."
+            )
         return F.normalize(self.head(self.backbone(x)), dim=1)
 
     @property
@@ -51,7 +62,8 @@ class PretrainedUnavailableError(RuntimeError):
 
 
 def pretrained_extractor(name: str = "vits16_dino", **kwargs: Any) -> IExtractor:
-    """OML's pretrained ViT from its model zoo; it downloads weights, so it needs the internet.
+    """OML's pretrained ViT from its model zoo; it downloads weights, so it needs
+    the internet.
 
     Args:
         name: A key of ``ViTExtractor.pretrained_models``, e.g. ``"vits16_dino"``.
@@ -62,15 +74,20 @@ def pretrained_extractor(name: str = "vits16_dino", **kwargs: Any) -> IExtractor
 
     Raises:
         KeyError: ``name`` is not in OML's zoo (the message lists the names).
-        PretrainedUnavailableError: The download failed; the message says what to do instead.
+        PretrainedUnavailableError: The download failed; the message says what to do
+            instead.
     """
     from oml.models import ViTExtractor
 
     if name not in ViTExtractor.pretrained_models:
-        raise KeyError(f"No pretrained ViT called {name!r}; choose one of {sorted(ViTExtractor.pretrained_models)}.")
+        raise KeyError(
+            f"No pretrained ViT called {name!r}; choose one of {sorted(ViTExtractor.pretrained_models)}."
+        )
     try:
         return ViTExtractor.from_pretrained(name, **kwargs).eval()
-    except Exception as e:  # the zoo tries several hosts; each fails in its own way when offline
+    except (
+        Exception
+    ) as e:  # the zoo tries several hosts; each fails in its own way when offline
         raise PretrainedUnavailableError(
             f"Could not download the weights of {name!r} ({type(e).__name__}: {str(e)[:200]}). "
             "This needs the internet: run the cell in Colab, or train SmallCNN from scratch offline."
@@ -87,4 +104,3 @@ def count_parameters(model: nn.Module) -> int:
         The count.
     """
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
-

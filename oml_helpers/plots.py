@@ -32,13 +32,24 @@ def show_images(
     """
     labels = sorted(df[LABELS_COLUMN].unique()) if labels is None else list(labels)
     if not labels or per_label < 1:
-        raise ValueError("Nothing to show: give at least one label and per_label >= 1.")
+        raise ValueError(
+            "Nothing to show: give at least one label and per_label >= 1."
+        )
     absent = [label for label in labels if not (df[LABELS_COLUMN] == label).any()]
     if absent:
         raise ValueError(f"Label(s) {absent} have no rows in the dataframe.")
-    fig, axes = plt.subplots(len(labels), per_label, figsize=(per_label * 0.9, len(labels) * 0.95), squeeze=False)
+    fig, axes = plt.subplots(
+        len(labels),
+        per_label,
+        figsize=(per_label * 0.9, len(labels) * 0.95),
+        squeeze=False,
+    )
     for row, label in zip(axes, labels):
-        paths = df.loc[df[LABELS_COLUMN] == label, PATHS_COLUMN].head(per_label).tolist()
+        paths = (
+            df.loc[df[LABELS_COLUMN] == label, PATHS_COLUMN]
+            .head(per_label)
+            .tolist()
+        )
         for ax, path in zip(row, paths + [None] * per_label):
             ax.axis("off")
             if path is not None:
@@ -49,12 +60,16 @@ def show_images(
     return fig
 
 
-def plot_training_logs(logs: pd.DataFrame, window: int = 5, title: str = "") -> plt.Figure:
+def plot_training_logs(
+    logs: pd.DataFrame, window: int = 5, title: str = ""
+) -> plt.Figure:
     """Loss, share of active triplets and mean distances over the training steps.
 
     Args:
-        logs: What ``train_extractor`` returns (columns ``loss``, ``active_tri``, ``pos_dist``, ``neg_dist``).
-        window: Steps in the moving average drawn over the raw values (1 draws raw values only).
+        logs: What ``train_extractor`` returns (columns ``loss``, ``active_tri``,
+            ``pos_dist``, ``neg_dist``).
+        window: Steps in the moving average drawn over the raw values (1 draws raw
+            values only).
         title: Figure title.
 
     Returns:
@@ -62,12 +77,18 @@ def plot_training_logs(logs: pd.DataFrame, window: int = 5, title: str = "") -> 
     """
     missing = {"loss", "active_tri", "pos_dist", "neg_dist"} - set(logs.columns)
     if missing:
-        raise ValueError(f"logs lack the columns {sorted(missing)}; pass what train_extractor returns.")
+        raise ValueError(
+            f"logs lack the columns {sorted(missing)}; pass what train_extractor returns."
+        )
     if logs.empty:
         raise ValueError("logs are empty: train for at least one step.")
     smooth = logs.rolling(window, min_periods=1).mean()
     fig, axes = plt.subplots(1, 3, figsize=(12, 3.2))
-    panels = [("loss", ["loss"]), ("active triplets (share)", ["active_tri"]), ("mean distance", ["pos_dist", "neg_dist"])]
+    panels = [
+        ("loss", ["loss"]),
+        ("active triplets (share)", ["active_tri"]),
+        ("mean distance", ["pos_dist", "neg_dist"]),
+    ]
     for ax, (name, columns) in zip(axes, panels):
         for column in columns:
             line = ax.plot(logs[column], alpha=0.3)[0]
@@ -81,17 +102,21 @@ def plot_training_logs(logs: pd.DataFrame, window: int = 5, title: str = "") -> 
     return fig
 
 
-def plot_pca(embeddings: Dict[str, Tensor], labels: Sequence[int], title: str = "") -> plt.Figure:
-    """Each set of embeddings projected on its own first two principal components, coloured by label.
+def plot_pca(
+    embeddings: Dict[str, Tensor], labels: Sequence[int], title: str = ""
+) -> plt.Figure:
+    """Each set of embeddings projected on its own first two principal components,
+    coloured by label.
 
     Args:
-        embeddings: Panel title to embeddings ``[n, dim]`` (e.g. before and after training), all of
-            the same ``n`` items, in the order of ``labels``.
+        embeddings: Panel title to embeddings ``[n, dim]`` (e.g. before and after
+            training), all of the same ``n`` items, in the order of ``labels``.
         labels: The label of each item.
         title: Figure title.
 
     Returns:
-        The figure; each panel's axis labels give the share of the variance its component keeps.
+        The figure; each panel's axis labels give the share of the variance its
+        component keeps.
     """
     labels = np.asarray(labels)
     if not embeddings:
@@ -102,54 +127,89 @@ def plot_pca(embeddings: Dict[str, Tensor], labels: Sequence[int], title: str = 
                 f"embeddings {name!r} must be [n, dim] with n = len(labels) = {len(labels)} and dim >= 2, "
                 f"got {tuple(emb.shape)}."
             )
-    fig, axes = plt.subplots(1, len(embeddings), figsize=(4.2 * len(embeddings), 4), squeeze=False)
+    fig, axes = plt.subplots(
+        1, len(embeddings), figsize=(4.2 * len(embeddings), 4), squeeze=False
+    )
     for ax, (name, emb) in zip(axes[0], embeddings.items()):
-        centred = emb.detach().cpu().double() - emb.detach().cpu().double().mean(dim=0)
+        centred = emb.detach().cpu().double() - emb.detach().cpu().double().mean(
+            dim=0
+        )
         _, singular, vt = torch.linalg.svd(centred, full_matrices=False)
         points = (centred @ vt[:2].T).numpy()
         share = (singular**2 / (singular**2).sum()).numpy()
         for label in np.unique(labels):
             at = labels == label
-            ax.scatter(points[at, 0], points[at, 1], s=6, alpha=0.6, label=str(label))
+            ax.scatter(
+                points[at, 0], points[at, 1], s=6, alpha=0.6, label=str(label)
+            )
         ax.set_title(name)
         ax.set_xlabel(f"PC 1 ({share[0]:.0%} of the variance)")
         ax.set_ylabel(f"PC 2 ({share[1]:.0%})")
-    axes[0][-1].legend(title="label", markerscale=2, loc="center left", bbox_to_anchor=(1, 0.5))
+    axes[0][-1].legend(
+        title="label", markerscale=2, loc="center left", bbox_to_anchor=(1, 0.5)
+    )
     fig.suptitle(title)
     fig.tight_layout()
     return fig
 
 
-def plot_distance_histograms(embeddings: Dict[str, Tensor], labels: Sequence[int], bins: int = 60) -> plt.Figure:
-    """Histograms of the Euclidean distances between all pairs of items: same label against different.
+def plot_distance_histograms(
+    embeddings: Dict[str, Tensor], labels: Sequence[int], bins: int = 60
+) -> plt.Figure:
+    """Histograms of the Euclidean distances between all pairs of items: same label
+    against different.
 
     Args:
-        embeddings: Panel title to embeddings ``[n, dim]`` of the same ``n`` items, in the order of ``labels``.
+        embeddings: Panel title to embeddings ``[n, dim]`` of the same ``n`` items,
+            in the order of ``labels``.
         labels: The label of each item.
         bins: Bins per histogram.
 
     Returns:
-        The figure, one panel per set of embeddings; each panel has its own distance axis and both
-        histograms are densities, so that the many different-label pairs do not hide the others.
+        The figure, one panel per set of embeddings; each panel has its own distance
+        axis and both histograms are densities, so that the many different-label
+        pairs do not hide the others.
     """
     labels = torch.as_tensor(np.asarray(labels))
     if not embeddings:
         raise ValueError("Nothing to plot: give at least one set of embeddings.")
     if len(labels) < 2 or len(labels.unique()) < 2:
-        raise ValueError("Give at least two items and two labels: there are no pairs to compare otherwise.")
+        raise ValueError(
+            "Give at least two items and two labels: there are no pairs to compare otherwise."
+        )
     for name, emb in embeddings.items():
         if emb.ndim != 2 or len(emb) != len(labels):
-            raise ValueError(f"embeddings {name!r} must be [n, dim] with n = len(labels) = {len(labels)}, "
-                             f"got {tuple(emb.shape)}.")
-    upper = torch.triu(torch.ones(len(labels), len(labels), dtype=torch.bool), diagonal=1)
+            raise ValueError(
+                f"embeddings {name!r} must be [n, dim] with n = len(labels) = {len(labels)}, "
+                f"got {tuple(emb.shape)}."
+            )
+    upper = torch.triu(
+        torch.ones(len(labels), len(labels), dtype=torch.bool), diagonal=1
+    )
     same = (labels[:, None] == labels[None, :]) & upper
     different = (labels[:, None] != labels[None, :]) & upper
-    fig, axes = plt.subplots(1, len(embeddings), figsize=(4.6 * len(embeddings), 3.2), squeeze=False)
+    fig, axes = plt.subplots(
+        1, len(embeddings), figsize=(4.6 * len(embeddings), 3.2), squeeze=False
+    )
     for ax, (name, emb) in zip(axes[0], embeddings.items()):
-        distances = torch.cdist(emb.detach().cpu().double(), emb.detach().cpu().double())
+        distances = torch.cdist(
+            emb.detach().cpu().double(), emb.detach().cpu().double()
+        )
         edges = np.linspace(0.0, float(distances[upper].max()), bins + 1)
-        ax.hist(distances[same].numpy(), bins=edges, density=True, alpha=0.6, label="same label")
-        ax.hist(distances[different].numpy(), bins=edges, density=True, alpha=0.6, label="different labels")
+        ax.hist(
+            distances[same].numpy(),
+            bins=edges,
+            density=True,
+            alpha=0.6,
+            label="same label",
+        )
+        ax.hist(
+            distances[different].numpy(),
+            bins=edges,
+            density=True,
+            alpha=0.6,
+            label="different labels",
+        )
         ax.set_title(name)
         ax.set_xlabel("distance")
         ax.set_yticks([])

@@ -1,15 +1,19 @@
-"""Embeddings in one SQLite file, one row per item, with OML's metadata and an exact top-k search.
+"""Embeddings in one SQLite file, one row per item, with OML's metadata and an exact
+top-k search.
 
-``items`` has one row per item: ``id``, ``label``, ``path``, ``split``, ``is_query``, ``is_gallery`` and
-``vector``, a little-endian float32 BLOB of exactly ``4 * dim`` bytes; ``meta`` records the model name,
-dimension, dtype and schema version. One vector by hand: ``SELECT vector FROM items WHERE id = ?``.
-Each write is one transaction in WAL mode: a bad or interrupted batch leaves the file as it was, and
-readers keep reading during a write. Searches use all vectors as one float32 matrix, kept in memory
-until another connection writes (``PRAGMA data_version``). A cold open reads that matrix from the
-``snapshot`` table, two BLOBs that ``close`` saves after a store's writes (see ``storage_snapshot``),
-and falls back to the rows when the snapshot is stale or damaged. A float32 product picks a shortlist that
-provably holds the true top ``k`` (``float32_scores``), float64 distances rank it, so the answers are
-a float64 brute force's. One store object per thread or process; numpy, pandas and sqlite3 only.
+``items`` has one row per item: ``id``, ``label``, ``path``, ``split``,
+``is_query``, ``is_gallery`` and ``vector``, a little-endian float32 BLOB of exactly
+``4 * dim`` bytes; ``meta`` records the model name, dimension, dtype and schema
+version. One vector by hand: ``SELECT vector FROM items WHERE id = ?``. Each write
+is one transaction in WAL mode: a bad or interrupted batch leaves the file as it
+was, and readers keep reading during a write. Searches use all vectors as one
+float32 matrix, kept in memory until another connection writes (``PRAGMA
+data_version``). A cold open reads that matrix from the ``snapshot`` table, two
+BLOBs that ``close`` saves after a store's writes (see ``storage_snapshot``), and
+falls back to the rows when the snapshot is stale or damaged. A float32 product
+picks a shortlist that provably holds the true top ``k`` (``float32_scores``),
+float64 distances rank it, so the answers are a float64 brute force's. One store
+object per thread or process; numpy, pandas and sqlite3 only.
 """
 
 import sqlite3
@@ -21,65 +25,152 @@ import numpy as np
 import pandas as pd
 
 from oml_helpers.storage_checks import (  # noqa: F401 (the result types and errors belong to this API)
-    FILTERS, METADATA_COLUMNS, VECTOR_DTYPE, DuplicateIdError, EmbeddingError, Filter, LoadResult, MetadataError,
-    SearchResult, StoreError, StoreFileError, UnknownIdError, check_ids, check_metadata, check_search_options,
-    check_vectors, damaged_error, read_meta, select_rows)
+    FILTERS,
+    METADATA_COLUMNS,
+    VECTOR_DTYPE,
+    DuplicateIdError,
+    EmbeddingError,
+    Filter,
+    LoadResult,
+    MetadataError,
+    SearchResult,
+    StoreError,
+    StoreFileError,
+    UnknownIdError,
+    check_ids,
+    check_metadata,
+    check_search_options,
+    check_vectors,
+    damaged_error,
+    read_meta,
+    select_rows,
+)
 from oml_helpers.storage_search import float32_scores, shortlists, top_k  # noqa: F401 (part of this API)
 from oml_helpers.storage_snapshot import (
-    SNAPSHOT_SCHEMA, Matrix, mark_stale, read_snapshot, with_added, with_deleted, with_updated, write_snapshot)
+    SNAPSHOT_SCHEMA,
+    Matrix,
+    mark_stale,
+    read_snapshot,
+    with_added,
+    with_deleted,
+    with_updated,
+    write_snapshot,
+)
 
 SCHEMA_VERSION = 5  # 5: rows plus a snapshot; 4: one float32 BLOB per item; 3: chunks and int8 codes
-APPLICATION_ID = 0x4F4D4C45  # "OMLE" in the file header: marks the file as an embedding store
-READ_ROWS = 8192  # rows joined at a time when the vectors are read: bounds the extra memory
-SCHEMA = ("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
-          """CREATE TABLE items (id INTEGER PRIMARY KEY, label INTEGER, path TEXT, split TEXT,
+APPLICATION_ID = (
+    0x4F4D4C45  # "OMLE" in the file header: marks the file as an embedding store
+)
+READ_ROWS = (
+    8192  # rows joined at a time when the vectors are read: bounds the extra memory
+)
+SCHEMA = (
+    "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+    """CREATE TABLE items (id INTEGER PRIMARY KEY, label INTEGER, path TEXT, split TEXT,
     is_query INTEGER CHECK (is_query IN (0, 1)), is_gallery INTEGER CHECK (is_gallery IN (0, 1)),
-    vector BLOB NOT NULL CHECK (typeof(vector) = 'blob' AND length(vector) = {nbytes}))""") + SNAPSHOT_SCHEMA
+    vector BLOB NOT NULL CHECK (typeof(vector) = 'blob' AND length(vector) = {nbytes}))""",
+) + SNAPSHOT_SCHEMA
 
 
 def _connect(path: Path) -> sqlite3.Connection:
-    """WAL, a busy timeout and durable commits; the store issues BEGIN and COMMIT itself."""
+    """WAL, a busy timeout and durable commits; the store issues BEGIN and COMMIT
+    itself."""
     conn = sqlite3.connect(path, isolation_level=None, timeout=10)
-    conn.execute("PRAGMA page_size = 65536")  # new files only: a full read visits fewer pages
-    conn.execute("PRAGMA mmap_size = 1073741824")  # reads map the file instead of copying pages
-    conn.execute("PRAGMA journal_mode = WAL")  # readers read while one writer writes
-    conn.execute("PRAGMA synchronous = FULL")  # a commit is on disk when add() returns
+    conn.execute(
+        "PRAGMA page_size = 65536"
+    )  # new files only: a full read visits fewer pages
+    conn.execute(
+        "PRAGMA mmap_size = 1073741824"
+    )  # reads map the file instead of copying pages
+    conn.execute(
+        "PRAGMA journal_mode = WAL"
+    )  # readers read while one writer writes
+    conn.execute(
+        "PRAGMA synchronous = FULL"
+    )  # a commit is on disk when add() returns
     return conn
 
 
 class EmbeddingStore:
-    """An embedding store in one SQLite file; make it with ``create`` or ``open``, use it with ``with``."""
+    """An embedding store in one SQLite file; make it with ``create`` or
+    ``open``, use it with ``with``."""
 
-    def __init__(self, conn: sqlite3.Connection, path: Path, model_name: str, dim: int, dtype: str):
-        """Not for direct use: call ``EmbeddingStore.create`` or ``EmbeddingStore.open``."""
-        self._conn, self.path, self.model_name, self.dim, self.dtype = conn, path, model_name, dim, dtype
-        self._cache: Optional[dict] = None  # ids, matrix (id order), sq, meta (on first filter), version
-        self._dirty = False  # this store changed ids or vectors: close() saves the snapshot
+    def __init__(
+        self,
+        conn: sqlite3.Connection,
+        path: Path,
+        model_name: str,
+        dim: int,
+        dtype: str,
+    ):
+        """Not for direct use: call ``EmbeddingStore.create`` or
+        ``EmbeddingStore.open``."""
+        self._conn, self.path, self.model_name, self.dim, self.dtype = (
+            conn,
+            path,
+            model_name,
+            dim,
+            dtype,
+        )
+        self._cache: Optional[dict] = (
+            None  # ids, matrix (id order), sq, meta (on first filter), version
+        )
+        self._dirty = (
+            False  # this store changed ids or vectors: close() saves the snapshot
+        )
 
     @classmethod
-    def create(cls, path: Union[str, Path], model_name: str, dim: int, dtype: str = "float32") -> "EmbeddingStore":
-        """A new, empty store at ``path`` (which must not exist) that records model name, ``dim`` and dtype.
+    def create(
+        cls,
+        path: Union[str, Path],
+        model_name: str,
+        dim: int,
+        dtype: str = "float32",
+    ) -> "EmbeddingStore":
+        """A new, empty store at ``path`` (which must not exist) that records model
+        name, ``dim`` and dtype.
 
         Raises:
-            StoreFileError: If the file exists. StoreError: If ``dim`` or ``dtype`` (only float32) is not usable.
+            StoreFileError: If the file exists. StoreError: If ``dim`` or ``dtype``
+                (only float32) is not usable.
         """
         path = Path(path)
         if path.exists():
-            raise StoreFileError(f"{path} already exists. Open it with EmbeddingStore.open, or delete it first.")
-        if isinstance(dim, bool) or not isinstance(dim, (int, np.integer)) or dim < 1:
+            raise StoreFileError(
+                f"{path} already exists. Open it with EmbeddingStore.open, or delete it first."
+            )
+        if (
+            isinstance(dim, bool)
+            or not isinstance(dim, (int, np.integer))
+            or dim < 1
+        ):
             raise StoreError(f"dim must be a positive integer, got {dim!r}.")
         if dtype != "float32":
-            raise StoreError(f"dtype={dtype!r} is not supported; the store keeps float32 vectors.")
+            raise StoreError(
+                f"dtype={dtype!r} is not supported; the store keeps float32 vectors."
+            )
         conn = _connect(path)
         try:
             conn.execute("BEGIN IMMEDIATE")
             conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
             conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
             for statement in SCHEMA:
-                conn.execute(statement.replace("{nbytes}", str(VECTOR_DTYPE.itemsize * int(dim))))
-            meta = {"schema_version": SCHEMA_VERSION, "model_name": model_name, "dim": int(dim), "dtype": dtype,
-                    "generation": 0}
-            conn.executemany("INSERT INTO meta VALUES (?, ?)", [(k, str(v)) for k, v in meta.items()])
+                conn.execute(
+                    statement.replace(
+                        "{nbytes}", str(VECTOR_DTYPE.itemsize * int(dim))
+                    )
+                )
+            meta = {
+                "schema_version": SCHEMA_VERSION,
+                "model_name": model_name,
+                "dim": int(dim),
+                "dtype": dtype,
+                "generation": 0,
+            }
+            conn.executemany(
+                "INSERT INTO meta VALUES (?, ?)",
+                [(k, str(v)) for k, v in meta.items()],
+            )
             conn.execute("COMMIT")
         except BaseException:
             conn.close()
@@ -90,21 +181,36 @@ class EmbeddingStore:
 
     @classmethod
     def open(cls, path: Union[str, Path]) -> "EmbeddingStore":
-        """Open an existing store; a file that is not one gets StoreFileError and is left untouched."""
+        """Open an existing store; a file that is not one gets StoreFileError and
+        is left untouched."""
         path = Path(path)
         if not path.is_file():
-            raise StoreFileError(f"No store at {path}. Check the path, or make one with EmbeddingStore.create.")
+            raise StoreFileError(
+                f"No store at {path}. Check the path, or make one with EmbeddingStore.create."
+            )
         with open(path, "rb") as f:
             if f.read(16) != b"SQLite format 3\x00":
-                raise StoreFileError(f"{path} is not a SQLite database, so not an embedding store.")
-        meta = read_meta(path, APPLICATION_ID, SCHEMA_VERSION)  # read-only: nothing is written to a file that is not a store
-        return cls(_connect(path), path, meta["model_name"], int(meta["dim"]), meta["dtype"])
+                raise StoreFileError(
+                    f"{path} is not a SQLite database, so not an embedding store."
+                )
+        meta = read_meta(
+            path, APPLICATION_ID, SCHEMA_VERSION
+        )  # read-only: nothing is written to a file that is not a store
+        return cls(
+            _connect(path),
+            path,
+            meta["model_name"],
+            int(meta["dim"]),
+            meta["dtype"],
+        )
 
     def close(self) -> None:
-        """Save the snapshot if this store changed ids or vectors, then close the connection.
+        """Save the snapshot if this store changed ids or vectors, then close the
+        connection.
 
-        The snapshot is a cache for the next open: if it cannot be written now (another writer holds
-        the file, a row is damaged), it stays stale, and the next open reads the rows instead.
+        The snapshot is a cache for the next open: if it cannot be written now
+        (another writer holds the file, a row is damaged), it stays stale, and the
+        next open reads the rows instead.
         """
         try:
             if self._dirty:
@@ -125,111 +231,238 @@ class EmbeddingStore:
     def __repr__(self) -> str:
         return f"EmbeddingStore({str(self.path)!r}, model_name={self.model_name!r}, dim={self.dim}, n={len(self)})"
 
-    def add(self, ids: Sequence[int], embeddings: np.ndarray, labels: Optional[Sequence] = None,
-            paths: Optional[Sequence] = None, splits: Optional[Sequence] = None,
-            is_query: Optional[Sequence] = None, is_gallery: Optional[Sequence] = None) -> None:
-        """Insert new items (distinct ids, float32 ``[len(ids), dim]``) in one transaction: all or none.
+    def add(
+        self,
+        ids: Sequence[int],
+        embeddings: np.ndarray,
+        labels: Optional[Sequence] = None,
+        paths: Optional[Sequence] = None,
+        splits: Optional[Sequence] = None,
+        is_query: Optional[Sequence] = None,
+        is_gallery: Optional[Sequence] = None,
+    ) -> None:
+        """Insert new items (distinct ids, float32 ``[len(ids), dim]``) in one
+        transaction: all or none.
 
-        Metadata lists hold one value per id (int, str, str, bool, bool; None for empty), or are None.
-        Raises EmbeddingError, MetadataError or DuplicateIdError naming the problem; nothing is written.
+        Metadata lists hold one value per id (int, str, str, bool, bool; None for
+        empty), or are None. Raises EmbeddingError, MetadataError or
+        DuplicateIdError naming the problem; nothing is written.
         """
         ids = check_ids(ids, unique=True)
-        vectors = check_vectors(embeddings, len(ids), self.dim, f"embeddings (model {self.model_name!r})")
-        columns = [[None] * len(ids) if c is None else c
-                   for c in check_metadata(len(ids), labels, paths, splits, is_query, is_gallery)]
-        with self._transaction(change=lambda before: with_added(before, ids, vectors)):
-            self._conn.execute("SAVEPOINT batch")  # to look at the store as it was if an id is taken
+        vectors = check_vectors(
+            embeddings,
+            len(ids),
+            self.dim,
+            f"embeddings (model {self.model_name!r})",
+        )
+        columns = [
+            [None] * len(ids) if c is None else c
+            for c in check_metadata(
+                len(ids), labels, paths, splits, is_query, is_gallery
+            )
+        ]
+        with self._transaction(
+            change=lambda before: with_added(before, ids, vectors)
+        ):
+            self._conn.execute(
+                "SAVEPOINT batch"
+            )  # to look at the store as it was if an id is taken
             try:
-                self._conn.executemany(f"INSERT INTO items (id, {', '.join(METADATA_COLUMNS)}, vector) VALUES "
-                                       "(?, ?, ?, ?, ?, ?, ?)", zip(ids.tolist(), *columns, map(bytes, vectors)))
+                self._conn.executemany(
+                    f"INSERT INTO items (id, {', '.join(METADATA_COLUMNS)}, vector) VALUES "
+                    "(?, ?, ?, ?, ?, ?, ?)",
+                    zip(ids.tolist(), *columns, map(bytes, vectors)),
+                )
             except sqlite3.IntegrityError as e:
-                self._conn.execute("ROLLBACK TO batch")  # undo the batch's own inserts, keep the lock
+                self._conn.execute(
+                    "ROLLBACK TO batch"
+                )  # undo the batch's own inserts, keep the lock
                 taken = sorted(self._existing(ids))
-                raise DuplicateIdError(f"{len(taken)} id(s) are already stored, e.g. {taken[:10]}; use update() "
-                                       "to change them or pick new ids. Nothing was added.") from e
+                raise DuplicateIdError(
+                    f"{len(taken)} id(s) are already stored, e.g. {taken[:10]}; use update() "
+                    "to change them or pick new ids. Nothing was added."
+                ) from e
             self._conn.execute("RELEASE batch")
 
-    def update(self, ids: Sequence[int], embeddings: Optional[np.ndarray] = None, labels: Optional[Sequence] = None,
-               paths: Optional[Sequence] = None, splits: Optional[Sequence] = None,
-               is_query: Optional[Sequence] = None, is_gallery: Optional[Sequence] = None) -> None:
-        """Change stored items in one transaction; arguments left None keep their values, a None in a list empties.
+    def update(
+        self,
+        ids: Sequence[int],
+        embeddings: Optional[np.ndarray] = None,
+        labels: Optional[Sequence] = None,
+        paths: Optional[Sequence] = None,
+        splits: Optional[Sequence] = None,
+        is_query: Optional[Sequence] = None,
+        is_gallery: Optional[Sequence] = None,
+    ) -> None:
+        """Change stored items in one transaction; arguments left None keep their
+        values, a None in a list empties.
 
         Raises:
-            UnknownIdError: If an id is not stored. Also the errors of ``add``; nothing is written.
+            UnknownIdError: If an id is not stored. Also the errors of ``add``;
+                nothing is written.
         """
         ids = check_ids(ids, unique=True)
-        given = dict(zip(METADATA_COLUMNS, check_metadata(len(ids), labels, paths, splits, is_query, is_gallery)))
-        given = {column: values for column, values in given.items() if values is not None}
-        change: Optional[Callable[[Matrix], Matrix]] = None  # metadata only: ids and vectors stay as they are
+        given = dict(
+            zip(
+                METADATA_COLUMNS,
+                check_metadata(
+                    len(ids), labels, paths, splits, is_query, is_gallery
+                ),
+            )
+        )
+        given = {
+            column: values for column, values in given.items() if values is not None
+        }
+        change: Optional[Callable[[Matrix], Matrix]] = (
+            None  # metadata only: ids and vectors stay as they are
+        )
         if embeddings is not None:
-            vectors = check_vectors(embeddings, len(ids), self.dim, f"embeddings (model {self.model_name!r})")
-            given["vector"], change = list(map(bytes, vectors)), lambda before: with_updated(before, ids, vectors)
+            vectors = check_vectors(
+                embeddings,
+                len(ids),
+                self.dim,
+                f"embeddings (model {self.model_name!r})",
+            )
+            given["vector"], change = (
+                list(map(bytes, vectors)),
+                lambda before: with_updated(before, ids, vectors),
+            )
         if not given:
-            raise MetadataError("Nothing to update: pass embeddings or at least one metadata list.")
-        with self._transaction(must_exist=ids, change=change):  # column names are the store's own; values are parameters
+            raise MetadataError(
+                "Nothing to update: pass embeddings or at least one metadata list."
+            )
+        with self._transaction(
+            must_exist=ids, change=change
+        ):  # column names are the store's own; values are parameters
             sets = ", ".join(f"{column} = ?" for column in given)
-            self._conn.executemany(f"UPDATE items SET {sets} WHERE id = ?", zip(*given.values(), ids.tolist()))
+            self._conn.executemany(
+                f"UPDATE items SET {sets} WHERE id = ?",
+                zip(*given.values(), ids.tolist()),
+            )
 
     def delete(self, ids: Sequence[int]) -> None:
-        """Delete stored items in one transaction; UnknownIdError (and nothing deleted) if one is not stored."""
+        """Delete stored items in one transaction; UnknownIdError (and nothing
+        deleted) if one is not stored."""
         ids = np.unique(check_ids(ids))
-        with self._transaction(must_exist=ids, change=lambda before: with_deleted(before, ids)):
-            self._conn.executemany("DELETE FROM items WHERE id = ?", ((i,) for i in ids.tolist()))
+        with self._transaction(
+            must_exist=ids, change=lambda before: with_deleted(before, ids)
+        ):
+            self._conn.executemany(
+                "DELETE FROM items WHERE id = ?", ((i,) for i in ids.tolist())
+            )
 
-    def load(self, ids: Optional[Sequence[int]] = None, split: Filter = None, label: Filter = None,
-             is_query: Optional[bool] = None, is_gallery: Optional[bool] = None) -> LoadResult:
-        """Items sorted by id, or only those whose column equals (one of) the value(s) given; unknown ids skipped.
+    def load(
+        self,
+        ids: Optional[Sequence[int]] = None,
+        split: Filter = None,
+        label: Filter = None,
+        is_query: Optional[bool] = None,
+        is_gallery: Optional[bool] = None,
+    ) -> LoadResult:
+        """Items sorted by id, or only those whose column equals (one of) the
+        value(s) given; unknown ids skipped.
 
         Returns:
-            ``(ids, vectors, metadata)``: int64 ``[n]``, float32 ``[n, dim]`` (a copy) and a DataFrame.
+            ``(ids, vectors, metadata)``: int64 ``[n]``, float32 ``[n, dim]`` (a
+            copy) and a DataFrame.
         """
-        rows, cache = self._rows(dict(ids=ids, split=split, label=label, is_query=is_query, is_gallery=is_gallery))
+        rows, cache = self._rows(
+            dict(
+                ids=ids,
+                split=split,
+                label=label,
+                is_query=is_query,
+                is_gallery=is_gallery,
+            )
+        )
         metadata = cache["meta"].iloc[rows].reset_index(drop=True)
-        return LoadResult(metadata["id"].to_numpy(), cache["matrix"][rows], metadata)
+        return LoadResult(
+            metadata["id"].to_numpy(), cache["matrix"][rows], metadata
+        )
 
-    def search(self, queries: np.ndarray, k: int = 10, metric: str = "euclidean", **filters: Filter) -> SearchResult:
-        """The ``k`` stored items (passing ``load``'s filters) nearest to each float32 query, nearest first.
+    def search(
+        self,
+        queries: np.ndarray,
+        k: int = 10,
+        metric: str = "euclidean",
+        **filters: Filter,
+    ) -> SearchResult:
+        """The ``k`` stored items (passing ``load``'s filters) nearest to each
+        float32 query, nearest first.
 
-        ``metric``: ``"euclidean"`` or ``"cosine"`` (1 - cosine similarity; zero vectors give 1). Returns
-        ``(ids, distances, paths)``, ``[k]`` for a 1-D query, else ``[n_queries, k]`` (fewer if fewer match).
+        ``metric``: ``"euclidean"`` or ``"cosine"`` (1 - cosine similarity; zero
+        vectors give 1). Returns ``(ids, distances, paths)``, ``[k]`` for a 1-D
+        query, else ``[n_queries, k]`` (fewer if fewer match).
         """
         check_search_options(k, metric)
         single = isinstance(queries, np.ndarray) and queries.ndim == 1
-        queries = check_vectors(queries[None] if single else queries, None, self.dim,
-                                f"queries (model {self.model_name!r})")
+        queries = check_vectors(
+            queries[None] if single else queries,
+            None,
+            self.dim,
+            f"queries (model {self.model_name!r})",
+        )
         rows, cache = self._rows(filters)
-        matrix, sq, ids = (cache[key] if rows is None else cache[key][rows] for key in ("matrix", "sq", "ids"))
-        found, distances = top_k(matrix, sq, queries, min(int(k), len(matrix)), metric)
+        matrix, sq, ids = (
+            cache[key] if rows is None else cache[key][rows]
+            for key in ("matrix", "sq", "ids")
+        )
+        found, distances = top_k(
+            matrix, sq, queries, min(int(k), len(matrix)), metric
+        )
         found = ids[found]
         unique, where = np.unique(found, return_inverse=True)
         paths = dict(self._id_rows("path", unique))
-        paths = np.array([paths.get(i) for i in unique.tolist()] + [None], dtype=object)[:-1][where]
+        paths = np.array(
+            [paths.get(i) for i in unique.tolist()] + [None], dtype=object
+        )[:-1][where]
         paths = paths.reshape(found.shape)
-        return SearchResult(found[0], distances[0], paths[0]) if single else SearchResult(found, distances, paths)
+        return (
+            SearchResult(found[0], distances[0], paths[0])
+            if single
+            else SearchResult(found, distances, paths)
+        )
 
     @contextmanager
-    def _transaction(self, must_exist: Optional[np.ndarray] = None,
-                     change: Optional[Callable[[Matrix], Matrix]] = None) -> Iterator[None]:
-        """One write transaction: committed at the end, rolled back on any error or interruption.
+    def _transaction(
+        self,
+        must_exist: Optional[np.ndarray] = None,
+        change: Optional[Callable[[Matrix], Matrix]] = None,
+    ) -> Iterator[None]:
+        """One write transaction: committed at the end, rolled back on any error or
+        interruption.
 
-        ``change`` (None: metadata only) maps the ids and vectors as they were to the batch's result;
-        applied to the fresh cache (or snapshot), it becomes the new cache. A change also makes the
-        snapshot stale until ``close`` saves it (see ``mark_stale``).
+        ``change`` (None: metadata only) maps the ids and vectors as they were to
+        the batch's result; applied to the fresh cache (or snapshot), it becomes the
+        new cache. A change also makes the snapshot stale until ``close`` saves it
+        (see ``mark_stale``).
         """
         self._conn.execute("BEGIN IMMEDIATE")
         try:
-            version = self._conn.execute("PRAGMA data_version").fetchone()[0]  # no other writer from here on
+            version = self._conn.execute("PRAGMA data_version").fetchone()[
+                0
+            ]  # no other writer from here on
             fresh = self._cache is not None and self._cache["version"] == version
             before = (self._cache["ids"], self._cache["matrix"]) if fresh else None
             if change is not None:
-                before = read_snapshot(self._conn, self.dim) if before is None else before
+                before = (
+                    read_snapshot(self._conn, self.dim)
+                    if before is None
+                    else before
+                )
                 mark_stale(self._conn)
             self._cache = None
-            if must_exist is not None:  # inside the transaction: no other writer can interfere
-                missing = sorted(set(must_exist.tolist()) - set(self._existing(must_exist)))
+            if (
+                must_exist is not None
+            ):  # inside the transaction: no other writer can interfere
+                missing = sorted(
+                    set(must_exist.tolist()) - set(self._existing(must_exist))
+                )
                 if missing:
-                    raise UnknownIdError(f"{len(missing)} id(s) are not stored, e.g. {missing[:10]}; nothing was "
-                                         "changed. add() new items first.")
+                    raise UnknownIdError(
+                        f"{len(missing)} id(s) are not stored, e.g. {missing[:10]}; nothing was "
+                        "changed. add() new items first."
+                    )
             yield
             after = before if change is None or before is None else change(before)
             self._conn.execute("COMMIT")
@@ -245,47 +478,73 @@ class EmbeddingStore:
         return [i for i, _ in self._id_rows("id", ids)]
 
     def _id_rows(self, column: str, ids: np.ndarray) -> List[tuple]:
-        """``(id, column)`` of the stored ids among ``ids``, in batches under SQLite's limit on parameters."""
+        """``(id, column)`` of the stored ids among ``ids``, in batches under
+        SQLite's limit on parameters."""
         ids, found = np.asarray(ids).tolist(), []
         for start in range(0, len(ids), 30_000):
-            part = ids[start:start + 30_000]
-            found += self._conn.execute(f"SELECT id, {column} FROM items WHERE id IN ({','.join('?' * len(part))})",
-                                        part).fetchall()
+            part = ids[start : start + 30_000]
+            found += self._conn.execute(
+                f"SELECT id, {column} FROM items WHERE id IN ({','.join('?' * len(part))})",
+                part,
+            ).fetchall()
         return found
 
     def _rows(self, filters: dict) -> tuple:
-        """The rows of the (fresh) cache that pass ``filters`` (None if none is set), and the cache."""
+        """The rows of the (fresh) cache that pass ``filters`` (None if none is
+        set), and the cache."""
         unknown = set(filters) - set(FILTERS)
         if unknown:
-            raise StoreError(f"Unknown filter(s) {sorted(unknown)}; use {', '.join(FILTERS)}.")
-        version = self._conn.execute("PRAGMA data_version").fetchone()[0]  # changes on others' commits
-        needs_meta = "ids" in filters or any(v is not None for v in filters.values())
-        if self._cache is None or self._cache["version"] != version or (needs_meta and "meta" not in self._cache):
-            self._cache = self._read(version, with_meta=needs_meta)  # a plain search skips the metadata
-        return (select_rows(self._cache["meta"], filters) if needs_meta else None), self._cache
+            raise StoreError(
+                f"Unknown filter(s) {sorted(unknown)}; use {', '.join(FILTERS)}."
+            )
+        version = self._conn.execute("PRAGMA data_version").fetchone()[
+            0
+        ]  # changes on others' commits
+        needs_meta = "ids" in filters or any(
+            v is not None for v in filters.values()
+        )
+        if (
+            self._cache is None
+            or self._cache["version"] != version
+            or (needs_meta and "meta" not in self._cache)
+        ):
+            self._cache = self._read(
+                version, with_meta=needs_meta
+            )  # a plain search skips the metadata
+        return (
+            select_rows(self._cache["meta"], filters) if needs_meta else None
+        ), self._cache
 
     def _save_snapshot(self) -> None:
-        """Write the current ids and vectors as a fresh snapshot, in one write transaction of its own.
+        """Write the current ids and vectors as a fresh snapshot, in one write
+        transaction of its own.
 
-        From the cache if no other connection wrote since, else from the rows; left stale if another
-        writer holds the file or a row is damaged (the rows stay the truth, a later save tries again).
+        From the cache if no other connection wrote since, else from the rows; left
+        stale if another writer holds the file or a row is damaged (the rows stay
+        the truth, a later save tries again).
         """
         try:
             self._conn.execute("BEGIN IMMEDIATE")
-        except sqlite3.OperationalError:  # locked by another writer past the timeout: try at a later close
+        except (
+            sqlite3.OperationalError
+        ):  # locked by another writer past the timeout: try at a later close
             return
         try:
             version = self._conn.execute("PRAGMA data_version").fetchone()[0]
             if self._cache is not None and self._cache["version"] == version:
                 matrix = self._cache["ids"], self._cache["matrix"]
-            elif read_snapshot(self._conn, self.dim) is not None:  # already fresh (another store saved it)
+            elif (
+                read_snapshot(self._conn, self.dim) is not None
+            ):  # already fresh (another store saved it)
                 matrix = None
             else:
                 matrix, _ = self._read_rows(with_meta=False)
             if matrix is not None:
                 write_snapshot(self._conn, *matrix)
             self._conn.execute("COMMIT")
-        except StoreFileError:  # a row damaged behind the store's back: the snapshot stays stale
+        except (
+            StoreFileError
+        ):  # a row damaged behind the store's back: the snapshot stays stale
             self._conn.execute("ROLLBACK")
         except BaseException:
             if self._conn.in_transaction:
@@ -293,10 +552,12 @@ class EmbeddingStore:
             raise
 
     def _read(self, version: int, with_meta: bool) -> dict:
-        """ids and vectors (and metadata) of every item in id order, in one read transaction.
+        """ids and vectors (and metadata) of every item in id order, in one read
+        transaction.
 
-        From the snapshot if it is fresh (one SELECT), else from the rows (one tuple and one ``bytes``
-        per row, which also finds a vector damaged behind the store's back).
+        From the snapshot if it is fresh (one SELECT), else from the rows (one tuple
+        and one ``bytes`` per row, which also finds a vector damaged behind the
+        store's back).
         """
         self._conn.execute("BEGIN")  # a consistent snapshot while others write
         try:
@@ -304,21 +565,35 @@ class EmbeddingStore:
             if matrix is None:
                 matrix, columns = self._read_rows(with_meta)
             elif with_meta:
-                rows = self._conn.execute("SELECT id, path, label, split, is_query, is_gallery FROM items "
-                                          "ORDER BY id").fetchall()
+                rows = self._conn.execute(
+                    "SELECT id, path, label, split, is_query, is_gallery FROM items "
+                    "ORDER BY id"
+                ).fetchall()
                 ids, *columns = map(list, zip(*rows)) if rows else [[]] * 6
                 if not np.array_equal(ids, matrix[0]):
-                    raise StoreFileError(f"{self.path} is damaged: its snapshot's ids are not the rows' ids.")
+                    raise StoreFileError(
+                        f"{self.path} is damaged: its snapshot's ids are not the rows' ids."
+                    )
         finally:
             self._conn.execute("COMMIT")
         return self._cache_of(matrix, version, columns)
 
     def _read_rows(self, with_meta: bool) -> tuple:
-        """``((ids, vectors), metadata columns or None)`` from the rows, in id order; StoreFileError if one is damaged."""
+        """``((ids, vectors), metadata columns or None)`` from the rows, in id
+        order; StoreFileError if one is damaged."""
         n = self._conn.execute("SELECT count(*) FROM items").fetchone()[0]
-        ids, matrix, at = np.empty(n, np.int64), np.empty((n, self.dim), np.float32), 0
-        columns = "id, vector" + (", path, label, split, is_query, is_gallery" if with_meta else "")
-        cursor, meta = self._conn.execute(f"SELECT {columns} FROM items ORDER BY id"), []
+        ids, matrix, at = (
+            np.empty(n, np.int64),
+            np.empty((n, self.dim), np.float32),
+            0,
+        )
+        columns = "id, vector" + (
+            ", path, label, split, is_query, is_gallery" if with_meta else ""
+        )
+        cursor, meta = (
+            self._conn.execute(f"SELECT {columns} FROM items ORDER BY id"),
+            [],
+        )
         while rows := cursor.fetchmany(READ_ROWS):
             batch_ids, blobs, *rest = zip(*rows)
             try:
@@ -327,20 +602,39 @@ class EmbeddingStore:
                 joined = b""
             if len(joined) != len(blobs) * self.dim * VECTOR_DTYPE.itemsize:
                 raise damaged_error(self.path, self.dim, batch_ids, blobs)
-            ids[at:at + len(rows)] = batch_ids
-            matrix[at:at + len(rows)] = np.frombuffer(joined, VECTOR_DTYPE).reshape(len(rows), self.dim)
+            ids[at : at + len(rows)] = batch_ids
+            matrix[at : at + len(rows)] = np.frombuffer(
+                joined, VECTOR_DTYPE
+            ).reshape(len(rows), self.dim)
             at, meta = at + len(rows), meta + ([rest] if with_meta else [])
-        return (ids, matrix), ([[v for part in meta for v in part[i]] for i in range(5)] if with_meta else None)
+        return (ids, matrix), (
+            [[v for part in meta for v in part[i]] for i in range(5)]
+            if with_meta
+            else None
+        )
 
-    def _cache_of(self, matrix: Matrix, version: int, columns: Optional[list] = None) -> dict:
-        """The in-memory cache: ids, matrix, float64 squared norms, and the metadata if ``columns`` are given."""
+    def _cache_of(
+        self, matrix: Matrix, version: int, columns: Optional[list] = None
+    ) -> dict:
+        """The in-memory cache: ids, matrix, float64 squared norms, and the
+        metadata if ``columns`` are given."""
         ids, vectors = matrix
-        cache = {"ids": ids, "matrix": vectors, "version": version,
-                 "sq": np.einsum("ij,ij->i", vectors, vectors, dtype=np.float64)}
+        cache = {
+            "ids": ids,
+            "matrix": vectors,
+            "version": version,
+            "sq": np.einsum("ij,ij->i", vectors, vectors, dtype=np.float64),
+        }
         if columns is not None:
             paths, labels, splits, is_query, is_gallery = columns
-            cache["meta"] = pd.DataFrame({
-                "id": ids, "path": pd.array(paths, dtype=object), "label": pd.array(labels, dtype="Int64"),
-                "split": pd.array(splits, dtype=object), "is_query": pd.array(is_query, dtype="boolean"),
-                "is_gallery": pd.array(is_gallery, dtype="boolean")})
+            cache["meta"] = pd.DataFrame(
+                {
+                    "id": ids,
+                    "path": pd.array(paths, dtype=object),
+                    "label": pd.array(labels, dtype="Int64"),
+                    "split": pd.array(splits, dtype=object),
+                    "is_query": pd.array(is_query, dtype="boolean"),
+                    "is_gallery": pd.array(is_gallery, dtype="boolean"),
+                }
+            )
         return cache

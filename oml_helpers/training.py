@@ -1,4 +1,5 @@
-"""The book's training recipe and evaluation, built from OML's pieces (chapters 01 and 02)."""
+"""The book's training recipe and evaluation, built from OML's pieces (chapters
+01 and 02)."""
 
 from pathlib import Path
 from typing import Dict, Optional, Tuple, Union
@@ -22,14 +23,16 @@ from oml_helpers.device import get_device, seed_everything
 from oml_helpers.models import SmallCNN
 
 MEAN_STD = ([0.5, 0.5, 0.5], [0.5, 0.5, 0.5])
-# The book's recipe (chapter 01): 180 steps of 5 digits x 8 images, Adam from 3e-3 on a cosine schedule.
+# The book's recipe (chapter 01): 180 steps of 5 digits x 8 images, Adam from 3e-3
+# on a cosine schedule.
 RECIPE_EPOCHS = 180
 RECIPE_LR = 3e-3
 RECIPE_BATCH = (5, 8)  # (n_labels, n_instances)
 
 
 def digit_transforms(train: bool) -> T.Compose:
-    """Transforms for the digit images: small random shifts, turns and zooms when training.
+    """Transforms for the digit images: small random shifts, turns and zooms when
+    training.
 
     Args:
         train: ``True`` adds augmentation; ``False`` only converts and normalises.
@@ -37,17 +40,23 @@ def digit_transforms(train: bool) -> T.Compose:
     Returns:
         A torchvision ``Compose`` (OML's datasets accept it).
     """
-    steps = [T.RandomAffine(degrees=10, translate=(0.1, 0.1), scale=(0.85, 1.15))] if train else []
+    steps = (
+        [T.RandomAffine(degrees=10, translate=(0.1, 0.1), scale=(0.85, 1.15))]
+        if train
+        else []
+    )
     return T.Compose(steps + [T.ToTensor(), T.Normalize(*MEAN_STD)])
 
 
 def make_datasets(
     df: pd.DataFrame, dataset_root: Union[str, Path], augment: bool = True
 ) -> Tuple[ImageLabeledDataset, ImageQueryGalleryLabeledDataset]:
-    """OML's training and validation datasets for a dataframe, with every image file kept in memory.
+    """OML's training and validation datasets for a dataframe, with every image file
+    kept in memory.
 
-    Caching the file bytes (OML's ``cache_size``) means each PNG is read from disk once, which
-    matters on a GPU, where loading, not the model, would otherwise set the pace.
+    Caching the file bytes (OML's ``cache_size``) means each PNG is read from disk
+    once, which matters on a GPU, where loading, not the model, would otherwise set
+    the pace.
 
     Args:
         df: A dataframe in OML's format with both splits.
@@ -60,10 +69,16 @@ def make_datasets(
     check_dataframe(df, dataset_root)
     df_train, df_val = split_dataframe(df)
     train = ImageLabeledDataset(
-        df_train, dataset_root=dataset_root, transform=digit_transforms(augment), cache_size=len(df_train)
+        df_train,
+        dataset_root=dataset_root,
+        transform=digit_transforms(augment),
+        cache_size=len(df_train),
     )
     val = ImageQueryGalleryLabeledDataset(
-        df_val, dataset_root=dataset_root, transform=digit_transforms(False), cache_size=len(df_val)
+        df_val,
+        dataset_root=dataset_root,
+        transform=digit_transforms(False),
+        cache_size=len(df_val),
     )
     return train, val
 
@@ -78,12 +93,14 @@ def train_extractor(
     n_labels: int = RECIPE_BATCH[0],
     n_instances: int = RECIPE_BATCH[1],
 ) -> pd.DataFrame:
-    """Train an extractor with OML's triplet loss: the plain PyTorch loop of chapter 01.
+    """Train an extractor with OML's triplet loss: the plain PyTorch loop of chapter
+    01.
 
     Args:
         model: The extractor, trained in place on the device it is on.
         dataset: A labelled training dataset.
-        epochs: Passes of ``BalanceSampler`` over the labels (each pass is ``n_labels_total // n_labels`` batches).
+        epochs: Passes of ``BalanceSampler`` over the labels (each pass is
+            ``n_labels_total // n_labels`` batches).
         lr: Starting learning rate of Adam; a cosine schedule takes it towards zero.
         margin: Triplet margin.
         miner: Triplet miner; ``AllTripletsMiner()`` by default.
@@ -91,14 +108,19 @@ def train_extractor(
         n_instances: Images per label in a batch.
 
     Returns:
-        One row per step: ``step``, ``epoch``, ``loss``, ``active_tri`` (share of triplets still
-        violating the margin), ``pos_dist`` and ``neg_dist`` (mean anchor-positive and anchor-negative distances).
+        One row per step: ``step``, ``epoch``, ``loss``, ``active_tri`` (share of
+        triplets still violating the margin), ``pos_dist`` and ``neg_dist`` (mean
+        anchor-positive and anchor-negative distances).
     """
     if epochs < 1:
         raise ValueError(f"epochs must be at least 1, got {epochs}.")
     device = next(model.parameters()).device
-    loader, optimizer, scheduler = balanced_schedule(model, dataset, epochs, lr, n_labels, n_instances)
-    criterion = TripletLossWithMiner(margin=margin, miner=miner or AllTripletsMiner(), need_logs=True)
+    loader, optimizer, scheduler = balanced_schedule(
+        model, dataset, epochs, lr, n_labels, n_instances
+    )
+    criterion = TripletLossWithMiner(
+        margin=margin, miner=miner or AllTripletsMiner(), need_logs=True
+    )
 
     logs = []
     model.train()
@@ -110,36 +132,59 @@ def train_extractor(
             loss.backward()
             optimizer.step()
             scheduler.step()
-            logs.append({"step": len(logs), "epoch": epoch, "loss": loss.item(), **_floats(criterion.last_logs)})
+            logs.append(
+                {
+                    "step": len(logs),
+                    "epoch": epoch,
+                    "loss": loss.item(),
+                    **_floats(criterion.last_logs),
+                }
+            )
     model.eval()
     return pd.DataFrame(logs)
 
 
 def balanced_schedule(
-    model: torch.nn.Module, dataset: Dataset, epochs: int, lr: float, n_labels: int, n_instances: int
+    model: torch.nn.Module,
+    dataset: Dataset,
+    epochs: int,
+    lr: float,
+    n_labels: int,
+    n_instances: int,
 ) -> Tuple[DataLoader, torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler]:
-    """The book's training set-up: ``BalanceSampler`` batches, Adam, and a cosine schedule over all steps.
+    """The book's training set-up: ``BalanceSampler`` batches, Adam, and a cosine
+    schedule over all steps.
 
     Args:
         model: The model whose parameters Adam updates.
         dataset: A labelled dataset (it has ``get_labels()``).
-        epochs: Passes of ``BalanceSampler`` over the labels; the schedule reaches zero after the last.
+        epochs: Passes of ``BalanceSampler`` over the labels; the schedule reaches
+            zero after the last.
         lr: Starting learning rate.
         n_labels: Labels per batch.
         n_instances: Images per label in a batch.
 
     Returns:
-        ``(loader, optimizer, scheduler)``; step the scheduler after every optimiser step.
+        ``(loader, optimizer, scheduler)``; step the scheduler after every optimiser
+        step.
     """
-    sampler = BalanceSampler(dataset.get_labels(), n_labels=n_labels, n_instances=n_instances)
+    sampler = BalanceSampler(
+        dataset.get_labels(), n_labels=n_labels, n_instances=n_instances
+    )
     loader = DataLoader(dataset, batch_sampler=sampler)
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
-    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs * len(loader))
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(
+        optimizer, T_max=epochs * len(loader)
+    )
     return loader, optimizer, scheduler
 
 
 def _floats(logs: Dict) -> Dict[str, float]:
-    return {k: float(v) for k, v in logs.items() if k in ("active_tri", "pos_dist", "neg_dist")}
+    return {
+        k: float(v)
+        for k, v in logs.items()
+        if k in ("active_tri", "pos_dist", "neg_dist")
+    }
 
 
 def retrieval_metrics(
@@ -148,7 +193,8 @@ def retrieval_metrics(
     top_k: Tuple[int, ...] = (1, 5),
     n_items: int = 10,
 ) -> Tuple[Dict[str, float], RetrievalResults]:
-    """Embed a query/gallery dataset and compute CMC, precision and mAP at ``top_k``.
+    """Embed a query/gallery dataset and compute CMC, precision and mAP at
+    ``top_k``.
 
     Args:
         model: The extractor.
@@ -160,24 +206,35 @@ def retrieval_metrics(
         ``({"cmc/1": ..., "precision/5": ..., "map/5": ...}, retrieval_results)``.
     """
     if max(top_k) > n_items:
-        raise ValueError(f"top_k {top_k} asks beyond the {n_items} items retrieved; raise n_items.")
+        raise ValueError(
+            f"top_k {top_k} asks beyond the {n_items} items retrieved; raise n_items."
+        )
     embeddings = inference(model, dataset, batch_size=256)
     rr = RetrievalResults.from_embeddings(embeddings, dataset, n_items=n_items)
-    metrics = calc_retrieval_metrics_rr(rr, cmc_top_k=top_k, precision_top_k=top_k, map_top_k=top_k, verbose=False)
-    flat = {f"{name}/{k}": float(value) for name, per_k in metrics.items() for k, value in per_k.items()}
+    metrics = calc_retrieval_metrics_rr(
+        rr, cmc_top_k=top_k, precision_top_k=top_k, map_top_k=top_k, verbose=False
+    )
+    flat = {
+        f"{name}/{k}": float(value)
+        for name, per_k in metrics.items()
+        for k, value in per_k.items()
+    }
     return flat, rr
 
 
-def train_digits_model(root: Union[str, Path], seed: int = 0, epochs: int = RECIPE_EPOCHS) -> SmallCNN:
+def train_digits_model(
+    root: Union[str, Path], seed: int = 0, epochs: int = RECIPE_EPOCHS
+) -> SmallCNN:
     """Train the book's model: chapter 01's recipe (all triplets) on the digits 0-4.
 
-    The repository ships the model this makes (``load_book_model("digits")``), so that the later
-    chapters need not train it again; this function is the one line that retrains it.
+    The repository ships the model this makes (``load_book_model("digits")``), so
+    that the later chapters need not train it again; this function is the one line
+    that retrains it.
 
     Args:
         root: Data folder; the digits are written there if missing.
-        seed: Random seed. Reruns agree closely but not bit for bit: the last digits depend on
-            the CPU and on how torch splits the work between its threads.
+        seed: Random seed. Reruns agree closely but not bit for bit: the last digits
+            depend on the CPU and on how torch splits the work between its threads.
         epochs: Training length (see ``train_extractor``).
 
     Returns:

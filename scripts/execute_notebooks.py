@@ -25,7 +25,10 @@ def execute(path: Path) -> float:
     runnable.cells = [c for c in nb.cells if not (c.cell_type == "code" and SKIP_MARK in c.source)]
     start = time.perf_counter()
     NotebookClient(
-        runnable, timeout=600, kernel_name="python3", record_timing=False,
+        runnable,
+        timeout=600,
+        kernel_name="python3",
+        record_timing=False,
         resources={"metadata": {"path": str(NOTEBOOKS)}},
     ).execute()
     seconds = time.perf_counter() - start

@@ -18,8 +18,12 @@ import nbformat
 
 ROOT = Path(__file__).resolve().parent.parent
 # The full notebooks' sentence about hidden solutions, and what the student edition says instead.
-HIDDEN_SOLUTIONS = re.compile(r"The solutions are hidden below each exercise:\s+click to reveal them\s+after trying\.")
-NO_SOLUTIONS = "This student edition leaves the solutions out; the full notebook (linked at the top) has them."
+HIDDEN_SOLUTIONS = re.compile(
+    r"The solutions are hidden below each exercise:\s+click to reveal them\s+after trying\."
+)
+NO_SOLUTIONS = (
+    "This student edition leaves the solutions out; the full notebook (linked at the top) has them."
+)
 
 
 def _sync_module():
@@ -39,7 +43,9 @@ def student_notebook(path: Path) -> nbformat.NotebookNode:
             nb.cells[i] = sync.badge_cell(path, image=sync.STUDENT_BADGE_IMAGE)
         elif "solution" in cell.metadata.get("tags", []):
             if "student_stub" not in cell.metadata:
-                raise ValueError(f"{path.name}: a solution cell has no metadata.student_stub:\n{cell.source[:200]}")
+                raise ValueError(
+                    f"{path.name}: a solution cell has no metadata.student_stub:\n{cell.source[:200]}"
+                )
             cell.source = cell.metadata.pop("student_stub")
             cell.metadata["tags"] = ["exercise"]
             cell.outputs, cell.execution_count = [], None

@@ -20,14 +20,14 @@ import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 BADGE_ID, SETUP_ID = "colab-badge", "colab-setup"
-# Jupyter Book leaves cells with this tag out of the HTML: the set-up cell is for Colab, and the badge
-# above it already says what it does. It stays in the notebook, where Colab runs it.
+# Jupyter Book leaves cells with this tag out of the HTML: the set-up cell is for Colab, and the
+# badge above it already says what it does. It stays in the notebook, where Colab runs it.
 SETUP_TAGS = ["remove-cell"]
 # A local copy, so that the rendered book loads nothing from other hosts (notebooks/ -> _static/).
 BADGE_IMAGE = "../_static/colab-badge.svg"
 STUDENT_BADGE_IMAGE = "../../_static/colab-badge.svg"  # the same file, seen from student/notebooks/
 
-SETUP_TEMPLATE = '''\
+SETUP_TEMPLATE = """\
 # Colab set-up: inside Google Colab this fetches the book and installs OML 4.0 with
 # its dependencies (about a minute) without touching Colab's numpy and torch.
 # Elsewhere it does nothing.
@@ -51,7 +51,7 @@ if "google.colab" in sys.modules:
     )
     print(setup.stdout, setup.stderr)
     setup.check_returncode()
-    sys.path.insert(0, BOOK)'''
+    sys.path.insert(0, BOOK)"""
 
 
 def repository() -> Dict[str, str]:
@@ -60,7 +60,9 @@ def repository() -> Dict[str, str]:
     repo = config.get("repository") or {}
     url = str(repo.get("url", "")).rstrip("/").removesuffix(".git")
     if not url.startswith("https://github.com/"):
-        raise ValueError(f"repository.url in _config.yml must be a https://github.com/<owner>/<name> address, got {url!r}.")
+        raise ValueError(
+            f"repository.url in _config.yml must be a https://github.com/<owner>/<name> address, got {url!r}."
+        )
     return {"url": url, "branch": str(repo.get("branch", "main"))}
 
 
@@ -103,7 +105,8 @@ def badge_cell(notebook: Path, image: str = BADGE_IMAGE) -> nbformat.NotebookNod
 
 
 def synced_cells(path: Path) -> List[nbformat.NotebookNode]:
-    """The notebook's cells with the badge and set-up cells inserted or refreshed after the title."""
+    """The notebook's cells with the badge and set-up cells inserted or refreshed after the
+    title."""
     nb = nbformat.read(path, as_version=4)
     repo = repository()
     badge = badge_cell(path)

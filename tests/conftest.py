@@ -6,7 +6,9 @@ once per test session; tests that change a dataframe get their own copy.
 
 import os
 
-os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")  # albumentations must not go online at import
+os.environ.setdefault(
+    "NO_ALBUMENTATIONS_UPDATE", "1"
+)  # albumentations must not go online at import
 
 import matplotlib
 
@@ -55,12 +57,15 @@ def per_label():
 def small_df(_digits_df_session):
     """8 training images per training digit and 10 validation images per validation digit."""
     df = _digits_df_session
-    return pd.concat([take_per_label(df, "train", 8), take_per_label(df, "validation", 10)], ignore_index=True)
+    return pd.concat(
+        [take_per_label(df, "train", 8), take_per_label(df, "validation", 10)], ignore_index=True
+    )
 
 
 @pytest.fixture(scope="session")
 def short_training(digits_root, _digits_df_session):
-    """A seeded SmallCNN trained for 20 one-step epochs on the digits 0-4: ``(model, logs, epochs)``.
+    """A seeded SmallCNN trained for 20 one-step epochs on the digits 0-4: ``(model, logs,
+    epochs)``.
 
     Batches of 5 labels x 8 images (half the default) keep it at a few seconds on two CPU cores.
     """

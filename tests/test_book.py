@@ -22,12 +22,23 @@ def test_notebooks_are_committed_with_outputs():
         nb = nbformat.read(path, as_version=4)
         for cell in nb.cells:
             if cell.cell_type == "code" and "NBVAL_SKIP" not in cell.source:
-                assert cell.execution_count is not None, f"{path.name}: a cell was never run:\n{cell.source[:200]}"
+                assert (
+                    cell.execution_count is not None
+                ), f"{path.name}: a cell was never run:\n{cell.source[:200]}"
 
 
 def test_book_builds_without_warnings(tmp_path):
     result = subprocess.run(
-        [str(JUPYTER_BOOK), "build", str(ROOT), "--path-output", str(tmp_path), "-W", "--keep-going", "-n"],
+        [
+            str(JUPYTER_BOOK),
+            "build",
+            str(ROOT),
+            "--path-output",
+            str(tmp_path),
+            "-W",
+            "--keep-going",
+            "-n",
+        ],
         capture_output=True,
         text=True,
         timeout=600,
@@ -38,8 +49,17 @@ def test_book_builds_without_warnings(tmp_path):
         page = html / "notebooks" / f"{path.stem}.html"
         assert page.is_file(), f"no page for {path.name}"
         nb = nbformat.read(path, as_version=4)
-        n_figures = sum("image/png" in o.get("data", {}) for c in nb.cells if c.cell_type == "code" for o in c.outputs)
+        n_figures = sum(
+            "image/png" in o.get("data", {})
+            for c in nb.cells
+            if c.cell_type == "code"
+            for o in c.outputs
+        )
         n_images = page.read_text().count('src="../_images/')
-        assert n_images >= n_figures, f"{page.name} shows {n_images} of the notebook's {n_figures} figures"
+        assert (
+            n_images >= n_figures
+        ), f"{page.name} shows {n_images} of the notebook's {n_figures} figures"
         # the Colab set-up cell stays in the notebook but not on the page (tag remove-cell)
-        assert "Colab set-up: inside Google Colab" not in page.read_text(), f"{page.name} shows the set-up cell"
+        assert (
+            "Colab set-up: inside Google Colab" not in page.read_text()
+        ), f"{page.name} shows the set-up cell"

@@ -1,12 +1,12 @@
 """The rendered book, tested in a real browser (headless Chromium driven by Playwright).
 
 The book is built once from the committed outputs (or ``OML_BOOK_HTML`` names an existing build),
-served by ``http.server`` on 127.0.0.1, and every HTML page found in the build is checked: no console
-errors, every internal link and #anchor resolves, no horizontal scroll at phone width, the dark
-theme is dark, and an axe-core scan finds no serious or critical violations. Chapter pages (the
-pages whose source in ``_sources/`` is a notebook) are also checked for their figures (rendered,
-one per ``image/png`` output, each with real alt text) and their Colab link. The search page must
-find a term from a chapter. Full-page screenshots of each chapter (desktop, phone, dark) go to
+served by ``http.server`` on 127.0.0.1, and every HTML page found in the build is checked: no
+console errors, every internal link and #anchor resolves, no horizontal scroll at phone width, the
+dark theme is dark, and an axe-core scan finds no serious or critical violations. Chapter pages (the
+pages whose source in ``_sources/`` is a notebook) are also checked for their figures (rendered, one
+per ``image/png`` output, each with real alt text) and their Colab link. The search page must find a
+term from a chapter. Full-page screenshots of each chapter (desktop, phone, dark) go to
 ``artifacts/screenshots/`` (or ``$OML_BOOK_SCREENSHOTS``).
 
 Chromium is Debian's (``scripts/setup_browser.sh`` installs it; ``$OML_BOOK_CHROMIUM`` overrides
@@ -85,7 +85,8 @@ import nbformat  # noqa: E402
 import yaml  # noqa: E402
 
 
-# --- the build, discovered pages, the server --------------------------------------------------------
+# --- the build, discovered pages, the server
+# --------------------------------------------------------
 
 
 @functools.lru_cache(maxsize=None)
@@ -103,7 +104,9 @@ def html_dir() -> Path:
         timeout=600,
     )
     if result.returncode != 0:
-        raise RuntimeError("the book did not build:\n" + result.stdout[-3000:] + result.stderr[-3000:])
+        raise RuntimeError(
+            "the book did not build:\n" + result.stdout[-3000:] + result.stderr[-3000:]
+        )
     return out / "_build" / "html"
 
 
@@ -127,7 +130,9 @@ def pages() -> list:
 def redirects() -> list:
     html = html_dir()
     return sorted(
-        p.relative_to(html).as_posix() for p in html.rglob("*.html") if "_static" not in p.parts and _is_redirect(p)
+        p.relative_to(html).as_posix()
+        for p in html.rglob("*.html")
+        if "_static" not in p.parts and _is_redirect(p)
     )
 
 
@@ -136,7 +141,9 @@ def chapters() -> dict:
     """{page: source notebook path relative to the book root} for pages built from notebooks."""
     sources = html_dir() / "_sources"
     return {
-        src.relative_to(sources).with_suffix(".html").as_posix(): src.relative_to(sources).as_posix()
+        src.relative_to(sources).with_suffix(".html").as_posix(): src.relative_to(
+            sources
+        ).as_posix()
         for src in sorted(sources.rglob("*.ipynb"))
     }
 
@@ -209,7 +216,8 @@ def _screenshot(page, chapter, variant):
     page.screenshot(path=str(SCREENSHOTS / name), full_page=True)
 
 
-# --- every page -------------------------------------------------------------------------------------
+# --- every page
+# -------------------------------------------------------------------------------------
 
 
 def test_pages_were_found():
@@ -227,9 +235,15 @@ def test_no_console_errors(new_page, server, page):
     def on_console(msg):
         if msg.type == "error":
             url = msg.location.get("url", "")
-            if msg.text.startswith("Failed to load resource") and urlsplit(url).hostname in OFF_HOST_MAY_FAIL:
+            if (
+                msg.text.startswith("Failed to load resource")
+                and urlsplit(url).hostname in OFF_HOST_MAY_FAIL
+            ):
                 off_host.append(url)  # reported by the requestfailed handler below
-            elif msg.text.startswith("Failed to load resource") and urlsplit(url).path == "/favicon.ico":
+            elif (
+                msg.text.startswith("Failed to load resource")
+                and urlsplit(url).path == "/favicon.ico"
+            ):
                 pass  # see on_response
             else:
                 problems.append(f"console error: {msg.text} ({url})")
@@ -310,7 +324,9 @@ def test_phone_width_has_no_horizontal_scroll(new_page, server, page):
     widths = tab.evaluate(
         "() => ({scroll: document.documentElement.scrollWidth, client: document.documentElement.clientWidth})"
     )
-    assert widths["scroll"] <= widths["client"] + 2, f"{page} scrolls sideways at phone width: {widths}"
+    assert (
+        widths["scroll"] <= widths["client"] + 2
+    ), f"{page} scrolls sideways at phone width: {widths}"
     if page in chapters():
         _screenshot(tab, page, "phone")
 
@@ -347,18 +363,23 @@ def test_accessibility(new_page, server, page):
     tab = new_page()
     tab.goto(server + page)
     tab.add_script_tag(path=str(AXE_JS))
-    violations = tab.evaluate("async () => (await axe.run(document, {resultTypes: ['violations']})).violations")
+    violations = tab.evaluate(
+        "async () => (await axe.run(document, {resultTypes: ['violations']})).violations"
+    )
     serious = [
         f"{v['id']} ({v['impact']}): {v['help']} at {node['target']}: {node['html'][:200]}"
         for v in violations
         if v["impact"] in ("serious", "critical")
         for node in v["nodes"]
-        if not any(rule == v["id"] and re.search(pattern, node["html"]) for rule, pattern, _ in AXE_ALLOWED)
+        if not any(
+            rule == v["id"] and re.search(pattern, node["html"]) for rule, pattern, _ in AXE_ALLOWED
+        )
     ]
     assert not serious, f"{page}:\n" + "\n".join(serious)
 
 
-# --- chapter pages ----------------------------------------------------------------------------------
+# --- chapter pages
+# ----------------------------------------------------------------------------------
 
 
 def test_chapter_shows_its_figures_with_alt_text(new_page, server, chapter):
@@ -379,10 +400,14 @@ def test_chapter_shows_its_figures_with_alt_text(new_page, server, chapter):
                     natural: img.naturalWidth, width: box.width, height: box.height};
         })""",
     )
-    assert len(images) == n_figures, f"{chapter} shows {len(images)} images, the notebook has {n_figures} figures"
+    assert (
+        len(images) == n_figures
+    ), f"{chapter} shows {len(images)} images, the notebook has {n_figures} figures"
     for image in images:
         assert image["natural"] > 0, f"{image['src']} did not load"
-        assert image["width"] > 0 and image["height"] > 0, f"{image['src']} has no rendered size: {image}"
+        assert (
+            image["width"] > 0 and image["height"] > 0
+        ), f"{image['src']} has no rendered size: {image}"
         alt = (image["alt"] or "").strip()
         name = PurePosixPath(image["src"]).name
         assert alt and name not in alt and not re.fullmatch(r"\S+\.(png|jpe?g|svg|gif)", alt), (
@@ -437,7 +462,8 @@ def test_redirects(new_page, server):
         assert urlsplit(tab.url).path.lstrip("/") in pages(), f"{stub} led to {tab.url}"
 
 
-# --- search -----------------------------------------------------------------------------------------
+# --- search
+# -----------------------------------------------------------------------------------------
 
 
 def test_search_finds_a_chapter(new_page, server):
@@ -453,4 +479,6 @@ def test_search_finds_a_chapter(new_page, server):
     tab.wait_for_selector("#search-results p.search-summary", timeout=15000)  # written when done
     found = tab.eval_on_selector_all("#search-results ul.search li a", "as => as.map(a => a.href)")
     found_pages = {urlsplit(href).path.lstrip("/") for href in found}
-    assert found_pages & having_term, f"searching {SEARCH_TERM!r} listed {sorted(found_pages)}, not {having_term}"
+    assert (
+        found_pages & having_term
+    ), f"searching {SEARCH_TERM!r} listed {sorted(found_pages)}, not {having_term}"

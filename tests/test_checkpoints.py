@@ -1,4 +1,5 @@
-"""Saving and loading extractor weights: round trips, Lightning checkpoints, and every kind of bad file."""
+"""Saving and loading extractor weights: round trips, Lightning checkpoints, and every kind of
+bad file."""
 
 import hashlib
 import os
@@ -7,7 +8,14 @@ import random
 import pytest
 import torch
 
-from oml_helpers import CheckpointError, SmallCNN, best_checkpoint, load_extractor, read_checkpoint, save_extractor
+from oml_helpers import (
+    CheckpointError,
+    SmallCNN,
+    best_checkpoint,
+    load_extractor,
+    read_checkpoint,
+    save_extractor,
+)
 
 
 def _model(seed: int = 0, **kwargs) -> SmallCNN:
@@ -26,7 +34,11 @@ def _same_weights(a: torch.nn.Module, b: torch.nn.Module) -> bool:
 
 def test_round_trip_keeps_weights_and_meta_and_leaves_the_file_alone(tmp_path):
     source, target = _model(0), _model(1)
-    path = save_extractor(source, tmp_path / "sub" / "w.pt", meta={"epoch": 3, "scores": {"map@5": 0.9}, "tags": ["a"]})
+    path = save_extractor(
+        source,
+        tmp_path / "sub" / "w.pt",
+        meta={"epoch": 3, "scores": {"map@5": 0.9}, "tags": ["a"]},
+    )
     before = _digest(path)
     assert not _same_weights(source, target)
     meta = load_extractor(path, target)
@@ -60,7 +72,9 @@ def test_other_architecture_names_the_mismatch_and_keeps_the_model(tmp_path):
     path = save_extractor(_model(0), tmp_path / "w.pt")
     small = _model(1, feat_dim=32)
     untouched = {k: v.clone() for k, v in small.state_dict().items()}
-    with pytest.raises(CheckpointError, match=r"shape mismatch.*head\.weight \(64, 64\) vs \(32, 64\)"):
+    with pytest.raises(
+        CheckpointError, match=r"shape mismatch.*head\.weight \(64, 64\) vs \(32, 64\)"
+    ):
         load_extractor(path, small)
     assert all(torch.equal(untouched[k], v) for k, v in small.state_dict().items())
 
@@ -80,7 +94,11 @@ def test_missing_empty_truncated_and_corrupted_files(tmp_path):
         (tmp_path / "cut.pt").write_bytes(data[:cut])
         with pytest.raises(CheckpointError, match="truncated or corrupted|corrupted"):
             load_extractor(tmp_path / "cut.pt", _model())
-    for junk in (random.Random(0).randbytes(300), b"not a checkpoint" * 10, b"\x80\x02}q\x00(X\x01"):
+    for junk in (
+        random.Random(0).randbytes(300),
+        b"not a checkpoint" * 10,
+        b"\x80\x02}q\x00(X\x01",
+    ):
         (tmp_path / "junk.pt").write_bytes(junk)
         with pytest.raises(CheckpointError, match="truncated or corrupted"):
             read_checkpoint(tmp_path / "junk.pt")
@@ -109,7 +127,9 @@ def test_a_pickle_that_runs_code_is_refused_without_running_it(tmp_path):
     with pytest.raises(CheckpointError, match="weights_only=True refuses it"):
         load_extractor(tmp_path / "evil.pt", _model())
     assert not marker.exists()
-    torch.load(tmp_path / "evil.pt", weights_only=False)  # the danger is real: the unsafe load runs it
+    torch.load(
+        tmp_path / "evil.pt", weights_only=False
+    )  # the danger is real: the unsafe load runs it
     assert marker.is_dir()
 
 
@@ -140,24 +160,36 @@ def test_save_rejects_bad_input(tmp_path):
 
 
 def _fake_lightning_ckpt(path, monitor, best, step, current=0.5):
-    """A file shaped like ModelCheckpoint's: its state records ``best`` (a path) as the best so far."""
+    """A file shaped like ModelCheckpoint's: its state records ``best`` (a path) as the best so
+    far."""
     state = {"monitor": monitor, "best_model_path": best, "current_score": torch.tensor(current)}
-    torch.save({"pytorch-lightning_version": "2.1.2", "global_step": step, "state_dict": {},
-                "callbacks": {f"ModelCheckpoint{{'monitor': '{monitor}'}}": state}}, path)
+    torch.save(
+        {
+            "pytorch-lightning_version": "2.1.2",
+            "global_step": step,
+            "state_dict": {},
+            "callbacks": {f"ModelCheckpoint{{'monitor': '{monitor}'}}": state},
+        },
+        path,
+    )
 
 
 def test_best_checkpoint_reads_the_newest_state_not_the_file_names(tmp_path):
     # A template whose names sort after "last": last.ckpt (step 12) and the best file (step 10)
     # store the same current_score, the latest top-k save's; the old helper returned last.ckpt.
     best = "runs/elsewhere/map5=0.934.ckpt"  # relative to the run's working directory
-    _fake_lightning_ckpt(tmp_path / "map5=0.934.ckpt", "OVERALL/map/5", best, step=10, current=0.934)
+    _fake_lightning_ckpt(
+        tmp_path / "map5=0.934.ckpt", "OVERALL/map/5", best, step=10, current=0.934
+    )
     _fake_lightning_ckpt(tmp_path / "last.ckpt", "OVERALL/map/5", best, step=12, current=0.934)
     assert best_checkpoint(tmp_path, "OVERALL/map/5") == tmp_path / "map5=0.934.ckpt"
 
 
 def test_best_checkpoint_follows_a_resumed_run(tmp_path):
     # an older file still in the folder recorded itself; the newest state names a later file
-    _fake_lightning_ckpt(tmp_path / "z-epoch01.ckpt", "OVERALL/map/5", "x/z-epoch01.ckpt", step=2, current=0.99)
+    _fake_lightning_ckpt(
+        tmp_path / "z-epoch01.ckpt", "OVERALL/map/5", "x/z-epoch01.ckpt", step=2, current=0.99
+    )
     _fake_lightning_ckpt(tmp_path / "a-epoch09.ckpt", "OVERALL/map/5", "x/a-epoch09.ckpt", step=18)
     _fake_lightning_ckpt(tmp_path / "last.ckpt", "OVERALL/map/5", "x/a-epoch09.ckpt", step=22)
     assert best_checkpoint(tmp_path, "OVERALL/map/5").name == "a-epoch09.ckpt"

@@ -15,7 +15,10 @@ def test_in_range_is_silent(value, capsys):
 
 @pytest.mark.parametrize("value", [0.8499, 0.9201, -1.0])
 def test_out_of_range_names_the_number_and_the_range(value):
-    with pytest.raises(OutsideStatedRangeError, match=r"trained CMC@1 is .* outside the range the text states \(0.85 to 0.92\)"):
+    with pytest.raises(
+        OutsideStatedRangeError,
+        match=r"trained CMC@1 is .* outside the range the text states \(0.85 to 0.92\)",
+    ):
         expect_between("trained CMC@1", value, 0.85, 0.92)
 
 

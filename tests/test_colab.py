@@ -1,4 +1,5 @@
-"""The Colab badge and set-up cell: right targets, inert outside Colab, and working inside a Colab-like runtime."""
+"""The Colab badge and set-up cell: right targets, inert outside Colab, and working inside a
+Colab-like runtime."""
 
 import hashlib
 import importlib.util
@@ -19,7 +20,9 @@ NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 
 
 def _sync_module():
-    spec = importlib.util.spec_from_file_location("sync_notebooks", ROOT / "scripts" / "sync_notebooks.py")
+    spec = importlib.util.spec_from_file_location(
+        "sync_notebooks", ROOT / "scripts" / "sync_notebooks.py"
+    )
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -36,7 +39,9 @@ def test_notebooks_are_in_sync_with_config():
     for path in NOTEBOOKS:
         expected = [(c.id, c.source) for c in sync.synced_cells(path)]
         actual = [(c.id, c.source) for c in nbformat.read(path, as_version=4).cells]
-        assert actual == expected, f"{path.name} is out of date: run python scripts/sync_notebooks.py"
+        assert (
+            actual == expected
+        ), f"{path.name} is out of date: run python scripts/sync_notebooks.py"
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.name for p in NOTEBOOKS])
@@ -47,8 +52,10 @@ def test_badge_opens_this_notebook(path):
     slug = repo["url"].removeprefix("https://github.com/")
     blob = f"https://colab.research.google.com/github/{slug}/blob/{repo['branch']}"
     # the badge opens the student edition; a second, worded link the full notebook with solutions
-    assert badge.startswith(f"[![Open the student edition in Colab]({sync.BADGE_IMAGE})]"
-                            f"({blob}/student/notebooks/{path.name})"), badge
+    assert badge.startswith(
+        f"[![Open the student edition in Colab]({sync.BADGE_IMAGE})]"
+        f"({blob}/student/notebooks/{path.name})"
+    ), badge
     full = f"({blob}/notebooks/{path.name})"
     assert f"[Open the full notebook, with the solutions, in Colab]{full}" in badge
     setup = _cell(path, sync.SETUP_ID)
@@ -69,7 +76,11 @@ def test_setup_cell_does_nothing_outside_colab(path, tmp_path):
     cell_file = tmp_path / "cell.py"
     cell_file.write_text(_cell(path, _sync_module().SETUP_ID).source)
     result = subprocess.run(
-        [sys.executable, "-c", "exec(open('cell.py').read())"], capture_output=True, text=True, cwd=tmp_path, timeout=60
+        [sys.executable, "-c", "exec(open('cell.py').read())"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=60,
     )
     assert (result.returncode, result.stdout, result.stderr) == (0, "", "")
     assert [p.name for p in tmp_path.iterdir()] == ["cell.py"], "the cell wrote files outside Colab"
@@ -95,15 +106,21 @@ def test_install_asks_pip_for_missing_packages_only(monkeypatch):
     (cmd,) = calls
     assert cmd[:5] == [sys.executable, "-m", "pip", "install", "--quiet"] and "--no-deps" in cmd
     assert "pytorch-lightning==2.1.2" in cmd and "open-metric-learning==4.0.0" not in cmd
-    assert not any(c.startswith("gdown") for c in cmd), "an installed IF_MISSING package must be kept"
+    assert not any(
+        c.startswith("gdown") for c in cmd
+    ), "an installed IF_MISSING package must be kept"
     assert not any(c.startswith(("numpy", "torch")) for c in cmd)
     assert any("no runtime restart needed" in line for line in report)
 
 
 @pytest.mark.parametrize("has_pkg_resources", [True, False])
 def test_setuptools_is_installed_only_where_pkg_resources_is_gone(monkeypatch, has_pkg_resources):
-    monkeypatch.setattr(colab, "_version", lambda name: colab.PINNED.get(name) or colab.IF_MISSING.get(name, ""))
-    monkeypatch.setattr(colab, "_has_module", lambda name: has_pkg_resources or name != "pkg_resources")
+    monkeypatch.setattr(
+        colab, "_version", lambda name: colab.PINNED.get(name) or colab.IF_MISSING.get(name, "")
+    )
+    monkeypatch.setattr(
+        colab, "_has_module", lambda name: has_pkg_resources or name != "pkg_resources"
+    )
     expected = [] if has_pkg_resources else [colab.SETUPTOOLS_WITH_PKG_RESOURCES]
     assert colab.packages_to_install() == expected
 
@@ -120,28 +137,54 @@ def test_install_reports_pip_failure_and_failed_imports(monkeypatch):
 
 
 COLAB_LIKE = [  # what Colab ships that matters here: numpy 2 and its own torch
-    "numpy==2.1.3", "torch==2.14.1", "torchvision==0.29.2", "pandas==2.2.3", "scikit-learn==1.5.2",
-    "matplotlib==3.9.2", "pillow==10.4.0", "requests", "tqdm", "PyYAML", "packaging", "typing-extensions",
-    "filelock", "fsspec", "setuptools<81",
+    "numpy==2.1.3",
+    "torch==2.14.1",
+    "torchvision==0.29.2",
+    "pandas==2.2.3",
+    "scikit-learn==1.5.2",
+    "matplotlib==3.9.2",
+    "pillow==10.4.0",
+    "requests",
+    "tqdm",
+    "PyYAML",
+    "packaging",
+    "typing-extensions",
+    "filelock",
+    "fsspec",
+    "setuptools<81",
 ]
 
 
 def _colab_preinstalled() -> Path:
-    """Site-packages holding COLAB_LIKE, built once (about 2 minutes, 5 GB) and kept in the user's cache.
+    """Site-packages holding COLAB_LIKE, built once (about 2 minutes, 5 GB) and kept in the user's
+    cache.
 
     It plays the part of Colab's own preinstalled packages, which live outside the environment that
     the set-up installs into. Each test run makes a fresh venv that sees them (a ``.pth`` file), so
     what the set-up installs lands in the fresh venv and the cached packages stay as they are.
     """
     key = hashlib.sha256("\n".join([sys.version, *COLAB_LIKE]).encode()).hexdigest()[:12]
-    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "oml-book" / f"colab-like-{key}"
+    cache = (
+        Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+        / "oml-book"
+        / f"colab-like-{key}"
+    )
     if not (cache / "complete").is_file():
         shutil.rmtree(cache, ignore_errors=True)
         subprocess.run([sys.executable, "-m", "venv", str(cache)], check=True)
         pip = subprocess.run(
-            [str(cache / "bin" / "python"), "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
-             *COLAB_LIKE],
-            capture_output=True, text=True, timeout=1200,
+            [
+                str(cache / "bin" / "python"),
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "--disable-pip-version-check",
+                *COLAB_LIKE,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=1200,
         )
         assert pip.returncode == 0, pip.stderr[-3000:]
         (cache / "complete").write_text("\n".join(COLAB_LIKE))
@@ -154,9 +197,12 @@ def _site_packages(venv: Path) -> Path:
     return found[0]
 
 
-@pytest.mark.skipif(os.environ.get("OML_BOOK_SKIP_COLAB_SIM") == "1", reason="OML_BOOK_SKIP_COLAB_SIM=1")
+@pytest.mark.skipif(
+    os.environ.get("OML_BOOK_SKIP_COLAB_SIM") == "1", reason="OML_BOOK_SKIP_COLAB_SIM=1"
+)
 def test_setup_cell_inside_a_colab_like_runtime(tmp_path):
-    """A fresh venv with numpy 2 and torch preinstalled, then the set-up cell, then the chapters' imports."""
+    """A fresh venv with numpy 2 and torch preinstalled, then the set-up cell, then the chapters'
+    imports."""
     preinstalled = _colab_preinstalled()
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
@@ -164,8 +210,12 @@ def test_setup_cell_inside_a_colab_like_runtime(tmp_path):
     python = str(venv / "bin" / "python")
 
     book = tmp_path / "oml-book"  # stands for the clone the cell makes
-    shutil.copytree(ROOT / "oml_helpers", book / "oml_helpers", ignore=shutil.ignore_patterns("__pycache__"))
-    cell = _cell(NOTEBOOKS[0], _sync_module().SETUP_ID).source.replace("/content/oml-book", str(book))
+    shutil.copytree(
+        ROOT / "oml_helpers", book / "oml_helpers", ignore=shutil.ignore_patterns("__pycache__")
+    )
+    cell = _cell(NOTEBOOKS[0], _sync_module().SETUP_ID).source.replace(
+        "/content/oml-book", str(book)
+    )
     script = textwrap.dedent(
         """
         import sys, types
@@ -189,7 +239,11 @@ def test_setup_cell_inside_a_colab_like_runtime(tmp_path):
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
     result = subprocess.run(
         [python, str(tmp_path / "run.py"), str(tmp_path / "cell.py"), str(tmp_path / "digits")],
-        capture_output=True, text=True, timeout=1200, env=env, cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=1200,
+        env=env,
+        cwd=tmp_path,
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert "no runtime restart needed" in result.stdout

@@ -7,7 +7,13 @@ from PIL import Image
 from sklearn.datasets import load_digits
 
 from oml.const import IS_GALLERY_COLUMN, IS_QUERY_COLUMN, LABELS_COLUMN, PATHS_COLUMN, SPLIT_COLUMN
-from oml_helpers import DatasetFormatError, check_dataframe, default_data_root, make_digits_dataset, split_dataframe
+from oml_helpers import (
+    DatasetFormatError,
+    check_dataframe,
+    default_data_root,
+    make_digits_dataset,
+    split_dataframe,
+)
 from oml_helpers.data import REQUIRED_COLUMNS
 
 COLUMNS = [LABELS_COLUMN, PATHS_COLUMN, SPLIT_COLUMN, IS_QUERY_COLUMN, IS_GALLERY_COLUMN]
@@ -33,7 +39,8 @@ def _mtimes(root):
     return {p.relative_to(root).as_posix(): p.stat().st_mtime_ns for p in _files(root)}
 
 
-# --------------------------------------------------------------------------------------- make_digits_dataset
+# ---------------------------------------------------------------------------------------
+# make_digits_dataset
 
 
 def test_returned_dataframe_has_columns_and_dtypes(second_root):
@@ -46,7 +53,9 @@ def test_returned_dataframe_has_columns_and_dtypes(second_root):
     val = df[df[SPLIT_COLUMN] == "validation"]
     for column in (IS_QUERY_COLUMN, IS_GALLERY_COLUMN):
         assert train[column].isna().all(), f"training rows must leave {column} empty"
-        assert val[column].map(lambda v: v is True or v is np.True_).all(), f"every validation row is a {column}"
+        assert (
+            val[column].map(lambda v: v is True or v is np.True_).all()
+        ), f"every validation row is a {column}"
 
 
 def test_one_row_per_sklearn_digit(second_root, sklearn_digits):
@@ -112,7 +121,9 @@ def test_8px_images_hold_the_sklearn_pixels(tiny_root, sklearn_digits):
     for index in (0, 1, 500, len(df) - 1):
         path = df[PATHS_COLUMN][index]
         sk_index = int(path.split("/")[-1][:-4])
-        expected = np.round(sklearn_digits.images[sk_index] * 255 / 16).astype(np.uint8)  # values 0..16 -> 0..255
+        expected = np.round(sklearn_digits.images[sk_index] * 255 / 16).astype(
+            np.uint8
+        )  # values 0..16 -> 0..255
         with Image.open(tiny_root / path) as image:
             assert image.size == (8, 8)
             np.testing.assert_array_equal(np.asarray(image), expected)
@@ -154,7 +165,9 @@ def test_second_call_rewrites_nothing_not_even_the_csv(second_root):
     before = csv.stat().st_mtime_ns
     make_digits_dataset(root)
     assert csv.read_bytes() == content
-    assert csv.stat().st_mtime_ns == before, "df.csv was rewritten although its content did not change"
+    assert (
+        csv.stat().st_mtime_ns == before
+    ), "df.csv was rewritten although its content did not change"
 
 
 def test_written_dataset_passes_check(digits_root, digits_df):
@@ -167,7 +180,9 @@ def test_written_dataset_passes_check(digits_root, digits_df):
     ids=["one-digit", "one-distinct-digit", "all-ten", "ten", "negative", "none"],
 )
 def test_bad_train_digits_raise(tmp_path, train_digits):
-    with pytest.raises(ValueError, match=r"train_digits=.*between 2 and 9 distinct digits in 0\.\.9"):
+    with pytest.raises(
+        ValueError, match=r"train_digits=.*between 2 and 9 distinct digits in 0\.\.9"
+    ):
         make_digits_dataset(tmp_path, train_digits=train_digits)
     assert list(tmp_path.iterdir()) == [], "nothing may be written before the arguments are checked"
 
@@ -187,13 +202,16 @@ def test_default_data_root(monkeypatch, tmp_path):
     assert not (tmp_path / "somewhere").exists()
 
 
-# --------------------------------------------------------------------------------------- check_dataframe
+# ---------------------------------------------------------------------------------------
+# check_dataframe
 
 
 def test_check_accepts_dataframe_csv_and_csv_path(digits_root, second_root):
     root, returned_df = second_root
     check_dataframe(returned_df, root)  # as returned, with None in the training rows
-    check_dataframe(pd.read_csv(digits_root / "df.csv"), digits_root)  # read back: NaN instead of None
+    check_dataframe(
+        pd.read_csv(digits_root / "df.csv"), digits_root
+    )  # read back: NaN instead of None
     check_dataframe(digits_root / "df.csv", digits_root)  # a Path
     check_dataframe(str(digits_root / "df.csv"), str(digits_root))  # a str
 
@@ -219,7 +237,8 @@ def test_check_accepts_query_only_and_gallery_only_rows(digits_root, digits_df):
     val = digits_df.index[digits_df[SPLIT_COLUMN] == "validation"]
     digits_df[IS_QUERY_COLUMN] = digits_df[IS_QUERY_COLUMN].astype(object)
     digits_df[IS_GALLERY_COLUMN] = digits_df[IS_GALLERY_COLUMN].astype(object)
-    # alternate: even rows are queries only, odd rows gallery items only; every label keeps both kinds
+    # alternate: even rows are queries only, odd rows gallery items only; every label keeps both
+    # kinds
     digits_df.loc[val[::2], IS_GALLERY_COLUMN] = False
     digits_df.loc[val[1::2], IS_QUERY_COLUMN] = False
     check_dataframe(digits_df, digits_root)
@@ -237,19 +256,25 @@ def test_missing_column(digits_root, digits_df, column):
 
 def test_float_labels(digits_root, digits_df):
     digits_df[LABELS_COLUMN] = digits_df[LABELS_COLUMN].astype(float)
-    with pytest.raises(DatasetFormatError, match=r"'label' must hold integers, found dtype float64"):
+    with pytest.raises(
+        DatasetFormatError, match=r"'label' must hold integers, found dtype float64"
+    ):
         check_dataframe(digits_df, digits_root)
 
 
 def test_string_labels(digits_root, digits_df):
     digits_df[LABELS_COLUMN] = "digit_" + digits_df[LABELS_COLUMN].astype(str)
-    with pytest.raises(DatasetFormatError, match=r"'label' must hold integers.*'digit_0'.*factorize"):
+    with pytest.raises(
+        DatasetFormatError, match=r"'label' must hold integers.*'digit_0'.*factorize"
+    ):
         check_dataframe(digits_df, digits_root)
 
 
 def test_bad_split_value(digits_root, digits_df):
     digits_df.loc[3, SPLIT_COLUMN] = "test"
-    with pytest.raises(DatasetFormatError, match=r"'split' has \['test'\]; only 'train' and 'validation'"):
+    with pytest.raises(
+        DatasetFormatError, match=r"'split' has \['test'\]; only 'train' and 'validation'"
+    ):
         check_dataframe(digits_df, digits_root)
 
 
@@ -259,7 +284,8 @@ def test_training_row_with_query_or_gallery_flag(digits_root, digits_df, column)
     digits_df[column] = digits_df[column].astype(object)
     digits_df.loc[train_index, column] = True
     with pytest.raises(
-        DatasetFormatError, match=rf"1 training row\(s\) have a value in '{column}' \(first at index {train_index}\)"
+        DatasetFormatError,
+        match=rf"1 training row\(s\) have a value in '{column}' \(first at index {train_index}\)",
     ):
         check_dataframe(digits_df, digits_root)
 
@@ -267,14 +293,18 @@ def test_training_row_with_query_or_gallery_flag(digits_root, digits_df, column)
 def test_training_label_with_a_single_image(digits_root, digits_df):
     train_index = digits_df.index[digits_df[SPLIT_COLUMN] == "train"][0]
     digits_df.loc[train_index, LABELS_COLUMN] = 42
-    with pytest.raises(DatasetFormatError, match=r"Training label\(s\) \[42\] have a single image.*BalanceSampler"):
+    with pytest.raises(
+        DatasetFormatError, match=r"Training label\(s\) \[42\] have a single image.*BalanceSampler"
+    ):
         check_dataframe(digits_df, digits_root)
 
 
 def test_validation_row_with_empty_is_query(digits_root, digits_df):
     val_index = digits_df.index[digits_df[SPLIT_COLUMN] == "validation"][5]
     digits_df.loc[val_index, IS_QUERY_COLUMN] = np.nan
-    with pytest.raises(DatasetFormatError, match=r"'is_query' must be True or False on every validation row.*nan"):
+    with pytest.raises(
+        DatasetFormatError, match=r"'is_query' must be True or False on every validation row.*nan"
+    ):
         check_dataframe(digits_df, digits_root)
 
 
@@ -292,15 +322,20 @@ def test_validation_row_neither_query_nor_gallery(digits_root, digits_df):
         digits_df[column] = digits_df[column].astype(object)
         digits_df.loc[val_index, column] = False
     with pytest.raises(
-        DatasetFormatError, match=rf"1 validation row\(s\) are neither query nor gallery \(first at index {val_index}\)"
+        DatasetFormatError,
+        match=rf"1 validation row\(s\) are neither query nor gallery \(first at index {val_index}\)",
     ):
         check_dataframe(digits_df, digits_root)
 
 
 def test_query_whose_label_has_a_single_image(digits_root, digits_df):
     val_index = digits_df.index[digits_df[SPLIT_COLUMN] == "validation"][3]
-    digits_df.loc[val_index, LABELS_COLUMN] = 99  # query and gallery at once: its only match is itself
-    with pytest.raises(DatasetFormatError, match=rf"Query row\(s\) \[{val_index}\] have no other gallery image"):
+    digits_df.loc[val_index, LABELS_COLUMN] = (
+        99  # query and gallery at once: its only match is itself
+    )
+    with pytest.raises(
+        DatasetFormatError, match=rf"Query row\(s\) \[{val_index}\] have no other gallery image"
+    ):
         check_dataframe(digits_df, digits_root)
 
 
@@ -310,19 +345,26 @@ def test_queries_whose_label_has_no_gallery_at_all(digits_root, digits_df):
     digits_df.loc[val_rows, LABELS_COLUMN] = 77
     digits_df.loc[val_rows, IS_GALLERY_COLUMN] = False  # two queries of label 77, nothing to find
     expected = str(list(val_rows)).replace("[", r"\[").replace("]", r"\]")
-    with pytest.raises(DatasetFormatError, match=rf"Query row\(s\) {expected} have no other gallery image"):
+    with pytest.raises(
+        DatasetFormatError, match=rf"Query row\(s\) {expected} have no other gallery image"
+    ):
         check_dataframe(digits_df, digits_root)
 
 
 def test_missing_image_file(digits_root, digits_df):
     digits_df.loc[10, PATHS_COLUMN] = "images/0/not_there.png"
-    with pytest.raises(DatasetFormatError, match=r"1 image file\(s\) do not exist, e\.g\. \['images/0/not_there\.png'\]"):
+    with pytest.raises(
+        DatasetFormatError,
+        match=r"1 image file\(s\) do not exist, e\.g\. \['images/0/not_there\.png'\]",
+    ):
         check_dataframe(digits_df, digits_root)
 
 
 def test_relative_paths_without_root_hint(digits_df, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # so that the relative paths cannot resolve by chance
-    with pytest.raises(DatasetFormatError, match=r"1797 in all.*Paths are relative: pass dataset_root"):
+    with pytest.raises(
+        DatasetFormatError, match=r"1797 in all.*Paths are relative: pass dataset_root"
+    ):
         check_dataframe(digits_df)
 
 
@@ -333,15 +375,21 @@ def test_dataset_root_not_a_folder(digits_root, digits_df, kind):
         check_dataframe(digits_df, root)
 
 
-@pytest.mark.parametrize("make_empty", [lambda df: df.iloc[0:0], lambda df: pd.DataFrame()], ids=["no-rows", "bare"])
+@pytest.mark.parametrize(
+    "make_empty", [lambda df: df.iloc[0:0], lambda df: pd.DataFrame()], ids=["no-rows", "bare"]
+)
 def test_empty_dataframe(digits_root, digits_df, make_empty):
     with pytest.raises(DatasetFormatError, match="The dataframe has no rows"):
         check_dataframe(make_empty(digits_df), digits_root)
 
 
-@pytest.mark.parametrize("value, type_name", [([1, 2], "list"), ({"label": [1]}, "dict"), (None, "NoneType")])
+@pytest.mark.parametrize(
+    "value, type_name", [([1, 2], "list"), ({"label": [1]}, "dict"), (None, "NoneType")]
+)
 def test_not_a_dataframe(value, type_name):
-    with pytest.raises(DatasetFormatError, match=rf"Expected a pandas DataFrame or a \.csv path, got {type_name}"):
+    with pytest.raises(
+        DatasetFormatError, match=rf"Expected a pandas DataFrame or a \.csv path, got {type_name}"
+    ):
         check_dataframe(value)
 
 
@@ -360,7 +408,8 @@ def test_oml_own_check_is_wrapped(digits_root, digits_df):
     assert isinstance(info.value.__cause__, AssertionError)
 
 
-# --------------------------------------------------------------------------------------- split_dataframe
+# ---------------------------------------------------------------------------------------
+# split_dataframe
 
 
 def test_split_dataframe(digits_df):

@@ -1,7 +1,8 @@
-"""DDP with two CPU processes: validation metrics must cover the whole validation set, not each process's half.
+"""DDP with two CPU processes: validation metrics must cover the whole validation set, not each
+process's half.
 
-Runs ``python -m oml_helpers.ddp_demo`` (the script chapter 03 shows) under ``torchrun``, as the chapter
-does, for one epoch; about 20 s.
+Runs ``python -m oml_helpers.ddp_demo`` (the script chapter 03 shows) under ``torchrun``, as the
+chapter does, for one epoch; about 20 s.
 """
 
 import json
@@ -21,9 +22,25 @@ REPO = Path(__file__).resolve().parent.parent
 @pytest.fixture(scope="module")
 def ddp_reports(tmp_path_factory):
     out, data = tmp_path_factory.mktemp("ddp"), tmp_path_factory.mktemp("digits32")
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-               "-m", "oml_helpers.ddp_demo", str(out), "--data-root", str(data), "--epochs", "1"]
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]),
+    }
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node",
+        "2",
+        "-m",
+        "oml_helpers.ddp_demo",
+        str(out),
+        "--data-root",
+        str(data),
+        "--epochs",
+        "1",
+    ]
     done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     return [json.loads((out / f"rank{rank}.json").read_text()) for rank in (0, 1)]
@@ -41,11 +58,16 @@ def test_each_process_validates_half_but_metrics_use_everything(ddp_reports):
 def test_ddp_metrics_equal_a_single_process_evaluation(ddp_reports):
     logged, single = ddp_reports[0]["metrics_logged"], ddp_reports[0]["metrics_single_process"]
     assert logged.keys() == single.keys() == {"cmc/1", "precision/5", "map/5"}
-    # Same weights, same images; only the batches differ (each process embeds its own share), which can move
-    # a distance in its last bit and swap two near-tied gallery items: allow one query's worth, not half the set.
+    # Same weights, same images; only the batches differ (each process embeds its own share), which
+    # can move a distance in its last bit and swap two near-tied gallery items: allow one query's
+    # worth, not half the set.
     for name in logged:
-        assert logged[name] == pytest.approx(single[name], abs=2 / ddp_reports[0]["n_queries"]), name
-    assert ddp_reports[1]["metrics_logged"] == logged  # every process computed the same, complete metrics
+        assert logged[name] == pytest.approx(
+            single[name], abs=2 / ddp_reports[0]["n_queries"]
+        ), name
+    assert (
+        ddp_reports[1]["metrics_logged"] == logged
+    )  # every process computed the same, complete metrics
 
 
 def test_expected_share_pads_up():

@@ -60,7 +60,8 @@ def test_seed_everything_rejects_bad_seeds(seed):
 
 
 def test_seed_everything_accepts_numpy_integers():
-    """The docstring says "any non-negative integer"; seeds often come from NumPy (np.arange, rng.integers)."""
+    """The docstring says "any non-negative integer"; seeds often come from NumPy (np.arange,
+    rng.integers)."""
     seed_everything(np.int64(3))
     a = torch.rand(3)
     seed_everything(3)
@@ -136,7 +137,9 @@ def test_module_warnings_are_hidden_only_from_their_module():
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         silence_known_warnings()
-        warnings.warn_explicit(text, UserWarning, "_package.py", 790, module="torch.export.pt2_archive._package")
+        warnings.warn_explicit(
+            text, UserWarning, "_package.py", 790, module="torch.export.pt2_archive._package"
+        )
         warnings.warn_explicit(text, UserWarning, "mine.py", 1, module="my_code")
     assert [w.filename for w in caught] == ["mine.py"]
 

@@ -43,25 +43,42 @@ def chapter_names(tmp_path, logs, lightning_ckpt, search_setup):  # noqa: F811 (
     ckpt, _ = lightning_ckpt
     model, image, store, dataset = search_setup
     return {
-        "h": h, "torch": torch, "np": np, "pd": pd, "Path": Path,
+        "h": h,
+        "torch": torch,
+        "np": np,
+        "pd": pd,
+        "Path": Path,
         "DATA_ROOT": tmp_path,  # 00
-        "logs": run_logs(False), "hard_logs": run_logs(True),  # 01
+        "logs": run_logs(False),
+        "hard_logs": run_logs(True),  # 01
         "quiz": pd.DataFrame({"is_query": [True, False], "is_gallery": [False, True]}),
-        "toy": pd.DataFrame({"label": [5, 5], "is_query": [True, False],
-                             "is_gallery": [False, True]}),
+        "toy": pd.DataFrame(
+            {"label": [5, 5], "is_query": [True, False], "is_gallery": [False, True]}
+        ),
         "toy_embeddings": torch.zeros(2, 1),
-        "rr": _rr(), "val_dataset": dataset,  # 02 (and rr for 06)
+        "rr": _rr(),
+        "val_dataset": dataset,  # 02 (and rr for 06)
         "df": pd.DataFrame({"label": [d for d in range(10) for _ in range(30)]}),  # 03
         "csv_logger": SimpleNamespace(log_dir=str(csv)),
         "tb_logger": SimpleNamespace(log_dir=str(tb)),
         "RUNS": ckpt.parent.parent,  # 04: RUNS / "checkpoints" / "last.ckpt"
-        "rr_tuning": _rr(), "rr_heldout": _rr(seed=3),  # 06
-        "rr_before": _rr(seed=1), "rr_after": _rr(seed=2),  # 07
-        "model": model, "prepared": {"my_scan.jpg": image}, "transform": h.digit_transforms(False),
+        "rr_tuning": _rr(),
+        "rr_heldout": _rr(seed=3),  # 06
+        "rr_before": _rr(seed=1),
+        "rr_after": _rr(seed=2),  # 07
+        "model": model,
+        "prepared": {"my_scan.jpg": image},
+        "transform": h.digit_transforms(False),
         "store": store,  # 06
-        "seconds": {5: 0.5, 10: 0.9}, "n_queries": 10, "first_stage_ms": 10.0,  # 07
-        "val": None, "siamese": None,  # 07
-        "judges": {"pairwise model": {"threshold": 0.3}, "extractor's distance": {"threshold": 0.3}},
+        "seconds": {5: 0.5, 10: 0.9},
+        "n_queries": 10,
+        "first_stage_ms": 10.0,  # 07
+        "val": None,
+        "siamese": None,  # 07
+        "judges": {
+            "pairwise model": {"threshold": 0.3},
+            "extractor's distance": {"threshold": 0.3},
+        },
     }
 
 
@@ -88,16 +105,17 @@ def test_unanswered_values_and_functions_are_named():
     says(ex.check_balance_epoch(..., ...), ex.WRONG, "`batches` is still `...`")
     says(ex.check_metrics_by_hand(1.0, ..., 0.5), ex.WRONG, "`precision` is still `...`")
 
-    def my_loss(anchor, positive, negative, margin):
-        ...
+    def my_loss(anchor, positive, negative, margin): ...
 
     says(ex.check_triplet_loss(my_loss), ex.WRONG, "`my_loss` returned None")
 
-    def looks_collapsed(run_logs):
-        ...
+    def looks_collapsed(run_logs): ...
 
-    says(ex.check_collapse_diagnosis(looks_collapsed, run_logs(False), run_logs(True)), ex.WRONG,
-         "`looks_collapsed` returned None")
+    says(
+        ex.check_collapse_diagnosis(looks_collapsed, run_logs(False), run_logs(True)),
+        ex.WRONG,
+        "`looks_collapsed` returned None",
+    )
 
 
 def test_real_answers_pass_through_the_guard():

@@ -1,4 +1,5 @@
-"""Each exercise checker accepts the right answer and turns down typical wrong ones with a reason."""
+"""Each exercise checker accepts the right answer and turns down typical wrong ones with a
+reason."""
 
 import warnings
 from pathlib import Path
@@ -24,22 +25,35 @@ QUIZ_EMBEDDINGS = torch.tensor([[0.0], [1.0], [0.1], [0.3], [0.9], [0.6]])
 def _quiz():
     """Chapter 00's exercise 1: rows 2 and 4 are the queries, the others the gallery."""
     is_query = [False, False, True, False, True, False]
-    return pd.DataFrame({"label": [5, 6, 5, 5, 6, 6], "is_query": is_query,
-                         "is_gallery": [not q for q in is_query]})
+    return pd.DataFrame(
+        {"label": [5, 6, 5, 5, 6, 6], "is_query": is_query, "is_gallery": [not q for q in is_query]}
+    )
 
 
 def test_query_rows():
     quiz = _quiz()
-    _says(ex.check_query_rows([1, 5, 3], quiz, QUIZ_EMBEDDINGS), ex.RIGHT, "dataset row 4",
-          "positions [1, 3, 2]")
+    _says(
+        ex.check_query_rows([1, 5, 3], quiz, QUIZ_EMBEDDINGS),
+        ex.RIGHT,
+        "dataset row 4",
+        "positions [1, 3, 2]",
+    )
     _says(ex.check_query_rows(torch.tensor([1, 5, 3]), quiz, QUIZ_EMBEDDINGS), ex.RIGHT)
     _says(ex.check_query_rows([1, 3, 2], quiz, QUIZ_EMBEDDINGS), ex.WRONG, "gallery positions")
-    _says(ex.check_query_rows([5, 3, 0], quiz, QUIZ_EMBEDDINGS), ex.WRONG, "dataset row 1",
-          "it is dataset row 4")
+    _says(
+        ex.check_query_rows([5, 3, 0], quiz, QUIZ_EMBEDDINGS),
+        ex.WRONG,
+        "dataset row 1",
+        "it is dataset row 4",
+    )
     _says(ex.check_query_rows([5, 1, 3], quiz, QUIZ_EMBEDDINGS), ex.WRONG, "wrong order")
     _says(ex.check_query_rows([1, 5], quiz, QUIZ_EMBEDDINGS), ex.WRONG, "give 3 rows")
-    _says(ex.check_query_rows([0, 3, 5], quiz, QUIZ_EMBEDDINGS), ex.WRONG,
-          "results of query 0 (dataset row 2)", "count from 0")
+    _says(
+        ex.check_query_rows([0, 3, 5], quiz, QUIZ_EMBEDDINGS),
+        ex.WRONG,
+        "results of query 0 (dataset row 2)",
+        "count from 0",
+    )
     _says(ex.check_query_rows([0, 5, 3], quiz, QUIZ_EMBEDDINGS), ex.WRONG, "get_query_ids")
     _says(ex.check_query_rows("rows", quiz, QUIZ_EMBEDDINGS), ex.WRONG, "a list of 3")
     _says(ex.check_query_rows([0, 3], quiz, QUIZ_EMBEDDINGS, query=0, k=2), ex.RIGHT)
@@ -91,34 +105,63 @@ def test_separate_queries(digits_df, digits_root):
     _says(ex.check_separate_queries(moved, digits_root, *ROWS), ex.WRONG, "training rows changed")
     idle = right.copy()
     idle.loc[idle.index[-1], "is_gallery"] = False
-    _says(ex.check_separate_queries(idle, digits_root, *ROWS), ex.WRONG, "neither query nor gallery")
+    _says(
+        ex.check_separate_queries(idle, digits_root, *ROWS), ex.WRONG, "neither query nor gallery"
+    )
 
 
 def test_separate_queries_rows(digits_df, digits_root):
     right = _separate(digits_df, 20)
-    _says(ex.check_separate_queries(right, digits_root, 98, 103), ex.RIGHT,
-          "position 0 is dataset row 98", "query 99 is dataset row 103")
+    _says(
+        ex.check_separate_queries(right, digits_root, 98, 103),
+        ex.RIGHT,
+        "position 0 is dataset row 98",
+        "query 99 is dataset row 103",
+    )
     _says(ex.check_separate_queries(right, digits_root, np.int64(98), 103), ex.RIGHT)
-    _says(ex.check_separate_queries(right, digits_root, 0, 103), ex.WRONG,
-          "0 is the gallery position number itself", "get_gallery_ids()[0]")
-    _says(ex.check_separate_queries(right, digits_root, 98, 99), ex.WRONG,
-          "99 is the query number itself", "get_query_ids()[99]")
-    _says(ex.check_separate_queries(right, digits_root, 197, 103), ex.WRONG,
-          "197 is that image's row in `df`")
-    _says(ex.check_separate_queries(right, digits_root, 98, 206), ex.WRONG,
-          "206 is that image's row in `df`")
-    _says(ex.check_separate_queries(right, digits_root, 98, 5), ex.WRONG,
-          "5 is not the dataset row of query 99")
+    _says(
+        ex.check_separate_queries(right, digits_root, 0, 103),
+        ex.WRONG,
+        "0 is the gallery position number itself",
+        "get_gallery_ids()[0]",
+    )
+    _says(
+        ex.check_separate_queries(right, digits_root, 98, 99),
+        ex.WRONG,
+        "99 is the query number itself",
+        "get_query_ids()[99]",
+    )
+    _says(
+        ex.check_separate_queries(right, digits_root, 197, 103),
+        ex.WRONG,
+        "197 is that image's row in `df`",
+    )
+    _says(
+        ex.check_separate_queries(right, digits_root, 98, 206),
+        ex.WRONG,
+        "206 is that image's row in `df`",
+    )
+    _says(
+        ex.check_separate_queries(right, digits_root, 98, 5),
+        ex.WRONG,
+        "5 is not the dataset row of query 99",
+    )
     _says(ex.check_separate_queries(right, digits_root, 98.0, 103), ex.WRONG, "whole number")
     _says(ex.check_separate_queries(right, digits_root, True, 103), ex.WRONG, "whole number")
     # another query: query 20 is dataset row 20 (the first 100 rows are all queries), row 37 of df
     _says(ex.check_separate_queries(right, digits_root, 98, 20, query=20), ex.RIGHT)
-    _says(ex.check_separate_queries(right, digits_root, 98, 37, query=20), ex.WRONG,
-          "37 is that image's row in `df`")
+    _says(
+        ex.check_separate_queries(right, digits_root, 98, 37, query=20),
+        ex.WRONG,
+        "37 is that image's row in `df`",
+    )
     # the dataframe is judged before the rows
     _says(ex.check_separate_queries(digits_df, digits_root, 98, 103), ex.WRONG, "both query")
-    _says(ex.check_separate_queries(right, digits_root, ..., 103), ex.WRONG,
-          "`gallery_row` is still `...`")
+    _says(
+        ex.check_separate_queries(right, digits_root, ..., 103),
+        ex.WRONG,
+        "`gallery_row` is still `...`",
+    )
     with pytest.raises(ValueError, match="between 0 and 99"):
         ex.check_separate_queries(right, digits_root, 98, 103, query=100)
 
@@ -126,8 +169,9 @@ def test_separate_queries_rows(digits_df, digits_root):
 def _toy():
     """Chapter 00's six images with their roles in the retrieval example: rows 0 and 1 query."""
     is_query = [True, True, False, False, False, False]
-    return pd.DataFrame({"label": [5, 6, 5, 5, 6, 6], "is_query": is_query,
-                         "is_gallery": [not q for q in is_query]})
+    return pd.DataFrame(
+        {"label": [5, 6, 5, 5, 6, 6], "is_query": is_query, "is_gallery": [not q for q in is_query]}
+    )
 
 
 def _oml_lost_match(sequence):
@@ -138,8 +182,12 @@ def _oml_lost_match(sequence):
         warnings.simplefilter("always")
         rr = RetrievalResults.from_embeddings(QUIZ_EMBEDDINGS, dataset, n_items=3)
     rows = dataset.get_gallery_ids()
-    return ([rows[ids].tolist() for ids in rr.retrieved_ids],
-            [rows[ids].tolist() for ids in rr.gt_ids], rr, [str(w.message) for w in caught])
+    return (
+        [rows[ids].tolist() for ids in rr.retrieved_ids],
+        [rows[ids].tolist() for ids in rr.gt_ids],
+        rr,
+        [str(w.message) for w in caught],
+    )
 
 
 W = ex.NO_GTS_WARNING  # what OML warns
@@ -152,8 +200,9 @@ def test_lost_match_agrees_with_oml():
     assert W in warned  # the checker's copy of OML's warning is OML's text
     # what the checker says of such a query: 0 in CMC and mAP, NaN precision, NaN mean
     for reduce in (False, True):
-        metrics = calc_retrieval_metrics_rr(rr, cmc_top_k=(1,), map_top_k=(3,),
-                                            precision_top_k=(3,), reduce=reduce, verbose=False)
+        metrics = calc_retrieval_metrics_rr(
+            rr, cmc_top_k=(1,), map_top_k=(3,), precision_top_k=(3,), reduce=reduce, verbose=False
+        )
         cmc, map_, precision = metrics["cmc"][1], metrics["map"][3], metrics["precision"][3]
         if reduce:
             assert float(cmc) == float(map_) == 0.5 and precision.isnan()
@@ -167,24 +216,46 @@ def test_lost_match_agrees_with_oml():
 
 def test_lost_match():
     toy = _toy()
-    _says(ex.check_lost_match(list("ABCDBB"), 2, W, toy, QUIZ_EMBEDDINGS), ex.RIGHT,
-          "no correct item", "only 2 results", "no ground truth (gts)", "NaN")
+    _says(
+        ex.check_lost_match(list("ABCDBB"), 2, W, toy, QUIZ_EMBEDDINGS),
+        ex.RIGHT,
+        "no correct item",
+        "only 2 results",
+        "no ground truth (gts)",
+        "NaN",
+    )
     _says(ex.check_lost_match(pd.Series(list("XYZWYY")), 2, W, toy, QUIZ_EMBEDDINGS), ex.RIGHT)
-    _says(ex.check_lost_match(list("ABCDBB"), 3, W, toy, QUIZ_EMBEDDINGS), ex.WRONG,
-          "drops the skipped ones")
-    _says(ex.check_lost_match(list("ABCDBB"), 1, W, toy, QUIZ_EMBEDDINGS), ex.WRONG,
-          "len(rr.retrieved_ids[1])")
-    _says(ex.check_lost_match(list("ABCDBB"), 2.0, W, toy, QUIZ_EMBEDDINGS), ex.WRONG,
-          "whole number")
-    _says(ex.check_lost_match(list("ABCDEF"), 3, W, toy, QUIZ_EMBEDDINGS), ex.WRONG,
-          "still has correct items, rows [4, 5]")
-    _says(ex.check_lost_match(list("ABCDBA"), 2, W, toy, QUIZ_EMBEDDINGS), ex.WRONG,
-          "rows [5]")
-    _says(ex.check_lost_match(["A", None, "A", None, None, None], 1, W, toy,
-                             QUIZ_EMBEDDINGS),
-          ex.WRONG, "rows [1, 3, 4, 5] have no id", "pd.factorize")
-    _says(ex.check_lost_match(list("ABADBB"), 2, W, toy, QUIZ_EMBEDDINGS), ex.WRONG,
-          "dataset row 0, another query, lost", "[2]")
+    _says(
+        ex.check_lost_match(list("ABCDBB"), 3, W, toy, QUIZ_EMBEDDINGS),
+        ex.WRONG,
+        "drops the skipped ones",
+    )
+    _says(
+        ex.check_lost_match(list("ABCDBB"), 1, W, toy, QUIZ_EMBEDDINGS),
+        ex.WRONG,
+        "len(rr.retrieved_ids[1])",
+    )
+    _says(
+        ex.check_lost_match(list("ABCDBB"), 2.0, W, toy, QUIZ_EMBEDDINGS), ex.WRONG, "whole number"
+    )
+    _says(
+        ex.check_lost_match(list("ABCDEF"), 3, W, toy, QUIZ_EMBEDDINGS),
+        ex.WRONG,
+        "still has correct items, rows [4, 5]",
+    )
+    _says(ex.check_lost_match(list("ABCDBA"), 2, W, toy, QUIZ_EMBEDDINGS), ex.WRONG, "rows [5]")
+    _says(
+        ex.check_lost_match(["A", None, "A", None, None, None], 1, W, toy, QUIZ_EMBEDDINGS),
+        ex.WRONG,
+        "rows [1, 3, 4, 5] have no id",
+        "pd.factorize",
+    )
+    _says(
+        ex.check_lost_match(list("ABADBB"), 2, W, toy, QUIZ_EMBEDDINGS),
+        ex.WRONG,
+        "dataset row 0, another query, lost",
+        "[2]",
+    )
     _says(ex.check_lost_match("ABCDBB", 2, W, toy, QUIZ_EMBEDDINGS), ex.WRONG, "one sequence id")
     _says(ex.check_lost_match(list("ABC"), 2, W, toy, QUIZ_EMBEDDINGS), ex.WRONG, "(6)")
 
@@ -193,8 +264,12 @@ def test_lost_match_warning():
     toy = _toy()
     _says(ex.check_lost_match(list("ABCDBB"), 2, [W], toy, QUIZ_EMBEDDINGS), ex.RIGHT)
     for wrong in ("", "no gts", [], None, 3):
-        _says(ex.check_lost_match(list("ABCDBB"), 2, wrong, toy, QUIZ_EMBEDDINGS), ex.WRONG,
-              "is not OML's warning", "catch_warnings")
+        _says(
+            ex.check_lost_match(list("ABCDBB"), 2, wrong, toy, QUIZ_EMBEDDINGS),
+            ex.WRONG,
+            "is not OML's warning",
+            "catch_warnings",
+        )
 
 
 def test_lost_match_bad_input():
@@ -305,7 +380,12 @@ def test_collapse_diagnosis_bad_input():
 
 def test_metrics_by_hand():
     right_map = (1 / 2 + 2 / 3 + 3 / 5) / 3  # precision at the hits' ranks 2, 3 and 5
-    _says(ex.check_metrics_by_hand(1.0, 1.0, right_map), ex.RIGHT, "precision@5 = 1.000", "map@5 = 0.589")
+    _says(
+        ex.check_metrics_by_hand(1.0, 1.0, right_map),
+        ex.RIGHT,
+        "precision@5 = 1.000",
+        "map@5 = 0.589",
+    )
     result = ex.check_metrics_by_hand(1.0, 3 / 5, right_map)  # divided by k, not min(k, n)
     _says(result, ex.WRONG, "precision@5", "divided by k = 5", "min(k, n) = 3")
     result = ex.check_metrics_by_hand(1.0, 1.0, (1 / 2 + 2 / 3 + 3 / 5) / 5)  # averaged over k
@@ -316,16 +396,23 @@ def test_metrics_by_hand():
     _says(result, ex.RIGHT, "precision@3 = 0.667")
 
 
-
 def test_oml_against_textbook():
     assert ex.TEXTBOOK_HITS == [False, True, False, False, True] and ex.TEXTBOOK_N_GT == 4
     right = (2 / 4, (1 / 2 + 2 / 5) / 2, (1 / 2 + 2 / 5) / 4)  # worked out by hand
-    _says(ex.check_oml_against_textbook(*right), ex.RIGHT, "precision@5 = 0.500",
-          "mAP@5 = 0.450", "AP@5 = 0.225", "2 times")
+    _says(
+        ex.check_oml_against_textbook(*right),
+        ex.RIGHT,
+        "precision@5 = 0.500",
+        "mAP@5 = 0.450",
+        "AP@5 = 0.225",
+        "2 times",
+    )
     precision, map_, textbook = right
     result = ex.check_oml_against_textbook(2 / 5, map_, textbook)  # divided by k
     _says(result, ex.WRONG, "precision@5", "divided by k = 5", "min(k, n) = 4")
-    result = ex.check_oml_against_textbook(precision, textbook, textbook)  # the textbook's for OML's
+    result = ex.check_oml_against_textbook(
+        precision, textbook, textbook
+    )  # the textbook's for OML's
     _says(result, ex.WRONG, "mAP@5", "textbook's AP@5", "n_k = 2")
     result = ex.check_oml_against_textbook(precision, 0.9 / 5, textbook)  # divided by k
     _says(result, ex.WRONG, "mAP@5", "divided by k = 5")
@@ -345,6 +432,7 @@ def test_textbook_ap():
     assert textbook_ap([True, True], 5, 10) == pytest.approx(2 / 5)  # k beyond the ranking
     assert textbook_ap([False, False], 3, 2) == 0.0
 
+
 def _ap(is_correct, n_gt, k):
     hits, total = 0, 0.0
     for rank, correct in enumerate(is_correct[:k], start=1):
@@ -357,7 +445,9 @@ def _ap(is_correct, n_gt, k):
 def test_average_precision():
     result = ex.check_average_precision(_oml_ap)
     _says(result, ex.RIGHT, "edge cases")
-    result = ex.check_average_precision(lambda c, n, k: _ap(c, n, k) * sum(c[:k]) / min(n, k) if n else 0)
+    result = ex.check_average_precision(
+        lambda c, n, k: _ap(c, n, k) * sum(c[:k]) / min(n, k) if n else 0
+    )
     _says(result, ex.WRONG, "OML gives")
     result = ex.check_average_precision(lambda c, n, k: sum(c[:k]) / k)
     _says(result, ex.WRONG)
@@ -369,23 +459,40 @@ def _oml_ap(is_correct, n_gt, k):
     return _ap(is_correct, n_gt, k)
 
 
-def _indexing_ap(is_correct, n_gt, k):  # walks k ranks, so it fails when k is longer than the ranking
+def _indexing_ap(
+    is_correct, n_gt, k
+):  # walks k ranks, so it fails when k is longer than the ranking
     if not is_correct or k <= len(is_correct):
         return _oml_ap(is_correct, n_gt, k)
     return _ap([is_correct[i] for i in range(k)], n_gt, k)
 
 
 def test_average_precision_edge_cases():
-    for case in basics.AP_EDGE_CASES:  # the cases the checker adds are the edge cases this test names
+    for (
+        case
+    ) in basics.AP_EDGE_CASES:  # the cases the checker adds are the edge cases this test names
         oml = calc_map([torch.tensor(case[0], dtype=torch.bool)], [case[1]], (case[2],))[0][0]
         assert float(oml) == pytest.approx(_oml_ap(*case))
-    result = ex.check_average_precision(_ap)  # no special case for an empty ranking with nothing to find
-    _says(result, ex.WRONG, "none retrieved", "n_gt=0", "empty ranking", "you return 0.0000, OML gives 1.0000")
+    result = ex.check_average_precision(
+        _ap
+    )  # no special case for an empty ranking with nothing to find
+    _says(
+        result,
+        ex.WRONG,
+        "none retrieved",
+        "n_gt=0",
+        "empty ranking",
+        "you return 0.0000, OML gives 1.0000",
+    )
     result = ex.check_average_precision(_indexing_ap)
     _says(result, ex.WRONG, "k=10", "longer than the ranking", "raised IndexError")
-    result = ex.check_average_precision(lambda c, n, k: _oml_ap(c, n, k) if n else 1.0)  # n_gt=0 is not a free 1.0
+    result = ex.check_average_precision(
+        lambda c, n, k: _oml_ap(c, n, k) if n else 1.0
+    )  # n_gt=0 is not a free 1.0
     _says(result, ex.WRONG, "n_gt=0", "no correct item exists", "OML gives 0.0000")
-    result = ex.check_average_precision(lambda c, n, k: _ap(c, n, k) if c else 1 / n)  # divides by zero
+    result = ex.check_average_precision(
+        lambda c, n, k: _ap(c, n, k) if c else 1 / n
+    )  # divides by zero
     _says(result, ex.WRONG, "raised ZeroDivisionError")
 
 
@@ -395,14 +502,17 @@ def _confusion_setup(first=((0, 1), (0, 3), (1, 0), (0, 2), (0, 1))):
     ``first`` holds each query's results as gallery positions: 0 is a 6, 1 a 5, 2 a 7, 3 a 5. The
     queries are 5, 5, 6, 7, 7; by default their first results show 6, 6, 5, 6, 6.
     """
-    df = pd.DataFrame({
-        "label": [5, 5, 6, 7, 7, 6, 5, 7, 5],
-        "path": [f"{i}.png" for i in range(9)],
-        "is_query": [True] * 5 + [False] * 4,
-        "is_gallery": [False] * 5 + [True] * 4,
-    })
+    df = pd.DataFrame(
+        {
+            "label": [5, 5, 6, 7, 7, 6, 5, 7, 5],
+            "path": [f"{i}.png" for i in range(9)],
+            "is_query": [True] * 5 + [False] * 4,
+            "is_gallery": [False] * 5 + [True] * 4,
+        }
+    )
     rr = RetrievalResults(
-        distances=[torch.tensor([0.1, 0.2])] * len(first), retrieved_ids=[torch.tensor(r) for r in first]
+        distances=[torch.tensor([0.1, 0.2])] * len(first),
+        retrieved_ids=[torch.tensor(r) for r in first],
     )
     return rr, ImageQueryGalleryLabeledDataset(df)
 
@@ -416,8 +526,12 @@ RIGHT_TABLE = [[0, 2, 0], [1, 0, 0], [0, 2, 0]]  # rows: query 5, 6, 7; columns:
 
 def test_confusion_table():
     rr, dataset = _confusion_setup()
-    _says(ex.check_confusion_table(_table(RIGHT_TABLE), rr, dataset), ex.RIGHT,
-          "0 of the 5 queries are right", "a 5 retrieving a 6 (2 times, and 1 the other way)")
+    _says(
+        ex.check_confusion_table(_table(RIGHT_TABLE), rr, dataset),
+        ex.RIGHT,
+        "0 of the 5 queries are right",
+        "a 5 retrieving a 6 (2 times, and 1 the other way)",
+    )
     _says(ex.check_confusion_table(torch.tensor(RIGHT_TABLE), rr, dataset), ex.RIGHT)
     # one query right at rank 1: the first 5 retrieves position 1, a 5
     rr_one, _ = _confusion_setup(first=((1, 0), (0, 3), (1, 0), (0, 2), (0, 1)))
@@ -434,10 +548,16 @@ def test_confusion_table_typical_mistakes():
     shares = _table(RIGHT_TABLE).div(_table(RIGHT_TABLE).sum(axis=1), axis=0)
     _says(ex.check_confusion_table(shares, rr, dataset), ex.WRONG, "shares")
     positions_as_rows = [[0, 0, 2], [1, 0, 0], [0, 0, 2]]  # gallery positions read as dataset rows
-    _says(ex.check_confusion_table(_table(positions_as_rows), rr, dataset), ex.WRONG,
-          "gallery position", "get_gallery_ids()")
+    _says(
+        ex.check_confusion_table(_table(positions_as_rows), rr, dataset),
+        ex.WRONG,
+        "gallery position",
+        "get_gallery_ids()",
+    )
     top2 = [[0, 3, 1], [2, 0, 0], [0, 3, 1]]  # both results counted, not the first only
-    _says(ex.check_confusion_table(_table(top2), rr, dataset), ex.WRONG, "add up to 10", "5 queries")
+    _says(
+        ex.check_confusion_table(_table(top2), rr, dataset), ex.WRONG, "add up to 10", "5 queries"
+    )
 
 
 def test_confusion_table_bad_input():
@@ -445,7 +565,9 @@ def test_confusion_table_bad_input():
     _says(ex.check_confusion_table([[0, 2], [1, 0]], rr, dataset), ex.WRONG, "3x3", "(2, 2)")
     _says(ex.check_confusion_table("5 and 6", rr, dataset), ex.WRONG, "table of numbers")
     relabelled = pd.DataFrame(RIGHT_TABLE, index=[0, 1, 2], columns=[5, 6, 7])
-    _says(ex.check_confusion_table(relabelled, rr, dataset), ex.WRONG, "label the rows", "[5, 6, 7]")
+    _says(
+        ex.check_confusion_table(relabelled, rr, dataset), ex.WRONG, "label the rows", "[5, 6, 7]"
+    )
     short = RetrievalResults(distances=rr.distances[:2], retrieved_ids=rr.retrieved_ids[:2])
     with pytest.raises(ValueError, match="pass the dataset rr was computed on"):
         ex.check_confusion_table(_table(RIGHT_TABLE), short, dataset)
@@ -457,7 +579,9 @@ def test_a_verdict_is_shown_wrapped_to_the_page_and_keeps_its_lines():
     message = "Not yet: " + " ".join(["word"] * 60) + "\nshort line\n" + "x" * 100
     shown = repr(Verdict(False, message))
     lines = shown.split("\n")
-    assert all(len(line) <= WIDTH for line in lines[:-1]) and lines[-1] == "x" * 100  # no break inside a word
+    assert (
+        all(len(line) <= WIDTH for line in lines[:-1]) and lines[-1] == "x" * 100
+    )  # no break inside a word
     assert "short line" in lines and " ".join(shown.split()) == " ".join(message.split())
     assert wrap_lines(shown) == shown  # wrapping twice changes nothing
 
@@ -471,7 +595,15 @@ def test_every_verdict_in_the_notebooks_fits_the_page():
     for path in sorted(Path(__file__).resolve().parent.parent.glob("notebooks/*.ipynb")):
         for cell in nbformat.read(path, as_version=4).cells:
             for output in cell.get("outputs", []):
-                text = output.get("data", {}).get("text/plain", "") if "data" in output else output.get("text", "")
+                text = (
+                    output.get("data", {}).get("text/plain", "")
+                    if "data" in output
+                    else output.get("text", "")
+                )
                 if text.startswith((RIGHT + ":", WRONG + ":")):
-                    too_wide += [f"{path.name} {cell.get('id')}" for line in text.split("\n") if len(line) > WIDTH]
+                    too_wide += [
+                        f"{path.name} {cell.get('id')}"
+                        for line in text.split("\n")
+                        if len(line) > WIDTH
+                    ]
     assert too_wide == []

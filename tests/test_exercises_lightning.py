@@ -1,6 +1,8 @@
-"""The checkers of chapters 03 and 04 accept the right answers and turn down typical wrong ones with a reason.
+"""The checkers of chapters 03 and 04 accept the right answers and turn down typical wrong ones with
+a reason.
 
-The logs and checkpoints are written by hand in the formats Lightning uses, so no training runs here.
+The logs and checkpoints are written by hand in the formats Lightning uses, so no training runs
+here.
 """
 
 import copy
@@ -17,6 +19,7 @@ from verdicts import says as _says
 
 
 # Chapter 03 ---------------------------------------------------------------------------------------
+
 
 def _pcf(centre=True, divide=True, plus_one=True):
     def pcf(embeddings, variance):
@@ -36,7 +39,6 @@ def test_pcf():
     _says(ex.check_pcf(_pcf(centre=False)), ex.WRONG, "centre the embeddings")
     _says(ex.check_pcf(lambda e, r: [0.1, 0.2]), ex.WRONG, "one number")
     _says(ex.check_pcf(lambda e, r: 1 / 0), ex.WRONG, "ZeroDivisionError")
-
 
 
 class _Freeze(pl.Callback):
@@ -59,7 +61,9 @@ class _Freeze(pl.Callback):
 
 
 def _freeze(slip):
-    return type("FreezeBackbone", (_Freeze,), {"__init__": lambda self, n: _Freeze.__init__(self, n, slip)})
+    return type(
+        "FreezeBackbone", (_Freeze,), {"__init__": lambda self, n: _Freeze.__init__(self, n, slip)}
+    )
 
 
 class _OldHook(pl.Callback):
@@ -71,16 +75,27 @@ class _OldHook(pl.Callback):
 
 
 def test_freeze_callback():
-    _says(ex.check_freeze_callback(_freeze(None)), ex.RIGHT, "frozen for the first n_epochs", "head trained")
+    _says(
+        ex.check_freeze_callback(_freeze(None)),
+        ex.RIGHT,
+        "frozen for the first n_epochs",
+        "head trained",
+    )
     _says(ex.check_freeze_callback(_freeze("off by one")), ex.WRONG, "off by one", "epochs [0, 1]")
-    _says(ex.check_freeze_callback(_freeze("never unfreezes")), ex.WRONG, "never trained", "unfreeze()")
+    _says(
+        ex.check_freeze_callback(_freeze("never unfreezes")),
+        ex.WRONG,
+        "never trained",
+        "unfreeze()",
+    )
     _says(ex.check_freeze_callback(_freeze("whole model")), ex.WRONG, "freeze only the backbone")
     _says(ex.check_freeze_callback(_OldHook), ex.WRONG, "never calls on_epoch_start")
     _says(ex.check_freeze_callback(_freeze(None)(1)), ex.WRONG, "the class itself")
 
 
 def test_freeze_callback_that_only_unfreezes_fails_a_run():
-    """Leaving the frozen epochs to the constructor's train_backbone=False passes one run, not both."""
+    """Leaving the frozen epochs to the constructor's train_backbone=False passes one run, not
+    both."""
 
     class OnlyUnfreezes(pl.Callback):
         def __init__(self, n_epochs):
@@ -90,7 +105,12 @@ def test_freeze_callback_that_only_unfreezes_fails_a_run():
             if trainer.current_epoch >= self.n_epochs:
                 pl_module.model.unfreeze()
 
-    _says(ex.check_freeze_callback(OnlyUnfreezes), ex.WRONG, "n_epochs=2", "trained from the first epoch")
+    _says(
+        ex.check_freeze_callback(OnlyUnfreezes),
+        ex.WRONG,
+        "n_epochs=2",
+        "trained from the first epoch",
+    )
 
 
 MAP5 = [0.60, 0.70, 0.80, 0.75]  # best at epoch 2, last epoch 3, 2 steps per epoch
@@ -107,7 +127,14 @@ def logs(tmp_path):
             rows.append({"epoch": epoch, "step": step, "loss_step": 1 - value})
             writer.add_scalar("loss_step", 1 - value, step)
             writer.add_scalar("epoch", epoch, step)
-        rows.append({"epoch": epoch, "step": 2 * epoch + 1, "OVERALL/map/5": value, "OVERALL/cmc/1": value + 0.1})
+        rows.append(
+            {
+                "epoch": epoch,
+                "step": 2 * epoch + 1,
+                "OVERALL/map/5": value,
+                "OVERALL/cmc/1": value + 0.1,
+            }
+        )
         writer.add_scalar("OVERALL/map/5", value, 2 * epoch + 1)
         writer.add_scalar("OVERALL/cmc/1", value + 0.1, 2 * epoch + 1)
     writer.close()
@@ -139,13 +166,18 @@ def test_tensorboard_per_epoch(logs):
     _says(ex.check_tensorboard_per_epoch(_per_epoch, tb, csv), ex.RIGHT, "4 epochs x 2 metrics")
     by_step = lambda d: h.read_tensorboard_scalars(d).filter(like="OVERALL/").dropna(how="all")  # noqa: E731
     _says(ex.check_tensorboard_per_epoch(by_step, tb, csv), ex.WRONG, "training step")
-    _says(ex.check_tensorboard_per_epoch(lambda d: _per_epoch(d)[["OVERALL/map/5"]], tb, csv), ex.WRONG, "missing")
+    _says(
+        ex.check_tensorboard_per_epoch(lambda d: _per_epoch(d)[["OVERALL/map/5"]], tb, csv),
+        ex.WRONG,
+        "missing",
+    )
     shifted = lambda d: _per_epoch(d).shift(1).bfill()  # noqa: E731
     _says(ex.check_tensorboard_per_epoch(shifted, tb, csv), ex.WRONG, "values differ")
 
 
 def test_tensorboard_per_epoch_two_steps_an_epoch():
-    """The chapter's run has one step per epoch, where an index by step looks right: the checker also
+    """The chapter's run has one step per epoch, where an index by step looks right: the checker
+    also
     runs the answer on a log with two steps per epoch."""
     from oml_helpers.exercises.lightning import _two_steps_per_epoch_problems
 
@@ -160,7 +192,8 @@ def test_tensorboard_per_epoch_two_steps_an_epoch():
 
 @pytest.fixture
 def lightning_ckpt(tmp_path):
-    """A checkpoint shaped like Lightning's, save_top_k=2: prefixed weights and a ModelCheckpoint state.
+    """A checkpoint shaped like Lightning's, save_top_k=2: prefixed weights and a ModelCheckpoint
+    state.
 
     Kept: epoch 1 (0.9, the best) and epoch 3 (0.85, the latest top-k save, so current_score);
     last.ckpt is epoch 4, which did not make the top 2.
@@ -171,13 +204,20 @@ def lightning_ckpt(tmp_path):
     folder.mkdir()
     best, second = str(folder / "epoch01.ckpt"), str(folder / "epoch03.ckpt")
     state = {
-        "monitor": "OVERALL/map/5", "best_model_score": torch.tensor(0.9), "best_model_path": best,
-        "current_score": torch.tensor(0.85), "last_model_path": str(folder / "last.ckpt"),
-        "dirpath": str(folder), "kth_best_model_path": second, "kth_value": torch.tensor(0.85),
+        "monitor": "OVERALL/map/5",
+        "best_model_score": torch.tensor(0.9),
+        "best_model_path": best,
+        "current_score": torch.tensor(0.85),
+        "last_model_path": str(folder / "last.ckpt"),
+        "dirpath": str(folder),
+        "kth_best_model_path": second,
+        "kth_value": torch.tensor(0.85),
         "best_k_models": {second: torch.tensor(0.85), best: torch.tensor(0.9)},
     }
     ckpt = {
-        "pytorch-lightning_version": "2.1.2", "epoch": 4, "global_step": 10,
+        "pytorch-lightning_version": "2.1.2",
+        "epoch": 4,
+        "global_step": 10,
         "state_dict": {f"model.{k}": v for k, v in model.state_dict().items()},
         "callbacks": {"ModelCheckpoint{'monitor': 'OVERALL/map/5', 'mode': 'max'}": state},
     }
@@ -190,22 +230,36 @@ def test_best_k_from_state(lightning_ckpt):
     best, second = last.parent / "epoch01.ckpt", last.parent / "epoch03.ckpt"
     right = [(best, 0.9), (second, 0.85)]
     _says(ex.check_best_k_from_state(right, last), ex.RIGHT, "the 2 checkpoints kept", "best first")
-    _says(ex.check_best_k_from_state({str(best): torch.tensor(0.9), str(second): 0.85}, last),
-          ex.RIGHT, "best first")  # a dict, str paths and tensor scores are fine
+    _says(
+        ex.check_best_k_from_state({str(best): torch.tensor(0.9), str(second): 0.85}, last),
+        ex.RIGHT,
+        "best first",
+    )  # a dict, str paths and tensor scores are fine
     _says(ex.check_best_k_from_state(right[::-1], last), ex.WRONG, "worst first", "reverse=True")
     _says(ex.check_best_k_from_state([(best, 0.9), (last, 0.8)], last), ex.WRONG, "last.ckpt")
     _says(ex.check_best_k_from_state([(best, 0.9)], last), ex.WRONG, "kept 2 files", "gave 1")
-    _says(ex.check_best_k_from_state([(best, 0.85), (second, 0.85)], last), ex.WRONG,
-          "epoch01.ckpt", "current_score", "latest top-k save")
-    _says(ex.check_best_k_from_state([(best, 0.9), (last.parent / "epoch02.ckpt", 0.8)], last),
-          ex.WRONG, "not the files", "best_k_models")
+    _says(
+        ex.check_best_k_from_state([(best, 0.85), (second, 0.85)], last),
+        ex.WRONG,
+        "epoch01.ckpt",
+        "current_score",
+        "latest top-k save",
+    )
+    _says(
+        ex.check_best_k_from_state([(best, 0.9), (last.parent / "epoch02.ckpt", 0.8)], last),
+        ex.WRONG,
+        "not the files",
+        "best_k_models",
+    )
     _says(ex.check_best_k_from_state(0.9, last), ex.WRONG, "list of (path, score) pairs")
 
 
 def _share(count_missing=True, on_copy=True):
     def share(path, model):
         target = copy.deepcopy(model) if on_copy else model
-        result = target.load_state_dict(torch.load(path, weights_only=True)["state_dict"], strict=False)
+        result = target.load_state_dict(
+            torch.load(path, weights_only=True)["state_dict"], strict=False
+        )
         names = [name for name, _ in model.named_parameters()]
         missing = sum(name in result.missing_keys for name in names)
         return 1 - missing / len(names) if count_missing else 1.0
@@ -216,11 +270,18 @@ def _share(count_missing=True, on_copy=True):
 def test_loaded_share(lightning_ckpt):
     path, _ = lightning_ckpt
     _says(ex.check_loaded_share(_share(), path), ex.RIGHT, "strict=False really loaded", "3 files")
-    _says(ex.check_loaded_share(_share(count_missing=False), path), ex.WRONG, "0.00 of the model", "missing_keys")
+    _says(
+        ex.check_loaded_share(_share(count_missing=False), path),
+        ex.WRONG,
+        "0.00 of the model",
+        "missing_keys",
+    )
     _says(ex.check_loaded_share(_share(on_copy=False), path), ex.WRONG, "changed the model")
 
     def whole_state_dict(path, model):  # counts batch norm's counters, which never show as missing
-        result = copy.deepcopy(model).load_state_dict(torch.load(path, weights_only=True)["state_dict"], strict=False)
+        result = copy.deepcopy(model).load_state_dict(
+            torch.load(path, weights_only=True)["state_dict"], strict=False
+        )
         return 1 - len(result.missing_keys) / len(model.state_dict())
 
     _says(ex.check_loaded_share(whole_state_dict, path), ex.WRONG, "num_batches_tracked")
@@ -271,8 +332,13 @@ def test_diagnose():
         return "ok"
 
     _says(ex.check_diagnose(catch_all), ex.WRONG, "untrusted.pt", "'unsafe'")
-    _says(ex.check_diagnose(_four_classes), ex.WRONG, "untrusted.pt", "'unsafe'",
-          "get_unsafe_globals_in_checkpoint")
+    _says(
+        ex.check_diagnose(_four_classes),
+        ex.WRONG,
+        "untrusted.pt",
+        "'unsafe'",
+        "get_unsafe_globals_in_checkpoint",
+    )
 
     def no_settings(path, model):
         answer = _diagnose(path, model)

@@ -1,4 +1,5 @@
-"""The checkers of chapter 07 accept the right answer and turn down typical wrong ones with a reason."""
+"""The checkers of chapter 07 accept the right answer and turn down typical wrong ones with a
+reason."""
 
 import numpy as np
 import pytest
@@ -12,9 +13,11 @@ from verdicts import says
 
 
 def _says(result, verdict, *fragments):
-    """``says`` on the verdict's text with its line breaks undone (a notebook shows it wrapped at 84)."""
+    """``says`` on the verdict's text with its line breaks undone (a notebook shows it wrapped at
+    84)."""
     assert max(len(line) for line in repr(result).splitlines()) <= 84, repr(result)
     says(ex.Verdict(result.ok, " ".join(result.message.split())), verdict, *fragments)
+
 
 from test_exercises_retrieval import _rr
 
@@ -58,11 +61,18 @@ def test_cut_after_rerank():
     score = lambda q, i: (abs(100 + i - q) % 7) / 10
     truth = _cut_by_hand(rr, lambda q, i: score(q, i) < th)
     above = _cut_by_hand(rr, lambda q, i: score(q, i) >= th)
-    d = {(q, int(i)): float(x) for q, (ids, ds) in enumerate(zip(rr.retrieved_ids, rr.distances))
-         for i, x in zip(ids, ds)}
+    d = {
+        (q, int(i)): float(x)
+        for q, (ids, ds) in enumerate(zip(rr.retrieved_ids, rr.distances))
+        for i, x in zip(ids, ds)
+    }
     by_distance = _cut_by_hand(rr, lambda q, i: d[q, i] < th)
-    assert len({truth, truth[::-1], above, by_distance}) == 4  # the wrong answers differ from the right one
-    check = lambda p, r: ex.check_cut_after_rerank(p, r, rr, dataset, model, th, extractor_threshold=0.6)
+    assert (
+        len({truth, truth[::-1], above, by_distance}) == 4
+    )  # the wrong answers differ from the right one
+    check = lambda p, r: ex.check_cut_after_rerank(
+        p, r, rr, dataset, model, th, extractor_threshold=0.6
+    )
     _says(check(*truth), ex.RIGHT, f"precision {truth[0]:.3f}, recall {truth[1]:.3f}", "wrong kept")
     _says(check(*truth[::-1]), ex.WRONG, "swapped")
     _says(check(*above), ex.WRONG, "below it")
@@ -80,10 +90,21 @@ def test_rerank_budget():
     predicted = {n: np.polyval(np.polyfit(list(ms), list(ms.values()), 1), n) for n in range(1, 9)}
     truth = max(n for n, v in predicted.items() if v <= 100)
     assert truth == 6 and 14 < slope < 16  # 97 ms at 6, 112 ms at 7
-    cmc = [float(np.mean([bool(torch.isin(ids[:n], gt).any()) for ids, gt in zip(rr.retrieved_ids, rr.gt_ids)]))
-           for n in range(9)]
+    cmc = [
+        float(
+            np.mean(
+                [
+                    bool(torch.isin(ids[:n], gt).any())
+                    for ids, gt in zip(rr.retrieved_ids, rr.gt_ids)
+                ]
+            )
+        )
+        for n in range(9)
+    ]
     check = lambda n, c, **kw: ex.check_rerank_budget(n, c, seconds, 100, rr, **kw)  # noqa: E731
-    _says(check(truth, cmc[truth]), ex.RIGHT, f"at top_n={truth}", f"CMC@{truth} = {cmc[truth]:.2f}")
+    _says(
+        check(truth, cmc[truth]), ex.RIGHT, f"at top_n={truth}", f"CMC@{truth} = {cmc[truth]:.2f}"
+    )
     _says(check(truth + 1, cmc[truth + 1]), ex.WRONG, "round down")
     _says(check(int(100 / np.mean([ms[n] / n for n in ms])), cmc[5]), ex.WRONG, "intercept")
     _says(check(3, cmc[3]), ex.WRONG, "not the largest")
@@ -92,8 +113,12 @@ def test_rerank_budget():
         _says(check(truth, cmc[1]), ex.WRONG, "that is CMC@1")
     _says(check(truth, 100 * cmc[truth]), ex.WRONG, "percentage")
     _says(check(truth, cmc[truth] - 0.2), ex.WRONG, f"not CMC@{truth}")
-    assert cmc[1:] == [float(v) for v in calc_retrieval_metrics_rr(
-        rr, cmc_top_k=tuple(range(1, 9)), precision_top_k=(), map_top_k=(), verbose=False)["cmc"].values()]
+    assert cmc[1:] == [
+        float(v)
+        for v in calc_retrieval_metrics_rr(
+            rr, cmc_top_k=tuple(range(1, 9)), precision_top_k=(), map_top_k=(), verbose=False
+        )["cmc"].values()
+    ]
     _says(check(0, cmc[1], budget_ms=10), ex.RIGHT, "does not fit", "CMC@1 stays")
     _says(check(0, float("nan"), budget_ms=10), ex.WRONG, "not CMC@1")
     _says(check(2, 0.5, budget_ms=10), ex.WRONG)
@@ -110,11 +135,21 @@ def _pairs(hard_pos=True, hard_neg=True, both_orders=False):
         labels = torch.tensor(labels)
         same = labels[:, None] == labels[None, :]
         eye = torch.eye(len(labels), dtype=torch.bool)
-        pos = d.masked_fill(~same, -1.0).argmax(1) if hard_pos else d.masked_fill(~same | eye, float("inf")).argmin(1)
-        neg = d.masked_fill(same, float("inf")).argmin(1) if hard_neg else d.masked_fill(same, -1.0).argmax(1)
+        pos = (
+            d.masked_fill(~same, -1.0).argmax(1)
+            if hard_pos
+            else d.masked_fill(~same | eye, float("inf")).argmin(1)
+        )
+        neg = (
+            d.masked_fill(same, float("inf")).argmin(1)
+            if hard_neg
+            else d.masked_fill(same, -1.0).argmax(1)
+        )
         if both_orders:
             return list(enumerate(pos.tolist())), list(enumerate(neg.tolist()))
-        return {tuple(sorted(p)) for p in enumerate(pos.tolist())}, {tuple(sorted(p)) for p in enumerate(neg.tolist())}
+        return {tuple(sorted(p)) for p in enumerate(pos.tolist())}, {
+            tuple(sorted(p)) for p in enumerate(neg.tolist())
+        }
 
     return fn
 

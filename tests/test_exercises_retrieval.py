@@ -1,4 +1,5 @@
-"""The checkers of chapter 06 accept the right answer and turn down typical wrong ones with a reason."""
+"""The checkers of chapter 06 accept the right answer and turn down typical wrong ones with a
+reason."""
 
 import numpy as np
 import pytest
@@ -10,17 +11,28 @@ from oml.datasets import ImageQueryGalleryDataset
 from oml.inference import inference
 from oml.retrieval import RetrievalResults
 
-from oml_helpers import EmbeddingStore, SmallCNN, digit_transforms, query_gallery_split, seed_everything, split_dataframe
+from oml_helpers import (
+    EmbeddingStore,
+    SmallCNN,
+    digit_transforms,
+    query_gallery_split,
+    seed_everything,
+    split_dataframe,
+)
 from oml_helpers import exercises as ex
 from verdicts import says as _says
 
 
 def _rr(n_queries: int = 12, n_items: int = 8, seed: int = 0) -> RetrievalResults:
-    """Synthetic labelled results: sorted distances; a result is right more often when it is close."""
+    """Synthetic labelled results: sorted distances; a result is right more often when it is
+    close."""
     rng = np.random.default_rng(seed)
     distances = np.sort(rng.uniform(0.1, 1.2, size=(n_queries, n_items)), axis=1)
     retrieved = [rng.permutation(40)[:n_items] for _ in range(n_queries)]
-    gt = [np.array([i for i, d in zip(r, row) if rng.random() > d * 0.6] or [99]) for r, row in zip(retrieved, distances)]
+    gt = [
+        np.array([i for i, d in zip(r, row) if rng.random() > d * 0.6] or [99])
+        for r, row in zip(retrieved, distances)
+    ]
     return RetrievalResults(
         distances=[torch.tensor(d, dtype=torch.float32) for d in distances],
         retrieved_ids=[torch.tensor(r).long() for r in retrieved],
@@ -84,7 +96,9 @@ def _best_threshold(rr, min_precision):
     candidates = sorted(torch.cat(rr.distances).tolist())
     best = 0.0
     for d in candidates:
-        kept = [(r[dist <= d], gt) for r, dist, gt in zip(rr.retrieved_ids, rr.distances, rr.gt_ids)]
+        kept = [
+            (r[dist <= d], gt) for r, dist, gt in zip(rr.retrieved_ids, rr.distances, rr.gt_ids)
+        ]
         n = sum(len(k) for k, _ in kept)
         right = sum(int(torch.isin(k, gt).sum()) for k, gt in kept)
         if n and right / n >= min_precision:
@@ -95,26 +109,58 @@ def _best_threshold(rr, min_precision):
 def test_precision_threshold():
     rr, rr_other = _rr(seed=3), _rr(seed=4)
     best = _best_threshold(rr, 0.8)
-    _says(ex.check_precision_threshold(best + 1e-6, rr, rr_other, min_precision=0.8), ex.RIGHT, "keeps",
-          "On the held-out queries", "The other way round")
+    _says(
+        ex.check_precision_threshold(best + 1e-6, rr, rr_other, min_precision=0.8),
+        ex.RIGHT,
+        "keeps",
+        "On the held-out queries",
+        "The other way round",
+    )
     # exactly at the best distance drops that one result: within the slack, so accepted
     _says(ex.check_precision_threshold(best, rr, rr_other, min_precision=0.8), ex.RIGHT, "fragile")
     # a safe threshold at a distance that keeps more than KEPT_SLACK results fewer: turned down
     n_best, _ = _kept(rr, best + 1e-6)
-    safe = [d for d in torch.cat(rr.distances).tolist()
-            if _kept(rr, d)[0] < n_best - ex.retrieval.KEPT_SLACK and _kept(rr, d)[1] >= 0.8]
-    _says(ex.check_precision_threshold(max(safe), rr, rr_other, min_precision=0.8), ex.WRONG, "keeps only",
-          "equals a distance")
-    _says(ex.check_precision_threshold(2.0, rr, rr_other, min_precision=0.8), ex.WRONG, "below 0.8", "lower it")
-    _says(ex.check_precision_threshold(0.0, rr, rr_other, min_precision=0.8), ex.WRONG, "keeps no result")
-    _says(ex.check_precision_threshold([0.3, 0.5], rr, rr_other, min_precision=0.8), ex.WRONG, "one number")
+    safe = [
+        d
+        for d in torch.cat(rr.distances).tolist()
+        if _kept(rr, d)[0] < n_best - ex.retrieval.KEPT_SLACK and _kept(rr, d)[1] >= 0.8
+    ]
+    _says(
+        ex.check_precision_threshold(max(safe), rr, rr_other, min_precision=0.8),
+        ex.WRONG,
+        "keeps only",
+        "equals a distance",
+    )
+    _says(
+        ex.check_precision_threshold(2.0, rr, rr_other, min_precision=0.8),
+        ex.WRONG,
+        "below 0.8",
+        "lower it",
+    )
+    _says(
+        ex.check_precision_threshold(0.0, rr, rr_other, min_precision=0.8),
+        ex.WRONG,
+        "keeps no result",
+    )
+    _says(
+        ex.check_precision_threshold([0.3, 0.5], rr, rr_other, min_precision=0.8),
+        ex.WRONG,
+        "one number",
+    )
     smaller = sorted(d for d in torch.cat(rr.distances).tolist() if d < best)[0]
-    _says(ex.check_precision_threshold(smaller + 1e-6, rr, rr_other, min_precision=0.8), ex.WRONG,
-          "a larger threshold keeps")
-    # tuned on the held-out results instead: right for them, not for the tuning ones it is checked on
+    _says(
+        ex.check_precision_threshold(smaller + 1e-6, rr, rr_other, min_precision=0.8),
+        ex.WRONG,
+        "a larger threshold keeps",
+    )
+    # tuned on the held-out results instead: right for them, not for the tuning ones it is checked
+    # on
     best_other = _best_threshold(rr_other, 0.8)
     if not np.isclose(best_other, best):
-        _says(ex.check_precision_threshold(best_other + 1e-6, rr, rr_other, min_precision=0.8), ex.WRONG)
+        _says(
+            ex.check_precision_threshold(best_other + 1e-6, rr, rr_other, min_precision=0.8),
+            ex.WRONG,
+        )
     unlabeled = RetrievalResults(distances=rr.distances, retrieved_ids=rr.retrieved_ids)
     _says(ex.check_precision_threshold(0.5, unlabeled, rr_other), ex.WRONG, "gt_ids")
 
@@ -138,11 +184,16 @@ def search_setup(digits_root, _digits_df_session, tmp_path_factory):
     model = SmallCNN().eval()
     _, df_val = split_dataframe(_digits_df_session)
     df_qg = query_gallery_split(df_val.groupby(LABELS_COLUMN).head(6), n_queries_per_label=1)
-    dataset = ImageQueryGalleryDataset(df_qg.drop(columns=[LABELS_COLUMN]), dataset_root=digits_root,
-                                       transform=digit_transforms(False))
+    dataset = ImageQueryGalleryDataset(
+        df_qg.drop(columns=[LABELS_COLUMN]),
+        dataset_root=digits_root,
+        transform=digit_transforms(False),
+    )
     gallery_ids = dataset.get_gallery_ids().numpy()
     gallery = inference(model, dataset, batch_size=64)[gallery_ids].numpy()
-    store = EmbeddingStore.create(tmp_path_factory.mktemp("store") / "g.db", model_name="untrained", dim=64)
+    store = EmbeddingStore.create(
+        tmp_path_factory.mktemp("store") / "g.db", model_name="untrained", dim=64
+    )
     store.add((500 + gallery_ids[::-1]).tolist(), gallery[::-1].copy())  # added out of id order
     image = Image.open(digits_root / df_qg["path"].iloc[0]).convert("RGB")
     yield model, image, store, dataset
@@ -164,20 +215,41 @@ def test_search(search_setup):
     model, image, store, _ = search_setup
     transform = digit_transforms(False)
     _says(ex.check_search(_search(), model, image, transform, store, k=4), ex.RIGHT)
-    _says(ex.check_search(_search(largest=True), model, image, transform, store, k=4), ex.WRONG, "farthest")
-    _says(ex.check_search(_search(squared=True), model, image, transform, store, k=4), ex.WRONG, "squared")
+    _says(
+        ex.check_search(_search(largest=True), model, image, transform, store, k=4),
+        ex.WRONG,
+        "farthest",
+    )
+    _says(
+        ex.check_search(_search(squared=True), model, image, transform, store, k=4),
+        ex.WRONG,
+        "squared",
+    )
     store_ids = torch.from_numpy(store.load().ids)
-    _says(ex.check_search(_search(store_ids=store_ids), model, image, transform, store, k=4), ex.WRONG,
-          "store ids")
+    _says(
+        ex.check_search(_search(store_ids=store_ids), model, image, transform, store, k=4),
+        ex.WRONG,
+        "store ids",
+    )
     shuffled = lambda *args: tuple(x.flip(0) for x in _search()(*args))  # noqa: E731
     _says(ex.check_search(shuffled, model, image, transform, store, k=4), ex.WRONG)
-    _says(ex.check_search(lambda *args: (torch.tensor([0]), torch.tensor([0.1])), model, image, transform,
-                          store, k=4), ex.WRONG, "return k=4 positions")
-
+    _says(
+        ex.check_search(
+            lambda *args: (torch.tensor([0]), torch.tensor([0.1])),
+            model,
+            image,
+            transform,
+            store,
+            k=4,
+        ),
+        ex.WRONG,
+        "return k=4 positions",
+    )
 
 
 def test_best_threshold_matches_a_loop_over_constant_thresholding():
-    """The checker's vectorised search keeps as many results as OML does at its threshold, ties included."""
+    """The checker's vectorised search keeps as many results as OML does at its threshold, ties
+    included."""
     rng = np.random.default_rng(1)
     for decimals in (1, 2, 6):  # few decimals: many tied distances
         d = np.sort(np.round(rng.uniform(0.1, 1, (15, 8)), decimals), axis=1).astype(np.float32)
@@ -191,6 +263,10 @@ def test_best_threshold_matches_a_loop_over_constant_thresholding():
             assert _kept(rr, th)[0] == n_kept
             if n_kept:
                 assert _kept(rr, th)[1] >= min_precision
-            loop = [_kept(rr, c)[0] for c in np.unique(d).tolist() + [2.0]
-                    for c in [c + 1e-7] if _kept(rr, c)[0] and _kept(rr, c)[1] >= min_precision]
+            loop = [
+                _kept(rr, c)[0]
+                for c in np.unique(d).tolist() + [2.0]
+                for c in [c + 1e-7]
+                if _kept(rr, c)[0] and _kept(rr, c)[1] >= min_precision
+            ]
             assert n_kept == max(loop, default=0)

@@ -1,4 +1,5 @@
-"""The chapter 05 checkers accept the right answers and turn down typical wrong ones with a reason."""
+"""The chapter 05 checkers accept the right answers and turn down typical wrong ones with a
+reason."""
 
 import tempfile
 from pathlib import Path
@@ -26,13 +27,22 @@ def _precision(store, k, extra=1, drop_self=True, divide_by=None):
 
 def test_precision_per_label():
     _says(ex.check_precision_per_label(_precision), ex.RIGHT, "brute force")
-    with tempfile.TemporaryDirectory() as folder:  # the chapter's store: the function's values on it
+    with (
+        tempfile.TemporaryDirectory() as folder
+    ):  # the chapter's store: the function's values on it
         with EmbeddingStore.create(Path(folder) / "s.db", model_name="t", dim=1) as store:
             # label 0 at 0..5, label 1 at 20..25: each item's 5 nearest others share its label
-            store.add(np.arange(12), np.r_[0:6, 20:26][:, None].astype(np.float32),
-                      labels=[0] * 6 + [1] * 6)
-            _says(ex.check_precision_per_label(_precision, store), ex.RIGHT, "your function gives",
-                  "{0: 1.0, 1: 1.0}")
+            store.add(
+                np.arange(12),
+                np.r_[0:6, 20:26][:, None].astype(np.float32),
+                labels=[0] * 6 + [1] * 6,
+            )
+            _says(
+                ex.check_precision_per_label(_precision, store),
+                ex.RIGHT,
+                "your function gives",
+                "{0: 1.0, 1: 1.0}",
+            )
             _says(ex.check_precision_per_label(lambda s, k: 0.5, store), ex.WRONG, "return a dict")
             chapter = {}
 
@@ -41,12 +51,25 @@ def test_precision_per_label():
                     chapter[k] = _precision(s, k)
                 return chapter[k]
 
-            _says(ex.check_precision_per_label(uses_a_global, store), ex.WRONG, "right on the checker's store")
-    _says(ex.check_precision_per_label(lambda store, k: None), ex.WRONG, "returned None")  # the stub
-    _says(ex.check_precision_per_label(lambda s, k: _precision(s, k, drop_self=False)), ex.WRONG,
-          "its own neighbour")
+            _says(
+                ex.check_precision_per_label(uses_a_global, store),
+                ex.WRONG,
+                "right on the checker's store",
+            )
+    _says(
+        ex.check_precision_per_label(lambda store, k: None), ex.WRONG, "returned None"
+    )  # the stub
+    _says(
+        ex.check_precision_per_label(lambda s, k: _precision(s, k, drop_self=False)),
+        ex.WRONG,
+        "its own neighbour",
+    )
     _says(ex.check_precision_per_label(lambda s, k: _precision(s, k, extra=0)), ex.WRONG, "k - 1")
-    _says(ex.check_precision_per_label(lambda s, k: _precision(s, k, extra=0, divide_by=k)), ex.WRONG, "k - 1")
+    _says(
+        ex.check_precision_per_label(lambda s, k: _precision(s, k, extra=0, divide_by=k)),
+        ex.WRONG,
+        "k - 1",
+    )
     _says(ex.check_precision_per_label(lambda s, k: 0.5), ex.WRONG, "return a dict")
     _says(ex.check_precision_per_label(lambda s, k: {0: 1.0, 1: 1.0}), ex.WRONG, "your labels are")
 
@@ -56,18 +79,28 @@ def test_precision_per_label():
         return {label: mean for label in per_label}
 
     _says(ex.check_precision_per_label(overall), ex.WRONG, "same value")
-    _says(ex.check_precision_per_label(lambda s, k: {d: v + 0.1 for d, v in _precision(s, k).items()}),
-          ex.WRONG, "brute force gives")
+    _says(
+        ex.check_precision_per_label(
+            lambda s, k: {d: v + 0.1 for d, v in _precision(s, k).items()}
+        ),
+        ex.WRONG,
+        "brute force gives",
+    )
 
 
-def _open_for(path, model_name, dim, compare=("model_name", "dim"), close=True, error=ValueError,
-              message=True):
+def _open_for(
+    path, model_name, dim, compare=("model_name", "dim"), close=True, error=ValueError, message=True
+):
     """The answer to check_open_for; the arguments make the typical mistakes."""
     store = EmbeddingStore.open(path)
-    if any(getattr(store, name) != {"model_name": model_name, "dim": dim}[name] for name in compare):
+    if any(
+        getattr(store, name) != {"model_name": model_name, "dim": dim}[name] for name in compare
+    ):
         if close:
             store.close()
-        raise error(f"{path} holds {store.model_name!r} (dim {store.dim})" if message else "wrong store")
+        raise error(
+            f"{path} holds {store.model_name!r} (dim {store.dim})" if message else "wrong store"
+        )
     return store
 
 
@@ -80,18 +113,42 @@ def _open_with_with(path, model_name, dim):
 
 def test_open_for():
     _says(ex.check_open_for(_open_for), ex.RIGHT, "refused with a ValueError")
-    _says(ex.check_open_for(lambda path, model_name, dim: None), ex.WRONG, "returned None")  # the stub
-    _says(ex.check_open_for(lambda *a: _open_for(*a, compare=("dim",))), ex.WRONG,
-          "'other-model'", "was accepted", "store.model_name")
-    _says(ex.check_open_for(lambda *a: _open_for(*a, compare=("model_name",))), ex.WRONG,
-          "dim 16", "was accepted")
-    _says(ex.check_open_for(lambda *a: _open_for(*a, close=False)), ex.WRONG, "still open", "close()")
-    _says(ex.check_open_for(lambda *a: _open_for(*a, error=KeyError)), ex.WRONG, "raise ValueError",
-          "KeyError")
-    _says(ex.check_open_for(lambda *a: _open_for(*a, message=False)), ex.WRONG, "name what the file holds")
+    _says(
+        ex.check_open_for(lambda path, model_name, dim: None), ex.WRONG, "returned None"
+    )  # the stub
+    _says(
+        ex.check_open_for(lambda *a: _open_for(*a, compare=("dim",))),
+        ex.WRONG,
+        "'other-model'",
+        "was accepted",
+        "store.model_name",
+    )
+    _says(
+        ex.check_open_for(lambda *a: _open_for(*a, compare=("model_name",))),
+        ex.WRONG,
+        "dim 16",
+        "was accepted",
+    )
+    _says(
+        ex.check_open_for(lambda *a: _open_for(*a, close=False)), ex.WRONG, "still open", "close()"
+    )
+    _says(
+        ex.check_open_for(lambda *a: _open_for(*a, error=KeyError)),
+        ex.WRONG,
+        "raise ValueError",
+        "KeyError",
+    )
+    _says(
+        ex.check_open_for(lambda *a: _open_for(*a, message=False)),
+        ex.WRONG,
+        "name what the file holds",
+    )
     _says(ex.check_open_for(_open_with_with), ex.WRONG, "already closed", "`with`")
-    _says(ex.check_open_for(lambda path, name, dim: _open_for(path, name.upper(), dim)), ex.WRONG,
-          "was refused")
+    _says(
+        ex.check_open_for(lambda path, name, dim: _open_for(path, name.upper(), dim)),
+        ex.WRONG,
+        "was refused",
+    )
     _says(ex.check_open_for(lambda *a: str(a[0])), ex.WRONG, "not str")
     assert EmbeddingStore.open.__func__.__name__ == "open"  # the checker put the real open back
 
@@ -104,7 +161,7 @@ def _cosine(ids, vectors, query, k, normalise=True, descending=False, similarity
     order = np.argsort(distances, kind="stable")
     if descending:
         order = order[::-1]
-    order = order[start:start + k]
+    order = order[start : start + k]
     return ids[order], (1 - distances[order]) if similarity else distances[order]
 
 
@@ -125,7 +182,9 @@ def _relabel(store, ids, new_label, loop=False, vectors=False, swallow=False, an
             for i in ids:
                 store.update([i], labels=[new_label])
         elif vectors:
-            store.update(ids, np.zeros((len(ids), store.dim), np.float32), labels=[new_label] * len(ids))
+            store.update(
+                ids, np.zeros((len(ids), store.dim), np.float32), labels=[new_label] * len(ids)
+            )
         else:
             store.update(ids, labels=[new_label] * len(ids))
     except Exception:
@@ -137,11 +196,20 @@ def _relabel(store, ids, new_label, loop=False, vectors=False, swallow=False, an
 def test_relabel():
     _says(ex.check_relabel(_relabel), ex.RIGHT, "one update, one transaction")
     _says(ex.check_relabel(lambda store, ids, label: None), ex.WRONG, "returned None")  # the stub
-    _says(ex.check_relabel(lambda *a: _relabel(*a, loop=True)), ex.WRONG, "still changed id(s) [4, 5]",
-          "single update")
+    _says(
+        ex.check_relabel(lambda *a: _relabel(*a, loop=True)),
+        ex.WRONG,
+        "still changed id(s) [4, 5]",
+        "single update",
+    )
     _says(ex.check_relabel(lambda *a: _relabel(*a, vectors=True)), ex.WRONG, "changed vectors")
-    _says(ex.check_relabel(lambda *a: _relabel(*a, swallow=True)), ex.WRONG, "returned although id 99")
+    _says(
+        ex.check_relabel(lambda *a: _relabel(*a, swallow=True)), ex.WRONG, "returned although id 99"
+    )
     _says(ex.check_relabel(lambda *a: _relabel(*a, answer=False)), ex.WRONG, "returned 'done'")
-    _says(ex.check_relabel(lambda store, ids, label: _relabel(store, ids[:1], label)), ex.WRONG,
-          "changed ids are [2]")
+    _says(
+        ex.check_relabel(lambda store, ids, label: _relabel(store, ids[:1], label)),
+        ex.WRONG,
+        "changed ids are [2]",
+    )
     _says(ex.check_relabel(lambda store, ids, label: 1 / 0), ex.WRONG, "ZeroDivisionError")

@@ -44,7 +44,11 @@ def _by_checker(rows):
 
 def test_chapters_and_their_exercises_come_from_the_book():
     assert list(BOOK) == [p.name[:2] for p in sorted((ROOT / "notebooks").glob("*.ipynb"))]
-    assert CH01.checkers == ("check_balance_epoch", "check_triplet_loss", "check_collapse_diagnosis")
+    assert CH01.checkers == (
+        "check_balance_epoch",
+        "check_triplet_loss",
+        "check_collapse_diagnosis",
+    )
     assert CH01.title == TITLE_01[2:]
     assert all(2 <= len(chapter.checkers) <= 3 for chapter in BOOK.values())
 
@@ -78,12 +82,14 @@ def test_passed_not_yet_and_an_error_in_one_run(tmp_path):
     assert [(r.student, r.chapter, r.exercise) for r in rows] == [("alice", "01", n) for n in "123"]
     found = _by_checker(rows)
     assert found["check_balance_epoch"] == (
-        PASSED, "Correct: 2 batches of 3 x 4 = 12 indices: 24 in one epoch, of 59 images."
+        PASSED,
+        "Correct: 2 batches of 3 x 4 = 12 indices: 24 in one epoch, of 59 images.",
     )
     status, detail = found["check_triplet_loss"]
     assert status == NOT_YET and "`my_triplet_loss` returned None" in detail
     assert found["check_collapse_diagnosis"] == (
-        ERROR, "NameError: name 'looks_collapsed' is not defined"
+        ERROR,
+        "NameError: name 'looks_collapsed' is not defined",
     )
 
 
@@ -119,7 +125,8 @@ NO_CELL = b'{"nbformat": 4, "nbformat_minor": 5, "metadata": {}, "cells": [{"sou
 
 
 @pytest.mark.parametrize(
-    "content", [b"not json", b"{}", b"[1, 2]", b'{"nbformat": 4, "cells": [1]}', NO_CELL, b"\xff\xfe"]
+    "content",
+    [b"not json", b"{}", b"[1, 2]", b'{"nbformat": 4, "cells": [1]}', NO_CELL, b"\xff\xfe"],
 )
 def test_a_file_that_is_no_notebook_is_an_error(tmp_path, content):
     path = tmp_path / "dave.ipynb"
@@ -158,7 +165,9 @@ def test_the_command_writes_one_row_per_student_and_exercise(tmp_path):
     out.write_text("an old run, left out")
     result = subprocess.run(
         [sys.executable, str(GRADE), str(folder), "--out", str(out), "--chapter", "1"],
-        capture_output=True, text=True, timeout=300,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert result.returncode == 0, result.stderr
     with open(out, newline="") as f:
@@ -191,8 +200,9 @@ def test_a_real_student_notebook(tmp_path):
     nbformat.write(nb, tmp_path / "ines.ipynb")
     found = _by_checker(grading.grade_file(tmp_path / "ines.ipynb", BOOK, timeout=300))
     assert found["check_query_rows"] == (
-        PASSED, "Correct: query 1 is dataset row 4; its first 3 results are gallery positions "
-        "[1, 3, 2], dataset rows [1, 5, 3]."
+        PASSED,
+        "Correct: query 1 is dataset row 4; its first 3 results are gallery positions "
+        "[1, 3, 2], dataset rows [1, 5, 3].",
     )
     status, detail = found["check_separate_queries"]
     assert status == NOT_YET and "still `...`" in detail

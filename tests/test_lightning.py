@@ -34,14 +34,18 @@ def test_module_and_ddp_module(small_df, digits_root):
     module = make_module(SmallCNN())
     assert type(module) is ExtractorModule
     # all triplets, as in chapter 01: HardTripletsMiner from scratch collapses
-    assert type(module.criterion.miner) is AllTripletsMiner and module.criterion.tri_loss.margin == 0.2
+    assert (
+        type(module.criterion.miner) is AllTripletsMiner and module.criterion.tri_loss.margin == 0.2
+    )
     assert isinstance(make_module(SmallCNN(), ddp_loaders=loaders), ExtractorModuleDDP)
     with pytest.raises(ValueError, match=r"'train' and 'val', got \['test'\]"):
         make_module(SmallCNN(), ddp_loaders={"test": DataLoader(val)})
 
 
 def test_module_with_cosine_schedule():
-    assert make_module(SmallCNN()).configure_optimizers().__class__.__name__ == "Adam"  # constant rate
+    assert (
+        make_module(SmallCNN()).configure_optimizers().__class__.__name__ == "Adam"
+    )  # constant rate
     module = make_module(SmallCNN(), lr=3e-3, cosine_steps=4)
     [optimizer], [scheduler] = module.configure_optimizers()
     assert scheduler["interval"] == "step" and scheduler["frequency"] == 1
@@ -51,7 +55,9 @@ def test_module_with_cosine_schedule():
         optimizer.step()
         scheduler["scheduler"].step()
     assert rates[0] == pytest.approx(3e-3) and rates == sorted(rates, reverse=True)
-    assert optimizer.param_groups[0]["lr"] == pytest.approx(0.0, abs=1e-12)  # zero after the last step
+    assert optimizer.param_groups[0]["lr"] == pytest.approx(
+        0.0, abs=1e-12
+    )  # zero after the last step
     with pytest.raises(ValueError, match="cosine_steps must be at least 1"):
         make_module(SmallCNN(), cosine_steps=0)
 
@@ -63,4 +69,8 @@ def test_callback_and_trainer_settings(small_df, digits_root):
     with pytest.raises(ValueError, match="at least 1"):
         MetricValCallbackFewFigures(make_metric(val), figures_every_n_epochs=0)
     trainer = make_trainer(2, logger=False, enable_checkpointing=False, accelerator="cpu")
-    assert trainer.max_epochs == 2 and trainer.check_val_every_n_epoch == 1 and trainer.progress_bar_callback is None
+    assert (
+        trainer.max_epochs == 2
+        and trainer.check_val_every_n_epoch == 1
+        and trainer.progress_bar_callback is None
+    )

@@ -16,7 +16,8 @@ from oml_helpers import (
 
 @pytest.fixture
 def csv_dir(tmp_path):
-    """A metrics.csv shaped like CSVLogger's: step rows with the loss, epoch-end rows with validation metrics."""
+    """A metrics.csv shaped like CSVLogger's: step rows with the loss, epoch-end rows with
+    validation metrics."""
     rows = [
         {"epoch": 0, "step": 0, "loss_step": 0.5},
         {"epoch": 0, "step": 1, "loss_step": 0.4},
@@ -41,7 +42,9 @@ def test_csv_gives_one_row_per_epoch_with_the_last_values(csv_dir):
 
 
 def test_csv_bad_input(csv_dir, tmp_path):
-    with pytest.raises(LogError, match=r"not logged.*available: \['OVERALL/map/5', 'loss_epoch', 'loss_step'\]"):
+    with pytest.raises(
+        LogError, match=r"not logged.*available: \['OVERALL/map/5', 'loss_epoch', 'loss_step'\]"
+    ):
         read_csv_metrics(csv_dir, ["OVERALL/cmc/1"])
     with pytest.raises(LogError, match="No log folder"):
         read_csv_metrics(tmp_path / "missing")
@@ -98,7 +101,9 @@ def test_plot_one_panel_per_metric(csv_dir):
     assert [ax.get_title() for ax in fig.axes] == ["OVERALL/map/5", "loss_epoch"]
     assert fig.axes[0].lines[0].get_ydata().tolist() == [0.6, 0.7]
     plt.close(fig)
-    fig = plot_metric_curves(table, ["OVERALL/map/5", "loss_epoch"], labels={"OVERALL/map/5": "mAP@5"})
+    fig = plot_metric_curves(
+        table, ["OVERALL/map/5", "loss_epoch"], labels={"OVERALL/map/5": "mAP@5"}
+    )
     assert [ax.get_title() for ax in fig.axes] == ["mAP@5", "loss_epoch"]
     assert [ax.get_ylabel() for ax in fig.axes] == ["mAP@5", "loss_epoch"]
     plt.close(fig)

@@ -5,7 +5,13 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from oml_helpers import embedding_report, int8_round_trip, load_book_model, make_datasets, retrieval_metrics
+from oml_helpers import (
+    embedding_report,
+    int8_round_trip,
+    load_book_model,
+    make_datasets,
+    retrieval_metrics,
+)
 
 
 class Collapsed(nn.Module):
@@ -47,7 +53,11 @@ def test_int8_round_trip_bad_shape():
 
 def test_embedding_report_sees_a_collapse_the_ranking_hides(val_dataset):
     model = load_book_model("digits")
-    models = {"book": model, "x0.02": Collapsed(model, 0.02).eval(), "x0.005": Collapsed(model, 0.005).eval()}
+    models = {
+        "book": model,
+        "x0.02": Collapsed(model, 0.02).eval(),
+        "x0.005": Collapsed(model, 0.005).eval(),
+    }
     report = embedding_report(models, val_dataset)
     assert list(report.index) == list(models)
     assert list(report.columns) == ["cmc/1", "same label", "other label", "cmc/1 int8"]

@@ -64,7 +64,9 @@ def test_train_mode_backward(model):
 
 def test_works_with_oml_inference(digits_root, small_df):
     df_val = small_df[small_df["split"] == "validation"].reset_index(drop=True)
-    dataset = ImageQueryGalleryLabeledDataset(df_val, dataset_root=digits_root, transform=digit_transforms(False))
+    dataset = ImageQueryGalleryLabeledDataset(
+        df_val, dataset_root=digits_root, transform=digit_transforms(False)
+    )
     torch.manual_seed(0)
     model = SmallCNN(feat_dim=16)
     embeddings = inference(model, dataset, batch_size=16)
@@ -78,7 +80,13 @@ def test_works_with_oml_inference(digits_root, small_df):
 
 @pytest.mark.parametrize(
     "kwargs",
-    [{"feat_dim": 0}, {"feat_dim": -3}, {"width": 0}, {"in_channels": 0}, {"width": -1, "in_channels": 3}],
+    [
+        {"feat_dim": 0},
+        {"feat_dim": -3},
+        {"width": 0},
+        {"in_channels": 0},
+        {"width": -1, "in_channels": 3},
+    ],
 )
 def test_bad_constructor_args(kwargs):
     with pytest.raises(ValueError, match="feat_dim, width and in_channels must be positive"):
@@ -87,7 +95,11 @@ def test_bad_constructor_args(kwargs):
 
 @pytest.mark.parametrize("shape", [(3, 64, 64), (64, 64), (1, 1, 3, 64, 64)])
 def test_input_not_a_batch_of_images(model, shape):
-    with pytest.raises(ValueError, match=r"Expected a batch of images.*got shape " + str(shape).replace("(", r"\(").replace(")", r"\)")):
+    with pytest.raises(
+        ValueError,
+        match=r"Expected a batch of images.*got shape "
+        + str(shape).replace("(", r"\(").replace(")", r"\)"),
+    ):
         model(torch.randn(*shape))
 
 
@@ -95,7 +107,8 @@ def test_count_parameters_equals_manual_sum():
     model = SmallCNN()
     manual = sum(p.numel() for p in model.parameters())
     assert count_parameters(model) == manual
-    # derived from the architecture: convs without bias, batch norms with weight and bias, linear head
+    # derived from the architecture: convs without bias, batch norms with weight and bias, linear
+    # head
     w, f = 16, 64
     convs = 3 * w * 9 + w * 2 * w * 9 + 2 * w * 4 * w * 9
     norms = 2 * (w + 2 * w + 4 * w)
@@ -111,11 +124,14 @@ def test_count_parameters_skips_frozen():
     assert count_parameters(nn.Identity()) == 0
 
 
-# --------------------------------------------------------------------------------------- pretrained_extractor
+# ---------------------------------------------------------------------------------------
+# pretrained_extractor
 
 
 def test_unknown_pretrained_name_lists_the_names():
-    with pytest.raises(KeyError, match=r"No pretrained ViT called 'resnet_nonsense'; choose one of \[") as info:
+    with pytest.raises(
+        KeyError, match=r"No pretrained ViT called 'resnet_nonsense'; choose one of \["
+    ) as info:
         pretrained_extractor("resnet_nonsense")
     for name in ViTExtractor.pretrained_models:
         assert repr(name) in str(info.value)
@@ -130,7 +146,9 @@ def test_download_failure_is_wrapped(monkeypatch):
 
     monkeypatch.setattr(ViTExtractor, "from_pretrained", fail)
     start = time.perf_counter()
-    with pytest.raises(PretrainedUnavailableError, match=r"'vits16_dino'.*ConnectionError.*Colab") as info:
+    with pytest.raises(
+        PretrainedUnavailableError, match=r"'vits16_dino'.*ConnectionError.*Colab"
+    ) as info:
         pretrained_extractor("vits16_dino", arch="vits16")
     assert time.perf_counter() - start < 30
     assert calls == [("vits16_dino", {"arch": "vits16"})]

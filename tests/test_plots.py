@@ -1,4 +1,5 @@
-"""Tests of oml_helpers.plots: the image grid and the training-log figure (Agg backend, see conftest)."""
+"""Tests of oml_helpers.plots: the image grid and the training-log figure (Agg backend, see
+conftest)."""
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -21,7 +22,8 @@ def _grid(fig):
     return fig.axes[0].get_subplotspec().get_gridspec().get_geometry()
 
 
-# --------------------------------------------------------------------------------------- show_images
+# ---------------------------------------------------------------------------------------
+# show_images
 
 
 def test_show_images_one_row_per_label(digits_root, digits_df):
@@ -38,7 +40,10 @@ def test_show_images_one_row_per_label(digits_root, digits_df):
 def test_show_images_chosen_labels_in_order(digits_root, digits_df):
     fig = show_images(digits_df, digits_root, per_label=2, labels=[7, 2])
     assert _grid(fig) == (2, 2)
-    assert [fig.axes[0].get_title(loc="left"), fig.axes[2].get_title(loc="left")] == ["label 7", "label 2"]
+    assert [fig.axes[0].get_title(loc="left"), fig.axes[2].get_title(loc="left")] == [
+        "label 7",
+        "label 2",
+    ]
     # the first image of label 7 in the dataframe, as it is on disk
     from PIL import Image
 
@@ -48,7 +53,9 @@ def test_show_images_chosen_labels_in_order(digits_root, digits_df):
 
 
 def test_show_images_label_with_fewer_images_leaves_blanks(digits_root, digits_df):
-    df = pd.concat([digits_df[digits_df["label"] == 3].head(2), digits_df[digits_df["label"] == 4].head(5)])
+    df = pd.concat(
+        [digits_df[digits_df["label"] == 3].head(2), digits_df[digits_df["label"] == 4].head(5)]
+    )
     fig = show_images(df, digits_root, per_label=4)
     assert _grid(fig) == (2, 4)
     assert [len(ax.images) for ax in fig.axes] == [1, 1, 0, 0, 1, 1, 1, 1]
@@ -75,7 +82,8 @@ def test_show_images_nothing_to_show(digits_root, digits_df, kwargs):
     assert plt.get_fignums() == []
 
 
-# --------------------------------------------------------------------------------------- plot_training_logs
+# ---------------------------------------------------------------------------------------
+# plot_training_logs
 
 
 def test_plot_training_logs_on_train_extractor_output(short_training):
@@ -113,7 +121,9 @@ def test_plot_training_logs_empty(short_training):
     plt.close("all")
     with pytest.raises(ValueError, match="logs are empty"):
         plot_training_logs(logs.iloc[0:0])
-    with pytest.raises(ValueError, match=r"logs lack the columns \['active_tri', 'loss', 'neg_dist', 'pos_dist'\]"):
+    with pytest.raises(
+        ValueError, match=r"logs lack the columns \['active_tri', 'loss', 'neg_dist', 'pos_dist'\]"
+    ):
         plot_training_logs(pd.DataFrame())
     assert plt.get_fignums() == []
 
@@ -138,7 +148,9 @@ def test_plot_pca_projects_on_the_first_two_components():
     expected = coords[:, :2].numpy()
     # each component is the hidden coordinate (up to sign and the sample's own small tilt)
     for k in range(2):
-        assert abs(np.corrcoef(points[:, k], expected[:, k])[0, 1]) > 0.99  # a wrong component would give about 0
+        assert (
+            abs(np.corrcoef(points[:, k], expected[:, k])[0, 1]) > 0.99
+        )  # a wrong component would give about 0
     assert points[:, 0].var() > points[:, 1].var()
     share = ax.get_xlabel()
     assert share.startswith("PC 1 (") and share.endswith("of the variance)")
@@ -149,7 +161,11 @@ def test_plot_pca_projects_on_the_first_two_components():
     "embeddings, labels, match",
     [
         ({}, [0, 1], "Nothing to plot"),
-        ({"a": torch.zeros(3, 4)}, [0, 1], r"embeddings 'a' must be \[n, dim\] with n = len\(labels\) = 2"),
+        (
+            {"a": torch.zeros(3, 4)},
+            [0, 1],
+            r"embeddings 'a' must be \[n, dim\] with n = len\(labels\) = 2",
+        ),
         ({"a": torch.zeros(2, 1)}, [0, 1], r"dim >= 2, got \(2, 1\)"),
         ({"a": torch.zeros(4)}, [0, 1, 2, 3], r"got \(4,\)"),
     ],
@@ -161,7 +177,8 @@ def test_plot_pca_bad_input(embeddings, labels, match):
     assert plt.get_fignums() == []
 
 
-# ---------------------------------------------------------------------------------- plot_number_line
+# ----------------------------------------------------------------------------------
+# plot_number_line
 
 TOY = pd.DataFrame({"label": [5, 6, 5, 5, 6, 6], "is_query": [True, True] + [False] * 4})
 TOY["is_gallery"] = ~TOY["is_query"]
@@ -174,8 +191,10 @@ def test_number_line_marks_rows_roles_and_positions():
     fig = plot_number_line(TOY_EMBEDDINGS, TOY, greyed=[2], title="six images")
     texts = [t.get_text() for t in fig.axes[0].texts]
     assert texts[:2] == ["row 0\nlabel 5", "row 1\nlabel 6"]
-    assert texts[2:] == [f"row {r}, label {lab}\nposition {p}" + (" (skipped)" if r == 2 else "")
-                         for p, (r, lab) in enumerate([(2, 5), (3, 5), (4, 6), (5, 6)])]
+    assert texts[2:] == [
+        f"row {r}, label {lab}\nposition {p}" + (" (skipped)" if r == 2 else "")
+        for p, (r, lab) in enumerate([(2, 5), (3, 5), (4, 6), (5, 6)])
+    ]
     colours = [line.get_color() for line in fig.axes[0].lines[1:]]
     assert colours[2] == "lightgrey" and colours.count("lightgrey") == 1
     assert fig.axes[0].get_title(loc="left") == "six images"
@@ -192,12 +211,16 @@ def test_number_line_bad_input():
         plot_number_line(TOY_EMBEDDINGS, TOY, greyed=[6])
 
 
-# --------------------------------------------------------------------------------------- plot_distance_histograms
+# ---------------------------------------------------------------------------------------
+# plot_distance_histograms
 
 
 def test_plot_distance_histograms_splits_pairs_by_label():
     # two tight clusters far apart: same-label pairs near 0, different-label pairs near 10
-    emb = torch.cat([torch.zeros(3, 2), torch.full((3, 2), 10.0 / 2**0.5)]) + 0.01 * torch.arange(6)[:, None]
+    emb = (
+        torch.cat([torch.zeros(3, 2), torch.full((3, 2), 10.0 / 2**0.5)])
+        + 0.01 * torch.arange(6)[:, None]
+    )
     labels = [0, 0, 0, 1, 1, 1]
     fig = plot_distance_histograms({"a": emb, "b": emb * 2}, labels, bins=10)
     assert [ax.get_title() for ax in fig.axes] == ["a", "b"]
@@ -205,7 +228,9 @@ def test_plot_distance_histograms_splits_pairs_by_label():
     # the same-label pairs (3 per label) fill only the first bin, the others only the last
     assert [b.get_height() > 0 for b in same].index(True) == 0 and same[-1].get_height() == 0
     assert different[-1].get_height() > 0 and different[0].get_height() == 0
-    assert fig.axes[1].get_xlim()[1] > 2 * fig.axes[0].get_xlim()[1] * 0.9  # each panel its own axis
+    assert (
+        fig.axes[1].get_xlim()[1] > 2 * fig.axes[0].get_xlim()[1] * 0.9
+    )  # each panel its own axis
 
 
 @pytest.mark.parametrize(
@@ -213,7 +238,11 @@ def test_plot_distance_histograms_splits_pairs_by_label():
     [
         ({}, [0, 1], "Nothing to plot"),
         ({"a": torch.zeros(2, 2)}, [0, 0], "two labels"),
-        ({"a": torch.zeros(3, 2)}, [0, 1], r"embeddings 'a' must be \[n, dim\] with n = len\(labels\) = 2"),
+        (
+            {"a": torch.zeros(3, 2)},
+            [0, 1],
+            r"embeddings 'a' must be \[n, dim\] with n = len\(labels\) = 2",
+        ),
     ],
 )
 def test_plot_distance_histograms_bad_input(embeddings, labels, match):

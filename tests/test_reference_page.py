@@ -1,7 +1,7 @@
 """The book's reference page (book/reference.md) documents every public helper.
 
-Sphinx's autodoc renders the page from ``.. automodule:: ... :members:`` directives; a member without
-a docstring, or defined in a module the page does not list, would silently be missing.
+Sphinx's autodoc renders the page from ``.. automodule:: ... :members:`` directives; a member
+without a docstring, or defined in a module the page does not list, would silently be missing.
 """
 
 import inspect
@@ -16,8 +16,11 @@ LISTED = set(re.findall(r"^\.\. automodule:: (\S+)$", PAGE, flags=re.MULTILINE))
 
 
 def test_every_module_of_the_package_is_on_the_page():
-    modules = {f"oml_helpers.{p.relative_to(ROOT / 'oml_helpers').with_suffix('').as_posix().replace('/', '.')}"
-               for p in (ROOT / "oml_helpers").rglob("*.py") if p.name != "__init__.py"}
+    modules = {
+        f"oml_helpers.{p.relative_to(ROOT / 'oml_helpers').with_suffix('').as_posix().replace('/', '.')}"
+        for p in (ROOT / "oml_helpers").rglob("*.py")
+        if p.name != "__init__.py"
+    }
     assert modules - LISTED == set(), "add these modules to book/reference.md"
     assert LISTED - modules == set(), "book/reference.md lists modules that do not exist"
 

@@ -1,4 +1,5 @@
-"""Tests for oml_helpers.reranking: the pairwise model, its training on mined pairs, re-ranking and comparisons."""
+"""Tests for oml_helpers.reranking: the pairwise model, its training on mined pairs, re-ranking
+and comparisons."""
 
 import pandas as pd
 import pytest
@@ -50,8 +51,12 @@ def trained_pair(digits_root, small, short_training):
 def val_rr(digits_root, small, short_training):
     _, df_val = split_dataframe(small)
     df_qg = query_gallery_split(df_val, n_queries_per_label=2)
-    val = ImageQueryGalleryLabeledDataset(df_qg, dataset_root=digits_root, transform=digit_transforms(False))
-    rr = RetrievalResults.from_embeddings(inference(short_training[0], val, batch_size=64), val, n_items=6)
+    val = ImageQueryGalleryLabeledDataset(
+        df_qg, dataset_root=digits_root, transform=digit_transforms(False)
+    )
+    rr = RetrievalResults.from_embeddings(
+        inference(short_training[0], val, batch_size=64), val, n_items=6
+    )
     return val, rr
 
 
@@ -92,13 +97,16 @@ def test_make_siamese_leaves_the_extractor_alone(short_training):
     extractor = short_training[0]
     siamese = make_siamese(extractor, hidden=(8,), width=16)
     first_conv = siamese.extractor.trunk[0].weight
-    assert first_conv is not extractor.backbone[0].weight and torch.equal(first_conv, extractor.backbone[0].weight)
+    assert first_conv is not extractor.backbone[0].weight and torch.equal(
+        first_conv, extractor.backbone[0].weight
+    )
     assert siamese.extractor.feat_dim == 16 and siamese.head[0].in_features == 16
 
 
 def test_make_siamese_puts_every_layer_on_the_extractors_device():
     # The fusion and the MLP head are new layers, made on the CPU; on a GPU they must follow the
-    # extractor (a Colab run failed here). The "meta" device stands in for cuda on a CPU-only machine.
+    # extractor (a Colab run failed here). The "meta" device stands in for cuda on a CPU-only
+    # machine.
     extractor = SmallCNN().to("meta")
     siamese = make_siamese(extractor)
     assert {p.device.type for p in siamese.parameters()} == {"meta"}
@@ -117,7 +125,9 @@ def test_train_siamese_logs_and_changes_weights(trained_pair, short_training):
 
 def test_train_siamese_needs_embeddings(digits_root, small_df, short_training):
     df_train, _ = split_dataframe(small_df)
-    plain = ImageLabeledDataset(df_train, dataset_root=digits_root, transform=digit_transforms(False))
+    plain = ImageLabeledDataset(
+        df_train, dataset_root=digits_root, transform=digit_transforms(False)
+    )
     with pytest.raises(ValueError, match="dataset_with_embeddings"):
         train_siamese(make_siamese(short_training[0]), plain, epochs=1)
     with pytest.raises(ValueError, match="epochs"):
@@ -158,7 +168,9 @@ def test_metrics_dict_and_changed_top1(val_rr):
 
 def test_changed_top1_bad_input(val_rr):
     _, rr = val_rr
-    fewer = RetrievalResults(distances=rr.distances[:2], retrieved_ids=rr.retrieved_ids[:2], gt_ids=rr.gt_ids[:2])
+    fewer = RetrievalResults(
+        distances=rr.distances[:2], retrieved_ids=rr.retrieved_ids[:2], gt_ids=rr.gt_ids[:2]
+    )
     with pytest.raises(ValueError, match="same queries"):
         changed_top1(rr, fewer)
     unlabeled = RetrievalResults(distances=rr.distances, retrieved_ids=rr.retrieved_ids)
@@ -169,16 +181,28 @@ def test_changed_top1_bad_input(val_rr):
 def test_neighbour_pair_scores(trained_pair, digits_root, small):
     extractor, siamese, _ = trained_pair
     _, df_val = split_dataframe(small)
-    scores = neighbour_pair_scores(extractor, siamese, df_val, digits_root, n_anchors_per_label=2, k=3, batch_size=16)
-    assert list(scores.columns) == ["i", "j", "is_negative", "embedding_distance", "pairwise_distance"]
+    scores = neighbour_pair_scores(
+        extractor, siamese, df_val, digits_root, n_anchors_per_label=2, k=3, batch_size=16
+    )
+    assert list(scores.columns) == [
+        "i",
+        "j",
+        "is_negative",
+        "embedding_distance",
+        "pairwise_distance",
+    ]
     assert len(scores) == 5 * 2 * 2 * 3 and (scores["i"] != scores["j"]).all()
     assert scores["is_negative"].sum() == 5 * 2 * 3  # balanced: k of each kind per anchor
     labels = df_val["label"].to_numpy()
     assert ((labels[scores["i"]] != labels[scores["j"]]) == scores["is_negative"]).all()
     assert scores["pairwise_distance"].between(0, 1).all()
-    dataset = ImageLabeledDataset(df_val, dataset_root=digits_root, transform=digit_transforms(False))
+    dataset = ImageLabeledDataset(
+        df_val, dataset_root=digits_root, transform=digit_transforms(False)
+    )
     embeddings = inference(extractor, dataset, batch_size=64)
-    for (anchor, negative), group in scores.groupby(["i", "is_negative"]):  # the k nearest of each kind
+    for (anchor, negative), group in scores.groupby(
+        ["i", "is_negative"]
+    ):  # the k nearest of each kind
         d = torch.cdist(embeddings[anchor : anchor + 1], embeddings)[0]
         same = torch.as_tensor(labels == labels[anchor])
         d[same if negative else ~same] = float("inf")
@@ -199,7 +223,11 @@ def test_best_threshold_and_pair_accuracy():
     assert pair_accuracy(distances, is_negative, threshold) == pytest.approx(
         {"positives": 0.75, "negatives": 1.0, "balanced": 0.875}
     )
-    assert pair_accuracy(distances, is_negative, 0.0) == {"positives": 0.0, "negatives": 1.0, "balanced": 0.5}
+    assert pair_accuracy(distances, is_negative, 0.0) == {
+        "positives": 0.0,
+        "negatives": 1.0,
+        "balanced": 0.5,
+    }
     with pytest.raises(ValueError, match="one distance per pair"):
         pair_accuracy(distances[:3], is_negative, 0.5)
     with pytest.raises(ValueError, match="positive and negative"):
@@ -207,15 +235,19 @@ def test_best_threshold_and_pair_accuracy():
 
 
 def test_order_accuracy():
-    pairs = pd.DataFrame({
-        "i": [0, 0, 0, 0, 1, 1, 1],
-        "is_negative": [False, False, True, True, False, True, True],
-        "d": [0.1, 0.5, 0.3, 0.9, 0.4, 0.4, 0.2],
-    })
+    pairs = pd.DataFrame(
+        {
+            "i": [0, 0, 0, 0, 1, 1, 1],
+            "is_negative": [False, False, True, True, False, True, True],
+            "d": [0.1, 0.5, 0.3, 0.9, 0.4, 0.4, 0.2],
+        }
+    )
     shares = order_accuracy(pairs, "d")
     # anchor 0: 0.1 beats 0.3 and 0.9, 0.5 beats only 0.9 -> 3 of 4; anchor 1: a tie and a loss
     assert shares.to_dict() == pytest.approx({0: 0.75, 1: 0.25})
     with pytest.raises(ValueError, match="no column"):
         order_accuracy(pairs, "pairwise_distance")
     with pytest.raises(ValueError, match="anchor 2"):
-        order_accuracy(pd.concat([pairs, pd.DataFrame({"i": [2], "is_negative": [True], "d": [0.3]})]), "d")
+        order_accuracy(
+            pd.concat([pairs, pd.DataFrame({"i": [2], "is_negative": [True], "d": [0.3]})]), "d"
+        )

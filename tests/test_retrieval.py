@@ -1,4 +1,5 @@
-"""Tests for oml_helpers.retrieval and image_search: splits, a store's answers as OML results, search with a
+"""Tests for oml_helpers.retrieval and image_search: splits, a store's answers as OML results,
+search with a
 new image, thresholds, figures and the explorer."""
 
 import matplotlib.pyplot as plt
@@ -34,15 +35,20 @@ from oml_helpers import (
 
 @pytest.fixture(scope="module")
 def search_setup(digits_root, _digits_df_session, short_training):
-    """A small query/gallery split (2 queries and 9 gallery images per digit), its datasets and embeddings."""
+    """A small query/gallery split (2 queries and 9 gallery images per digit), its datasets and
+    embeddings."""
     model = short_training[0]
     _, df_val = split_dataframe(_digits_df_session)
     df_val = df_val.groupby(LABELS_COLUMN).head(11)
     df_qg = query_gallery_split(df_val, n_queries_per_label=2)
     unlabeled = ImageQueryGalleryDataset(
-        df_qg.drop(columns=[LABELS_COLUMN]), dataset_root=digits_root, transform=digit_transforms(False)
+        df_qg.drop(columns=[LABELS_COLUMN]),
+        dataset_root=digits_root,
+        transform=digit_transforms(False),
     )
-    labeled = ImageQueryGalleryLabeledDataset(df_qg, dataset_root=digits_root, transform=digit_transforms(False))
+    labeled = ImageQueryGalleryLabeledDataset(
+        df_qg, dataset_root=digits_root, transform=digit_transforms(False)
+    )
     embeddings = inference(model, unlabeled, batch_size=64)
     return model, df_qg, unlabeled, labeled, embeddings
 
@@ -64,12 +70,17 @@ def test_query_gallery_split_rejects_bad_counts(digits_df, n):
 
 @pytest.fixture(scope="module")
 def gallery_store(search_setup, tmp_path_factory):
-    """The gallery of ``search_setup`` in an EmbeddingStore, under store ids 1000 + dataset index."""
+    """The gallery of ``search_setup`` in an EmbeddingStore, under store ids 1000 + dataset
+    index."""
     _, df_qg, dataset, _, embeddings = search_setup
     gallery = dataset.get_gallery_ids().numpy()
     path = tmp_path_factory.mktemp("store") / "gallery.db"
     store = EmbeddingStore.create(path, model_name="short training", dim=embeddings.shape[1])
-    store.add((1000 + gallery).tolist(), embeddings[gallery].numpy(), paths=df_qg["path"].iloc[gallery].tolist())
+    store.add(
+        (1000 + gallery).tolist(),
+        embeddings[gallery].numpy(),
+        paths=df_qg["path"].iloc[gallery].tolist(),
+    )
     yield store, 1000 + gallery
     store.close()
 
@@ -89,7 +100,9 @@ def test_load_image_tensor_applies_only_the_transform(tmp_path):
     assert x.mean() > 0.5  # normalised to [-1, 1] and still bright: not inverted
     same = digit_transforms(False)(Image.open(path).convert("RGB")).unsqueeze(0)
     assert torch.equal(x, same)
-    assert torch.equal(load_image_tensor(Image.open(path), digit_transforms(False)), same)  # a PIL image too
+    assert torch.equal(
+        load_image_tensor(Image.open(path), digit_transforms(False)), same
+    )  # a PIL image too
 
 
 def test_prepare_digit_photo_inverts_and_resizes(tmp_path):
@@ -130,14 +143,18 @@ def test_embed_image_is_the_model_on_the_transformed_image(search_setup, tmp_pat
     embedding = embed_image(model, path, digit_transforms(False))
     assert embedding.dtype == np.float32 and embedding.shape == (model.feat_dim,)
     assert np.allclose(embedding, expected.numpy(), atol=1e-6)
-    assert not np.allclose(embedding, inverted.numpy(), atol=1e-3)  # nothing inverted behind your back
+    assert not np.allclose(
+        embedding, inverted.numpy(), atol=1e-3
+    )  # nothing inverted behind your back
 
 
 def test_search_image_finds_a_gallery_image_itself(search_setup, gallery_store, digits_root):
     model, df_qg, dataset, _, _ = search_setup
     store, store_ids = gallery_store
     target = int(dataset.get_gallery_ids()[5])
-    found = search_image(model, digits_root / df_qg.loc[target, "path"], digit_transforms(False), store, k=3)
+    found = search_image(
+        model, digits_root / df_qg.loc[target, "path"], digit_transforms(False), store, k=3
+    )
     assert found.ids.shape == (3,) and int(found.ids[0]) == 1000 + target  # a store id
     assert found.paths[0] == df_qg.loc[target, "path"]
     # torch.cdist and the store's sums lose digits near 0: allow sqrt(float32 eps)-sized leftovers
@@ -163,21 +180,36 @@ def test_search_image_searches_a_bright_image_as_it_is(search_setup, gallery_sto
 
 def test_search_image_rejects_what_is_not_an_image(search_setup, gallery_store):
     with pytest.raises(ValueError, match="path or a PIL image"):
-        search_image(search_setup[0], np.zeros((64, 64, 3)), digit_transforms(False), gallery_store[0])
+        search_image(
+            search_setup[0], np.zeros((64, 64, 3)), digit_transforms(False), gallery_store[0]
+        )
 
 
 @pytest.mark.parametrize("k", [0, -1, 2.5])
 def test_search_image_rejects_bad_k(search_setup, gallery_store, digits_root, k):
     model, df_qg = search_setup[:2]
     with pytest.raises(ValueError, match="k must be"):
-        search_image(model, digits_root / df_qg.loc[0, "path"], digit_transforms(False), gallery_store[0], k=k)
+        search_image(
+            model,
+            digits_root / df_qg.loc[0, "path"],
+            digit_transforms(False),
+            gallery_store[0],
+            k=k,
+        )
 
 
-def test_search_image_rejects_another_model_and_bad_files(search_setup, gallery_store, digits_root, tmp_path):
+def test_search_image_rejects_another_model_and_bad_files(
+    search_setup, gallery_store, digits_root, tmp_path
+):
     _, df_qg = search_setup[:2]
     store = gallery_store[0]
     with pytest.raises(ValueError, match="32-d embeddings"):
-        search_image(SmallCNN(feat_dim=32), digits_root / df_qg.loc[0, "path"], digit_transforms(False), store)
+        search_image(
+            SmallCNN(feat_dim=32),
+            digits_root / df_qg.loc[0, "path"],
+            digit_transforms(False),
+            store,
+        )
     with pytest.raises(FileNotFoundError):
         search_image(search_setup[0], tmp_path / "nope.png", digit_transforms(False), store)
 
@@ -189,7 +221,9 @@ def test_results_from_search_equal_oml_in_memory(search_setup, gallery_store):
     found = store.search(embeddings[queries].numpy(), k=5)
     labels = df_qg[LABELS_COLUMN].to_numpy()
     gallery = labeled.get_gallery_ids().numpy()
-    rr = results_from_search(found.ids, found.distances, store_ids, labels[queries], labels[gallery])
+    rr = results_from_search(
+        found.ids, found.distances, store_ids, labels[queries], labels[gallery]
+    )
     reference = RetrievalResults.from_embeddings(embeddings, labeled, n_items=5)
     for mine, theirs in zip(rr.retrieved_ids, reference.retrieved_ids):
         assert set(mine.tolist()) == set(theirs.tolist())  # near-ties may swap places
@@ -234,14 +268,23 @@ def test_select_queries():
 def test_thresholding_report(search_setup):
     _, _, _, labeled, embeddings = search_setup
     rr = RetrievalResults.from_embeddings(embeddings, labeled, n_items=5)
-    report = thresholding_report(rr, {"zero": ConstantThresholding(0.0), "adaptive": AdaptiveThresholding(2.0)})
+    report = thresholding_report(
+        rr, {"zero": ConstantThresholding(0.0), "adaptive": AdaptiveThresholding(2.0)}
+    )
     assert list(report.index) == ["none", "zero", "adaptive"]
-    assert list(report.columns) == ["kept_per_query", "empty_queries", "pooled_precision", "pooled_recall"]
+    assert list(report.columns) == [
+        "kept_per_query",
+        "empty_queries",
+        "pooled_precision",
+        "pooled_recall",
+    ]
     assert report.loc["none", "kept_per_query"] == 5 and report.loc["none", "pooled_recall"] == 1
     assert report.loc["zero", "kept_per_query"] == 0 and report.loc["zero", "empty_queries"] == 1
     assert 0 <= report.loc["adaptive", "pooled_precision"] <= 1
     # before any cut, with at least 5 right items per query, pooled precision is OML's precision@5
-    metrics = calc_retrieval_metrics_rr(rr, precision_top_k=(5,), cmc_top_k=(1,), map_top_k=(1,), verbose=False)
+    metrics = calc_retrieval_metrics_rr(
+        rr, precision_top_k=(5,), cmc_top_k=(1,), map_top_k=(1,), verbose=False
+    )
     assert np.isclose(report.loc["none", "pooled_precision"], float(metrics["precision"][5]))
 
 

@@ -1,4 +1,5 @@
-"""Tests of oml_helpers.storage: behaviour, edge cases, bad inputs, crashes and concurrent readers."""
+"""Tests of oml_helpers.storage: behaviour, edge cases, bad inputs, crashes and concurrent
+readers."""
 
 import hashlib
 import os
@@ -33,10 +34,15 @@ def vectors(n: int, seed: int = 0, dim: int = DIM) -> np.ndarray:
 
 def filled(tmp_path: Path, n: int = 50) -> EmbeddingStore:
     store = EmbeddingStore.create(tmp_path / "s.db", "test-model", DIM)
-    store.add(np.arange(n) * 2, vectors(n), labels=[i % 5 for i in range(n)], paths=[f"img/{i}.png" for i in range(n)],
-              splits=["train" if i < n // 2 else "validation" for i in range(n)],
-              is_query=[None if i < n // 2 else i % 2 == 0 for i in range(n)],
-              is_gallery=[None if i < n // 2 else True for i in range(n)])
+    store.add(
+        np.arange(n) * 2,
+        vectors(n),
+        labels=[i % 5 for i in range(n)],
+        paths=[f"img/{i}.png" for i in range(n)],
+        splits=["train" if i < n // 2 else "validation" for i in range(n)],
+        is_query=[None if i < n // 2 else i % 2 == 0 for i in range(n)],
+        is_gallery=[None if i < n // 2 else True for i in range(n)],
+    )
     return store
 
 
@@ -86,7 +92,10 @@ def test_filters(tmp_path):
             ({"split": "train"}, meta["split"] == "train"),
             ({"label": [1, 3]}, meta["label"].isin([1, 3])),
             ({"is_query": True}, meta["is_query"].fillna(False).astype(bool)),
-            ({"is_gallery": True, "label": 2}, meta["is_gallery"].fillna(False).astype(bool) & (meta["label"] == 2)),
+            (
+                {"is_gallery": True, "label": 2},
+                meta["is_gallery"].fillna(False).astype(bool) & (meta["label"] == 2),
+            ),
             ({"ids": [0, 4, 999]}, meta["id"].isin([0, 4])),
         ]:
             ids, x, sub = store.load(**kwargs)
@@ -126,7 +135,9 @@ def test_search_is_exact_for_very_close_neighbours(tmp_path, metric):
 def test_filtered_search_right_after_open(tmp_path):
     with filled(tmp_path, 60):
         pass
-    with EmbeddingStore.open(tmp_path / "s.db") as store:  # no load() first: the filter columns load on demand
+    with EmbeddingStore.open(
+        tmp_path / "s.db"
+    ) as store:  # no load() first: the filter columns load on demand
         found = store.search(vectors(2, seed=3), k=3, split="train")
         train_ids = store.load(split="train").ids
     assert set(found.ids.ravel()) <= set(train_ids)
@@ -147,7 +158,10 @@ def test_update_and_delete_and_cache_invalidation(tmp_path):
         store.update([0, 2], embeddings=new, labels=[100, None], paths=["a.png", "b.png"])
         ids, x, meta = store.load(ids=[0, 2])
         assert np.array_equal(x, new) and meta["label"].isna().tolist() == [False, True]
-        assert meta["path"].tolist() == ["a.png", "b.png"] and meta["split"].tolist() == ["train", "train"]
+        assert meta["path"].tolist() == ["a.png", "b.png"] and meta["split"].tolist() == [
+            "train",
+            "train",
+        ]
         assert store.search(new[1], k=1).ids[0] == 2
         store.delete([0, 4])
         assert len(store) == 48 and 0 not in store.load().ids
@@ -155,18 +169,25 @@ def test_update_and_delete_and_cache_invalidation(tmp_path):
 
 
 def test_many_small_batches_in_any_id_order(tmp_path):
-    x, ids = vectors(23), np.random.default_rng(3).permutation(23) * 10  # ids in no particular order
+    x, ids = (
+        vectors(23),
+        np.random.default_rng(3).permutation(23) * 10,
+    )  # ids in no particular order
     with EmbeddingStore.create(tmp_path / "s.db", "m", DIM) as store:
         for start in range(0, 23, 3):
-            store.add(ids[start:start + 3], x[start:start + 3])
+            store.add(ids[start : start + 3], x[start : start + 3])
     with EmbeddingStore.open(tmp_path / "s.db") as store:
         got_ids, got, _ = store.load()
         order = np.argsort(ids)
-        assert np.array_equal(got_ids, ids[order]) and np.array_equal(got, x[order])  # load() sorts by id
+        assert np.array_equal(got_ids, ids[order]) and np.array_equal(
+            got, x[order]
+        )  # load() sorts by id
         found = store.search(x[[4, 11]], k=3)
         expected, _ = brute_force(x, x[[4, 11]], 3, "euclidean")
         assert np.array_equal(found.ids, ids[expected])
-        assert np.array_equal(store.search(x, k=1, label=None, ids=ids[:5].tolist()).ids[:5, 0], ids[:5])
+        assert np.array_equal(
+            store.search(x, k=1, label=None, ids=ids[:5].tolist()).ids[:5, 0], ids[:5]
+        )
 
 
 def test_update_and_delete_survive_reopen(tmp_path):
@@ -181,7 +202,9 @@ def test_update_and_delete_survive_reopen(tmp_path):
         store.delete([1, 2, 8, 9])
         keep = [0, 3, 4, 5, 6, 7]
         ids, got, meta = store.load()
-        assert ids.tolist() == keep and np.array_equal(got, x[keep]) and meta["label"].tolist() == keep
+        assert (
+            ids.tolist() == keep and np.array_equal(got, x[keep]) and meta["label"].tolist() == keep
+        )
         assert store.search(x[5], k=1).ids[0] == 5 and store.search(x[3], k=1).ids[0] == 3
     with EmbeddingStore.open(tmp_path / "s.db") as store:  # and the same from a new connection
         ids, got, _ = store.load()
@@ -218,15 +241,22 @@ def damage(path: Path, item_id: int, value) -> None:
     conn.close()
 
 
-@pytest.mark.parametrize("value, got", [(np.zeros(10, np.float32).tobytes(), "40 bytes"),
-                                        (np.zeros(DIM, np.float64).tobytes(), "128 bytes"),
-                                        ("text", "a str")])
+@pytest.mark.parametrize(
+    "value, got",
+    [
+        (np.zeros(10, np.float32).tobytes(), "40 bytes"),
+        (np.zeros(DIM, np.float64).tobytes(), "128 bytes"),
+        ("text", "a str"),
+    ],
+)
 def test_a_damaged_vector_is_named(tmp_path, value, got):
     filled(tmp_path).close()
     damage(tmp_path / "s.db", 42, value)
     for use in (lambda s: s.search(vectors(1), k=3), lambda s: s.load(), lambda s: s.load(label=1)):
         with EmbeddingStore.open(tmp_path / "s.db") as store:
-            with pytest.raises(StoreFileError, match=f"damaged: the vector of item id 42 is {got}, not 64 bytes"):
+            with pytest.raises(
+                StoreFileError, match=f"damaged: the vector of item id 42 is {got}, not 64 bytes"
+            ):
                 use(store)
     with EmbeddingStore.open(tmp_path / "s.db") as store:  # the way out the message names
         store.update([42], embeddings=vectors(1))
@@ -237,7 +267,9 @@ def test_other_connection_sees_writes(tmp_path):
     with filled(tmp_path) as writer, EmbeddingStore.open(tmp_path / "s.db") as reader:
         assert len(reader.load().ids) == 50
         writer.add([1001], vectors(1, seed=5))
-        assert reader.search(vectors(1, seed=5)[0], k=1).ids[0] == 1001  # cache refreshed (data_version)
+        assert (
+            reader.search(vectors(1, seed=5)[0], k=1).ids[0] == 1001
+        )  # cache refreshed (data_version)
 
 
 def test_edge_cases_of_search(tmp_path):
@@ -358,10 +390,16 @@ def test_open_store_of_an_older_schema_version(tmp_path):
     with sqlite3.connect(path) as conn:
         conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
         conn.execute("PRAGMA user_version = 3")
-        for table in ("meta (key, value)", "items (id)", "chunks (chunk, n, ids, vectors, codes, stats)"):
+        for table in (
+            "meta (key, value)",
+            "items (id)",
+            "chunks (chunk, n, ids, vectors, codes, stats)",
+        ):
             conn.execute(f"CREATE TABLE {table}")
     conn.close()
-    with pytest.raises(StoreFileError, match="schema version 3; this code reads version 5. Create the store"):
+    with pytest.raises(
+        StoreFileError, match="schema version 3; this code reads version 5. Create the store"
+    ):
         EmbeddingStore.open(path)
 
 
@@ -411,8 +449,11 @@ def test_killed_writer_leaves_store_as_it_was(tmp_path):
         before = snapshot(store)
     wal = tmp_path / "s.db-wal"
     wal_before = wal.stat().st_size if wal.exists() else 0
-    child = subprocess.Popen([sys.executable, "-c", CHILD.format(dim=DIM), str(tmp_path / "s.db"), str(STORAGE_DIR)],
-                             stdout=subprocess.PIPE, text=True)
+    child = subprocess.Popen(
+        [sys.executable, "-c", CHILD.format(dim=DIM), str(tmp_path / "s.db"), str(STORAGE_DIR)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert child.stdout.readline().strip() == "inserting"
         assert wal.stat().st_size > wal_before  # uncommitted rows really reached the file
@@ -432,11 +473,15 @@ def test_reader_reads_while_a_writer_holds_a_transaction(tmp_path):
         before = snapshot(store)
     writer = sqlite3.connect(tmp_path / "s.db", isolation_level=None)
     writer.execute("BEGIN IMMEDIATE")
-    writer.execute("INSERT INTO items (id, vector) VALUES (12345, ?)", (vectors(1).tobytes(),))  # uncommitted
+    writer.execute(
+        "INSERT INTO items (id, vector) VALUES (12345, ?)", (vectors(1).tobytes(),)
+    )  # uncommitted
     try:
         start = time.perf_counter()
         with EmbeddingStore.open(tmp_path / "s.db") as reader:
-            assert_same(snapshot(reader), before)  # the uncommitted row is invisible, and nothing blocks
+            assert_same(
+                snapshot(reader), before
+            )  # the uncommitted row is invisible, and nothing blocks
             assert len(reader.search(vectors(1), k=3).ids[0]) == 3
             assert time.perf_counter() - start < 2
             writer.execute("COMMIT")

@@ -1,4 +1,5 @@
-"""Tests of the store's exact search: the float32 margin holds, the shortlist keeps the true top k."""
+"""Tests of the store's exact search: the float32 margin holds, the shortlist keeps the true top
+k."""
 
 import numpy as np
 import pytest
@@ -14,16 +15,19 @@ def exact_top_k(x: np.ndarray, queries: np.ndarray, k: int, metric: str):
         d = np.sqrt(((q64[:, None, :] - x64[None]) ** 2).sum(axis=2))
     else:
         denominator = np.linalg.norm(q64, axis=1)[:, None] * np.linalg.norm(x64, axis=1)[None]
-        d = 1 - np.divide(q64 @ x64.T, denominator, out=np.zeros_like(denominator), where=denominator > 0)
+        d = 1 - np.divide(
+            q64 @ x64.T, denominator, out=np.zeros_like(denominator), where=denominator > 0
+        )
     order = np.argsort(d, axis=1, kind="stable")[:, :k]
     return order, np.take_along_axis(d, order, 1)
 
 
 def exact_scores(x: np.ndarray, queries: np.ndarray, metric: str) -> np.ndarray:
-    """The scores the float32 product approximates, in float64: |x|^2 - 2 q.x, or -q.x / |x| (0 for x = 0)."""
+    """The scores the float32 product approximates, in float64: |x|^2 - 2 q.x, or -q.x / |x| (0
+    for x = 0)."""
     x64, q64 = x.astype(np.float64), queries.astype(np.float64)
     if metric == "euclidean":
-        return (x64 ** 2).sum(axis=1) - 2 * q64 @ x64.T
+        return (x64**2).sum(axis=1) - 2 * q64 @ x64.T
     norms = np.linalg.norm(x64, axis=1)
     return -(q64 @ x64.T) * np.divide(1.0, norms, out=np.zeros_like(norms), where=norms > 0)
 
@@ -40,13 +44,22 @@ def hard_cases():
     """Data where a careless shortlist or margin goes wrong."""
     rng = np.random.default_rng(0)
     base = rng.standard_normal(64)
-    yield "near duplicates 1e-4 apart", (base / np.linalg.norm(base) + 1e-4 * rng.standard_normal((3000, 64)))
-    yield "norms from 1e-3 to 1e3", rng.standard_normal((2000, 32)) * np.logspace(-3, 3, 2000)[:, None]
+    yield (
+        "near duplicates 1e-4 apart",
+        (base / np.linalg.norm(base) + 1e-4 * rng.standard_normal((3000, 64))),
+    )
+    yield (
+        "norms from 1e-3 to 1e3",
+        rng.standard_normal((2000, 32)) * np.logspace(-3, 3, 2000)[:, None],
+    )
     with_zeros = rng.standard_normal((500, 16))
     with_zeros[::7] = 0
     yield "zero rows", with_zeros
     yield "exact ties", np.repeat(rng.standard_normal((50, 8)), 4, axis=0)
-    yield "one large coordinate", np.hstack([1e4 * rng.standard_normal((800, 1)), rng.standard_normal((800, 47))])
+    yield (
+        "one large coordinate",
+        np.hstack([1e4 * rng.standard_normal((800, 1)), rng.standard_normal((800, 47))]),
+    )
     yield "dimension 1", rng.standard_normal((500, 1))
     yield "dimension 3", rng.standard_normal((1000, 3))
     yield "dimension 1100", rng.standard_normal((300, 1100))
@@ -70,21 +83,26 @@ def test_search_is_exact(name, x, metric):
 def test_every_float32_score_is_within_the_margin(name, x, metric):
     x = x.astype(np.float32)
     rng = np.random.default_rng(7)
-    queries = np.vstack([x[:5] + rng.standard_normal((5, x.shape[1])).astype(np.float32) * np.abs(x[:5]).max(),
-                         rng.standard_normal((5, x.shape[1])).astype(np.float32) * np.float32(10.0)])
+    queries = np.vstack(
+        [
+            x[:5] + rng.standard_normal((5, x.shape[1])).astype(np.float32) * np.abs(x[:5]).max(),
+            rng.standard_normal((5, x.shape[1])).astype(np.float32) * np.float32(10.0),
+        ]
+    )
     scores, margin = float32_scores(x, squared_norms(x), queries, metric)
     error = np.abs(scores - exact_scores(x, queries, metric))
     assert np.all(error <= margin[:, None]), (name, metric, float((error / margin[:, None]).max()))
 
 
 def test_the_margin_is_not_loose_by_orders_of_magnitude():
-    # Sums of many equal-signed products round the most: the margin must cover such an error, and stay
-    # within a factor of a few hundred of it (a margin 1e6 times too large would make every row a candidate).
-    x = np.full((1, 4096), 1 + 2 ** -12, np.float32)
-    q = np.full((1, 4096), 1 - 2 ** -12, np.float32)
+    # Sums of many equal-signed products round the most: the margin must cover such an error, and
+    # stay within a factor of a few hundred of it (a margin 1e6 times too large would make every row
+    # a candidate).
+    x = np.full((1, 4096), 1 + 2**-12, np.float32)
+    q = np.full((1, 4096), 1 - 2**-12, np.float32)
     scores, margin = float32_scores(x, squared_norms(x), q, "euclidean")
     error = abs(float(scores[0, 0]) - float(exact_scores(x, q, "euclidean")[0, 0]))
-    assert error <= margin[0] <= 1e4 * max(error, 2 ** -24)
+    assert error <= margin[0] <= 1e4 * max(error, 2**-24)
 
 
 @pytest.mark.parametrize("metric", ["euclidean", "cosine"])
@@ -102,8 +120,8 @@ def test_shortlist_holds_the_top_k_and_is_short(metric):
 
 @pytest.mark.parametrize("metric", ["euclidean", "cosine"])
 def test_near_ties_below_float32_resolution(metric):
-    # Neighbours whose distances differ by less than float32 can resolve: the float32 scores tie or swap
-    # them, and only the float64 ranking of the shortlist orders them right.
+    # Neighbours whose distances differ by less than float32 can resolve: the float32 scores tie or
+    # swap them, and only the float64 ranking of the shortlist orders them right.
     rng = np.random.default_rng(2)
     base = rng.standard_normal(32)
     base /= np.linalg.norm(base)

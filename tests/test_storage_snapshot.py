@@ -1,4 +1,5 @@
-"""Tests of the store's snapshot (oml_helpers.storage_snapshot): used when fresh, stale after any other
+"""Tests of the store's snapshot (oml_helpers.storage_snapshot): used when fresh, stale after any
+other
 write, rebuilt from the rows, always equal to them; and of the duplicate-id message of ``add``."""
 
 import sqlite3
@@ -23,11 +24,14 @@ def make(tmp_path: Path, n: int = 30) -> Path:
 
 
 def rows_and_snapshot(path: Path) -> tuple:
-    """The rows' ids and vectors, the snapshot's, and whether its generation is meta's (plain sqlite3)."""
+    """The rows' ids and vectors, the snapshot's, and whether its generation is meta's (plain
+    sqlite3)."""
     with sqlite3.connect(path) as conn:
         items = conn.execute("SELECT id, vector FROM items ORDER BY id").fetchall()
         ids, blobs = [i for i, _ in items], [b for _, b in items]
-        made, snap_ids, snap_vectors = conn.execute("SELECT generation, ids, vectors FROM snapshot").fetchone()
+        made, snap_ids, snap_vectors = conn.execute(
+            "SELECT generation, ids, vectors FROM snapshot"
+        ).fetchone()
         current = int(conn.execute("SELECT value FROM meta WHERE key = 'generation'").fetchone()[0])
     conn.close()
     rows = np.array(ids, np.int64), np.frombuffer(b"".join(blobs), "<f4").reshape(len(ids), DIM)
@@ -59,7 +63,9 @@ def test_add_names_only_the_ids_stored_before_the_batch(tmp_path):
     with EmbeddingStore.open(path) as store:
         with pytest.raises(DuplicateIdError, match=r"^1 id\(s\) are already stored, e.g. \[3\];"):
             store.add([100_000, 3], vectors(2, seed=1))  # 100000 is inserted first, then 3 fails
-        with pytest.raises(DuplicateIdError, match=r"^2 id\(s\) are already stored, e.g. \[0, 6\];"):
+        with pytest.raises(
+            DuplicateIdError, match=r"^2 id\(s\) are already stored, e.g. \[0, 6\];"
+        ):
             store.add([6, 7, 0], vectors(3, seed=1))
         assert store.load().ids.tolist() == [0, 3, 6]
         store.add([100_000], vectors(1, seed=1))  # the failed batches left nothing behind
@@ -71,8 +77,14 @@ def test_a_fresh_snapshot_is_read_instead_of_the_rows(tmp_path, row_reads):
     x = vectors(30)
     with EmbeddingStore.open(path) as store:
         assert store.search(x[7], k=1).ids[0] == 21
-        ids, got, meta = store.load(label=[4, 5])  # metadata from the rows, vectors from the snapshot
-        assert ids.tolist() == [12, 15] and np.array_equal(got, x[[4, 5]]) and meta["label"].tolist() == [4, 5]
+        ids, got, meta = store.load(
+            label=[4, 5]
+        )  # metadata from the rows, vectors from the snapshot
+        assert (
+            ids.tolist() == [12, 15]
+            and np.array_equal(got, x[[4, 5]])
+            and meta["label"].tolist() == [4, 5]
+        )
     assert row_reads == []
 
 
@@ -95,12 +107,18 @@ def test_close_after_writes_leaves_the_snapshot_equal_to_the_rows(tmp_path, row_
     assert row_reads == []  # every write started from the cache or the snapshot
 
 
-@pytest.mark.parametrize("sql, params", [
-    ("UPDATE items SET vector = ? WHERE id = 6", (np.full(DIM, 50, np.float32).tobytes(),)),
-    ("INSERT INTO items (id, vector) VALUES (5000, ?)", (np.full(DIM, 50, np.float32).tobytes(),)),
-    ("DELETE FROM items WHERE id = 3", ()),
-    ("UPDATE items SET id = 5000 WHERE id = 6", ()),
-])
+@pytest.mark.parametrize(
+    "sql, params",
+    [
+        ("UPDATE items SET vector = ? WHERE id = 6", (np.full(DIM, 50, np.float32).tobytes(),)),
+        (
+            "INSERT INTO items (id, vector) VALUES (5000, ?)",
+            (np.full(DIM, 50, np.float32).tobytes(),),
+        ),
+        ("DELETE FROM items WHERE id = 3", ()),
+        ("UPDATE items SET id = 5000 WHERE id = 6", ()),
+    ],
+)
 def test_a_write_behind_the_stores_back_makes_the_snapshot_stale(tmp_path, row_reads, sql, params):
     path = make(tmp_path)
     with sqlite3.connect(path) as conn:  # a plain script: the triggers bump the generation
@@ -110,7 +128,9 @@ def test_a_write_behind_the_stores_back_makes_the_snapshot_stale(tmp_path, row_r
     assert not fresh
     query = np.full(DIM, 49, np.float32) if "50" in str(params) else vectors(30)[1]
     with EmbeddingStore.open(path) as store:
-        assert store.search(query, k=1).ids[0] == expected_nearest(path, query)  # read from the rows
+        assert store.search(query, k=1).ids[0] == expected_nearest(
+            path, query
+        )  # read from the rows
         assert len(row_reads) == 1
         store.update([0], embeddings=vectors(1, seed=2))  # the next write rebuilds the snapshot
     rows, snap, fresh = rows_and_snapshot(path)
@@ -153,12 +173,16 @@ def test_the_triggers_survive_writes_and_failed_writes(tmp_path):
             store.add([11, 10], vectors(2))
         store.delete([10])
     with sqlite3.connect(path) as conn:
-        triggers = sorted(r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'trigger'"))
+        triggers = sorted(
+            r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'trigger'")
+        )
     conn.close()
     assert triggers == ["items_changed", "items_deleted", "items_inserted"]
 
 
-def test_a_write_with_damaged_rows_elsewhere_succeeds_and_close_leaves_the_snapshot_stale(tmp_path, row_reads):
+def test_a_write_with_damaged_rows_elsewhere_succeeds_and_close_leaves_the_snapshot_stale(
+    tmp_path, row_reads
+):
     path = make(tmp_path)
     with sqlite3.connect(path) as conn:  # two damaged rows, written behind the store's back
         conn.execute("PRAGMA ignore_check_constraints = ON")
@@ -168,8 +192,13 @@ def test_a_write_with_damaged_rows_elsewhere_succeeds_and_close_leaves_the_snaps
         store.update([6], embeddings=vectors(1, seed=4))  # the way out, one item at a time
     assert row_reads == [False]  # close read the rows, found id 9 damaged, left the snapshot stale
     with sqlite3.connect(path) as conn:
-        assert conn.execute("SELECT generation != (SELECT CAST(value AS INTEGER) FROM meta WHERE key = "
-                            "'generation') FROM snapshot").fetchone()[0] == 1
+        assert (
+            conn.execute(
+                "SELECT generation != (SELECT CAST(value AS INTEGER) FROM meta WHERE key = "
+                "'generation') FROM snapshot"
+            ).fetchone()[0]
+            == 1
+        )
     conn.close()
     with EmbeddingStore.open(path) as store:
         with pytest.raises(StoreFileError, match="vector of item id 9 is 1 bytes"):
@@ -179,11 +208,16 @@ def test_a_write_with_damaged_rows_elsewhere_succeeds_and_close_leaves_the_snaps
     assert fresh and np.array_equal(rows[0], snap[0]) and np.array_equal(rows[1], snap[1])
 
 
-@pytest.mark.parametrize("limit_over", [0, 8 * 30])  # the vectors alone fit; then ids and vectors fit
-def test_a_matrix_past_sqlites_length_limit_leaves_no_snapshot_and_close_does_not_fail(tmp_path, row_reads, limit_over):
+@pytest.mark.parametrize(
+    "limit_over", [0, 8 * 30]
+)  # the vectors alone fit; then ids and vectors fit
+def test_a_matrix_past_sqlites_length_limit_leaves_no_snapshot_and_close_does_not_fail(
+    tmp_path, row_reads, limit_over
+):
     path = make(tmp_path)
     with EmbeddingStore.open(path) as store:
-        # a limit the vectors alone fit under, but not the row (ids + vectors): no snapshot, no error
+        # a limit the vectors alone fit under, but not the row (ids + vectors): no snapshot, no
+        # error
         store._conn.setlimit(sqlite3.SQLITE_LIMIT_LENGTH, 31 * DIM * 4 + limit_over)
         store.add([1], vectors(1, seed=7))
     with sqlite3.connect(path) as conn:

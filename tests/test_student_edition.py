@@ -1,4 +1,5 @@
-"""Every chapter ends with 2-3 exercises whose solutions are hidden in the book and removed in the student edition.
+"""Every chapter ends with 2-3 exercises whose solutions are hidden in the book and removed in the
+student edition.
 
 The student edition is committed in student/notebooks/ (the chapters' Colab badges open it), so it
 must stay what scripts/make_student_edition.py writes from notebooks/.
@@ -34,7 +35,9 @@ def edition(tmp_path_factory):
     """A fresh student edition written by the script into a temporary folder: its notebooks/."""
     out = tmp_path_factory.mktemp("student")
     result = subprocess.run(
-        [sys.executable, str(ROOT / "scripts" / "make_student_edition.py"), str(out)], capture_output=True, text=True
+        [sys.executable, str(ROOT / "scripts" / "make_student_edition.py"), str(out)],
+        capture_output=True,
+        text=True,
     )
     assert result.returncode == 0, result.stderr
     return out / "notebooks"
@@ -45,14 +48,27 @@ def test_chapter_ends_with_exercises(path):
     nb = nbformat.read(path, as_version=4)
     solutions = _solutions(nb)
     assert 2 <= len(solutions) <= 3, f"{path.name} has {len(solutions)} exercises"
-    headings = [i for i, c in enumerate(nb.cells) if c.cell_type == "markdown" and c.source.startswith("## ")]
+    headings = [
+        i
+        for i, c in enumerate(nb.cells)
+        if c.cell_type == "markdown" and c.source.startswith("## ")
+    ]
     exercises_at = next(i for i in headings if nb.cells[i].source.startswith("## Exercises"))
     assert exercises_at == headings[-2], "the exercises come last, followed only by the summary"
     for cell in solutions:
-        assert "hide-cell" in cell.metadata["tags"], "solutions are hidden behind a toggle in the book"
-        assert "h.exercises.check_" in cell.source and "h.exercises.check_" in cell.metadata["student_stub"]
-        shown = "".join(o.get("text", "") + o.get("data", {}).get("text/plain", "") for o in cell.outputs)
-        assert shown.startswith("Correct"), f"the reference solution does not pass its check:\n{cell.source}"
+        assert (
+            "hide-cell" in cell.metadata["tags"]
+        ), "solutions are hidden behind a toggle in the book"
+        assert (
+            "h.exercises.check_" in cell.source
+            and "h.exercises.check_" in cell.metadata["student_stub"]
+        )
+        shown = "".join(
+            o.get("text", "") + o.get("data", {}).get("text/plain", "") for o in cell.outputs
+        )
+        assert shown.startswith(
+            "Correct"
+        ), f"the reference solution does not pass its check:\n{cell.source}"
 
 
 def test_student_edition_has_no_solutions(edition):
@@ -70,7 +86,9 @@ def test_student_edition_has_no_solutions(edition):
                 assert s.source == t.source.replace(sync.BADGE_IMAGE, sync.STUDENT_BADGE_IMAGE)
                 assert (COMMITTED / sync.STUDENT_BADGE_IMAGE).resolve().is_file()
             elif t.cell_type == "markdown":  # the edition says it leaves the solutions out
-                assert s.source == edition_script.HIDDEN_SOLUTIONS.sub(edition_script.NO_SOLUTIONS, t.source)
+                assert s.source == edition_script.HIDDEN_SOLUTIONS.sub(
+                    edition_script.NO_SOLUTIONS, t.source
+                )
                 assert "hidden below each exercise" not in s.source
             else:
                 assert s.source == t.source

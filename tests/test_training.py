@@ -35,7 +35,8 @@ def digit_image(digits_root, digits_df):
         return image.convert("RGB")
 
 
-# --------------------------------------------------------------------------------------- digit_transforms
+# ---------------------------------------------------------------------------------------
+# digit_transforms
 
 
 def test_eval_transform_is_deterministic_and_normalised(digit_image):
@@ -45,7 +46,9 @@ def test_eval_transform_is_deterministic_and_normalised(digit_image):
     assert a.dtype == torch.float32
     assert torch.equal(a, b)
     # ToTensor then Normalize(0.5, 0.5): pixel p in 0..255 becomes p / 255 * 2 - 1, in [-1, 1]
-    expected = torch.from_numpy(np.asarray(digit_image, dtype=np.float32) / 255 * 2 - 1).permute(2, 0, 1)
+    expected = torch.from_numpy(np.asarray(digit_image, dtype=np.float32) / 255 * 2 - 1).permute(
+        2, 0, 1
+    )
     torch.testing.assert_close(a, expected)
     assert a.min() == -1  # the black background
     assert a.max() <= 1
@@ -62,7 +65,8 @@ def test_train_transform_augments(digit_image):
     assert all(o.min() >= -1 and o.max() <= 1 for o in outputs)
 
 
-# --------------------------------------------------------------------------------------- make_datasets
+# ---------------------------------------------------------------------------------------
+# make_datasets
 
 
 def test_make_datasets_lengths_and_types(digits_root, digits_df):
@@ -82,7 +86,9 @@ def test_make_datasets_lengths_and_types(digits_root, digits_df):
 def test_make_datasets_augment_flag(digits_root, small_df):
     plain, val = make_datasets(small_df, digits_root, augment=False)
     assert torch.equal(plain[0]["input_tensors"], plain[0]["input_tensors"])
-    assert torch.equal(val[0]["input_tensors"], val[0]["input_tensors"])  # validation never augments
+    assert torch.equal(
+        val[0]["input_tensors"], val[0]["input_tensors"]
+    )  # validation never augments
     augmented, _ = make_datasets(small_df, digits_root, augment=True)
     torch.manual_seed(1)
     assert not torch.equal(augmented[0]["input_tensors"], augmented[0]["input_tensors"])
@@ -93,10 +99,13 @@ def test_make_datasets_checks_the_dataframe(digits_root, digits_df):
     with pytest.raises(DatasetFormatError, match="must hold integers"):
         make_datasets(digits_df, digits_root)
     with pytest.raises(DatasetFormatError, match="is not a folder"):
-        make_datasets(digits_df.assign(label=digits_df["label"].astype(int)), digits_root / "nowhere")
+        make_datasets(
+            digits_df.assign(label=digits_df["label"].astype(int)), digits_root / "nowhere"
+        )
 
 
-# --------------------------------------------------------------------------------------- train_extractor
+# ---------------------------------------------------------------------------------------
+# train_extractor
 
 
 def test_train_extractor_logs_one_row_per_step(digits_root, small_df):
@@ -107,7 +116,9 @@ def test_train_extractor_logs_one_row_per_step(digits_root, small_df):
     epochs, n_labels = 2, 2
     logs = train_extractor(model, train, epochs=epochs, n_labels=n_labels, n_instances=4)
 
-    steps_per_epoch = len(set(train.get_labels())) // n_labels  # BalanceSampler: whole batches of labels
+    steps_per_epoch = (
+        len(set(train.get_labels())) // n_labels
+    )  # BalanceSampler: whole batches of labels
     assert isinstance(logs, pd.DataFrame)
     assert list(logs.columns) == LOG_COLUMNS
     assert len(logs) == epochs * steps_per_epoch
@@ -116,10 +127,14 @@ def test_train_extractor_logs_one_row_per_step(digits_root, small_df):
     values = logs[["loss", "active_tri", "pos_dist", "neg_dist"]].to_numpy(dtype=float)
     assert np.isfinite(values).all()
     assert ((logs["active_tri"] >= 0) & (logs["active_tri"] <= 1)).all()
-    assert ((logs[["pos_dist", "neg_dist"]] >= 0) & (logs[["pos_dist", "neg_dist"]] <= 2)).all().all()  # unit vectors
+    assert (
+        ((logs[["pos_dist", "neg_dist"]] >= 0) & (logs[["pos_dist", "neg_dist"]] <= 2)).all().all()
+    )  # unit vectors
     assert (logs["loss"] >= 0).all()
     changed = [k for k, v in model.state_dict().items() if not torch.equal(v, before[k])]
-    assert any(k.startswith("head.") for k in changed) and any(k.startswith("backbone.") for k in changed)
+    assert any(k.startswith("head.") for k in changed) and any(
+        k.startswith("backbone.") for k in changed
+    )
     assert not model.training
 
 
@@ -141,7 +156,8 @@ def test_short_training_lowers_the_loss(short_training):
     assert logs["active_tri"].tail(5).mean() < logs["active_tri"].head(5).mean()
 
 
-# --------------------------------------------------------------------------------------- retrieval_metrics
+# ---------------------------------------------------------------------------------------
+# retrieval_metrics
 
 
 @pytest.fixture
@@ -153,7 +169,9 @@ def val_subset(digits_root, small_df):
 def _brute_force_cmc(model, dataset, k):
     embeddings = inference(model, dataset, batch_size=32)
     distances = torch.cdist(embeddings, embeddings)
-    distances.fill_diagonal_(math.inf)  # every item is a query and a gallery item: skip the query itself
+    distances.fill_diagonal_(
+        math.inf
+    )  # every item is a query and a gallery item: skip the query itself
     labels = torch.as_tensor(np.asarray(dataset.get_labels()))
     nearest = distances.topk(k, dim=1, largest=False).indices
     return (labels[nearest] == labels[:, None]).any(dim=1).float().mean().item()

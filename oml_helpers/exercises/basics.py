@@ -14,25 +14,39 @@ from oml_helpers.exercises.verdict import Verdict, checker
 from oml_helpers.exercises.verdict import verdict as _verdict
 
 
-# Chapter 01 ---------------------------------------------------------------------------------------
+# Chapter 01
+# ---------------------------------------------------------------------------------------
 
 
-EPOCH_LABEL_SIZES = [3, 12, 5, 8, 20, 2, 9]  # exercise 01.1: images of labels 0-6 (59 in all)
+EPOCH_LABEL_SIZES = [
+    3,
+    12,
+    5,
+    8,
+    20,
+    2,
+    9,
+]  # exercise 01.1: images of labels 0-6 (59 in all)
 EPOCH_BATCH = (3, 4)  # exercise 01.1: n_labels, n_instances
 
 
 @checker
 def check_balance_epoch(batches: int, images: int) -> Verdict:
-    """Exercise 01.1: batches and images (repeats counted) in one epoch of ``BalanceSampler``.
+    """Exercise 01.1: batches and images (repeats counted) in one epoch of
+    ``BalanceSampler``.
 
     Args:
         batches: The student's number of batches per epoch.
-        images: The student's number of image indices one epoch yields, repeats counted.
+        images: The student's number of image indices one epoch yields, repeats
+            counted.
 
     Returns:
-        The verdict; the reference is a real ``BalanceSampler`` over ``EPOCH_LABEL_SIZES``.
+        The verdict; the reference is a real ``BalanceSampler`` over
+        ``EPOCH_LABEL_SIZES``.
     """
-    labels = [label for label, size in enumerate(EPOCH_LABEL_SIZES) for _ in range(size)]
+    labels = [
+        label for label, size in enumerate(EPOCH_LABEL_SIZES) for _ in range(size)
+    ]
     n_labels, n_instances = EPOCH_BATCH
     sampler = BalanceSampler(labels, n_labels=n_labels, n_instances=n_instances)
     state = np.random.get_state()  # the sampler draws with NumPy's global generator
@@ -46,44 +60,84 @@ def check_balance_epoch(batches: int, images: int) -> Verdict:
     ]
     if problems:
         return _verdict(problems, "")
-    if batches == -(-len(labels) // batch_size) or batches == len(labels) // batch_size:
-        problems.append(f"{batches} batches counts the images ({len(labels)}), but an epoch of "
-                        "BalanceSampler is one pass over the *labels*, not the images.")
-    elif batches == -(-len(EPOCH_LABEL_SIZES) // n_labels) and batches != true_batches:
-        problems.append(f"{batches} batches would visit every label, but the labels left over "
-                        f"after the last full group of {n_labels} are not visited in that epoch.")
+    if (
+        batches == -(-len(labels) // batch_size)
+        or batches == len(labels) // batch_size
+    ):
+        problems.append(
+            f"{batches} batches counts the images ({len(labels)}), but an epoch of "
+            "BalanceSampler is one pass over the *labels*, not the images."
+        )
+    elif (
+        batches == -(-len(EPOCH_LABEL_SIZES) // n_labels)
+        and batches != true_batches
+    ):
+        problems.append(
+            f"{batches} batches would visit every label, but the labels left over "
+            f"after the last full group of {n_labels} are not visited in that epoch."
+        )
     elif batches != true_batches:
-        problems.append(f"{batches} batches is not it: how many groups of {n_labels} labels "
-                        f"can one pass over the {len(EPOCH_LABEL_SIZES)} labels make?")
+        problems.append(
+            f"{batches} batches is not it: how many groups of {n_labels} labels "
+            f"can one pass over the {len(EPOCH_LABEL_SIZES)} labels make?"
+        )
     elif images == len(labels):
-        problems.append("an epoch does not show every image once: each batch holds exactly "
-                        "n_labels x n_instances indices, repeats included.")
+        problems.append(
+            "an epoch does not show every image once: each batch holds exactly "
+            "n_labels x n_instances indices, repeats included."
+        )
     elif images != true_images:
-        problems.append(f"{images} images is not it: every batch holds the same number of "
-                        "indices, whatever the sizes of its labels (small ones are repeated).")
-    return _verdict(problems, f"{true_batches} batches of {n_labels} x {n_instances} = "
-                    f"{batch_size} indices: {true_images} in one epoch, of {len(labels)} images.")
+        problems.append(
+            f"{images} images is not it: every batch holds the same number of "
+            "indices, whatever the sizes of its labels (small ones are repeated)."
+        )
+    return _verdict(
+        problems,
+        f"{true_batches} batches of {n_labels} x {n_instances} = "
+        f"{batch_size} indices: {true_images} in one epoch, of {len(labels)} images.",
+    )
 
 
 @checker
-def check_triplet_loss(fn: Callable[[torch.Tensor, torch.Tensor, torch.Tensor, float], torch.Tensor]) -> Verdict:
-    """Exercise 01.2: ``fn(anchor, positive, negative, margin)`` returns the mean triplet loss like OML's."""
+def check_triplet_loss(
+    fn: Callable[[torch.Tensor, torch.Tensor, torch.Tensor, float], torch.Tensor],
+) -> Verdict:
+    """Exercise 01.2: ``fn(anchor, positive, negative, margin)`` returns the mean
+    triplet loss like OML's."""
     generator = torch.Generator().manual_seed(0)
-    cases = [(torch.randn(16, 8, generator=generator), 0.2), (torch.randn(16, 8, generator=generator) * 3, 1.0)]
+    cases = [
+        (torch.randn(16, 8, generator=generator), 0.2),
+        (torch.randn(16, 8, generator=generator) * 3, 1.0),
+    ]
     problems = []
     for features, margin in cases:
         a, p, n = features[:5], features[5:10], features[10:15]
-        for anchor, positive, negative in [(a, p, n), (a, a + 0.01, a + 5.0)]:  # the second set satisfies the margin
-            truth = TripletLoss(margin=margin, reduction="mean")(anchor, positive, negative)
-            value = torch.as_tensor(fn(anchor, positive, negative, margin), dtype=torch.float32)
+        for anchor, positive, negative in [
+            (a, p, n),
+            (a, a + 0.01, a + 5.0),
+        ]:  # the second set satisfies the margin
+            truth = TripletLoss(margin=margin, reduction="mean")(
+                anchor, positive, negative
+            )
+            value = torch.as_tensor(
+                fn(anchor, positive, negative, margin), dtype=torch.float32
+            )
             if value.numel() != 1:
-                problems.append(f"return one number (the mean over triplets), got shape {tuple(value.shape)}.")
-            elif not torch.isclose(value, truth, atol=1e-4):
-                hint = "values below zero: clamp each triplet's loss at 0." if value < 0 else (
-                    "compare d(a, p) - d(a, n) + margin with OML: Euclidean distances, not squared, and the "
-                    "margin added, not subtracted."
+                problems.append(
+                    f"return one number (the mean over triplets), got shape {tuple(value.shape)}."
                 )
-                problems.append(f"got {value.item():.4f}, expected {truth.item():.4f} (margin {margin}); {hint}")
+            elif not torch.isclose(value, truth, atol=1e-4):
+                hint = (
+                    "values below zero: clamp each triplet's loss at 0."
+                    if value < 0
+                    else (
+                        "compare d(a, p) - d(a, n) + margin with OML: Euclidean distances, not squared, and the "
+                        "margin added, not subtracted."
+                    )
+                )
+                problems.append(
+                    f"got {value.item():.4f}, expected {truth.item():.4f} (margin {margin}); {hint}"
+                )
             if problems:
                 break
         if problems:
@@ -95,58 +149,94 @@ LOG_COLUMNS = ("loss", "active_tri", "pos_dist", "neg_dist")
 
 
 def _check_logs(name: str, run_logs: object) -> pd.DataFrame:
-    if not isinstance(run_logs, pd.DataFrame) or not set(LOG_COLUMNS) <= set(run_logs.columns):
-        raise ValueError(f"`{name}` must be the chapter's DataFrame of training logs, with the columns "
-                         f"{', '.join(LOG_COLUMNS)}; got {type(run_logs).__name__}.")
+    if not isinstance(run_logs, pd.DataFrame) or not set(LOG_COLUMNS) <= set(
+        run_logs.columns
+    ):
+        raise ValueError(
+            f"`{name}` must be the chapter's DataFrame of training logs, with the columns "
+            f"{', '.join(LOG_COLUMNS)}; got {type(run_logs).__name__}."
+        )
     if len(run_logs) < 20:
-        raise ValueError(f"`{name}` has {len(run_logs)} steps: pass the whole run (180 steps).")
+        raise ValueError(
+            f"`{name}` has {len(run_logs)} steps: pass the whole run (180 steps)."
+        )
     return run_logs.reset_index(drop=True)
 
 
 def _collapse_cases(logs: pd.DataFrame, hard_logs: pd.DataFrame) -> list:
-    """(description, logs, collapsed?, hint if misjudged): the chapter's runs and two made-up ones."""
+    """(description, logs, collapsed?, hint if misjudged): the chapter's runs and
+    two made-up ones."""
     rng = np.random.default_rng(0)
-    late = pd.DataFrame({  # modelled on the benchmark's all>hard run: ends at 0.441 against 0.430
-        "pos_dist": 0.441 + rng.normal(0, 0.01, 90), "neg_dist": 0.430 + rng.normal(0, 0.01, 90),
-        "active_tri": np.ones(90),
-    })
+    late = pd.DataFrame(
+        {  # modelled on the benchmark's all>hard run: ends at 0.441 against 0.430
+            "pos_dist": 0.441 + rng.normal(0, 0.01, 90),
+            "neg_dist": 0.430 + rng.normal(0, 0.01, 90),
+            "active_tri": np.ones(90),
+        }
+    )
     late["loss"] = 0.2 + late["pos_dist"] - late["neg_dist"]
-    late = pd.concat([logs.iloc[:90][list(LOG_COLUMNS)], late[list(LOG_COLUMNS)]], ignore_index=True)
-    wide = hard_logs[list(LOG_COLUMNS)].copy()  # the hard run as if its margin were 0.5
+    late = pd.concat(
+        [logs.iloc[:90][list(LOG_COLUMNS)], late[list(LOG_COLUMNS)]],
+        ignore_index=True,
+    )
+    wide = hard_logs[
+        list(LOG_COLUMNS)
+    ].copy()  # the hard run as if its margin were 0.5
     wide["loss"] = wide["loss"] + 0.3
     return [
-        ("the all-triplets run of this chapter (`logs`)", logs, False,
-         "its distances end far apart (look at the last steps, not the first ones)."),
-        ("the hard-mining run of this chapter (`hard_logs`)", hard_logs, True,
-         "both of its mean distances end close to 0: every image sits near the same point."),
-        ("a made-up run that switches to HardTripletsMiner halfway", late, False,
-         "its loss sits near the margin, every mined triplet is active and pos_dist is above "
-         "neg_dist, yet its mined distances are about 0.44: the images are spread out. Collapse "
-         "is about the size of the distances, not the loss, active_tri or their order."),
-        ("the hard-mining run re-labelled as if its margin were 0.5", wide, True,
-         "its loss settles at 0.5, the margin, not at 0.2, but its distances are still near 0: "
-         "do not compare the loss with one particular margin."),
+        (
+            "the all-triplets run of this chapter (`logs`)",
+            logs,
+            False,
+            "its distances end far apart (look at the last steps, not the first ones).",
+        ),
+        (
+            "the hard-mining run of this chapter (`hard_logs`)",
+            hard_logs,
+            True,
+            "both of its mean distances end close to 0: every image sits near the same point.",
+        ),
+        (
+            "a made-up run that switches to HardTripletsMiner halfway",
+            late,
+            False,
+            "its loss sits near the margin, every mined triplet is active and pos_dist is above "
+            "neg_dist, yet its mined distances are about 0.44: the images are spread out. Collapse "
+            "is about the size of the distances, not the loss, active_tri or their order.",
+        ),
+        (
+            "the hard-mining run re-labelled as if its margin were 0.5",
+            wide,
+            True,
+            "its loss settles at 0.5, the margin, not at 0.2, but its distances are still near 0: "
+            "do not compare the loss with one particular margin.",
+        ),
     ]
 
 
 @checker
-def check_collapse_diagnosis(fn: Callable[[pd.DataFrame], bool], logs: pd.DataFrame,
-                             hard_logs: pd.DataFrame) -> Verdict:
-    """Exercise 01.3: ``fn(run_logs)`` tells from a run's logs whether its embeddings collapsed.
+def check_collapse_diagnosis(
+    fn: Callable[[pd.DataFrame], bool], logs: pd.DataFrame, hard_logs: pd.DataFrame
+) -> Verdict:
+    """Exercise 01.3: ``fn(run_logs)`` tells from a run's logs whether its
+    embeddings collapsed.
 
     Args:
-        fn: The student's function: a DataFrame of logs (one row per step) to True or False.
+        fn: The student's function: a DataFrame of logs (one row per step) to True
+            or False.
         logs: The chapter's all-triplets logs (not collapsed).
         hard_logs: The chapter's hard-mining logs (collapsed).
 
     Returns:
-        The verdict over the chapter's two runs and two made-up ones, whose answers are fixed by
-        how they were made, not by a rule on the logs.
+        The verdict over the chapter's two runs and two made-up ones, whose answers
+        are fixed by how they were made, not by a rule on the logs.
     """
     logs, hard_logs = _check_logs("logs", logs), _check_logs("hard_logs", hard_logs)
     if logs["neg_dist"].iloc[-10:].mean() < hard_logs["neg_dist"].iloc[-10:].mean():
-        raise ValueError("`logs` looks more collapsed than `hard_logs`: pass the all-triplets "
-                         "logs first and the hard-mining logs second.")
+        raise ValueError(
+            "`logs` looks more collapsed than `hard_logs`: pass the all-triplets "
+            "logs first and the hard-mining logs second."
+        )
     problems = []
     for what, run_logs, truth, hint in _collapse_cases(logs, hard_logs):
         answer = fn(run_logs.copy())
@@ -157,10 +247,14 @@ def check_collapse_diagnosis(fn: Callable[[pd.DataFrame], bool], logs: pd.DataFr
             problems.append(f"you called {what} {said}, but {hint}")
         if problems:
             break
-    return _verdict(problems, "you told collapsed runs from healthy ones, even one parked at the margin.")
+    return _verdict(
+        problems,
+        "you told collapsed runs from healthy ones, even one parked at the margin.",
+    )
 
 
-# Chapter 02 ---------------------------------------------------------------------------------------
+# Chapter 02
+# ---------------------------------------------------------------------------------------
 
 EXERCISE_HITS = [False, True, True, False, True]  # hits at ranks 2, 3 and 5
 EXERCISE_N_GT = 3
@@ -176,11 +270,15 @@ def _oml_metrics(is_correct: Sequence[bool], n_gt: int, k: int) -> dict:
 
 
 @checker
-def check_metrics_by_hand(cmc: float, precision: float, map_: float, k: int = 5) -> Verdict:
-    """CMC@k, precision@k and mAP@k of ``EXERCISE_HITS`` with ``EXERCISE_N_GT`` correct items, by hand.
+def check_metrics_by_hand(
+    cmc: float, precision: float, map_: float, k: int = 5
+) -> Verdict:
+    """CMC@k, precision@k and mAP@k of ``EXERCISE_HITS`` with ``EXERCISE_N_GT``
+    correct items, by hand.
 
-    Chapter 02's first exercise 1, kept for practice: on this ranking OML's AP@k and the textbook's
-    agree, so the chapter now asks ``check_oml_against_textbook`` instead.
+    Chapter 02's first exercise 1, kept for practice: on this ranking OML's AP@k and
+    the textbook's agree, so the chapter now asks ``check_oml_against_textbook``
+    instead.
     """
     truth = _oml_metrics(EXERCISE_HITS, EXERCISE_N_GT, k)
     hits = sum(EXERCISE_HITS[:k])
@@ -189,53 +287,88 @@ def check_metrics_by_hand(cmc: float, precision: float, map_: float, k: int = 5)
         "precision": "OML's precision@k divides the hits in the first k by min(k, number of correct items).",
         "map": "mAP@k averages, over the hits within the first k, the precision at each hit's rank.",
     }
-    if min(k, EXERCISE_N_GT) != k and np.isclose(float(precision), hits / k, atol=1e-3):
-        hints["precision"] = (f"you divided by k = {k}; OML divides by min(k, n) = {min(k, EXERCISE_N_GT)}, "
-                              "so that a query with fewer than k correct items can still score 1.")
+    if min(k, EXERCISE_N_GT) != k and np.isclose(
+        float(precision), hits / k, atol=1e-3
+    ):
+        hints["precision"] = (
+            f"you divided by k = {k}; OML divides by min(k, n) = {min(k, EXERCISE_N_GT)}, "
+            "so that a query with fewer than k correct items can still score 1."
+        )
     problems = [
         f"{name}@{k} = {value} is off; {hints[name]}"
         for name, value in (("cmc", cmc), ("precision", precision), ("map", map_))
         if not np.isclose(float(value), truth[name], atol=1e-3)
     ]
-    return _verdict(problems, ", ".join(f"{name}@{k} = {value:.3f}" for name, value in truth.items()) + ".")
+    return _verdict(
+        problems,
+        ", ".join(f"{name}@{k} = {value:.3f}" for name, value in truth.items())
+        + ".",
+    )
 
 
 def _describe_case(is_correct: Sequence[bool], n_gt: int, k: int) -> str:
     hits = "".join("x" if c else "." for c in is_correct) or "(none retrieved)"
     notes = []
     if not len(is_correct):
-        notes.append("an empty ranking: OML gives 1.0 when n_gt = 0 (nothing to find) and 0.0 otherwise")
+        notes.append(
+            "an empty ranking: OML gives 1.0 when n_gt = 0 (nothing to find) and 0.0 otherwise"
+        )
     elif n_gt == 0:
         notes.append("no correct item exists (n_gt = 0)")
     if k > len(is_correct) > 0:
         notes.append("k is longer than the ranking: only the retrieved items count")
-    return f"hits '{hits}' (x = correct), n_gt={n_gt}, k={k}" + (f" ({'; '.join(notes)})" if notes else "")
+    return f"hits '{hits}' (x = correct), n_gt={n_gt}, k={k}" + (
+        f" ({'; '.join(notes)})" if notes else ""
+    )
 
 
-AP_EDGE_CASES = [([], 0, 5), ([], 3, 5), ([False, False, False], 0, 3), ([True, False, True], 2, 10),
-                 ([False, True], 1, 5)]  # exercise 02.2: empty, n_gt = 0, k longer than the ranking
+AP_EDGE_CASES = [
+    ([], 0, 5),
+    ([], 3, 5),
+    ([False, False, False], 0, 3),
+    ([True, False, True], 2, 10),
+    ([False, True], 1, 5),
+]  # exercise 02.2: empty, n_gt = 0, k longer than the ranking
 
 
 @checker
-def check_average_precision(fn: Callable[[Sequence[bool], int, int], float]) -> Verdict:
+def check_average_precision(
+    fn: Callable[[Sequence[bool], int, int], float],
+) -> Verdict:
     """Exercise 02.2: ``fn(is_correct, n_gt, k)`` computes OML's AP@k for one query.
 
-    The rankings include ``AP_EDGE_CASES``; an error raised by ``fn`` is reported with its case.
+    The rankings include ``AP_EDGE_CASES``; an error raised by ``fn`` is reported
+    with its case.
     """
     rng = np.random.default_rng(0)
-    cases = [([True, False, True], 2, 3), ([False, False, False], 3, 3), ([False, True, False, True, True], 5, 4)]
-    cases += [(list(rng.random(8) < 0.4), 6, int(rng.integers(1, 9))) for _ in range(30)]
+    cases = [
+        ([True, False, True], 2, 3),
+        ([False, False, False], 3, 3),
+        ([False, True, False, True, True], 5, 4),
+    ]
+    cases += [
+        (list(rng.random(8) < 0.4), 6, int(rng.integers(1, 9))) for _ in range(30)
+    ]
     cases += AP_EDGE_CASES
     problems = []
     for is_correct, n_gt, k in cases:
         truth = _oml_metrics(is_correct, n_gt, k)["map"]
         try:
             value = float(fn(list(map(bool, is_correct)), n_gt, k))
-        except Exception as e:  # the student's code failing on one case is an answer to explain
-            problems.append(f"for {_describe_case(is_correct, n_gt, k)} your function raised "
-                            f"{type(e).__name__}: {e}. OML gives {truth:.4f}.")
+        except (
+            Exception
+        ) as e:  # the student's code failing on one case is an answer to explain
+            problems.append(
+                f"for {_describe_case(is_correct, n_gt, k)} your function raised "
+                f"{type(e).__name__}: {e}. OML gives {truth:.4f}."
+            )
             break
         if not np.isclose(value, truth, atol=1e-4):
-            problems.append(f"for {_describe_case(is_correct, n_gt, k)} you return {value:.4f}, OML gives {truth:.4f}.")
+            problems.append(
+                f"for {_describe_case(is_correct, n_gt, k)} you return {value:.4f}, OML gives {truth:.4f}."
+            )
             break
-    return _verdict(problems, f"matches OML's mAP on {len(cases)} rankings, the edge cases included.")
+    return _verdict(
+        problems,
+        f"matches OML's mAP on {len(cases)} rankings, the edge cases included.",
+    )

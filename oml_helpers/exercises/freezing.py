@@ -1,8 +1,10 @@
-"""Checker for chapter 03's callback exercise: freeze a backbone for the first epochs, then train it.
+"""Checker for chapter 03's callback exercise: freeze a backbone for the first
+epochs, then train it.
 
-The checker trains a tiny ``ExtractorWithMLP(SmallCNN(), [8])`` for three one-step epochs with the
-student's callback and records, epoch by epoch, whether the backbone's and the head's weights moved.
-The right answer is that behaviour (frozen while ``current_epoch < n_epochs``), not a stored solution.
+The checker trains a tiny ``ExtractorWithMLP(SmallCNN(), [8])`` for three one-step
+epochs with the student's callback and records, epoch by epoch, whether the
+backbone's and the head's weights moved. The right answer is that behaviour (frozen
+while ``current_epoch < n_epochs``), not a stored solution.
 """
 
 import warnings
@@ -15,17 +17,21 @@ from oml_helpers.exercises.verdict import Verdict, checker
 from oml_helpers.exercises.verdict import verdict as _verdict
 from oml_helpers.models import SmallCNN
 
-if TYPE_CHECKING:  # Lightning is imported when a check runs: importing it warns (pkg_resources)
+if (
+    TYPE_CHECKING
+):  # Lightning is imported when a check runs: importing it warns (pkg_resources)
     import pytorch_lightning as pl
 
 EPOCHS = 3
-# (n_epochs, train_backbone the model is built with): both start states, so that a callback that
-# only freezes, or only unfreezes, and leaves the rest to the constructor fails one of the runs.
+# (n_epochs, train_backbone the model is built with): both start states, so that a
+# callback that only freezes, or only unfreezes, and leaves the rest to the
+# constructor fails one of the runs.
 RUNS = ((1, False), (2, True))
 
 
 class _TinyDigits(Dataset):
-    """8 random 16x16 images of 4 labels: one batch, hence one optimiser step per epoch."""
+    """8 random 16x16 images of 4 labels: one batch, hence one optimiser step per
+    epoch."""
 
     def __init__(self) -> None:
         gen = torch.Generator().manual_seed(0)
@@ -40,7 +46,8 @@ class _TinyDigits(Dataset):
 
 
 class _Moves:
-    """After each training epoch: did the backbone's parameters move, did the head's?"""
+    """After each training epoch: did the backbone's parameters move, did the
+    head's?"""
 
     def __init__(self) -> None:
         self.backbone_moved: List[bool] = []
@@ -48,7 +55,9 @@ class _Moves:
 
     @staticmethod
     def params(module: torch.nn.Module) -> List[torch.Tensor]:
-        return [p.detach().clone() for p in module.parameters()]  # buffers (batch norm) excluded
+        return [
+            p.detach().clone() for p in module.parameters()
+        ]  # buffers (batch norm) excluded
 
     def start(self, pl_module: "pl.LightningModule") -> None:
         self._backbone = self.params(pl_module.model.extractor)
@@ -56,14 +65,17 @@ class _Moves:
 
     def end(self, pl_module: "pl.LightningModule") -> None:
         def moved(before: List[torch.Tensor], module: torch.nn.Module) -> bool:
-            return any(not torch.equal(b, p) for b, p in zip(before, self.params(module)))
+            return any(
+                not torch.equal(b, p) for b, p in zip(before, self.params(module))
+            )
 
         self.backbone_moved.append(moved(self._backbone, pl_module.model.extractor))
         self.head_moved.append(moved(self._head, pl_module.model.projection))
 
 
 def _train(callback: "pl.Callback", train_backbone: bool) -> _Moves:
-    """Three one-step epochs of a tiny ExtractorWithMLP with ``callback`` before the recorder."""
+    """Three one-step epochs of a tiny ExtractorWithMLP with ``callback`` before
+    the recorder."""
     from oml.lightning.modules.extractor import ExtractorModule
     from oml.losses import TripletLossWithMiner
     from oml.miners import AllTripletsMiner
@@ -74,10 +86,13 @@ def _train(callback: "pl.Callback", train_backbone: bool) -> _Moves:
     from oml_helpers.lightning import make_trainer
 
     torch.manual_seed(0)
-    model = ExtractorWithMLP(SmallCNN(feat_dim=16, width=8), [8], train_backbone=train_backbone)
+    model = ExtractorWithMLP(
+        SmallCNN(feat_dim=16, width=8), [8], train_backbone=train_backbone
+    )
     module = ExtractorModule(
         extractor=model,
-        # margin 1: random embeddings violate it, so every step has a gradient to apply
+        # margin 1: random embeddings violate it, so every step has a gradient to
+        # apply
         criterion=TripletLossWithMiner(margin=1.0, miner=AllTripletsMiner()),
         optimizer=torch.optim.Adam(model.parameters(), lr=1e-2),
     )
@@ -87,11 +102,21 @@ def _train(callback: "pl.Callback", train_backbone: bool) -> _Moves:
         on_train_epoch_end=lambda trainer, pl_module: recorder.end(pl_module),
     )
     trainer = make_trainer(
-        EPOCHS, accelerator="cpu", logger=False, enable_checkpointing=False, callbacks=[callback, hooks]
+        EPOCHS,
+        accelerator="cpu",
+        logger=False,
+        enable_checkpointing=False,
+        callbacks=[callback, hooks],
     )
-    with warnings.catch_warnings():  # no validation loader and no workers: on purpose here
-        warnings.filterwarnings("ignore", message=".*(val_dataloader|many workers).*")
-        trainer.fit(module, train_dataloaders=DataLoader(_TinyDigits(), batch_size=8))
+    with (
+        warnings.catch_warnings()
+    ):  # no validation loader and no workers: on purpose here
+        warnings.filterwarnings(
+            "ignore", message=".*(val_dataloader|many workers).*"
+        )
+        trainer.fit(
+            module, train_dataloaders=DataLoader(_TinyDigits(), batch_size=8)
+        )
     return recorder
 
 
@@ -102,41 +127,84 @@ def _epochs(flags: List[bool], value: bool) -> List[int]:
 def _diagnose(trained: List[bool], n_epochs: int) -> str:
     frozen = _epochs(trained, False)
     if not any(trained):
-        return ("the backbone never trained: call pl_module.model.unfreeze() once "
-                "trainer.current_epoch reaches n_epochs.")
+        return (
+            "the backbone never trained: call pl_module.model.unfreeze() once "
+            "trainer.current_epoch reaches n_epochs."
+        )
     if all(trained):
-        return ("the backbone trained from the first epoch: call pl_module.model.freeze() while "
-                "trainer.current_epoch < n_epochs.")
+        return (
+            "the backbone trained from the first epoch: call pl_module.model.freeze() while "
+            "trainer.current_epoch < n_epochs."
+        )
     if frozen == list(range(n_epochs + 1)) or frozen == list(range(n_epochs - 1)):
-        return (f"the backbone was frozen in epochs {frozen}: off by one. Lightning counts epochs from "
-                "0, so freeze while trainer.current_epoch < n_epochs.")
+        return (
+            f"the backbone was frozen in epochs {frozen}: off by one. Lightning counts epochs from "
+            "0, so freeze while trainer.current_epoch < n_epochs."
+        )
     return f"the backbone was frozen in epochs {frozen}, trained in {_epochs(trained, True)}."
 
 
 @checker
-def check_freeze_callback(callback_class: Callable[[int], "pl.Callback"]) -> Verdict:
-    """Exercise 03.1: ``callback_class(n_epochs)`` freezes an ``ExtractorWithMLP``'s backbone for ``n_epochs``."""
+def check_freeze_callback(
+    callback_class: Callable[[int], "pl.Callback"],
+) -> Verdict:
+    """Exercise 03.1: ``callback_class(n_epochs)`` freezes an
+    ``ExtractorWithMLP``'s backbone for ``n_epochs``."""
     import pytorch_lightning as pl
 
-    if not (isinstance(callback_class, type) and issubclass(callback_class, pl.Callback)):
-        return _verdict([f"pass the class itself, a subclass of pytorch_lightning.Callback, not "
-                         f"{type(callback_class).__name__}."], "")
-    if "on_epoch_start" in vars(callback_class) and "on_train_epoch_start" not in vars(callback_class):
-        return _verdict(["Lightning 2.x never calls on_epoch_start (the hook that makes freeze_n_epochs "
-                         "a no-op): define on_train_epoch_start."], "")
+    if not (
+        isinstance(callback_class, type) and issubclass(callback_class, pl.Callback)
+    ):
+        return _verdict(
+            [
+                f"pass the class itself, a subclass of pytorch_lightning.Callback, not "
+                f"{type(callback_class).__name__}."
+            ],
+            "",
+        )
+    if "on_epoch_start" in vars(
+        callback_class
+    ) and "on_train_epoch_start" not in vars(callback_class):
+        return _verdict(
+            [
+                "Lightning 2.x never calls on_epoch_start (the hook that makes freeze_n_epochs "
+                "a no-op): define on_train_epoch_start."
+            ],
+            "",
+        )
     for n_epochs, train_backbone in RUNS:
         what = f"with n_epochs={n_epochs} (model built with train_backbone={train_backbone})"
         try:
             recorder = _train(callback_class(n_epochs), train_backbone)
-        except Exception as e:  # the student's code failing is an answer to diagnose, not a crash
-            hint = (" Some step had nothing to train: freeze only the backbone (pl_module.model.freeze())."
-                    if "does not require grad" in str(e) else "")
-            return _verdict([f"{what} training raised {type(e).__name__}: {str(e)[:200]}.{hint}"], "")
+        except (
+            Exception
+        ) as e:  # the student's code failing is an answer to diagnose, not a crash
+            hint = (
+                " Some step had nothing to train: freeze only the backbone (pl_module.model.freeze())."
+                if "does not require grad" in str(e)
+                else ""
+            )
+            return _verdict(
+                [
+                    f"{what} training raised {type(e).__name__}: {str(e)[:200]}.{hint}"
+                ],
+                "",
+            )
         if not all(recorder.head_moved):
-            return _verdict([f"{what} the head did not train in epochs {_epochs(recorder.head_moved, False)}"
-                             ": freeze only the backbone (pl_module.model.freeze()), not the whole model."], "")
+            return _verdict(
+                [
+                    f"{what} the head did not train in epochs {_epochs(recorder.head_moved, False)}"
+                    ": freeze only the backbone (pl_module.model.freeze()), not the whole model."
+                ],
+                "",
+            )
         expected = [epoch >= n_epochs for epoch in range(EPOCHS)]
         if recorder.backbone_moved != expected:
-            return _verdict([f"{what} {_diagnose(recorder.backbone_moved, n_epochs)}"], "")
-    return _verdict([], f"the backbone stayed frozen for the first n_epochs ({RUNS[0][0]} and {RUNS[1][0]} "
-                    f"of {EPOCHS}) and trained after; the head trained in every epoch.")
+            return _verdict(
+                [f"{what} {_diagnose(recorder.backbone_moved, n_epochs)}"], ""
+            )
+    return _verdict(
+        [],
+        f"the backbone stayed frozen for the first n_epochs ({RUNS[0][0]} and {RUNS[1][0]} "
+        f"of {EPOCHS}) and trained after; the head trained in every epoch.",
+    )

@@ -13,56 +13,83 @@ from oml_helpers.exercises.verdict import Verdict, checker
 from oml_helpers.exercises.verdict import verdict
 
 
-def _cut(kept: List[torch.Tensor], right: List[torch.Tensor]) -> Tuple[float, float]:
-    """Pooled precision and recall of the kept candidates, over all queries together."""
+def _cut(
+    kept: List[torch.Tensor], right: List[torch.Tensor]
+) -> Tuple[float, float]:
+    """Pooled precision and recall of the kept candidates, over all queries
+    together."""
     n_kept = sum(int(k.sum()) for k in kept)
     n_hit = sum(int((k & r).sum()) for k, r in zip(kept, right))
     n_right = sum(int(r.sum()) for r in right)
     return n_hit / max(n_kept, 1), n_hit / max(n_right, 1)
 
 
-def _raw_scores(model: Any, dataset: Any, rr: RetrievalResults, top_n: int) -> List[torch.Tensor]:
-    """The pairwise model's own scores of each query with its ``top_n`` first results."""
+def _raw_scores(
+    model: Any, dataset: Any, rr: RetrievalResults, top_n: int
+) -> List[torch.Tensor]:
+    """The pairwise model's own scores of each query with its ``top_n`` first
+    results."""
     query_ids, gallery_ids = dataset.get_query_ids(), dataset.get_gallery_ids()
     scores = []
     with torch.no_grad():
         for q, ids in enumerate(rr.retrieved_ids):
             x1 = dataset[int(query_ids[q])]["input_tensors"]
-            x2 = torch.stack([dataset[int(gallery_ids[i])]["input_tensors"] for i in ids[:top_n]])
+            x2 = torch.stack(
+                [dataset[int(gallery_ids[i])]["input_tensors"] for i in ids[:top_n]]
+            )
             scores.append(model.predict(x1.expand_as(x2), x2).flatten().cpu())
     return scores
 
 
 @checker
-def check_cut_after_rerank(precision: float, recall: float, rr: RetrievalResults, dataset: Any,
-                           pairwise_model: Any, threshold: float, extractor_threshold: float,
-                           top_n: int = 5) -> Verdict:
-    """Exercise 07.1: pooled precision and recall of the top ``top_n`` cut at a pairwise threshold.
+def check_cut_after_rerank(
+    precision: float,
+    recall: float,
+    rr: RetrievalResults,
+    dataset: Any,
+    pairwise_model: Any,
+    threshold: float,
+    extractor_threshold: float,
+    top_n: int = 5,
+) -> Verdict:
+    """Exercise 07.1: pooled precision and recall of the top ``top_n`` cut at a
+    pairwise threshold.
 
     Args:
-        precision: The answer: right items among the kept candidates, pooled over the queries.
-        recall: The answer: kept items among the right ones of each top ``top_n``, pooled.
-        rr: The extractor's results (its top ``top_n`` are the re-ranker's candidates).
+        precision: The answer: right items among the kept candidates, pooled over
+            the queries.
+        recall: The answer: kept items among the right ones of each top ``top_n``,
+            pooled.
+        rr: The extractor's results (its top ``top_n`` are the re-ranker's
+            candidates).
         dataset: The query/gallery dataset of ``rr``.
         pairwise_model: The pairwise model; its ``predict`` gives the raw scores.
         threshold: Kept are the candidates the pairwise model scores below it.
-        extractor_threshold: The same cut on the extractor's distances, for comparison.
+        extractor_threshold: The same cut on the extractor's distances, for
+            comparison.
         top_n: Candidates per query.
 
     Returns:
         The verdict.
     """
     if not 1 <= top_n <= rr.n_retrieved_items:
-        raise ValueError(f"top_n must be between 1 and the {rr.n_retrieved_items} retrieved items, got {top_n}.")
-    right = [torch.isin(ids[:top_n], gt) for ids, gt in zip(rr.retrieved_ids, rr.gt_ids)]
+        raise ValueError(
+            f"top_n must be between 1 and the {rr.n_retrieved_items} retrieved items, got {top_n}."
+        )
+    right = [
+        torch.isin(ids[:top_n], gt) for ids, gt in zip(rr.retrieved_ids, rr.gt_ids)
+    ]
     scores = _raw_scores(pairwise_model, dataset, rr, top_n)
     truth = _cut([s < threshold for s in scores], right)
     above = _cut([s >= threshold for s in scores], right)
-    by_extractor = _cut([d[:top_n] < extractor_threshold for d in rr.distances], right)
+    by_extractor = _cut(
+        [d[:top_n] < extractor_threshold for d in rr.distances], right
+    )
     mixed = _cut([d[:top_n] < threshold for d in rr.distances], right)
     answer = (float(precision), float(recall))
-    # one borderline candidate may land on the other side of the threshold when the scores are
-    # computed in other batches: allow it (about 0.003 in precision for ~350 kept)
+    # one borderline candidate may land on the other side of the threshold when the
+    # scores are computed in other batches: allow it (about 0.003 in precision for
+    # ~350 kept)
     n_kept_truth = sum(int((s < threshold).sum()) for s in scores)
     atol = min(0.005, 1.5 / max(n_kept_truth, 1))
     close = lambda a, b: bool(np.allclose(a, b, atol=atol))
@@ -70,14 +97,20 @@ def check_cut_after_rerank(precision: float, recall: float, rr: RetrievalResults
     if close(answer, truth):
         pass
     elif close(answer, truth[::-1]):
-        problems.append("the two are swapped: precision is the share of the kept candidates that are right, "
-                        "recall the share of the right candidates that are kept.")
+        problems.append(
+            "the two are swapped: precision is the share of the kept candidates that are right, "
+            "recall the share of the right candidates that are kept."
+        )
     elif close(answer, above):
-        problems.append("you kept the candidates at or above the threshold; the score is a distance "
-                        "(high means different): keep those below it.")
+        problems.append(
+            "you kept the candidates at or above the threshold; the score is a distance "
+            "(high means different): keep those below it."
+        )
     elif close(answer, by_extractor) or close(answer, mixed):
-        problems.append("those come from the extractor's distances (rr.distances); score each pair with the "
-                        "pairwise model instead (pairwise_inference on the query and its top 5).")
+        problems.append(
+            "those come from the extractor's distances (rr.distances); score each pair with the "
+            "pairwise model instead (pairwise_inference on the query and its top 5)."
+        )
     else:
         problems.append(
             f"({answer[0]:.3f}, {answer[1]:.3f}) is off. Score each query with its {top_n} first results by "
@@ -85,20 +118,30 @@ def check_cut_after_rerank(precision: float, recall: float, rr: RetrievalResults
             "count over all queries together: right and kept / kept, right and kept / right."
         )
     n_right = sum(int(r.sum()) for r in right)
-    wrong_pairwise = sum(int(((s < threshold) & ~r).sum()) for s, r in zip(scores, right))
-    wrong_extractor = sum(int(((d[:top_n] < extractor_threshold) & ~r).sum())
-                          for d, r in zip(rr.distances, right))
-    fewer = "pairwise model's" if wrong_pairwise < wrong_extractor else "extractor's"
-    return verdict(problems, f"below {threshold:.3f} the pairwise model keeps {n_kept_truth} of the "
-                    f"{top_n * len(scores)} candidates ({n_right} right): precision {truth[0]:.3f}, "
-                    f"recall {truth[1]:.3f}, {wrong_pairwise} wrong candidates kept. The extractor's "
-                    f"distances cut at {extractor_threshold:.3f} give precision {by_extractor[0]:.3f}, "
-                    f"recall {by_extractor[1]:.3f}, {wrong_extractor} wrong kept: the {fewer} cut "
-                    "keeps fewer wrong candidates.")
+    wrong_pairwise = sum(
+        int(((s < threshold) & ~r).sum()) for s, r in zip(scores, right)
+    )
+    wrong_extractor = sum(
+        int(((d[:top_n] < extractor_threshold) & ~r).sum())
+        for d, r in zip(rr.distances, right)
+    )
+    fewer = (
+        "pairwise model's" if wrong_pairwise < wrong_extractor else "extractor's"
+    )
+    return verdict(
+        problems,
+        f"below {threshold:.3f} the pairwise model keeps {n_kept_truth} of the "
+        f"{top_n * len(scores)} candidates ({n_right} right): precision {truth[0]:.3f}, "
+        f"recall {truth[1]:.3f}, {wrong_pairwise} wrong candidates kept. The extractor's "
+        f"distances cut at {extractor_threshold:.3f} give precision {by_extractor[0]:.3f}, "
+        f"recall {by_extractor[1]:.3f}, {wrong_extractor} wrong kept: the {fewer} cut "
+        "keeps fewer wrong candidates.",
+    )
 
 
 def _line_fit(seconds: Dict[int, float], n_queries: int) -> Tuple[float, float]:
-    """Least-squares line ``ms per query = slope * top_n + intercept`` through the timings."""
+    """Least-squares line ``ms per query = slope * top_n + intercept`` through
+    the timings."""
     xs = np.array(sorted(seconds), dtype=float)
     ms = np.array([1000 * seconds[int(x)] / n_queries for x in xs])
     design = np.stack([xs, np.ones_like(xs)], axis=1)
@@ -107,74 +150,111 @@ def _line_fit(seconds: Dict[int, float], n_queries: int) -> Tuple[float, float]:
 
 
 @checker
-def check_rerank_budget(budget_top_n: int, cmc_cap: float, seconds: Dict[int, float], n_queries: int,
-                        rr: RetrievalResults, budget_ms: float = 100.0) -> Verdict:
-    """Exercise 07.2: the largest ``top_n`` a time budget allows, and the CMC@n that caps its gain.
+def check_rerank_budget(
+    budget_top_n: int,
+    cmc_cap: float,
+    seconds: Dict[int, float],
+    n_queries: int,
+    rr: RetrievalResults,
+    budget_ms: float = 100.0,
+) -> Verdict:
+    """Exercise 07.2: the largest ``top_n`` a time budget allows, and the CMC@n that
+    caps its gain.
 
     Args:
-        budget_top_n: The answer: the largest ``top_n`` (2 to ``rr.n_retrieved_items``; OML's
-            ``PairwiseReranker`` needs ``top_n > 1``) whose time per query, on the straight line
-            through the timings, is at most ``budget_ms``; 0 if none.
-        cmc_cap: The answer: the extractor's CMC@``budget_top_n`` on ``rr``; CMC@1 when
-            ``budget_top_n`` is 0 (no re-ranking leaves CMC@1 as it is).
-        seconds: Measured ``{top_n: seconds for all queries}``, at least two ``top_n``.
+        budget_top_n: The answer: the largest ``top_n`` (2 to
+            ``rr.n_retrieved_items``; OML's ``PairwiseReranker`` needs ``top_n >
+            1``) whose time per query, on the straight line through the timings, is
+            at most ``budget_ms``; 0 if none.
+        cmc_cap: The answer: the extractor's CMC@``budget_top_n`` on ``rr``; CMC@1
+            when ``budget_top_n`` is 0 (no re-ranking leaves CMC@1 as it is).
+        seconds: Measured ``{top_n: seconds for all queries}``, at least two
+            ``top_n``.
         n_queries: Queries the timings are for.
-        rr: The extractor's results (their CMC@n caps CMC@1 after re-ranking the top n).
+        rr: The extractor's results (their CMC@n caps CMC@1 after re-ranking the top
+            n).
         budget_ms: Milliseconds per query that re-ranking may cost.
 
     Returns:
         The verdict.
     """
     if len(seconds) < 2:
-        raise ValueError(f"Need timings for at least two top_n to fit a line, got {sorted(seconds)}.")
+        raise ValueError(
+            f"Need timings for at least two top_n to fit a line, got {sorted(seconds)}."
+        )
     slope, intercept = _line_fit(seconds, n_queries)
     n_max = rr.n_retrieved_items
     fits = [n for n in range(2, n_max + 1) if slope * n + intercept <= budget_ms]
     truth = max(fits) if fits else 0
-    cmc = calc_retrieval_metrics_rr(rr, cmc_top_k=tuple(range(1, n_max + 1)), precision_top_k=(),
-                                    map_top_k=(), verbose=False)["cmc"]
+    cmc = calc_retrieval_metrics_rr(
+        rr,
+        cmc_top_k=tuple(range(1, n_max + 1)),
+        precision_top_k=(),
+        map_top_k=(),
+        verbose=False,
+    )["cmc"]
     cap = float(cmc[truth if truth else 1])
     n, value = budget_top_n, float(cmc_cap)
     per_pair = [1000 * seconds[k] / n_queries / k for k in seconds]
     problems = []
     if n != truth:
         if not isinstance(n, (int, np.integer)) or not 0 <= n <= n_max:
-            problems.append(f"top_n is a whole number from 2 to the {n_max} results the extractor "
-                            f"returned (or 0 if none fits), got {n!r}.")
+            problems.append(
+                f"top_n is a whole number from 2 to the {n_max} results the extractor "
+                f"returned (or 0 if none fits), got {n!r}."
+            )
         elif n == 1:
-            problems.append("PairwiseReranker needs top_n > 1 (re-ranking one item changes nothing): "
-                            "search from 2.")
+            problems.append(
+                "PairwiseReranker needs top_n > 1 (re-ranking one item changes nothing): "
+                "search from 2."
+            )
         elif n == truth + 1:
-            problems.append(f"the line gives {slope * n + intercept:.0f} ms per query at top_n={n}, "
-                            f"over {budget_ms:.0f} ms: round down, to the largest top_n that fits.")
+            problems.append(
+                f"the line gives {slope * n + intercept:.0f} ms per query at top_n={n}, "
+                f"over {budget_ms:.0f} ms: round down, to the largest top_n that fits."
+            )
         elif n == int(budget_ms / np.mean(per_pair)):
-            problems.append("that divides the budget by the cost of one pair; the line also has an "
-                            "intercept: solve slope * top_n + intercept <= budget.")
+            problems.append(
+                "that divides the budget by the cost of one pair; the line also has an "
+                "intercept: solve slope * top_n + intercept <= budget."
+            )
         else:
-            problems.append(f"top_n={n} is not the largest that fits: fit ms per query (1000 * seconds / "
-                            f"n_queries) = slope * top_n + intercept and find the largest top_n from 2 "
-                            f"to {n_max} whose value is at most {budget_ms:.0f}.")
+            problems.append(
+                f"top_n={n} is not the largest that fits: fit ms per query (1000 * seconds / "
+                f"n_queries) = slope * top_n + intercept and find the largest top_n from 2 "
+                f"to {n_max} whose value is at most {budget_ms:.0f}."
+            )
     elif not np.isclose(value, cap, atol=1e-3):
         if truth and np.isclose(value, float(cmc[1]), atol=1e-3):
-            problems.append(f"that is CMC@1; the cap is CMC@{truth}: the share of queries with a right "
-                            f"item among their first {truth}.")
+            problems.append(
+                f"that is CMC@1; the cap is CMC@{truth}: the share of queries with a right "
+                f"item among their first {truth}."
+            )
         elif np.isclose(value, 100 * cap, atol=0.1):
-            problems.append("that is a percentage; give the share, between 0 and 1.")
+            problems.append(
+                "that is a percentage; give the share, between 0 and 1."
+            )
         else:
-            problems.append(f"{value:.3f} is not CMC@{max(truth, 1)}: count the queries with at least one "
-                            f"right item (rr.gt_ids) among their first {max(truth, 1)} results, "
-                            "over all queries.")
+            problems.append(
+                f"{value:.3f} is not CMC@{max(truth, 1)}: count the queries with at least one "
+                f"right item (rr.gt_ids) among their first {max(truth, 1)} results, "
+                "over all queries."
+            )
     if not truth:
-        success = (f"even top_n=2 costs {2 * slope + intercept:.0f} ms per query on this line: "
-                   f"re-ranking does not fit {budget_ms:.0f} ms here, and CMC@1 stays "
-                   f"{float(cmc[1]):.2f}.")
+        success = (
+            f"even top_n=2 costs {2 * slope + intercept:.0f} ms per query on this line: "
+            f"re-ranking does not fit {budget_ms:.0f} ms here, and CMC@1 stays "
+            f"{float(cmc[1]):.2f}."
+        )
     else:
-        success = (f"the line ({slope:.1f} ms per pair, intercept {intercept:.1f} ms) gives "
-                   f"{slope * truth + intercept:.0f} ms per query at top_n={truth} and "
-                   f"{slope * (truth + 1) + intercept:.0f} at {truth + 1}. Re-ranking the top {truth} "
-                   f"can lift CMC@1 from {float(cmc[1]):.2f} to at most CMC@{truth} = {cap:.2f}, "
-                   f"against CMC@{n_max} = {float(cmc[n_max]):.2f} for the whole list. Timings "
-                   "vary with the machine, and so does this top_n.")
+        success = (
+            f"the line ({slope:.1f} ms per pair, intercept {intercept:.1f} ms) gives "
+            f"{slope * truth + intercept:.0f} ms per query at top_n={truth} and "
+            f"{slope * (truth + 1) + intercept:.0f} at {truth + 1}. Re-ranking the top {truth} "
+            f"can lift CMC@1 from {float(cmc[1]):.2f} to at most CMC@{truth} = {cap:.2f}, "
+            f"against CMC@{n_max} = {float(cmc[n_max]):.2f} for the whole list. Timings "
+            "vary with the machine, and so does this top_n."
+        )
     return verdict(problems, success)
 
 
@@ -183,35 +263,72 @@ def _pair_set(pairs: Iterable) -> Set[Tuple[int, int]]:
 
 
 @checker
-def check_hard_pairs(fn: Callable[[torch.Tensor, Sequence[int]], Tuple[Iterable, Iterable]]) -> Verdict:
-    """Exercise 07.3: ``fn(embeddings, labels)`` gives (positive pairs, negative pairs) like ``PairsMiner(hard_mining=True)``."""
+def check_hard_pairs(
+    fn: Callable[[torch.Tensor, Sequence[int]], Tuple[Iterable, Iterable]],
+) -> Verdict:
+    """Exercise 07.3: ``fn(embeddings, labels)`` gives (positive pairs, negative
+    pairs) like ``PairsMiner(hard_mining=True)``."""
     generator = torch.Generator().manual_seed(7)
     embeddings = torch.randn(12, 4, generator=generator)
     labels = [0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2]
-    ids1, ids2, is_negative = PairsMiner(hard_mining=True).sample(features=embeddings, labels=labels)
+    ids1, ids2, is_negative = PairsMiner(hard_mining=True).sample(
+        features=embeddings, labels=labels
+    )
     pos = _pair_set(zip(ids1[~is_negative].tolist(), ids2[~is_negative].tolist()))
     neg = _pair_set(zip(ids1[is_negative].tolist(), ids2[is_negative].tolist()))
     distances = torch.cdist(embeddings, embeddings)
     same = torch.tensor(labels)[:, None] == torch.tensor(labels)[None, :]
-    easy_pos = _pair_set(enumerate(distances.masked_fill(~same | torch.eye(12, dtype=torch.bool), float("inf")).argmin(1).tolist()))
-    easy_neg = _pair_set(enumerate(distances.masked_fill(same, -1.0).argmax(1).tolist()))
+    easy_pos = _pair_set(
+        enumerate(
+            distances.masked_fill(
+                ~same | torch.eye(12, dtype=torch.bool), float("inf")
+            )
+            .argmin(1)
+            .tolist()
+        )
+    )
+    easy_neg = _pair_set(
+        enumerate(distances.masked_fill(same, -1.0).argmax(1).tolist())
+    )
     answer_pos, answer_neg = (list(x) for x in fn(embeddings, labels))
     mine_pos, mine_neg = _pair_set(answer_pos), _pair_set(answer_neg)
     problems = []
     if any(i == j for i, j in mine_pos | mine_neg):
-        problems.append("a pair of an image with itself; the hardest positive is another image of the same label.")
-    elif any(labels[i] != labels[j] for i, j in mine_pos) or any(labels[i] == labels[j] for i, j in mine_neg):
-        problems.append("positive pairs share a label and negative pairs do not; check which list is which.")
+        problems.append(
+            "a pair of an image with itself; the hardest positive is another image of the same label."
+        )
+    elif any(labels[i] != labels[j] for i, j in mine_pos) or any(
+        labels[i] == labels[j] for i, j in mine_neg
+    ):
+        problems.append(
+            "positive pairs share a label and negative pairs do not; check which list is which."
+        )
     elif mine_pos == easy_pos and pos != easy_pos:
-        problems.append("you took each anchor's *nearest* positive; the hardest one is the *farthest* same-label image.")
+        problems.append(
+            "you took each anchor's *nearest* positive; the hardest one is the *farthest* same-label image."
+        )
     elif mine_neg == easy_neg and neg != easy_neg:
-        problems.append("you took each anchor's *farthest* negative; the hardest one is the *nearest* other-label image.")
-    elif len(answer_pos) + len(answer_neg) > len(mine_pos) + len(mine_neg) and (mine_pos, mine_neg) == (pos, neg):
-        problems.append("right pairs, but some twice: (i, j) and (j, i) are one pair, which the miner keeps once.")
+        problems.append(
+            "you took each anchor's *farthest* negative; the hardest one is the *nearest* other-label image."
+        )
+    elif len(answer_pos) + len(answer_neg) > len(mine_pos) + len(mine_neg) and (
+        mine_pos,
+        mine_neg,
+    ) == (pos, neg):
+        problems.append(
+            "right pairs, but some twice: (i, j) and (j, i) are one pair, which the miner keeps once."
+        )
     elif mine_pos != pos:
-        problems.append(f"positive pairs differ: missing {sorted(pos - mine_pos)[:3]}, extra {sorted(mine_pos - pos)[:3]}.")
+        problems.append(
+            f"positive pairs differ: missing {sorted(pos - mine_pos)[:3]}, extra {sorted(mine_pos - pos)[:3]}."
+        )
     elif mine_neg != neg:
-        problems.append(f"negative pairs differ: missing {sorted(neg - mine_neg)[:3]}, extra {sorted(mine_neg - neg)[:3]}.")
-    return verdict(problems, f"{len(pos)} positive and {len(neg)} negative pairs, as PairsMiner mines them: "
-                    f"{len(pos) + len(neg)} pairs from {len(labels)} anchors, not {2 * len(labels)} (one positive "
-                    "and one negative each), because two anchors that pick each other give one pair.")
+        problems.append(
+            f"negative pairs differ: missing {sorted(neg - mine_neg)[:3]}, extra {sorted(mine_neg - neg)[:3]}."
+        )
+    return verdict(
+        problems,
+        f"{len(pos)} positive and {len(neg)} negative pairs, as PairsMiner mines them: "
+        f"{len(pos) + len(neg)} pairs from {len(labels)} anchors, not {2 * len(labels)} (one positive "
+        "and one negative each), because two anchors that pick each other give one pair.",
+    )

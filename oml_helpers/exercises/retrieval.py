@@ -5,7 +5,11 @@ from typing import Callable, Iterable, List, Sequence, Tuple
 import numpy as np
 import torch
 
-from oml.retrieval import AdaptiveThresholding, ConstantThresholding, RetrievalResults
+from oml.retrieval import (
+    AdaptiveThresholding,
+    ConstantThresholding,
+    RetrievalResults,
+)
 
 from oml_helpers.exercises.verdict import Verdict, checker
 from oml_helpers.exercises.verdict import verdict as _verdict
@@ -18,25 +22,40 @@ def _rounded(values: Iterable[float]) -> List[float]:
 
 
 def _as_ids(x: Iterable) -> List[int]:
-    return [int(i) for i in torch.as_tensor(x).flatten().tolist()] if x is not None else []
+    return (
+        [int(i) for i in torch.as_tensor(x).flatten().tolist()]
+        if x is not None
+        else []
+    )
 
 
-# Chapter 06 ---------------------------------------------------------------------------------------
+# Chapter 06
+# ---------------------------------------------------------------------------------------
 
 
 def _adaptive_truth(rr: RetrievalResults, n_std: float) -> List[List[int]]:
-    return [_as_ids(r) for r in AdaptiveThresholding(n_std=n_std).process(rr).retrieved_ids]
+    return [
+        _as_ids(r)
+        for r in AdaptiveThresholding(n_std=n_std).process(rr).retrieved_ids
+    ]
 
 
-def _adaptive_hint(rr: RetrievalResults, q: int, n_std: float, mine: List[int], right: List[int]) -> str:
-    """Why ``mine`` (query q's kept ids) differs from OML's ``right``: the typical mistakes first."""
+def _adaptive_hint(
+    rr: RetrievalResults, q: int, n_std: float, mine: List[int], right: List[int]
+) -> str:
+    """Why ``mine`` (query q's kept ids) differs from OML's ``right``: the
+    typical mistakes first."""
     ids, dists = _as_ids(rr.retrieved_ids[q]), rr.distances[q]
     gaps = dists[1:] - dists[:-1]
     big = (gaps > n_std * gaps.mean()).nonzero().flatten()
-    alone = ids[: int(big[0]) + 1] if len(big) else ids  # the mean gap of this list only
+    alone = (
+        ids[: int(big[0]) + 1] if len(big) else ids
+    )  # the mean gap of this list only
     if mine == alone and mine != right:
-        return ("you took the mean gap of each list alone; OML takes ONE mean over all the gaps of all the "
-                "lists in rr together (every gap weighs the same), then cuts each list against it.")
+        return (
+            "you took the mean gap of each list alone; OML takes ONE mean over all the gaps of all the "
+            "lists in rr together (every gap weighs the same), then cuts each list against it."
+        )
     if sorted(mine) == sorted(right):
         return "the right items but in another order; thresholding never reorders, keep the ranking."
     if not mine and right == ids:
@@ -44,103 +63,164 @@ def _adaptive_hint(rr: RetrievalResults, q: int, n_std: float, mine: List[int], 
     if mine == right[:-1]:
         return "one result too few: the cut is just after the result before the big gap (keep dists[: i + 1])."
     if mine == ids[: len(right) + 1]:
-        return ("one result too many: keep the results up to the big gap, not the one after it "
-                "(keep dists[: i + 1], i the index of the first big gap).")
-    return ("compute gaps = dists[1:] - dists[:-1] for every list, their mean over all lists together, "
-            "and cut each list at its first gap > n_std * mean (strictly greater).")
+        return (
+            "one result too many: keep the results up to the big gap, not the one after it "
+            "(keep dists[: i + 1], i the index of the first big gap)."
+        )
+    return (
+        "compute gaps = dists[1:] - dists[:-1] for every list, their mean over all lists together, "
+        "and cut each list at its first gap > n_std * mean (strictly greater)."
+    )
 
 
 @checker
-def check_adaptive_by_hand(fn: Callable[[RetrievalResults, float], Sequence], rr: RetrievalResults) -> Verdict:
+def check_adaptive_by_hand(
+    fn: Callable[[RetrievalResults, float], Sequence], rr: RetrievalResults
+) -> Verdict:
     """Exercise 06.1: ``fn(rr, n_std)`` gives, per query, the retrieved ids that
-    ``AdaptiveThresholding(n_std)`` keeps; checked on ``rr`` and on batches of one query."""
-    singles = [select_queries(rr, [q]) for q in range(min(len(rr.retrieved_ids), 12))]
-    cases = [(rr, n_std, None) for n_std in (2.0, 4.0, 1.5)] + [(s, 2.0, q) for q, s in enumerate(singles)]
+    ``AdaptiveThresholding(n_std)`` keeps; checked on ``rr`` and on batches of
+    one query."""
+    singles = [
+        select_queries(rr, [q]) for q in range(min(len(rr.retrieved_ids), 12))
+    ]
+    cases = [(rr, n_std, None) for n_std in (2.0, 4.0, 1.5)] + [
+        (s, 2.0, q) for q, s in enumerate(singles)
+    ]
     problems: List[str] = []
     for batch, n_std, single in cases:
         truth, answer = _adaptive_truth(batch, n_std), list(fn(batch, n_std))
         if len(answer) != len(truth):
-            problems.append(f"return one list of ids per query ({len(truth)} queries), got {len(answer)}.")
+            problems.append(
+                f"return one list of ids per query ({len(truth)} queries), got {len(answer)}."
+            )
             break
         for q, (mine, right) in enumerate(zip(map(_as_ids, answer), truth)):
             if mine != right:
-                where = f"n_std={n_std:g}, query {q}" if single is None else f"query {single} alone"
+                where = (
+                    f"n_std={n_std:g}, query {q}"
+                    if single is None
+                    else f"query {single} alone"
+                )
                 hint = _adaptive_hint(batch, q, n_std, mine, right)
-                problems.append(f"for {where}: you keep {mine[:6]}, OML keeps {right[:6]};\n{hint}")
+                problems.append(
+                    f"for {where}: you keep {mine[:6]}, OML keeps {right[:6]};\n{hint}"
+                )
                 break
         if problems:
             break
     if problems:
         return _verdict(problems, "")
     in_batch = _adaptive_truth(rr, 2.0)
-    changed = [q for q, s in enumerate(singles) if _adaptive_truth(s, 2.0)[0] != in_batch[q]]
+    changed = [
+        q
+        for q, s in enumerate(singles)
+        if _adaptive_truth(s, 2.0)[0] != in_batch[q]
+    ]
     # lines of at most 88 characters, so that the verdict reads without scrolling
-    lines = ["your cut keeps what AdaptiveThresholding keeps, for n_std 2, 4 and 1.5",
-             f"on all {len(rr.retrieved_ids)} queries, and for each of the first {len(singles)} queries alone."]
+    lines = [
+        "your cut keeps what AdaptiveThresholding keeps, for n_std 2, 4 and 1.5",
+        f"on all {len(rr.retrieved_ids)} queries, and for each of the first {len(singles)} queries alone.",
+    ]
     if changed:
         q = changed[0]
         alone = len(_adaptive_truth(singles[q], 2.0)[0])
-        lines += [f"{len(changed)} of those {len(singles)} queries are cut differently alone than in rr",
-                  f"(query {q}: {len(in_batch[q])} kept in rr, {alone} alone): the mean gap belongs to the batch,",
-                  "so the same query's answer depends on its company."]
+        lines += [
+            f"{len(changed)} of those {len(singles)} queries are cut differently alone than in rr",
+            f"(query {q}: {len(in_batch[q])} kept in rr, {alone} alone): the mean gap belongs to the batch,",
+            "so the same query's answer depends on its company.",
+        ]
     return _verdict([], "\n".join(lines))
 
 
 def _kept_stats(rr: RetrievalResults, th: float) -> Tuple[int, int]:
     kept = ConstantThresholding(th).process(rr)
     n_kept = sum(len(r) for r in kept.retrieved_ids)
-    n_right = sum(int(torch.isin(r, gt).sum()) for r, gt in zip(kept.retrieved_ids, kept.gt_ids))
+    n_right = sum(
+        int(torch.isin(r, gt).sum())
+        for r, gt in zip(kept.retrieved_ids, kept.gt_ids)
+    )
     return n_kept, n_right
 
 
-def _best_threshold(rr: RetrievalResults, min_precision: float) -> Tuple[float, int]:
-    """The threshold that keeps the most results at a pooled precision >= ``min_precision``, and that number."""
+def _best_threshold(
+    rr: RetrievalResults, min_precision: float
+) -> Tuple[float, int]:
+    """The threshold that keeps the most results at a pooled precision >=
+    ``min_precision``, and that number."""
     pairs = zip(rr.retrieved_ids, rr.gt_ids)
     right = torch.cat([torch.isin(r, gt) for r, gt in pairs if len(r)]).double()
     flat = torch.cat([d for d in rr.distances if len(d)])
     order = flat.argsort()
     flat, right = flat[order], right[order]
     distances = flat.unique().double()  # sorted
-    # a threshold just above each distance (midway to the next) keeps everything up to it
-    candidates = torch.cat([(distances[:-1] + distances[1:]) / 2, distances[-1:] + 0.5])
-    # ConstantThresholding compares float32 distances with th as float32: count them the same way
+    # a threshold just above each distance (midway to the next) keeps everything up
+    # to it
+    candidates = torch.cat(
+        [(distances[:-1] + distances[1:]) / 2, distances[-1:] + 0.5]
+    )
+    # ConstantThresholding compares float32 distances with th as float32: count them
+    # the same way
     n_kept = torch.searchsorted(flat, candidates.float())
-    n_right = torch.cat([torch.zeros(1, dtype=torch.float64), right.cumsum(0)])[n_kept]
+    n_right = torch.cat([torch.zeros(1, dtype=torch.float64), right.cumsum(0)])[
+        n_kept
+    ]
     ok = (n_kept > 0) & (n_right / n_kept.clamp(min=1) >= min_precision)
     if not ok.any():
         return 0.0, 0
-    best = int(torch.where(ok, n_kept, -1).argmax())  # the first candidate with the most kept
+    best = int(
+        torch.where(ok, n_kept, -1).argmax()
+    )  # the first candidate with the most kept
     return float(candidates[best]), int(n_kept[best])
 
 
-#: how many tuning results fewer than the best a threshold may keep and still pass Exercise 06.2
+# how many tuning results fewer than the best a threshold may keep and still pass
+# Exercise 06.2
 KEPT_SLACK = 2
 
 
 def _next_distance(distances: torch.Tensor, th: float) -> float:
-    """The smallest distance at or above ``th`` (``inf`` if none): the next result a larger th keeps."""
+    """The smallest distance at or above ``th`` (``inf`` if none): the next
+    result a larger th keeps."""
     above = distances[distances >= th]
     return float(above.min()) if len(above) else float("inf")
 
 
 @checker
-def check_precision_threshold(th: float, rr_tuning: RetrievalResults, rr_heldout: RetrievalResults,
-                              min_precision: float = 0.9) -> Verdict:
-    """Exercise 06.2: on the tuning results, the threshold that keeps the most results at a pooled
-    precision >= ``min_precision`` (up to ``KEPT_SLACK`` results fewer); the verdict also scores it
-    on the held-out results."""
+def check_precision_threshold(
+    th: float,
+    rr_tuning: RetrievalResults,
+    rr_heldout: RetrievalResults,
+    min_precision: float = 0.9,
+) -> Verdict:
+    """Exercise 06.2: on the tuning results, the threshold that keeps the most
+    results at a pooled
+    precision >= ``min_precision`` (up to ``KEPT_SLACK`` results fewer); the
+    verdict also scores it on the held-out results."""
     if rr_tuning.gt_ids is None or rr_heldout.gt_ids is None:
-        return _verdict(["the results have no gt_ids; use the labelled results rr_tuning and rr_heldout."], "")
-    if not isinstance(th, (float, int, np.floating)) and not (torch.is_tensor(th) and th.numel() == 1):
-        return _verdict([f"give the threshold as one number, not {type(th).__name__}."], "")
+        return _verdict(
+            [
+                "the results have no gt_ids; use the labelled results rr_tuning and rr_heldout."
+            ],
+            "",
+        )
+    if not isinstance(th, (float, int, np.floating)) and not (
+        torch.is_tensor(th) and th.numel() == 1
+    ):
+        return _verdict(
+            [f"give the threshold as one number, not {type(th).__name__}."], ""
+        )
     th = float(th)
-    distances = torch.cat([d for d in rr_tuning.distances if len(d)]).unique().sort().values
+    distances = (
+        torch.cat([d for d in rr_tuning.distances if len(d)]).unique().sort().values
+    )
     best_th, best_kept = _best_threshold(rr_tuning, min_precision)
     n_kept, n_right = _kept_stats(rr_tuning, th)
     precision = n_right / n_kept if n_kept else float("nan")
     problems = []
     if n_kept == 0:
-        problems.append(f"th={th:.4f} keeps no result at all; raise it (distances start at {distances[0]:.4f}).")
+        problems.append(
+            f"th={th:.4f} keeps no result at all; raise it (distances start at {distances[0]:.4f})."
+        )
     elif precision < min_precision:
         problems.append(
             f"th={th:.4f} keeps {n_kept} tuning results with a pooled precision of {precision:.3f}, below "
@@ -149,8 +229,12 @@ def check_precision_threshold(th: float, rr_tuning: RetrievalResults, rr_heldout
         )
     elif n_kept < best_kept - KEPT_SLACK:
         at_distance = bool(torch.isclose(distances, torch.tensor(th)).any())
-        hint = ("\nYour threshold equals a distance, and ConstantThresholding drops results at exactly th: "
-                "go a little above." if at_distance else "")
+        hint = (
+            "\nYour threshold equals a distance, and ConstantThresholding drops results at exactly th: "
+            "go a little above."
+            if at_distance
+            else ""
+        )
         problems.append(
             f"th={th:.4f} is safe (precision {precision:.3f}) but keeps only {n_kept} tuning results;\n"
             f"a larger threshold keeps {best_kept} at a precision still >= {min_precision}. Try every distance\n"
@@ -163,32 +247,50 @@ def check_precision_threshold(th: float, rr_tuning: RetrievalResults, rr_heldout
         kept, right = _kept_stats(rr, threshold)
         return f"{kept} results, {right / kept:.1%} right" if kept else "no result"
 
-    lines = [f"your th keeps {n_kept} tuning results, {precision:.1%} of them right",
-             f"(the most any threshold keeps at precision >= {min_precision}: {best_kept})."]
-    next_d = _next_distance(distances, th)  # the next result a larger th than the student's keeps
+    lines = [
+        f"your th keeps {n_kept} tuning results, {precision:.1%} of them right",
+        f"(the most any threshold keeps at precision >= {min_precision}: {best_kept}).",
+    ]
+    next_d = _next_distance(
+        distances, th
+    )  # the next result a larger th than the student's keeps
     if next_d < float("inf"):
         gap = next_d - th
         how_far = "less than 0.0001" if 0 <= gap < 1e-4 else f"{gap:.4f}"
         next_kept, next_right = _kept_stats(rr_tuning, next_d + 1e-6)
         rounded = round(th, 4)
-        lines += [f"It is fragile: the next tuning distance lies {how_far} above it,",
-                  f"and a threshold just above that keeps {next_kept} results, {next_right / next_kept:.1%} right;",
-                  f"your th rounded to {rounded:.4f} keeps {scored(rr_tuning, rounded)}."]
+        lines += [
+            f"It is fragile: the next tuning distance lies {how_far} above it,",
+            f"and a threshold just above that keeps {next_kept} results, {next_right / next_kept:.1%} right;",
+            f"your th rounded to {rounded:.4f} keeps {scored(rr_tuning, rounded)}.",
+        ]
     reverse_th, _ = _best_threshold(rr_heldout, min_precision)
-    return _verdict([], "\n".join(lines + [
-        f"On the held-out queries it keeps {scored(rr_heldout, th)}.",
-        f"The other way round, the same rule on the held-out queries picks th={reverse_th:.4f},",
-        f"which on the tuning queries keeps {scored(rr_tuning, reverse_th)}.",
-        "The queries that choose a threshold meet the target by construction; only other queries",
-        f"measure it, and with {len(rr_heldout.retrieved_ids)} of them the figure moves by several points either way.",
-    ]))
+    return _verdict(
+        [],
+        "\n".join(
+            lines
+            + [
+                f"On the held-out queries it keeps {scored(rr_heldout, th)}.",
+                f"The other way round, the same rule on the held-out queries picks th={reverse_th:.4f},",
+                f"which on the tuning queries keeps {scored(rr_tuning, reverse_th)}.",
+                "The queries that choose a threshold meet the target by construction; only other queries",
+                f"measure it, and with {len(rr_heldout.retrieved_ids)} of them the figure moves by several points either way.",
+            ]
+        ),
+    )
 
 
-def _check_positions(found: List[int], found_d: np.ndarray, right: List[int], right_d: np.ndarray) -> bool:
-    """The same items at the same distances, nearest first; two items at a near-tie may swap places."""
+def _check_positions(
+    found: List[int], found_d: np.ndarray, right: List[int], right_d: np.ndarray
+) -> bool:
+    """The same items at the same distances, nearest first; two items at a
+    near-tie may swap places."""
     if len(found) != len(right) or not np.allclose(found_d, right_d, atol=1e-4):
         return False
-    return all(a == b or abs(d - e) < 1e-4 for a, b, d, e in zip(found, right, found_d, right_d))
+    return all(
+        a == b or abs(d - e) < 1e-4
+        for a, b, d, e in zip(found, right, found_d, right_d)
+    )
 
 
 @checker
@@ -200,35 +302,64 @@ def check_search(
     store,
     k: int = 5,
 ) -> Verdict:
-    """Exercise 06.3: ``fn(model, image, transform, vectors, k)`` gives ``(row positions, distances)``."""
+    """Exercise 06.3: ``fn(model, image, transform, vectors, k)`` gives ``(row
+    positions, distances)``."""
     truth = search_image(model, image, transform, store, k=k)
-    right_ids, right_d = _as_ids(truth.ids), np.asarray(truth.distances, dtype=np.float64)
+    right_ids, right_d = (
+        _as_ids(truth.ids),
+        np.asarray(truth.distances, dtype=np.float64),
+    )
     stored = store.load()
     row_of_id = {int(i): row for row, i in enumerate(stored.ids.tolist())}
-    positions, distances = fn(model, image, transform, torch.from_numpy(stored.vectors), k)
+    positions, distances = fn(
+        model, image, transform, torch.from_numpy(stored.vectors), k
+    )
     mine = _as_ids(positions)
-    mine_d = torch.as_tensor(distances, dtype=torch.float32).detach().cpu().flatten().numpy()
+    mine_d = (
+        torch.as_tensor(distances, dtype=torch.float32)
+        .detach()
+        .cpu()
+        .flatten()
+        .numpy()
+    )
     problems = []
     if len(mine) != k or len(mine_d) != k:
-        problems.append(f"return k={k} positions and k distances, got {len(mine)} and {len(mine_d)}.")
+        problems.append(
+            f"return k={k} positions and k distances, got {len(mine)} and {len(mine_d)}."
+        )
     elif any(not 0 <= p < len(stored.ids) for p in mine):
         if all(p in row_of_id for p in mine):
-            problems.append("these look like store ids; return positions, the rows of `vectors` (0 to "
-                            f"{len(stored.ids) - 1}); store.load().ids[position] is the store id.")
+            problems.append(
+                "these look like store ids; return positions, the rows of `vectors` (0 to "
+                f"{len(stored.ids) - 1}); store.load().ids[position] is the store id."
+            )
         else:
-            problems.append(f"positions must be rows of `vectors`, 0 to {len(stored.ids) - 1}; got {mine}.")
+            problems.append(
+                f"positions must be rows of `vectors`, 0 to {len(stored.ids) - 1}; got {mine}."
+            )
     elif _check_positions(_as_ids(stored.ids[mine]), mine_d, right_ids, right_d):
         pass
-    elif sorted(mine) == sorted(row_of_id[i] for i in right_ids) and _as_ids(stored.ids[mine]) != right_ids:
-        problems.append("the right items in the wrong order; sort by distance, nearest first (topk(..., largest=False)).")
+    elif (
+        sorted(mine) == sorted(row_of_id[i] for i in right_ids)
+        and _as_ids(stored.ids[mine]) != right_ids
+    ):
+        problems.append(
+            "the right items in the wrong order; sort by distance, nearest first (topk(..., largest=False))."
+        )
     elif len(mine_d) > 1 and mine_d[0] > mine_d[-1]:
-        problems.append("your distances decrease: you took the farthest items. Use topk(k, largest=False).")
-    elif np.allclose(mine_d, right_d ** 2, rtol=1e-3):
-        problems.append("your distances are squared; torch.cdist gives the Euclidean distance OML uses.")
+        problems.append(
+            "your distances decrease: you took the farthest items. Use topk(k, largest=False)."
+        )
+    elif np.allclose(mine_d, right_d**2, rtol=1e-3):
+        problems.append(
+            "your distances are squared; torch.cdist gives the Euclidean distance OML uses."
+        )
     else:
         problems.append(
             f"you found rows {mine} at {_rounded(mine_d)}, expected rows {[row_of_id[i] for i in right_ids]} at "
             f"{_rounded(right_d)}. Put the image through `transform` (after .convert('RGB')), add a batch "
             "dimension with unsqueeze(0), embed it with the model in eval mode, and compare with `vectors` by torch.cdist."
         )
-    return _verdict(problems, f"the {k} nearest stored items, at distances {_rounded(right_d)}.")
+    return _verdict(
+        problems, f"the {k} nearest stored items, at distances {_rounded(right_d)}."
+    )

@@ -12,33 +12,56 @@ from oml_helpers.exercises.verdict import verdict as _verdict
 from oml_helpers.storage import EmbeddingStore
 
 
-def _labelled_store(folder: Path) -> Tuple[EmbeddingStore, np.ndarray, np.ndarray, np.ndarray]:
-    """A small store of 3 overlapping clusters (labels 10, 11, 12); returns it, its ids, vectors, labels."""
+def _labelled_store(
+    folder: Path,
+) -> Tuple[EmbeddingStore, np.ndarray, np.ndarray, np.ndarray]:
+    """A small store of 3 overlapping clusters (labels 10, 11, 12); returns it,
+    its ids, vectors, labels."""
     rng = np.random.default_rng(4)
     labels = np.repeat([10, 11, 12], 20)
     centres = rng.standard_normal((3, 8)) * 0.9
-    vectors = (centres[labels - 10] + rng.standard_normal((60, 8))).astype(np.float32)
-    ids = rng.permutation(np.arange(100, 160))  # added in shuffled order: load() sorts them
-    store = EmbeddingStore.create(folder / "labelled.db", model_name="exercise", dim=8)
+    vectors = (centres[labels - 10] + rng.standard_normal((60, 8))).astype(
+        np.float32
+    )
+    ids = rng.permutation(
+        np.arange(100, 160)
+    )  # added in shuffled order: load() sorts them
+    store = EmbeddingStore.create(
+        folder / "labelled.db", model_name="exercise", dim=8
+    )
     store.add(ids, vectors, labels=labels.tolist())
     order = np.argsort(ids)
     return store, ids[order], vectors[order], labels[order]
 
 
-def _precision_reference(vectors: np.ndarray, labels: np.ndarray, k: int, drop_self: bool = True,
-                         keep: int = 0, divide_by: int = 0) -> Dict[int, float]:
-    """The checker's own answer: float64 brute force, mean share of the k nearest others with the label.
+def _precision_reference(
+    vectors: np.ndarray,
+    labels: np.ndarray,
+    k: int,
+    drop_self: bool = True,
+    keep: int = 0,
+    divide_by: int = 0,
+) -> Dict[int, float]:
+    """The checker's own answer: float64 brute force, mean share of the k nearest
+    others with the label.
 
-    ``drop_self=False`` keeps the query among its neighbours; ``keep``/``divide_by`` (if nonzero) keep
-    fewer neighbours or divide by another count: the typical mistakes, to name them.
+    ``drop_self=False`` keeps the query among its neighbours; ``keep``/``divide_by``
+    (if nonzero) keep fewer neighbours or divide by another count: the typical
+    mistakes, to name them.
     """
     x = vectors.astype(np.float64)
-    sq = (x ** 2).sum(axis=1)
-    distances = sq[:, None] + sq[None, :] - 2 * x @ x.T  # squared: the same order, n x n floats
+    sq = (x**2).sum(axis=1)
+    distances = (
+        sq[:, None] + sq[None, :] - 2 * x @ x.T
+    )  # squared: the same order, n x n floats
     if drop_self:
         np.fill_diagonal(distances, np.inf)
-    others = len(x) - 1 if drop_self else len(x)  # a small store may hold fewer than k others
-    nearest = np.argsort(distances, axis=1, kind="stable")[:, :min(keep or k, others)]
+    others = (
+        len(x) - 1 if drop_self else len(x)
+    )  # a small store may hold fewer than k others
+    nearest = np.argsort(distances, axis=1, kind="stable")[
+        :, : min(keep or k, others)
+    ]
     precision = (labels[nearest] == labels[:, None]).sum(axis=1) / (divide_by or k)
     return {int(d): float(precision[labels == d].mean()) for d in np.unique(labels)}
 
@@ -48,14 +71,18 @@ def _as_precisions(result: Any) -> Dict[int, float]:
 
 
 @checker
-def check_precision_per_label(fn: Callable[[EmbeddingStore, int], Any],
-                              store: Optional[EmbeddingStore] = None) -> Verdict:
-    """Exercise 05.1: ``fn(store, k)`` returns ``{label: mean precision@k of its queries}`` via ``store.search``.
+def check_precision_per_label(
+    fn: Callable[[EmbeddingStore, int], Any], store: Optional[EmbeddingStore] = None
+) -> Verdict:
+    """Exercise 05.1: ``fn(store, k)`` returns ``{label: mean precision@k of its
+    queries}`` via ``store.search``.
 
     Args:
-        fn: the student's function, run on the checker's own small store for k = 5 and 3.
-        store: the chapter's store (optional): if the answer is right on the checker's store, ``fn``
-            runs on this one too for k = 5, against the brute force, and the message gives its values.
+        fn: the student's function, run on the checker's own small store for k = 5
+            and 3.
+        store: the chapter's store (optional): if the answer is right on the
+            checker's store, ``fn`` runs on this one too for k = 5, against the
+            brute force, and the message gives its values.
 
     Returns:
         The verdict.
@@ -69,71 +96,117 @@ def check_precision_per_label(fn: Callable[[EmbeddingStore, int], Any],
                 try:
                     answer = _as_precisions(fn(own, k))
                 except (TypeError, ValueError):
-                    problems.append("return a dict {label: precision}, one entry per label (e.g. with a dict "
-                                    "comprehension over np.unique(labels)).")
+                    problems.append(
+                        "return a dict {label: precision}, one entry per label (e.g. with a dict "
+                        "comprehension over np.unique(labels))."
+                    )
                     break
                 if set(answer) != set(right):
-                    problems.append(f"your labels are {sorted(answer)}, the store holds {sorted(right)}: one entry "
-                                    "per label of the stored items, read from store.load().metadata['label'].")
+                    problems.append(
+                        f"your labels are {sorted(answer)}, the store holds {sorted(right)}: one entry "
+                        "per label of the stored items, read from store.load().metadata['label']."
+                    )
                 elif all(np.isclose(answer[d], right[d], atol=1e-9) for d in right):
                     continue
-                elif all(np.isclose(answer[d], v, atol=1e-9)
-                         for d, v in _precision_reference(vectors, labels, k, drop_self=False).items()):
-                    problems.append(f"for k={k} your precision counts each query as its own neighbour (always the "
-                                    "right label): ask store.search for k + 1 and drop the query's own id.")
-                elif any(all(np.isclose(answer[d], v, atol=1e-9) for d, v in _precision_reference(
-                        vectors, labels, k, keep=k - 1, divide_by=divide).items()) for divide in (k, k - 1)):
-                    problems.append(f"for k={k} you searched k items and dropped the query: only k - 1 neighbours "
-                                    "are left. Ask store.search for k + 1, keep k others.")
+                elif all(
+                    np.isclose(answer[d], v, atol=1e-9)
+                    for d, v in _precision_reference(
+                        vectors, labels, k, drop_self=False
+                    ).items()
+                ):
+                    problems.append(
+                        f"for k={k} your precision counts each query as its own neighbour (always the "
+                        "right label): ask store.search for k + 1 and drop the query's own id."
+                    )
+                elif any(
+                    all(
+                        np.isclose(answer[d], v, atol=1e-9)
+                        for d, v in _precision_reference(
+                            vectors, labels, k, keep=k - 1, divide_by=divide
+                        ).items()
+                    )
+                    for divide in (k, k - 1)
+                ):
+                    problems.append(
+                        f"for k={k} you searched k items and dropped the query: only k - 1 neighbours "
+                        "are left. Ask store.search for k + 1, keep k others."
+                    )
                 elif len(set(np.round(list(answer.values()), 9))) == 1:
-                    problems.append("every label gets the same value: that is the mean over all queries. Average "
-                                    "each query's precision over the queries of one label only.")
+                    problems.append(
+                        "every label gets the same value: that is the mean over all queries. Average "
+                        "each query's precision over the queries of one label only."
+                    )
                 else:
-                    problems.append(f"for k={k} you return {dict(sorted(answer.items()))}; the checker's own "
-                                    f"brute force gives {right}. Precision@k of one query: the share of its k "
-                                    "nearest other items that have its label.")
+                    problems.append(
+                        f"for k={k} you return {dict(sorted(answer.items()))}; the checker's own "
+                        f"brute force gives {right}. Precision@k of one query: the share of its k "
+                        "nearest other items that have its label."
+                    )
                 break
         finally:
             own.close()
-    success = ("per-label precision@k from store.search agrees with the checker's own float64 brute force (and "
-               "with OML's precision@k when every label has at least k other items).")
+    success = (
+        "per-label precision@k from store.search agrees with the checker's own float64 brute force (and "
+        "with OML's precision@k when every label has at least k other items)."
+    )
     if store is not None and not problems:
         _, chapter_vectors, metadata = store.load()
-        reference = _precision_reference(chapter_vectors, metadata["label"].to_numpy(int), 5)
+        reference = _precision_reference(
+            chapter_vectors, metadata["label"].to_numpy(int), 5
+        )
         answer = _as_precisions(fn(store, 5))
         shown = {d: round(p, 2) for d, p in answer.items()}
-        if set(answer) != set(reference) or not all(np.isclose(answer[d], reference[d], atol=1e-9)
-                                                     for d in reference):
-            problems.append(f"right on the checker's store, but on yours your function gives {shown} for "
-                            f"k=5, the brute force { {d: round(p, 2) for d, p in reference.items()} }: "
-                            "does it use only the store it is given (no names from the notebook)?")
-        success += f" On this store your function gives precision@5 per label: {shown}."
+        if set(answer) != set(reference) or not all(
+            np.isclose(answer[d], reference[d], atol=1e-9) for d in reference
+        ):
+            problems.append(
+                f"right on the checker's store, but on yours your function gives {shown} for "
+                f"k=5, the brute force { {d: round(p, 2) for d, p in reference.items()} }: "
+                "does it use only the store it is given (no names from the notebook)?"
+            )
+        success += (
+            f" On this store your function gives precision@5 per label: {shown}."
+        )
     return _verdict(problems, success)
 
 
-def _refused(fn: Callable[[Path, str, int], Any], path: Path, model_name: str, dim: int,
-             holds: Tuple[str, str], opened: List[EmbeddingStore]) -> Optional[str]:
-    """The problem with ``fn``'s answer for a store that another model or dimension made, or None.
+def _refused(
+    fn: Callable[[Path, str, int], Any],
+    path: Path,
+    model_name: str,
+    dim: int,
+    holds: Tuple[str, str],
+    opened: List[EmbeddingStore],
+) -> Optional[str]:
+    """The problem with ``fn``'s answer for a store that another model or dimension
+    made, or None.
 
-    ``holds``: what the store holds, as a word its error must name and as words for the message.
+    ``holds``: what the store holds, as a word its error must name and as words for
+    the message.
     """
     needle, holds_text = holds
     try:
         answer = fn(path, model_name, dim)
     except ValueError as e:
         if needle not in str(e):
-            return (f"your error says {str(e)!r}; name what the file holds ({holds_text}) and what was asked "
-                    "for, so that the reader knows which store or model is wrong.")
+            return (
+                f"your error says {str(e)!r}; name what the file holds ({holds_text}) and what was asked "
+                "for, so that the reader knows which store or model is wrong."
+            )
     except Exception as e:  # noqa: BLE001 (any other error is the student's to see named)
         return f"raise ValueError for a store of another model or dim, not {type(e).__name__} ({e})."
     else:
         if isinstance(answer, EmbeddingStore):
             answer.close()
-        return (f"a store of {holds_text} was accepted for {model_name!r} (dim {dim}): compare both "
-                "store.model_name and store.dim with what was asked for, and raise ValueError.")
+        return (
+            f"a store of {holds_text} was accepted for {model_name!r} (dim {dim}): compare both "
+            "store.model_name and store.dim with what was asked for, and raise ValueError."
+        )
     if any(_is_open(store) for store in opened):
-        return ("the refused store is still open: close() it before raising (its connection "
-                "would stay open until the program ends).")
+        return (
+            "the refused store is still open: close() it before raising (its connection "
+            "would stay open until the program ends)."
+        )
     return None
 
 
@@ -147,12 +220,14 @@ def _is_open(store: EmbeddingStore) -> bool:
 
 @checker
 def check_open_for(fn: Callable[[Path, str, int], Any]) -> Verdict:
-    """Once exercise 05.2 (not in the chapter now): ``fn(path, model_name, dim)`` opens a store only if that model and dim made it.
+    """Once exercise 05.2 (not in the chapter now): ``fn(path, model_name, dim)``
+    opens a store only if that model and dim made it.
 
     Args:
-        fn: the student's function, run on three small stores of the checker's own: one made by the
-            model and dim asked for (it must come back open), one by another model with the same dim
-            and one by the same model name with another dim (both refused with ValueError, closed).
+        fn: the student's function, run on three small stores of the checker's own:
+            one made by the model and dim asked for (it must come back open), one by
+            another model with the same dim and one by the same model name with
+            another dim (both refused with ValueError, closed).
 
     Returns:
         The verdict.
@@ -168,48 +243,71 @@ def check_open_for(fn: Callable[[Path, str, int], Any]) -> Verdict:
     vectors = np.eye(5, 16, dtype=np.float32)
     with tempfile.TemporaryDirectory() as folder:
         paths = {}
-        for name, (model_name, dim) in {"right": ("book-model", 8), "other_model": ("other-model", 8),
-                                        "other_dim": ("book-model", 16)}.items():
+        for name, (model_name, dim) in {
+            "right": ("book-model", 8),
+            "other_model": ("other-model", 8),
+            "other_dim": ("book-model", 16),
+        }.items():
             paths[name] = Path(folder) / f"{name}.db"
-            with EmbeddingStore.create(paths[name], model_name=model_name, dim=dim) as store:
+            with EmbeddingStore.create(
+                paths[name], model_name=model_name, dim=dim
+            ) as store:
                 store.add(np.arange(5), vectors[:, :dim])
-        EmbeddingStore.open = classmethod(recording_open)  # to see whether the refused stores get closed
+        EmbeddingStore.open = classmethod(
+            recording_open
+        )  # to see whether the refused stores get closed
         try:
             problem = _accepted(fn, paths["right"])
-            for name, holds in (("other_model", ("other-model", "'other-model', dim 8")),
-                                ("other_dim", ("16", "'book-model', dim 16"))):
+            for name, holds in (
+                ("other_model", ("other-model", "'other-model', dim 8")),
+                ("other_dim", ("16", "'book-model', dim 16")),
+            ):
                 if problem is None:
                     opened.clear()
-                    problem = _refused(fn, paths[name], "book-model", 8, holds, opened)
+                    problem = _refused(
+                        fn, paths[name], "book-model", 8, holds, opened
+                    )
         finally:
             EmbeddingStore.open = real_open
             for store in opened:
                 store.close()
-    return _verdict([problem] if problem else [],
-                    "the store of this model and dim comes back open, and one made by another model or "
-                    "with another dim is refused with a ValueError that names it, and closed.")
+    return _verdict(
+        [problem] if problem else [],
+        "the store of this model and dim comes back open, and one made by another model or "
+        "with another dim is refused with a ValueError that names it, and closed.",
+    )
 
 
 def _accepted(fn: Callable[[Path, str, int], Any], path: Path) -> Optional[str]:
-    """The problem with ``fn``'s answer for the store that the model and dim asked for made, or None."""
+    """The problem with ``fn``'s answer for the store that the model and dim
+    asked for made, or None."""
     try:
         store = fn(path, "book-model", 8)
     except ValueError as e:
-        return (f"the store made by 'book-model' with dim 8 was refused ({e}): refuse only when "
-                "store.model_name or store.dim differs from what was asked for.")
+        return (
+            f"the store made by 'book-model' with dim 8 was refused ({e}): refuse only when "
+            "store.model_name or store.dim differs from what was asked for."
+        )
     if not isinstance(store, EmbeddingStore):
-        return f"return the opened EmbeddingStore itself, not {type(store).__name__}."
+        return (
+            f"return the opened EmbeddingStore itself, not {type(store).__name__}."
+        )
     if not _is_open(store):
-        return ("the store you return is already closed: a `with` block closes it on exit. Open it "
-                "without `with` and leave closing to the caller.")
+        return (
+            "the store you return is already closed: a `with` block closes it on exit. Open it "
+            "without `with` and leave closing to the caller."
+        )
     if len(store) != 5:
         return f"the store you return holds {len(store)} items, the file 5: return the store at path."
     store.close()
     return None
 
 
-def _cosine_reference(ids: np.ndarray, vectors: np.ndarray, query: np.ndarray, k: int) -> Tuple[np.ndarray, np.ndarray]:
-    """The checker's own answer: float64 cosine distances, sorted ascending, ties to the earlier row."""
+def _cosine_reference(
+    ids: np.ndarray, vectors: np.ndarray, query: np.ndarray, k: int
+) -> Tuple[np.ndarray, np.ndarray]:
+    """The checker's own answer: float64 cosine distances, sorted ascending, ties
+    to the earlier row."""
     x, q = vectors.astype(np.float64), query.astype(np.float64)
     distances = 1 - x @ q / (np.linalg.norm(x, axis=1) * np.linalg.norm(q))
     order = np.argsort(distances, kind="stable")[:k]
@@ -217,51 +315,106 @@ def _cosine_reference(ids: np.ndarray, vectors: np.ndarray, query: np.ndarray, k
 
 
 @checker
-def check_cosine_top_k(fn: Callable[[np.ndarray, np.ndarray, np.ndarray, int], Tuple[Any, Any]]) -> Verdict:
-    """Exercise 05.3: ``fn(ids, vectors, query, k)`` returns the ids and cosine distances of the k nearest, nearest first."""
-    rng = np.random.default_rng(7)  # vectors of very different norms, so that normalising matters
-    vectors = (rng.standard_normal((300, 16)) * rng.uniform(0.1, 10.0, (300, 1))).astype(np.float32)
+def check_cosine_top_k(
+    fn: Callable[[np.ndarray, np.ndarray, np.ndarray, int], Tuple[Any, Any]],
+) -> Verdict:
+    """Exercise 05.3: ``fn(ids, vectors, query, k)`` returns the ids and cosine
+    distances of the k nearest, nearest first."""
+    rng = np.random.default_rng(
+        7
+    )  # vectors of very different norms, so that normalising matters
+    vectors = (
+        rng.standard_normal((300, 16)) * rng.uniform(0.1, 10.0, (300, 1))
+    ).astype(np.float32)
     ids = np.arange(1000, 1300)
     problems: List[str] = []
-    for query in np.random.default_rng(8).standard_normal((5, 16)).astype(np.float32) * 3:
+    for query in (
+        np.random.default_rng(8).standard_normal((5, 16)).astype(np.float32) * 3
+    ):
         for k in (1, 5):
             truth_ids, truth = _cosine_reference(ids, vectors, query, k)
             answer = fn(ids.copy(), vectors.copy(), query.copy(), k)
             if not isinstance(answer, (tuple, list)) or len(answer) != 2:
-                return _verdict(["return a pair: (ids of the k nearest, their cosine distances)."], "")
+                return _verdict(
+                    [
+                        "return a pair: (ids of the k nearest, their cosine distances)."
+                    ],
+                    "",
+                )
             found_ids, found = (np.asarray(x).ravel() for x in answer)
             found = found.astype(np.float64)
-            similarity = vectors @ query / (np.linalg.norm(vectors, axis=1) * np.linalg.norm(query))
+            similarity = (
+                vectors
+                @ query
+                / (np.linalg.norm(vectors, axis=1) * np.linalg.norm(query))
+            )
             if len(found_ids) != k or len(found) != k:
-                problems.append(f"for k={k} you return {len(found_ids)} ids and {len(found)} distances; "
-                                "return exactly k of each (check your slice).")
+                problems.append(
+                    f"for k={k} you return {len(found_ids)} ids and {len(found)} distances; "
+                    "return exactly k of each (check your slice)."
+                )
             elif np.array_equal(found_ids, truth_ids):
-                if np.allclose(found, 1 - truth, atol=1e-4) and not np.allclose(found, truth, atol=1e-4):
-                    problems.append("the ids are right but you return cosine similarities; the distance is 1 - similarity.")
+                if np.allclose(found, 1 - truth, atol=1e-4) and not np.allclose(
+                    found, truth, atol=1e-4
+                ):
+                    problems.append(
+                        "the ids are right but you return cosine similarities; the distance is 1 - similarity."
+                    )
                 elif not np.allclose(found, truth, atol=1e-4):
-                    problems.append(f"the ids are right but the distances {np.round(found, 4).tolist()} should be "
-                                    f"{np.round(truth, 4).tolist()} (1 - cosine similarity).")
-            elif np.array_equal(found_ids, _cosine_reference(ids, vectors, query, k + 1)[0][1:]):
-                problems.append("you skipped the nearest item: the query is not stored here, so nothing needs "
-                                "dropping; the slice should start at 0.")
-            elif np.array_equal(found_ids, ids[np.argsort(vectors @ query)[::-1][:k]]):
-                problems.append("you ranked by the raw dot product: long vectors win. Divide by both norms "
-                                "(or normalise the vectors and the query) first.")
+                    problems.append(
+                        f"the ids are right but the distances {np.round(found, 4).tolist()} should be "
+                        f"{np.round(truth, 4).tolist()} (1 - cosine similarity)."
+                    )
+            elif np.array_equal(
+                found_ids, _cosine_reference(ids, vectors, query, k + 1)[0][1:]
+            ):
+                problems.append(
+                    "you skipped the nearest item: the query is not stored here, so nothing needs "
+                    "dropping; the slice should start at 0."
+                )
+            elif np.array_equal(
+                found_ids, ids[np.argsort(vectors @ query)[::-1][:k]]
+            ):
+                problems.append(
+                    "you ranked by the raw dot product: long vectors win. Divide by both norms "
+                    "(or normalise the vectors and the query) first."
+                )
             elif np.array_equal(found_ids, ids[np.argsort(similarity)[:k]]):
-                problems.append("those are the k farthest items: nearest means the smallest distance "
-                                "(the largest similarity), so sort ascending by distance.")
+                problems.append(
+                    "those are the k farthest items: nearest means the smallest distance "
+                    "(the largest similarity), so sort ascending by distance."
+                )
             else:
-                problems.append(f"for k={k} you return ids {found_ids.tolist()}; a float64 brute force gives "
-                                f"{truth_ids.tolist()}.")
+                problems.append(
+                    f"for k={k} you return ids {found_ids.tolist()}; a float64 brute force gives "
+                    f"{truth_ids.tolist()}."
+                )
             if problems:
                 return _verdict(problems, "")
-    with tempfile.TemporaryDirectory() as folder:  # the store's own cosine search, on the same vectors
-        with EmbeddingStore.create(Path(folder) / "cosine.db", model_name="exercise", dim=16) as store:
+    with (
+        tempfile.TemporaryDirectory() as folder
+    ):  # the store's own cosine search, on the same vectors
+        with EmbeddingStore.create(
+            Path(folder) / "cosine.db", model_name="exercise", dim=16
+        ) as store:
             store.add(ids, vectors)
-            queries = np.random.default_rng(8).standard_normal((5, 16)).astype(np.float32) * 3
+            queries = (
+                np.random.default_rng(8).standard_normal((5, 16)).astype(np.float32)
+                * 3
+            )
             found = store.search(queries, k=5, metric="cosine").ids
-    agrees = all(np.array_equal(row, fn(ids.copy(), vectors.copy(), q.copy(), 5)[0])
-                 for row, q in zip(found, queries))
-    return _verdict(problems, "your brute force gives the same ids and distances as the checker's own float64 "
-                    "brute force" + (", and the same ids as store.search(metric='cosine') on the same "
-                                     "vectors." if agrees else "."))
+    agrees = all(
+        np.array_equal(row, fn(ids.copy(), vectors.copy(), q.copy(), 5)[0])
+        for row, q in zip(found, queries)
+    )
+    return _verdict(
+        problems,
+        "your brute force gives the same ids and distances as the checker's own float64 "
+        "brute force"
+        + (
+            ", and the same ids as store.search(metric='cosine') on the same "
+            "vectors."
+            if agrees
+            else "."
+        ),
+    )

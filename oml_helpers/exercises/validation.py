@@ -1,4 +1,5 @@
-"""Checkers of chapter 02: OML's AP@k against the textbook's (1), the rank-1 confusion table (3)."""
+"""Checkers of chapter 02: OML's AP@k against the textbook's (1), the rank-1
+confusion table (3)."""
 
 from typing import List, Sequence
 
@@ -14,12 +15,19 @@ from oml_helpers.exercises.verdict import Verdict, checker
 from oml_helpers.exercises.verdict import verdict as _verdict
 
 
-TEXTBOOK_HITS = [False, True, False, False, True]  # exercise 02.1: hits at ranks 2 and 5
+TEXTBOOK_HITS = [
+    False,
+    True,
+    False,
+    False,
+    True,
+]  # exercise 02.1: hits at ranks 2 and 5
 TEXTBOOK_N_GT = 4
 
 
 def textbook_ap(is_correct: Sequence[bool], n_gt: int, k: int) -> float:
-    """The recommender-system AP@k: the precision at each hit within the first k, summed, / min(k, n).
+    """The recommender-system AP@k: the precision at each hit within the first k,
+    summed, / min(k, n).
 
     Args:
         is_correct: Rank by rank, whether each retrieved item is correct.
@@ -27,7 +35,8 @@ def textbook_ap(is_correct: Sequence[bool], n_gt: int, k: int) -> float:
         k: The cut-off.
 
     Returns:
-        The AP@k of Kaggle's ``ml_metrics.apk`` (0.0 when nothing in the first k is correct).
+        The AP@k of Kaggle's ``ml_metrics.apk`` (0.0 when nothing in the first k is
+        correct).
     """
     hits, total = 0, 0.0
     for rank, correct in enumerate(list(is_correct)[:k], start=1):
@@ -42,8 +51,11 @@ def _off(value: float, target: float) -> bool:
 
 
 @checker
-def check_oml_against_textbook(precision: float, map_: float, textbook: float) -> Verdict:
-    """Exercise 02.1: precision@5, OML's mAP@5 and the textbook AP@5 of ``TEXTBOOK_HITS``.
+def check_oml_against_textbook(
+    precision: float, map_: float, textbook: float
+) -> Verdict:
+    """Exercise 02.1: precision@5, OML's mAP@5 and the textbook AP@5 of
+    ``TEXTBOOK_HITS``.
 
     Args:
         precision: The answer for OML's precision@5.
@@ -51,7 +63,8 @@ def check_oml_against_textbook(precision: float, map_: float, textbook: float) -
         textbook: The answer for the textbook AP@5 (the sum divided by min(k, n)).
 
     Returns:
-        The verdict; the first value that is off is named, with a hint for the usual mistakes.
+        The verdict; the first value that is off is named, with a hint for the usual
+        mistakes.
     """
     k, n, hits = 5, TEXTBOOK_N_GT, torch.tensor(TEXTBOOK_HITS)
     truth = {
@@ -63,44 +76,87 @@ def check_oml_against_textbook(precision: float, map_: float, textbook: float) -
     n_k = int(hits[:k].sum())
     by_k = f"you divided by k = {k}; "
     mistakes = {  # (label, hint, [(the value a typical mistake gives, what to say)])
-        "precision": ("precision@5", "OML's precision@k divides the hits in the first k by "
-                      "min(k, n).", [(n_k / k, by_k + f"OML divides by min(k, n) = {min(k, n)}.")]),
-        "map": ("mAP@5", "OML averages the precision at each hit over the hits within the first k.",
-                [(truth["textbook"], f"that is the textbook's AP@5, divided by min(k, n) = "
-                  f"{min(k, n)}; OML divides the same sum by n_k = {n_k}, the hits it found in "
-                  f"the first {k}."),
-                 (sum_ / k, by_k + f"OML divides by the hits within the first k, n_k = {n_k}.")]),
-        "textbook": ("textbook AP@5", "the textbook AP@k sums the precision at each hit within "
-                     "the first k, / min(k, n).",
-                     [(truth["map"], f"that is OML's mAP@5; the textbook divides the same sum by "
-                       f"min(k, n) = {min(k, n)}, so that the {min(k, n) - n_k} correct items "
-                       "not found count as misses."),
-                      (sum_ / k, by_k + f"the textbook divides by min(k, n) = {min(k, n)}.")]),
+        "precision": (
+            "precision@5",
+            "OML's precision@k divides the hits in the first k by " "min(k, n).",
+            [(n_k / k, by_k + f"OML divides by min(k, n) = {min(k, n)}.")],
+        ),
+        "map": (
+            "mAP@5",
+            "OML averages the precision at each hit over the hits within the first k.",
+            [
+                (
+                    truth["textbook"],
+                    f"that is the textbook's AP@5, divided by min(k, n) = "
+                    f"{min(k, n)}; OML divides the same sum by n_k = {n_k}, the hits it found in "
+                    f"the first {k}.",
+                ),
+                (
+                    sum_ / k,
+                    by_k
+                    + f"OML divides by the hits within the first k, n_k = {n_k}.",
+                ),
+            ],
+        ),
+        "textbook": (
+            "textbook AP@5",
+            "the textbook AP@k sums the precision at each hit within "
+            "the first k, / min(k, n).",
+            [
+                (
+                    truth["map"],
+                    f"that is OML's mAP@5; the textbook divides the same sum by "
+                    f"min(k, n) = {min(k, n)}, so that the {min(k, n) - n_k} correct items "
+                    "not found count as misses.",
+                ),
+                (
+                    sum_ / k,
+                    by_k + f"the textbook divides by min(k, n) = {min(k, n)}.",
+                ),
+            ],
+        ),
     }
     problems = []
     if not _off(map_, truth["textbook"]) and not _off(textbook, truth["map"]):
-        problems.append("your mAP@5 and textbook AP@5 are swapped: OML divides the sum by the hits "
-                        "it found, the textbook by min(k, n).")
-    for name, value in (("precision", precision), ("map", map_), ("textbook", textbook)):
+        problems.append(
+            "your mAP@5 and textbook AP@5 are swapped: OML divides the sum by the hits "
+            "it found, the textbook by min(k, n)."
+        )
+    for name, value in (
+        ("precision", precision),
+        ("map", map_),
+        ("textbook", textbook),
+    ):
         label, hint, typical = mistakes[name]
         if _off(value, truth[name]):
-            hint = next((say for wrong, say in typical if not _off(value, wrong)), hint)
+            hint = next(
+                (say for wrong, say in typical if not _off(value, wrong)), hint
+            )
             problems.append(f"{label} = {value} is off; {hint}")
     ratio = truth["map"] / truth["textbook"]
-    return _verdict(problems, f"precision@5 = {truth['precision']:.3f}, OML's mAP@5 = "
-                    f"{truth['map']:.3f}, the textbook AP@5 = {truth['textbook']:.3f}: OML's is "
-                    f"{ratio:.0f} times the textbook's, since it averages over the {n_k} hits it "
-                    f"found, not the {min(k, n)} a perfect top {k} would hold.")
+    return _verdict(
+        problems,
+        f"precision@5 = {truth['precision']:.3f}, OML's mAP@5 = "
+        f"{truth['map']:.3f}, the textbook AP@5 = {truth['textbook']:.3f}: OML's is "
+        f"{ratio:.0f} times the textbook's, since it averages over the {n_k} hits it "
+        f"found, not the {min(k, n)} a perfect top {k} would hold.",
+    )
 
-def rank1_confusion(rr: RetrievalResults, dataset: IQueryGalleryLabeledDataset) -> pd.DataFrame:
-    """Counts of (query's label, first result's label) over all queries, correct ones included.
+
+def rank1_confusion(
+    rr: RetrievalResults, dataset: IQueryGalleryLabeledDataset
+) -> pd.DataFrame:
+    """Counts of (query's label, first result's label) over all queries, correct
+    ones included.
 
     Args:
-        rr: Retrieval results of ``dataset``'s queries (retrieved ids are gallery positions).
+        rr: Retrieval results of ``dataset``'s queries (retrieved ids are gallery
+            positions).
         dataset: The labelled query/gallery dataset ``rr`` was computed on.
 
     Returns:
-        A square table of counts: a row per query label, a column per label, both sorted.
+        A square table of counts: a row per query label, a column per label, both
+        sorted.
 
     Raises:
         ValueError: ``rr`` and ``dataset`` hold different numbers of queries.
@@ -109,19 +165,24 @@ def rank1_confusion(rr: RetrievalResults, dataset: IQueryGalleryLabeledDataset) 
     query_rows = dataset.get_query_ids().view(-1)
     gallery_rows = dataset.get_gallery_ids().view(-1)
     if len(rr.retrieved_ids) != len(query_rows):
-        raise ValueError(f"rr holds {len(rr.retrieved_ids)} queries, the dataset {len(query_rows)}: "
-                         "pass the dataset rr was computed on.")
+        raise ValueError(
+            f"rr holds {len(rr.retrieved_ids)} queries, the dataset {len(query_rows)}: "
+            "pass the dataset rr was computed on."
+        )
     digits = sorted(int(d) for d in labels.unique())
     index = {d: i for i, d in enumerate(digits)}
     counts = np.zeros((len(digits), len(digits)), dtype=int)
     for q, ids in zip(query_rows.tolist(), rr.retrieved_ids):
         if len(ids):
-            counts[index[int(labels[q])], index[int(labels[gallery_rows[ids[0]]])]] += 1
+            counts[
+                index[int(labels[q])], index[int(labels[gallery_rows[ids[0]]])]
+            ] += 1
     return pd.DataFrame(counts, index=digits, columns=digits)
 
 
 def _as_counts(table: object, shape: tuple) -> np.ndarray:
-    """The answer as a float array; ``ValueError`` with the reason when it cannot be one."""
+    """The answer as a float array; ``ValueError`` with the reason when it cannot
+    be one."""
     if isinstance(table, pd.DataFrame):
         values = table.to_numpy()
     elif torch.is_tensor(table):
@@ -129,10 +190,14 @@ def _as_counts(table: object, shape: tuple) -> np.ndarray:
     else:
         values = np.asarray(table)
     if values.dtype == object or not np.issubdtype(values.dtype, np.number):
-        raise ValueError(f"give a table of numbers (a DataFrame or a 2-d array), not {type(table).__name__}.")
+        raise ValueError(
+            f"give a table of numbers (a DataFrame or a 2-d array), not {type(table).__name__}."
+        )
     if values.shape != shape:
-        raise ValueError(f"give a {shape[0]}x{shape[1]} table, one row and one column per digit; "
-                         f"yours has the shape {values.shape}.")
+        raise ValueError(
+            f"give a {shape[0]}x{shape[1]} table, one row and one column per digit; "
+            f"yours has the shape {values.shape}."
+        )
     return values.astype(float)
 
 
@@ -140,20 +205,26 @@ def _wrong_labels(table: object, truth: pd.DataFrame) -> List[str]:
     if not isinstance(table, pd.DataFrame):
         return []
     digits = list(truth.index)
-    if [int(i) for i in table.index] != digits or [int(c) for c in table.columns] != digits:
-        return [f"label the rows and the columns with the digits {digits} in this order "
-                f"(yours: rows {list(table.index)}, columns {list(table.columns)})."]
+    if [int(i) for i in table.index] != digits or [
+        int(c) for c in table.columns
+    ] != digits:
+        return [
+            f"label the rows and the columns with the digits {digits} in this order "
+            f"(yours: rows {list(table.index)}, columns {list(table.columns)})."
+        ]
     return []
 
 
 @checker
-def check_confusion_table(table: object, rr: RetrievalResults,
-                          dataset: IQueryGalleryLabeledDataset) -> Verdict:
-    """Exercise 02.3: rows = the query's digit, columns = the digit of its first result, counts.
+def check_confusion_table(
+    table: object, rr: RetrievalResults, dataset: IQueryGalleryLabeledDataset
+) -> Verdict:
+    """Exercise 02.3: rows = the query's digit, columns = the digit of its first
+    result, counts.
 
     Args:
-        table: The answer: a DataFrame (rows and columns labelled with the digits) or a 2-d array
-            whose rows and columns follow the sorted digits.
+        table: The answer: a DataFrame (rows and columns labelled with the digits)
+            or a 2-d array whose rows and columns follow the sorted digits.
         rr: The retrieval results the table should count.
         dataset: The dataset ``rr`` was computed on.
 
@@ -172,24 +243,40 @@ def check_confusion_table(table: object, rr: RetrievalResults,
     if problems or np.array_equal(mine, right):
         pass
     elif np.isclose(mine.sum(), len(right)) or np.isclose(mine.sum(), 1.0):
-        problems.append("the table holds shares; count queries instead (each query adds 1 to one cell).")
+        problems.append(
+            "the table holds shares; count queries instead (each query adds 1 to one cell)."
+        )
     elif np.array_equal(mine, right.T):
-        problems.append("rows and columns are swapped: a row is the query's digit, a column the digit "
-                        "of its first result.")
+        problems.append(
+            "rows and columns are swapped: a row is the query's digit, a column the digit "
+            "of its first result."
+        )
     elif np.array_equal(mine[off], right[off]):
-        problems.append("the wrong cells are right, the diagonal is not: a query whose first result "
-                        "shows its own digit counts too, on the diagonal.")
+        problems.append(
+            "the wrong cells are right, the diagonal is not: a query whose first result "
+            "shows its own digit counts too, on the diagonal."
+        )
     elif mine.sum() != n_queries:
-        problems.append(f"your counts add up to {mine.sum():g}, but there are {n_queries} queries and "
-                        "each one counts once, with its first result only (rr.retrieved_ids[q][0]).")
+        problems.append(
+            f"your counts add up to {mine.sum():g}, but there are {n_queries} queries and "
+            "each one counts once, with its first result only (rr.retrieved_ids[q][0])."
+        )
     else:
-        problems.append("the right total but not the right cells. A retrieved id is a gallery "
-                        "position: map it to a dataset row with dataset.get_gallery_ids() before "
-                        "reading its label, and take the query's label from get_query_ids().")
-    wrong = pd.Series(right[off], index=[(a, b) for a in truth.index for b in truth.columns if a != b])
+        problems.append(
+            "the right total but not the right cells. A retrieved id is a gallery "
+            "position: map it to a dataset row with dataset.get_gallery_ids() before "
+            "reading its label, and take the query's label from get_query_ids()."
+        )
+    wrong = pd.Series(
+        right[off],
+        index=[(a, b) for a in truth.index for b in truth.columns if a != b],
+    )
     (a, b), n = wrong.idxmax(), int(wrong.max())
     correct = int(np.trace(right))
-    return _verdict(problems, f"{correct} of the {n_queries} queries are right at rank 1 (the "
-                    f"diagonal); the most frequent mistake is a {a} retrieving a {b} ({n} times, "
-                    f"and {int(truth.loc[b, a])} the other way). Rows: the query's digit; "
-                    f"columns: its first result's.\n{truth.to_string()}")
+    return _verdict(
+        problems,
+        f"{correct} of the {n_queries} queries are right at rank 1 (the "
+        f"diagonal); the most frequent mistake is a {a} retrieving a {b} ({n} times, "
+        f"and {int(truth.loc[b, a])} the other way). Rows: the query's digit; "
+        f"columns: its first result's.\n{truth.to_string()}",
+    )
