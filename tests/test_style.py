@@ -1,0 +1,77 @@
+"""House style: one formatter and one linter over the whole repository.
+
+ruff formats and lints the Python files and the notebooks' code cells with the settings in
+pyproject.toml: 84 columns in oml_helpers/ and notebooks/, the width the book's rendered code
+boxes show (tests/test_browser.py measures that), and 100 in tests/, scripts/, benchmarks/ and
+_ext/, which the book never shows (their ruff.toml). The student edition is generated from the
+notebooks and left out. Fix a failure with ``ruff format .`` and then ``ruff check .``: the second
+lists what the formatter cannot mend (a long string or comment to split by hand).
+"""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _ruff(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "ruff", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+
+
+def test_ruff_is_installed_at_the_pinned_version():
+    pinned = next(
+        line.split("==")[1].strip()
+        for line in (ROOT / "requirements.txt").read_text().splitlines()
+        if line.startswith("ruff==")
+    )
+    version = _ruff("--version")
+    assert version.returncode == 0, version.stderr
+    assert version.stdout.split()[-1] == pinned, (
+        f"ruff {version.stdout.strip()} is installed but requirements.txt pins {pinned}: "
+        "run scripts/setup_env.sh"
+    )
+
+
+def test_code_is_formatted():
+    result = _ruff("format", "--check", ".")
+    assert result.returncode == 0, (
+        "Some files are not formatted as ruff formats them (pyproject.toml); run "
+        f"`ruff format .` and commit:\n{result.stdout}{result.stderr}"
+    )
+
+
+def test_code_passes_the_linter():
+    result = _ruff("check", "--output-format", "concise", ".")
+    assert result.returncode == 0, (
+        "ruff check finds problems (E501: a line longer than the rendered code box; split it "
+        f"by hand):\n{result.stdout}{result.stderr}"
+    )
+
+
+@pytest.mark.parametrize("path", ["oml_helpers/probe.py", "notebooks/probe.ipynb"])
+def test_rendered_code_is_checked_at_the_code_box_width(path):
+    """The linter must reject, in rendered code, a line the code box would cut off."""
+    line = "x = " + "1 + " * 20 + "1"
+    assert len(line) == 85
+    if path.endswith(".py"):
+        text = line + "\n"
+    else:
+        text = nbformat.writes(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(line)]))
+    result = subprocess.run(
+        [sys.executable, "-m", "ruff", "check", "--select", "E501"]
+        + ["--output-format", "concise", "--stdin-filename", path, "-"],
+        cwd=ROOT,
+        input=text,
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 1 and "E501" in result.stdout, result.stdout
