@@ -1,7 +1,8 @@
 """Chapter cells that spell out what a helper does must keep doing the same thing.
 
-Chapter 01 writes the training loop by hand and later chapters call ``h.train_extractor``;
-chapter 03 builds ``ExtractorModule`` and ``EmbeddingMetrics`` by hand and later cells call
+Chapter 00 builds OML's datasets by hand and later chapters call ``h.make_datasets``; chapter
+01 writes the training loop by hand and later chapters call ``h.train_extractor``; chapter 03
+builds ``ExtractorModule`` and ``EmbeddingMetrics`` by hand and later cells call
 ``h.make_module`` and ``h.make_metric``. The chapter cell is the lesson, the helper is what the
 book reuses. These tests run the chapter's own cell (read from the committed notebook, only the
 number of epochs made smaller) beside the helper and fail when the two drift apart: other
@@ -224,3 +225,36 @@ def test_chapter_03_metric_is_make_metric(datasets):
     assert results[0].keys() == results[1].keys(), "other metrics"
     differ = [k for k in results[0] if not torch.equal(results[0][k], results[1][k])]
     assert not differ, f"the chapter's metric and make_metric differ in {differ}"
+
+
+def test_chapter_00_datasets_are_make_datasets(digits_root):
+    """Chapter 00 builds OML's datasets by hand with its own transform (Resize included);
+    ``h.make_datasets`` must give the same items (without augmentation)."""
+    from oml.datasets import ImageLabeledDataset, ImageQueryGalleryLabeledDataset
+
+    df = h.make_digits_dataset(digits_root)
+    df_train, df_val = h.split_dataframe(df)
+    cell = run_cell(
+        chapter_cell("00_data_and_setup.ipynb", "c13", {}),
+        dict(
+            df_train=df_train,
+            df_val=df_val,
+            DATA_ROOT=digits_root,
+            ImageLabeledDataset=ImageLabeledDataset,
+            ImageQueryGalleryLabeledDataset=ImageQueryGalleryLabeledDataset,
+        ),
+    )
+    helper_train, helper_val = h.make_datasets(df, digits_root, augment=False)
+    for name, chapter, helper in (
+        ("training", cell["train_dataset"], helper_train),
+        ("validation", cell["val_dataset"], helper_val),
+    ):
+        assert len(chapter) == len(helper)
+        assert torch.equal(
+            torch.as_tensor(chapter.get_labels()), torch.as_tensor(helper.get_labels())
+        )
+        for i in (0, 1, len(helper) // 2, len(helper) - 1):
+            a, b = chapter[i]["input_tensors"], helper[i]["input_tensors"]
+            assert torch.allclose(a, b, atol=1e-6), f"{name} item {i} differs"
+    assert torch.equal(cell["val_dataset"].get_query_ids(), helper_val.get_query_ids())
+    assert torch.equal(cell["val_dataset"].get_gallery_ids(), helper_val.get_gallery_ids())
