@@ -63,3 +63,33 @@ def test_book_builds_without_warnings(tmp_path):
         assert (
             "Colab set-up: inside Google Colab" not in page.read_text()
         ), f"{page.name} shows the set-up cell"
+    _check_helper_links(html)
+
+
+def _check_helper_links(html: Path) -> None:
+    """Every ``h.name`` in a chapter's code links to its entry on the reference page
+    (_ext/link_helpers.py), and every such link lands on an entry that is there."""
+    import re
+
+    import oml_helpers
+
+    reference = (html / "book" / "reference.html").read_text()
+    entries = set(re.findall(r'id="(oml_helpers\.[\w.]+)"', reference))
+    call = re.compile(
+        r'<span class="n">h</span><span class="o">\.</span>'
+        r'(?:<span class="n">exercises</span><span class="o">\.</span>)?'
+        r'(<a class="helper-link" href="([^"]*)"[^>]*>)?<span class="n">(\w+)</span>'
+    )
+    for page in sorted((html / "notebooks").glob("*.html")):
+        calls = call.findall(page.read_text())
+        assert calls, f"{page.name}: no h.name found in its code; has the highlighting changed?"
+        for link, href, name in calls:
+            if name == "exercises":
+                continue
+            assert link, f"{page.name}: h.{name} does not link to the reference page"
+            anchor = href.split("#")[-1]
+            assert href.startswith("../book/reference.html#") and anchor in entries, (
+                f"{page.name}: h.{name} links to {href}, which is not an entry of the "
+                f"reference page"
+            )
+            assert anchor.endswith(f".{name}") and hasattr(oml_helpers, anchor.split(".")[1])
