@@ -255,8 +255,9 @@ def main() -> None:
             rows += bench(dim, Path(folder))
     threads: Optional[int] = faiss.omp_get_max_threads() if faiss is not None else None
     print(
-        f"{datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC; {cpu_name()}, {os.cpu_count()} "
-        f"cores; Python {platform.python_version()}, numpy {np.__version__}, SQLite {sqlite3.sqlite_version}, "
+        f"{datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC; "
+        f"{cpu_name()}, {os.cpu_count()} cores; Python {platform.python_version()}, "
+        f"numpy {np.__version__}, SQLite {sqlite3.sqlite_version}, "
         + (
             f"faiss-cpu {faiss.__version__} ({threads} threads)"
             if faiss is not None
@@ -265,9 +266,11 @@ def main() -> None:
         + f"; load average {load_before:.1f} before, {os.getloadavg()[0]:.1f} after."
     )
     print(
-        f"{N:,} random unit vectors, top-{K} Euclidean. Timings are medians, each measure's columns timed in "
-        f"turn. Study notes: the row loop over float64 BLOBs, timed on {LOOP_ROWS_1:,} rows (1 query) and "
-        f"{LOOP_ROWS_100:,} rows (100 queries) and scaled to {N:,}; the numpy fix reads all rows with one "
+        f"{N:,} random unit vectors, top-{K} Euclidean. Timings are medians, "
+        "each measure's columns timed in turn. "
+        "Study notes: the row loop over float64 BLOBs, "
+        f"timed on {LOOP_ROWS_1:,} rows (1 query) and {LOOP_ROWS_100:,} rows "
+        f"(100 queries) and scaled to {N:,}; the numpy fix reads all rows with one "
         "SELECT into one matrix and searches it.\n"
     )
     print("| " + " | ".join(header) + " |")

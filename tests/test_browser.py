@@ -53,8 +53,9 @@ AXE_ALLOWED = [
     (
         "label-content-name-mismatch",
         r'class="[^"]*\b(search-button__button|theme-switch-button)\b',
-        "pydata-sphinx-theme 0.17.1's own header buttons: the search button is labelled 'Search' but "
-        "shows 'Search Ctrl+K', the colour-mode button is labelled 'Color mode' around an icon",
+        "pydata-sphinx-theme 0.17.1's own header buttons: the search button is labelled "
+        "'Search' but shows 'Search Ctrl+K', the colour-mode button is labelled "
+        "'Color mode' around an icon",
     ),
 ]
 
@@ -69,8 +70,9 @@ def _find_chromium():
 CHROMIUM = _find_chromium()
 if CHROMIUM is None:
     pytest.skip(
-        "browser tests skipped: Chromium is not installed (no `chromium` on PATH, $OML_BOOK_CHROMIUM "
-        "unset); run `bash scripts/setup_browser.sh` as root to install Debian's chromium",
+        "browser tests skipped: Chromium is not installed (no `chromium` on PATH, "
+        "$OML_BOOK_CHROMIUM unset); run `bash scripts/setup_browser.sh` as root to "
+        "install Debian's chromium",
         allow_module_level=True,
     )
 try:
@@ -322,7 +324,8 @@ def test_phone_width_has_no_horizontal_scroll(new_page, server, page):
     tab = new_page(viewport=PHONE)
     tab.goto(server + page)
     widths = tab.evaluate(
-        "() => ({scroll: document.documentElement.scrollWidth, client: document.documentElement.clientWidth})"
+        "() => ({scroll: document.documentElement.scrollWidth, "
+        "client: document.documentElement.clientWidth})"
     )
     assert (
         widths["scroll"] <= widths["client"] + 2
@@ -343,8 +346,8 @@ def test_dark_theme(new_page, server, page):
     colours = tab.evaluate(
         """() => {
             // the first paragraph of the page's own text, else its main area
-            const text = ['article p', 'main p', 'main li', 'main'].map(s => document.querySelector(s)).find(e => e)
-                || document.body;
+            const text = ['article p', 'main p', 'main li', 'main']
+                .map(s => document.querySelector(s)).find(e => e) || document.body;
             return {theme: document.documentElement.dataset.theme,
                     background: getComputedStyle(document.body).backgroundColor,
                     text: getComputedStyle(text).color, element: text.tagName};

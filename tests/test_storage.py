@@ -288,9 +288,11 @@ def test_edge_cases_of_search(tmp_path):
 
 
 def test_importing_storage_does_not_import_torch():
-    code = (  # load the storage modules without the package __init__, which imports the training helpers
+    # load the storage modules without the package __init__, which imports the training helpers
+    code = (
         "import sys, types\n"
-        f"pkg = types.ModuleType('oml_helpers'); pkg.__path__ = [{str(STORAGE_DIR)!r}]; sys.modules['oml_helpers'] = pkg\n"
+        "pkg = types.ModuleType('oml_helpers'); "
+        f"pkg.__path__ = [{str(STORAGE_DIR)!r}]; sys.modules['oml_helpers'] = pkg\n"
         "import oml_helpers.storage\n"
         "assert 'torch' not in sys.modules, 'storage imported torch'\n"
     )
@@ -417,10 +419,13 @@ def test_open_store_of_a_newer_schema_version(tmp_path):
 CHILD = """
 import sys, time, types
 import numpy as np
-pkg = types.ModuleType("oml_helpers"); pkg.__path__ = [sys.argv[2]]; sys.modules["oml_helpers"] = pkg
+pkg = types.ModuleType("oml_helpers")
+pkg.__path__ = [sys.argv[2]]
+sys.modules["oml_helpers"] = pkg
 import oml_helpers.storage as storage
 store = storage.EmbeddingStore.open(sys.argv[1])
-store._conn.execute("PRAGMA cache_size = 20")  # small page cache: uncommitted pages spill into the WAL file
+# small page cache: uncommitted pages spill into the WAL file
+store._conn.execute("PRAGMA cache_size = 20")
 
 
 class HalfThenWait:  # deep inside add(): half the rows inserted, uncommitted
