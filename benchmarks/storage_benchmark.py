@@ -28,10 +28,8 @@ except ImportError:  # the benchmark extra is not installed
     faiss = None
 
 N, K = 100_000, 10
-LOOP_ROWS_1, LOOP_ROWS_100 = (
-    10_000,
-    1_000,
-)  # rows the row loop really reads, for 1 and for 100 queries
+# rows the row loop really reads, for 1 and for 100 queries
+LOOP_ROWS_1, LOOP_ROWS_100 = 10_000, 1_000
 
 
 def timed(fn: Callable) -> float:
@@ -131,9 +129,8 @@ def bench(dim: int, folder: Path) -> List[List[str]]:
         y = np.load(npy)
         return brute_force(y, np.einsum("ij,ij->i", y, y), queries[:1])
 
-    assert np.array_equal(
-        cold_store().ids, brute_force(x, sq, queries[:1])
-    )  # same answers before timing
+    # same answers before timing
+    assert np.array_equal(cold_store().ids, brute_force(x, sq, queries[:1]))
     cold, cold_np, cold_fix = timed_in_turn(
         [cold_store, cold_npy, lambda: notes_fixed(notes, queries[:1])], 5
     )

@@ -93,10 +93,8 @@ def checker_calls(source: str) -> List[str]:
     """
     try:
         tokens = list(tokenize.generate_tokens(io.StringIO(source).readline))
-    except (
-        tokenize.TokenError,
-        SyntaxError,
-    ):  # unfinished code: fall back on the text
+    except (tokenize.TokenError, SyntaxError):
+        # unfinished code: fall back on the text
         code = "\n".join(line.split("#", 1)[0] for line in source.splitlines())
         return re.findall(r"\b(check_\w+)\s*\(", code)
     return [

@@ -336,9 +336,8 @@ class EmbeddingStore:
             raise MetadataError(
                 "Nothing to update: pass embeddings or at least one metadata list."
             )
-        with self._transaction(
-            must_exist=ids, change=change
-        ):  # column names are the store's own; values are parameters
+        # column names are the store's own; values are parameters
+        with self._transaction(must_exist=ids, change=change):
             sets = ", ".join(f"{column} = ?" for column in given)
             self._conn.executemany(
                 f"UPDATE items SET {sets} WHERE id = ?",
@@ -444,9 +443,8 @@ class EmbeddingStore:
         """
         self._conn.execute("BEGIN IMMEDIATE")
         try:
-            version = self._conn.execute("PRAGMA data_version").fetchone()[
-                0
-            ]  # no other writer from here on
+            # no other writer from here on
+            version = self._conn.execute("PRAGMA data_version").fetchone()[0]
             fresh = self._cache is not None and self._cache["version"] == version
             before = (self._cache["ids"], self._cache["matrix"]) if fresh else None
             if change is not None:
@@ -503,9 +501,8 @@ class EmbeddingStore:
             raise StoreError(
                 f"Unknown filter(s) {sorted(unknown)}; use {', '.join(FILTERS)}."
             )
-        version = self._conn.execute("PRAGMA data_version").fetchone()[
-            0
-        ]  # changes on others' commits
+        # changes on others' commits
+        version = self._conn.execute("PRAGMA data_version").fetchone()[0]
         needs_meta = "ids" in filters or any(
             v is not None for v in filters.values()
         )
@@ -530,26 +527,23 @@ class EmbeddingStore:
         """
         try:
             self._conn.execute("BEGIN IMMEDIATE")
-        except (
-            sqlite3.OperationalError
-        ):  # locked by another writer past the timeout: try at a later close
+        except sqlite3.OperationalError:
+            # locked by another writer past the timeout: try at a later close
             return
         try:
             version = self._conn.execute("PRAGMA data_version").fetchone()[0]
             if self._cache is not None and self._cache["version"] == version:
                 matrix = self._cache["ids"], self._cache["matrix"]
-            elif (
-                read_snapshot(self._conn, self.dim) is not None
-            ):  # already fresh (another store saved it)
+            elif read_snapshot(self._conn, self.dim) is not None:
+                # already fresh (another store saved it)
                 matrix = None
             else:
                 matrix, _ = self._read_rows(with_meta=False)
             if matrix is not None:
                 write_snapshot(self._conn, *matrix)
             self._conn.execute("COMMIT")
-        except (
-            StoreFileError
-        ):  # a row damaged behind the store's back: the snapshot stays stale
+        except StoreFileError:
+            # a row damaged behind the store's back: the snapshot stays stale
             self._conn.execute("ROLLBACK")
         except BaseException:
             if self._conn.in_transaction:
