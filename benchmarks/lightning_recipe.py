@@ -81,15 +81,16 @@ def main() -> None:
             row = run(CONFIGS[name], seed)
             rows.append(row)
             print(
-                f"| {name} | {seed} | {row['untrained cmc/1']:.3f} | {row['cmc/1']:.3f} | {row['map/5']:.3f} "
-                f"| {row['pcf/0.5']:.3f} | {row['seconds']:.0f} |",
+                f"| {name} | {seed} | {row['untrained cmc/1']:.3f} | {row['cmc/1']:.3f} "
+                f"| {row['map/5']:.3f} | {row['pcf/0.5']:.3f} | {row['seconds']:.0f} |",
                 flush=True,
             )
         for key in ("cmc/1", "map/5"):
             values = [r[key] for r in rows]
             spread = statistics.stdev(values) if len(values) > 1 else 0.0
             print(
-                f"| {name} | mean +- sd of {key} | | {statistics.mean(values):.3f} +- {spread:.3f} | "
+                f"| {name} | mean +- sd of {key} | "
+                f"| {statistics.mean(values):.3f} +- {spread:.3f} | "
                 f"min {min(values):.3f} | max {max(values):.3f} | |",
                 flush=True,
             )

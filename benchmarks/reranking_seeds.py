@@ -120,18 +120,21 @@ def main() -> None:
     gains = pd.DataFrame(per_split)
     gains = gains[gains["model"] != "shipped"]
     print(
-        f"\n{date.today()}, {platform.processor() or platform.machine()}, torch {torch.__version__}, "
-        f"{torch.get_num_threads()} threads, load average {os.getloadavg()[0]:.1f}; recipe {SIAMESE.arguments} "
-        f"(seed varied, epochs={args.epochs}); training took {np.mean(train_seconds):.0f} s per seed; splits {args.splits}, "
+        f"\n{date.today()}, {platform.processor() or platform.machine()}, "
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads, "
+        f"load average {os.getloadavg()[0]:.1f}; recipe {SIAMESE.arguments} "
+        f"(seed varied, epochs={args.epochs}); "
+        f"training took {np.mean(train_seconds):.0f} s per seed; splits {args.splits}, "
         f"20 queries per digit each\n"
     )
     print(
-        "Means over the query splits (CMC@1, mAP@5) and balanced accuracy on the held-out neighbour pairs:\n"
+        "Means over the query splits (CMC@1, mAP@5) and balanced accuracy "
+        "on the held-out neighbour pairs:\n"
     )
     print(table.round(3).to_markdown())
     print(
-        "\nOver the training seeds (mean +- standard deviation of the per-seed means; min and max over every "
-        "seed and split) of the change that re-ranking brings:\n"
+        "\nOver the training seeds (mean +- standard deviation of the per-seed means; "
+        "min and max over every seed and split) of the change that re-ranking brings:\n"
     )
     lines = []
     for top_n in args.top_n:

@@ -92,9 +92,11 @@ def main() -> None:
         for dim in (128, 384):
             rows += bench(dim, Path(folder))
     print(
-        f"{N:,} random unit vectors, top-{K} Euclidean; sqlite-vec {sqlite_vec.__version__} (vec0, brute force) "
-        f"through apsw {apsw.apsw_version()} (SQLite {apsw.sqlite_lib_version()}); {platform.machine()}, "
-        f"Python {platform.python_version()}, {os.cpu_count()} CPU cores, load average {os.getloadavg()[0]:.1f}.\n"
+        f"{N:,} random unit vectors, top-{K} Euclidean; "
+        f"sqlite-vec {sqlite_vec.__version__} (vec0, brute force) "
+        f"through apsw {apsw.apsw_version()} (SQLite {apsw.sqlite_lib_version()}); "
+        f"{platform.machine()}, Python {platform.python_version()}, "
+        f"{os.cpu_count()} CPU cores, load average {os.getloadavg()[0]:.1f}.\n"
     )
     print("| dim | measure | sqlite-vec | book's store | sqlite-vec / store |")
     print("|---|---|---|---|---|")

@@ -28,10 +28,8 @@ except ImportError:  # the benchmark extra is not installed
     faiss = None
 
 N, K = 100_000, 10
-LOOP_ROWS_1, LOOP_ROWS_100 = (
-    10_000,
-    1_000,
-)  # rows the row loop really reads, for 1 and for 100 queries
+# rows the row loop really reads, for 1 and for 100 queries
+LOOP_ROWS_1, LOOP_ROWS_100 = 10_000, 1_000
 
 
 def timed(fn: Callable) -> float:
@@ -131,9 +129,8 @@ def bench(dim: int, folder: Path) -> List[List[str]]:
         y = np.load(npy)
         return brute_force(y, np.einsum("ij,ij->i", y, y), queries[:1])
 
-    assert np.array_equal(
-        cold_store().ids, brute_force(x, sq, queries[:1])
-    )  # same answers before timing
+    # same answers before timing
+    assert np.array_equal(cold_store().ids, brute_force(x, sq, queries[:1]))
     cold, cold_np, cold_fix = timed_in_turn(
         [cold_store, cold_npy, lambda: notes_fixed(notes, queries[:1])], 5
     )
@@ -255,8 +252,9 @@ def main() -> None:
             rows += bench(dim, Path(folder))
     threads: Optional[int] = faiss.omp_get_max_threads() if faiss is not None else None
     print(
-        f"{datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC; {cpu_name()}, {os.cpu_count()} "
-        f"cores; Python {platform.python_version()}, numpy {np.__version__}, SQLite {sqlite3.sqlite_version}, "
+        f"{datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC; "
+        f"{cpu_name()}, {os.cpu_count()} cores; Python {platform.python_version()}, "
+        f"numpy {np.__version__}, SQLite {sqlite3.sqlite_version}, "
         + (
             f"faiss-cpu {faiss.__version__} ({threads} threads)"
             if faiss is not None
@@ -265,9 +263,11 @@ def main() -> None:
         + f"; load average {load_before:.1f} before, {os.getloadavg()[0]:.1f} after."
     )
     print(
-        f"{N:,} random unit vectors, top-{K} Euclidean. Timings are medians, each measure's columns timed in "
-        f"turn. Study notes: the row loop over float64 BLOBs, timed on {LOOP_ROWS_1:,} rows (1 query) and "
-        f"{LOOP_ROWS_100:,} rows (100 queries) and scaled to {N:,}; the numpy fix reads all rows with one "
+        f"{N:,} random unit vectors, top-{K} Euclidean. Timings are medians, "
+        "each measure's columns timed in turn. "
+        "Study notes: the row loop over float64 BLOBs, "
+        f"timed on {LOOP_ROWS_1:,} rows (1 query) and {LOOP_ROWS_100:,} rows "
+        f"(100 queries) and scaled to {N:,}; the numpy fix reads all rows with one "
         "SELECT into one matrix and searches it.\n"
     )
     print("| " + " | ".join(header) + " |")

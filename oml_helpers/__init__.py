@@ -33,7 +33,11 @@ from oml_helpers.data import (  # noqa: E402
     make_digits_dataset,
     split_dataframe,
 )
-from oml_helpers.device import get_device, seed_everything, silence_known_warnings  # noqa: E402
+from oml_helpers.device import (  # noqa: E402
+    get_device,
+    seed_everything,
+    silence_known_warnings,
+)
 from oml_helpers.lightning import (  # noqa: E402
     MetricValCallbackFewFigures,
     make_loaders,
@@ -56,7 +60,7 @@ from oml_helpers.models import (
     SmallCNN,
     count_parameters,
     pretrained_extractor,
-)  # noqa: E402
+)
 from oml_helpers.pair_accuracy import (  # noqa: E402
     best_threshold,
     neighbour_pair_scores,

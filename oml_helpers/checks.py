@@ -44,11 +44,12 @@ def expect_between(what: str, value: float, low: float, high: float) -> None:
             )
     if low > high:
         raise ValueError(
-            f"{what}: the range is empty (low {low} > high {high}); swap the bounds."
+            f"{what}: the range is empty (low {low} > high {high}); "
+            "swap the bounds."
         )
     if not low <= value <= high:
         raise OutsideStatedRangeError(
-            f"{what} is {value:.4g}, outside the range the text states ({low:g} to {high:g}). "
-            "If the code changed on purpose, rerun the chapter and update its text and this range; "
-            "otherwise something broke."
+            f"{what} is {value:.4g}, outside the range the text states "
+            f"({low:g} to {high:g}). If the code changed on purpose, rerun the "
+            "chapter and update its text and this range; otherwise something broke."
         )

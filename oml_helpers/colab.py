@@ -177,7 +177,8 @@ def install(
     }
     if changed:
         raise RuntimeError(
-            f"Installing changed packages that must stay as they are: {changed}. Restart the runtime."
+            "Installing changed packages that must stay as they are: "
+            f"{changed}. Restart the runtime."
         )
     report.append(
         "kept "

@@ -76,9 +76,8 @@ class _Run:
 
 
 def _short(text: str) -> str:
-    text = re.sub(
-        r"\x1b\[[0-9;]*m", "", " ".join(str(text).split())
-    )  # one line, no colour codes
+    # one line, no colour codes
+    text = re.sub(r"\x1b\[[0-9;]*m", "", " ".join(str(text).split()))
     return text if len(text) <= DETAIL_LENGTH else text[: DETAIL_LENGTH - 3] + "..."
 
 
@@ -94,10 +93,8 @@ def checker_calls(source: str) -> List[str]:
     """
     try:
         tokens = list(tokenize.generate_tokens(io.StringIO(source).readline))
-    except (
-        tokenize.TokenError,
-        SyntaxError,
-    ):  # unfinished code: fall back on the text
+    except (tokenize.TokenError, SyntaxError):
+        # unfinished code: fall back on the text
         code = "\n".join(line.split("#", 1)[0] for line in source.splitlines())
         return re.findall(r"\b(check_\w+)\s*\(", code)
     return [
@@ -235,17 +232,12 @@ def run_notebook(nb: nbformat.NotebookNode, workdir: Path, timeout: float) -> _R
         Which cells finished, and where and why the run stopped if it did not reach
         the end.
     """
-    run, current, deadline = (
-        _Run(),
-        [-1],
-        [time.monotonic() + timeout],
-    )  # -1: before any cell
+    # -1: before any cell
+    run, current, deadline = _Run(), [-1], [time.monotonic() + timeout]
     for cell in nb.cells:
         if cell.cell_type == "code":
-            cell.outputs, cell.execution_count = (
-                [],
-                None,
-            )  # never read a verdict from an old run
+            # never read a verdict from an old run
+            cell.outputs, cell.execution_count = [], None
             if SKIP_MARK in cell.source:
                 cell.metadata["tags"] = [
                     *cell.metadata.get("tags", []),
@@ -302,9 +294,8 @@ def _verdict(cell: nbformat.NotebookNode) -> Tuple[str, str]:
             text = output.get("text", "")
         else:
             text = output.get("data", {}).get("text/plain", "")
-        verdicts: List[
-            str
-        ] = []  # each verdict with its wrapped continuation lines, joined
+        # each verdict with its wrapped continuation lines, joined
+        verdicts: List[str] = []
         for line in text.splitlines():
             if line.startswith(VERDICT_STARTS):
                 verdicts.append(line.strip())
@@ -314,7 +305,8 @@ def _verdict(cell: nbformat.NotebookNode) -> Tuple[str, str]:
     if shown is None:
         return (
             NOT_YET,
-            "the cell shows no verdict: end it with its h.exercises.check_...(...) call",
+            "the cell shows no verdict: end it with its "
+            "h.exercises.check_...(...) call",
         )
     return (PASSED if shown.startswith(RIGHT) else NOT_YET), shown
 
@@ -387,14 +379,16 @@ def grade_file(
         chapter = identify(nb, known)
         if expected and chapter and chapter != expected:
             return failed(
-                f"this notebook is chapter {chapter.title!r}, not {expected.title!r}: "
+                f"this notebook is chapter {chapter.title!r}, "
+                f"not {expected.title!r}: "
                 f"hand in the chapter {expected.number} notebook"
             )
         chapter = chapter or expected
         if chapter is None:
             return failed(
-                "cannot tell which chapter this notebook is from: it calls no exercise "
-                "checker and its title is no chapter's; name it with --chapter NN"
+                "cannot tell which chapter this notebook is from: it calls no "
+                "exercise checker and its title is no chapter's; "
+                "name it with --chapter NN"
             )
         with tempfile.TemporaryDirectory(
             prefix="oml-grade-", ignore_cleanup_errors=True

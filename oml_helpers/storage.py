@@ -57,18 +57,22 @@ from oml_helpers.storage_snapshot import (
     write_snapshot,
 )
 
-SCHEMA_VERSION = 5  # 5: rows plus a snapshot; 4: one float32 BLOB per item; 3: chunks and int8 codes
-APPLICATION_ID = (
-    0x4F4D4C45  # "OMLE" in the file header: marks the file as an embedding store
-)
-READ_ROWS = (
-    8192  # rows joined at a time when the vectors are read: bounds the extra memory
-)
+# 5: rows plus a snapshot; 4: one float32 BLOB per item; 3: chunks and int8 codes
+SCHEMA_VERSION = 5
+# "OMLE" in the file header: marks the file as an embedding store
+APPLICATION_ID = 0x4F4D4C45
+# rows joined at a time when the vectors are read: bounds the extra memory
+READ_ROWS = 8192
+# Chapter 05 prints these statements as SQLite stores them: the line breaks are
+# part of the text.
 SCHEMA = (
     "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
-    """CREATE TABLE items (id INTEGER PRIMARY KEY, label INTEGER, path TEXT, split TEXT,
-    is_query INTEGER CHECK (is_query IN (0, 1)), is_gallery INTEGER CHECK (is_gallery IN (0, 1)),
-    vector BLOB NOT NULL CHECK (typeof(vector) = 'blob' AND length(vector) = {nbytes}))""",
+    "CREATE TABLE items (id INTEGER PRIMARY KEY, label INTEGER, path TEXT, "
+    "split TEXT,\n"
+    "    is_query INTEGER CHECK (is_query IN (0, 1)), "
+    "is_gallery INTEGER CHECK (is_gallery IN (0, 1)),\n"
+    "    vector BLOB NOT NULL CHECK "
+    "(typeof(vector) = 'blob' AND length(vector) = {nbytes}))",
 ) + SNAPSHOT_SCHEMA
 
 
@@ -76,18 +80,14 @@ def _connect(path: Path) -> sqlite3.Connection:
     """WAL, a busy timeout and durable commits; the store issues BEGIN and COMMIT
     itself."""
     conn = sqlite3.connect(path, isolation_level=None, timeout=10)
-    conn.execute(
-        "PRAGMA page_size = 65536"
-    )  # new files only: a full read visits fewer pages
-    conn.execute(
-        "PRAGMA mmap_size = 1073741824"
-    )  # reads map the file instead of copying pages
-    conn.execute(
-        "PRAGMA journal_mode = WAL"
-    )  # readers read while one writer writes
-    conn.execute(
-        "PRAGMA synchronous = FULL"
-    )  # a commit is on disk when add() returns
+    # new files only: a full read visits fewer pages
+    conn.execute("PRAGMA page_size = 65536")
+    # reads map the file instead of copying pages
+    conn.execute("PRAGMA mmap_size = 1073741824")
+    # readers read while one writer writes
+    conn.execute("PRAGMA journal_mode = WAL")
+    # a commit is on disk when add() returns
+    conn.execute("PRAGMA synchronous = FULL")
     return conn
 
 
@@ -137,7 +137,8 @@ class EmbeddingStore:
         path = Path(path)
         if path.exists():
             raise StoreFileError(
-                f"{path} already exists. Open it with EmbeddingStore.open, or delete it first."
+                f"{path} already exists. Open it with EmbeddingStore.open, "
+                "or delete it first."
             )
         if (
             isinstance(dim, bool)
@@ -147,7 +148,8 @@ class EmbeddingStore:
             raise StoreError(f"dim must be a positive integer, got {dim!r}.")
         if dtype != "float32":
             raise StoreError(
-                f"dtype={dtype!r} is not supported; the store keeps float32 vectors."
+                f"dtype={dtype!r} is not supported; "
+                "the store keeps float32 vectors."
             )
         conn = _connect(path)
         try:
@@ -186,16 +188,16 @@ class EmbeddingStore:
         path = Path(path)
         if not path.is_file():
             raise StoreFileError(
-                f"No store at {path}. Check the path, or make one with EmbeddingStore.create."
+                f"No store at {path}. Check the path, "
+                "or make one with EmbeddingStore.create."
             )
         with open(path, "rb") as f:
             if f.read(16) != b"SQLite format 3\x00":
                 raise StoreFileError(
                     f"{path} is not a SQLite database, so not an embedding store."
                 )
-        meta = read_meta(
-            path, APPLICATION_ID, SCHEMA_VERSION
-        )  # read-only: nothing is written to a file that is not a store
+        # read-only: nothing is written to a file that is not a store
+        meta = read_meta(path, APPLICATION_ID, SCHEMA_VERSION)
         return cls(
             _connect(path),
             path,
@@ -229,7 +231,10 @@ class EmbeddingStore:
         return self._conn.execute("SELECT count(*) FROM items").fetchone()[0]
 
     def __repr__(self) -> str:
-        return f"EmbeddingStore({str(self.path)!r}, model_name={self.model_name!r}, dim={self.dim}, n={len(self)})"
+        return (
+            f"EmbeddingStore({str(self.path)!r}, model_name={self.model_name!r}, "
+            f"dim={self.dim}, n={len(self)})"
+        )
 
     def add(
         self,
@@ -264,23 +269,23 @@ class EmbeddingStore:
         with self._transaction(
             change=lambda before: with_added(before, ids, vectors)
         ):
-            self._conn.execute(
-                "SAVEPOINT batch"
-            )  # to look at the store as it was if an id is taken
+            # to look at the store as it was if an id is taken
+            self._conn.execute("SAVEPOINT batch")
             try:
                 self._conn.executemany(
-                    f"INSERT INTO items (id, {', '.join(METADATA_COLUMNS)}, vector) VALUES "
-                    "(?, ?, ?, ?, ?, ?, ?)",
+                    "INSERT INTO items "
+                    f"(id, {', '.join(METADATA_COLUMNS)}, vector) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?)",
                     zip(ids.tolist(), *columns, map(bytes, vectors)),
                 )
             except sqlite3.IntegrityError as e:
-                self._conn.execute(
-                    "ROLLBACK TO batch"
-                )  # undo the batch's own inserts, keep the lock
+                # undo the batch's own inserts, keep the lock
+                self._conn.execute("ROLLBACK TO batch")
                 taken = sorted(self._existing(ids))
                 raise DuplicateIdError(
-                    f"{len(taken)} id(s) are already stored, e.g. {taken[:10]}; use update() "
-                    "to change them or pick new ids. Nothing was added."
+                    f"{len(taken)} id(s) are already stored, e.g. {taken[:10]}; "
+                    "use update() to change them or pick new ids. "
+                    "Nothing was added."
                 ) from e
             self._conn.execute("RELEASE batch")
 
@@ -331,9 +336,8 @@ class EmbeddingStore:
             raise MetadataError(
                 "Nothing to update: pass embeddings or at least one metadata list."
             )
-        with self._transaction(
-            must_exist=ids, change=change
-        ):  # column names are the store's own; values are parameters
+        # column names are the store's own; values are parameters
+        with self._transaction(must_exist=ids, change=change):
             sets = ", ".join(f"{column} = ?" for column in given)
             self._conn.executemany(
                 f"UPDATE items SET {sets} WHERE id = ?",
@@ -439,9 +443,8 @@ class EmbeddingStore:
         """
         self._conn.execute("BEGIN IMMEDIATE")
         try:
-            version = self._conn.execute("PRAGMA data_version").fetchone()[
-                0
-            ]  # no other writer from here on
+            # no other writer from here on
+            version = self._conn.execute("PRAGMA data_version").fetchone()[0]
             fresh = self._cache is not None and self._cache["version"] == version
             before = (self._cache["ids"], self._cache["matrix"]) if fresh else None
             if change is not None:
@@ -452,16 +455,16 @@ class EmbeddingStore:
                 )
                 mark_stale(self._conn)
             self._cache = None
-            if (
-                must_exist is not None
-            ):  # inside the transaction: no other writer can interfere
+            # inside the transaction: no other writer can interfere
+            if must_exist is not None:
                 missing = sorted(
                     set(must_exist.tolist()) - set(self._existing(must_exist))
                 )
                 if missing:
                     raise UnknownIdError(
-                        f"{len(missing)} id(s) are not stored, e.g. {missing[:10]}; nothing was "
-                        "changed. add() new items first."
+                        f"{len(missing)} id(s) are not stored, "
+                        f"e.g. {missing[:10]}; "
+                        "nothing was changed. add() new items first."
                     )
             yield
             after = before if change is None or before is None else change(before)
@@ -484,7 +487,8 @@ class EmbeddingStore:
         for start in range(0, len(ids), 30_000):
             part = ids[start : start + 30_000]
             found += self._conn.execute(
-                f"SELECT id, {column} FROM items WHERE id IN ({','.join('?' * len(part))})",
+                f"SELECT id, {column} FROM items "
+                f"WHERE id IN ({','.join('?' * len(part))})",
                 part,
             ).fetchall()
         return found
@@ -497,9 +501,8 @@ class EmbeddingStore:
             raise StoreError(
                 f"Unknown filter(s) {sorted(unknown)}; use {', '.join(FILTERS)}."
             )
-        version = self._conn.execute("PRAGMA data_version").fetchone()[
-            0
-        ]  # changes on others' commits
+        # changes on others' commits
+        version = self._conn.execute("PRAGMA data_version").fetchone()[0]
         needs_meta = "ids" in filters or any(
             v is not None for v in filters.values()
         )
@@ -508,9 +511,8 @@ class EmbeddingStore:
             or self._cache["version"] != version
             or (needs_meta and "meta" not in self._cache)
         ):
-            self._cache = self._read(
-                version, with_meta=needs_meta
-            )  # a plain search skips the metadata
+            # a plain search skips the metadata
+            self._cache = self._read(version, with_meta=needs_meta)
         return (
             select_rows(self._cache["meta"], filters) if needs_meta else None
         ), self._cache
@@ -525,26 +527,23 @@ class EmbeddingStore:
         """
         try:
             self._conn.execute("BEGIN IMMEDIATE")
-        except (
-            sqlite3.OperationalError
-        ):  # locked by another writer past the timeout: try at a later close
+        except sqlite3.OperationalError:
+            # locked by another writer past the timeout: try at a later close
             return
         try:
             version = self._conn.execute("PRAGMA data_version").fetchone()[0]
             if self._cache is not None and self._cache["version"] == version:
                 matrix = self._cache["ids"], self._cache["matrix"]
-            elif (
-                read_snapshot(self._conn, self.dim) is not None
-            ):  # already fresh (another store saved it)
+            elif read_snapshot(self._conn, self.dim) is not None:
+                # already fresh (another store saved it)
                 matrix = None
             else:
                 matrix, _ = self._read_rows(with_meta=False)
             if matrix is not None:
                 write_snapshot(self._conn, *matrix)
             self._conn.execute("COMMIT")
-        except (
-            StoreFileError
-        ):  # a row damaged behind the store's back: the snapshot stays stale
+        except StoreFileError:
+            # a row damaged behind the store's back: the snapshot stays stale
             self._conn.execute("ROLLBACK")
         except BaseException:
             if self._conn.in_transaction:
@@ -566,13 +565,14 @@ class EmbeddingStore:
                 matrix, columns = self._read_rows(with_meta)
             elif with_meta:
                 rows = self._conn.execute(
-                    "SELECT id, path, label, split, is_query, is_gallery FROM items "
-                    "ORDER BY id"
+                    "SELECT id, path, label, split, is_query, is_gallery "
+                    "FROM items ORDER BY id"
                 ).fetchall()
                 ids, *columns = map(list, zip(*rows)) if rows else [[]] * 6
                 if not np.array_equal(ids, matrix[0]):
                     raise StoreFileError(
-                        f"{self.path} is damaged: its snapshot's ids are not the rows' ids."
+                        f"{self.path} is damaged: "
+                        "its snapshot's ids are not the rows' ids."
                     )
         finally:
             self._conn.execute("COMMIT")

@@ -11,17 +11,18 @@ import pandas as pd
 
 METADATA_COLUMNS = ("label", "path", "split", "is_query", "is_gallery")
 FILTERS = ("ids", "label", "split", "is_query", "is_gallery")
-MAX_ABS_VALUE = 1e15  # nonzero rows' largest |value| in [1e-15, 1e15]: float32 products stay normal
-VECTOR_DTYPE = np.dtype("<f4")  # fixed byte order: a file moves between machines
+# nonzero rows' largest |value| in [1e-15, 1e15]: float32 products stay normal
+MAX_ABS_VALUE = 1e15
+# fixed byte order: a file moves between machines
+VECTOR_DTYPE = np.dtype("<f4")
 Filter = Union[None, bool, int, str, Sequence[Any]]
 
 
 class LoadResult(NamedTuple):
     ids: np.ndarray  # int64 [n], ascending
     vectors: np.ndarray  # float32 [n, dim]
-    metadata: (
-        pd.DataFrame
-    )  # one row per id: id, path, label, split, is_query, is_gallery
+    # one row per id: id, path, label, split, is_query, is_gallery
+    metadata: pd.DataFrame
 
 
 class SearchResult(NamedTuple):
@@ -63,21 +64,24 @@ def check_vectors(
     ``n`` if None); else EmbeddingError."""
     if not isinstance(x, np.ndarray):
         raise EmbeddingError(
-            f"{what} must be a numpy array, got {type(x).__name__}; for a torch tensor use "
-            ".cpu().numpy()."
+            f"{what} must be a numpy array, got {type(x).__name__}; "
+            "for a torch tensor use .cpu().numpy()."
         )
     if x.dtype != np.float32:
         raise EmbeddingError(
-            f"{what}: dtype is {x.dtype}, the store keeps float32: pass x.astype(np.float32)."
+            f"{what}: dtype is {x.dtype}, the store keeps float32: "
+            "pass x.astype(np.float32)."
         )
     if x.ndim != 2 or x.shape[1] != dim or (n is not None and x.shape[0] != n):
         raise EmbeddingError(
-            f"{what}: shape is {x.shape}, the store needs ({'n' if n is None else n}, {dim})."
+            f"{what}: shape is {x.shape}, "
+            f"the store needs ({'n' if n is None else n}, {dim})."
         )
     bad = ~np.isfinite(x).all(axis=1)
     if bad.any():
         raise EmbeddingError(
-            f"{what}: {bad.sum()} row(s) hold NaN or inf, first at row {bad.argmax()}."
+            f"{what}: {bad.sum()} row(s) hold NaN or inf, "
+            f"first at row {bad.argmax()}."
         )
     largest = np.abs(x).max(axis=1, initial=0)
     if np.any(largest > MAX_ABS_VALUE) or np.any(
@@ -85,8 +89,9 @@ def check_vectors(
     ):
         raise EmbeddingError(
             f"{what}: a row's largest value is {largest[largest > 0].min():.3g} to "
-            f"{largest.max():.3g}; nonzero rows must lie between {1 / MAX_ABS_VALUE:.0e} and "
-            f"{MAX_ABS_VALUE:.0e}: normalise the embeddings (they are usually of norm about 1)."
+            f"{largest.max():.3g}; nonzero rows must lie between "
+            f"{1 / MAX_ABS_VALUE:.0e} and {MAX_ABS_VALUE:.0e}: "
+            "normalise the embeddings (they are usually of norm about 1)."
         )
     return np.ascontiguousarray(x, VECTOR_DTYPE)
 
@@ -97,7 +102,8 @@ def check_ids(ids: Any, unique: bool = False) -> np.ndarray:
     array = np.asarray(ids)
     if array.ndim != 1 or not (array.dtype.kind in "iu" or array.size == 0):
         raise MetadataError(
-            f"ids must be a 1-D list of integers, got {array.dtype} with shape {array.shape}."
+            "ids must be a 1-D list of integers, "
+            f"got {array.dtype} with shape {array.shape}."
         )
     if (
         array.dtype.kind == "u"
@@ -126,13 +132,12 @@ def check_metadata(n: int, *columns: Optional[Sequence]) -> List[Optional[list]]
             continue
         if len(values) != n:
             raise MetadataError(
-                f"{name} has {len(values)} values for {n} ids; give one per id (None for empty)."
+                f"{name} has {len(values)} values for {n} ids; "
+                "give one per id (None for empty)."
             )
         kind = {"label": int, "path": str, "split": str}.get(name, bool)
-        if set(map(type, values)) <= {
-            kind,
-            type(None),
-        }:  # the usual case, checked at C speed
+        # the usual case, checked at C speed
+        if set(map(type, values)) <= {kind, type(None)}:
             checked.append(list(values))
             continue
         values = [
@@ -153,7 +158,8 @@ def check_metadata(n: int, *columns: Optional[Sequence]) -> List[Optional[list]]
         ]
         if bad:
             raise MetadataError(
-                f"{name} must hold {kind.__name__} or None, got {bad[0]!r} ({type(bad[0]).__name__})."
+                f"{name} must hold {kind.__name__} or None, "
+                f"got {bad[0]!r} ({type(bad[0]).__name__})."
             )
         checked.append([v if v is None else kind(v) for v in values])
     return checked
@@ -206,14 +212,17 @@ def read_meta(path: Path, application_id: int, schema_version: int) -> dict:
             ]
             if app_id != application_id or not {"meta", "items"} <= set(tables):
                 raise StoreFileError(
-                    f"{path} is a SQLite database but not an embedding store (tables: {tables}). "
+                    f"{path} is a SQLite database but not an embedding store "
+                    f"(tables: {tables}). "
                     "Give the path of a store made by EmbeddingStore.create."
                 )
             if version != schema_version:
                 raise StoreFileError(
-                    f"{path} has store schema version {version}; this code reads version "
-                    f"{schema_version}. Create the store again from your embeddings with "
-                    "EmbeddingStore.create, or use the oml_helpers version that wrote it."
+                    f"{path} has store schema version {version}; "
+                    f"this code reads version {schema_version}. "
+                    "Create the store again from your embeddings with "
+                    "EmbeddingStore.create, "
+                    "or use the oml_helpers version that wrote it."
                 )
             return dict(ro.execute("SELECT key, value FROM meta").fetchall())
     except sqlite3.DatabaseError as e:
@@ -236,10 +245,12 @@ def damaged_error(
                 else f"a {type(blob).__name__}"
             )
             return StoreFileError(
-                f"{path} is damaged: the vector of item id {item_id} is {got}, not {expected} "
-                f"bytes ({dim} float32). It was written outside EmbeddingStore; update() or "
-                "delete() that item, or build the store again."
+                f"{path} is damaged: the vector of item id {item_id} is {got}, "
+                f"not {expected} bytes ({dim} float32). "
+                "It was written outside EmbeddingStore; "
+                "update() or delete() that item, or build the store again."
             )
     return StoreFileError(
-        f"{path} is damaged: its vectors do not add up to {dim} float32 numbers each."
+        f"{path} is damaged: "
+        f"its vectors do not add up to {dim} float32 numbers each."
     )

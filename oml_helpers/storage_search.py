@@ -44,10 +44,8 @@ def float32_scores(
             1.0, norms, out=np.zeros_like(norms), where=norms > 0
         ).astype(np.float32)
         margin = (gamma + 3 * U) * q_norms
-    return (
-        scores,
-        1.01 * margin + d * 2.0**-90,
-    )  # 1.01: the bound's own rounding; 2**-90: underflow
+    # 1.01: the bound's own rounding; 2**-90: underflow
+    return scores, 1.01 * margin + d * 2.0**-90
 
 
 def shortlists(
@@ -61,9 +59,8 @@ def shortlists(
     a second margin.
     """
     found: List[np.ndarray] = []
-    block = max(
-        1, SCORE_BLOCK // max(len(matrix), 1)
-    )  # bounds the [block, n] float32 scores
+    # bounds the [block, n] float32 scores
+    block = max(1, SCORE_BLOCK // max(len(matrix), 1))
     for start in range(0, len(queries), block):
         scores, margin = float32_scores(
             matrix, sq, queries[start : start + block], metric

@@ -29,7 +29,9 @@ from oml_helpers.storage_checks import VECTOR_DTYPE
 IDS_DTYPE = np.dtype("<i8")
 BUMP = "UPDATE meta SET value = value + 1 WHERE key = 'generation'"
 TRIGGERS = {
-    f"items_{name}": f"CREATE TRIGGER items_{name} AFTER {event} ON items BEGIN {BUMP}; END"
+    f"items_{name}": (
+        f"CREATE TRIGGER items_{name} AFTER {event} ON items BEGIN {BUMP}; END"
+    )
     for name, event in (
         ("inserted", "INSERT"),
         ("deleted", "DELETE"),
@@ -37,23 +39,20 @@ TRIGGERS = {
     )
 }
 SNAPSHOT_SCHEMA = (
-    (
-        "CREATE TABLE snapshot (one INTEGER PRIMARY KEY CHECK (one = 1), generation INTEGER NOT NULL, "
-        "ids BLOB NOT NULL, vectors BLOB NOT NULL)",
-        "INSERT INTO snapshot VALUES (1, 0, x'', x'')",  # an empty store's snapshot is fresh
-    )
-    + tuple(TRIGGERS.values())
-)
+    "CREATE TABLE snapshot (one INTEGER PRIMARY KEY CHECK (one = 1), "
+    "generation INTEGER NOT NULL, ids BLOB NOT NULL, vectors BLOB NOT NULL)",
+    # an empty store's snapshot is fresh
+    "INSERT INTO snapshot VALUES (1, 0, x'', x'')",
+) + tuple(TRIGGERS.values())
 
-Matrix = Tuple[
-    np.ndarray, np.ndarray
-]  # ids int64 [n] ascending, vectors float32 [n, dim]
+# ids int64 [n] ascending, vectors float32 [n, dim]
+Matrix = Tuple[np.ndarray, np.ndarray]
 
 
-ROW_OVERHEAD = 64  # bytes of the snapshot's row beside its two BLOBs (header, generation): generous
-READ_BYTES = (
-    1 << 20
-)  # BLOB bytes read at a time: a SELECT of the whole BLOBs measured 4-8x np.load
+# bytes of the snapshot's row beside its two BLOBs (header, generation): generous
+ROW_OVERHEAD = 64
+# BLOB bytes read at a time: a SELECT of the whole BLOBs measured 4-8x np.load
+READ_BYTES = 1 << 20
 
 
 def mark_stale(conn: sqlite3.Connection) -> None:
@@ -86,8 +85,10 @@ def read_snapshot(conn: sqlite3.Connection, dim: int) -> Optional[Matrix]:
     for the ``n`` rows.
     """
     fresh, n_ids, n_vectors, n = conn.execute(
-        "SELECT generation = (SELECT CAST(value AS INTEGER) FROM meta WHERE key = 'generation'), length(ids), "
-        "length(vectors), (SELECT count(*) FROM items) FROM snapshot WHERE one = 1"
+        "SELECT generation = "
+        "(SELECT CAST(value AS INTEGER) FROM meta WHERE key = 'generation'), "
+        "length(ids), length(vectors), (SELECT count(*) FROM items) "
+        "FROM snapshot WHERE one = 1"
     ).fetchone() or (0, 0, 0, 0)
     if not (
         fresh
@@ -116,16 +117,17 @@ def write_snapshot(
         np.ascontiguousarray(vectors, VECTOR_DTYPE),
     )
     conn.execute(BUMP)  # a new generation: any older snapshot is stale
+    # SQLite's length limit caps a row too
     if ids.nbytes + vectors.nbytes + ROW_OVERHEAD > conn.getlimit(
         sqlite3.SQLITE_LIMIT_LENGTH
-    ):  # caps a row too
+    ):
         conn.execute("DELETE FROM snapshot")
         return
     for sql in TRIGGERS.values():
         conn.execute(sql.replace("CREATE TRIGGER", "CREATE TRIGGER IF NOT EXISTS"))
     conn.execute(
-        "INSERT OR REPLACE INTO snapshot VALUES (1, (SELECT value FROM meta WHERE key = 'generation'), "
-        "?, ?)",
+        "INSERT OR REPLACE INTO snapshot VALUES "
+        "(1, (SELECT value FROM meta WHERE key = 'generation'), ?, ?)",
         (memoryview(ids), memoryview(vectors.reshape(-1))),
     )
 

@@ -44,7 +44,8 @@ def student_notebook(path: Path) -> nbformat.NotebookNode:
         elif "solution" in cell.metadata.get("tags", []):
             if "student_stub" not in cell.metadata:
                 raise ValueError(
-                    f"{path.name}: a solution cell has no metadata.student_stub:\n{cell.source[:200]}"
+                    f"{path.name}: a solution cell has no metadata.student_stub:\n"
+                    f"{cell.source[:200]}"
                 )
             cell.source = cell.metadata.pop("student_stub")
             cell.metadata["tags"] = ["exercise"]

@@ -61,7 +61,8 @@ def repository() -> Dict[str, str]:
     url = str(repo.get("url", "")).rstrip("/").removesuffix(".git")
     if not url.startswith("https://github.com/"):
         raise ValueError(
-            f"repository.url in _config.yml must be a https://github.com/<owner>/<name> address, got {url!r}."
+            "repository.url in _config.yml must be a "
+            f"https://github.com/<owner>/<name> address, got {url!r}."
         )
     return {"url": url, "branch": str(repo.get("branch", "main"))}
 

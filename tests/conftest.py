@@ -6,9 +6,8 @@ once per test session; tests that change a dataframe get their own copy.
 
 import os
 
-os.environ.setdefault(
-    "NO_ALBUMENTATIONS_UPDATE", "1"
-)  # albumentations must not go online at import
+# albumentations must not go online at import
+os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 
 import matplotlib
 

@@ -5,8 +5,9 @@ served by ``http.server`` on 127.0.0.1, and every HTML page found in the build i
 console errors, every internal link and #anchor resolves, no horizontal scroll at phone width, the
 dark theme is dark, and an axe-core scan finds no serious or critical violations. Chapter pages (the
 pages whose source in ``_sources/`` is a notebook) are also checked for their figures (rendered, one
-per ``image/png`` output, each with real alt text) and their Colab link. The search page must find a
-term from a chapter. Full-page screenshots of each chapter (desktop, phone, dark) go to
+per ``image/png`` output, each with real alt text), their code cells (at desktop width no cell's
+source scrolls sideways in its box) and their Colab link. The search page must find a term from a
+chapter. Full-page screenshots of each chapter (desktop, phone, dark) go to
 ``artifacts/screenshots/`` (or ``$OML_BOOK_SCREENSHOTS``).
 
 Chromium is Debian's (``scripts/setup_browser.sh`` installs it; ``$OML_BOOK_CHROMIUM`` overrides
@@ -53,8 +54,9 @@ AXE_ALLOWED = [
     (
         "label-content-name-mismatch",
         r'class="[^"]*\b(search-button__button|theme-switch-button)\b',
-        "pydata-sphinx-theme 0.17.1's own header buttons: the search button is labelled 'Search' but "
-        "shows 'Search Ctrl+K', the colour-mode button is labelled 'Color mode' around an icon",
+        "pydata-sphinx-theme 0.17.1's own header buttons: the search button is labelled "
+        "'Search' but shows 'Search Ctrl+K', the colour-mode button is labelled "
+        "'Color mode' around an icon",
     ),
 ]
 
@@ -69,8 +71,9 @@ def _find_chromium():
 CHROMIUM = _find_chromium()
 if CHROMIUM is None:
     pytest.skip(
-        "browser tests skipped: Chromium is not installed (no `chromium` on PATH, $OML_BOOK_CHROMIUM "
-        "unset); run `bash scripts/setup_browser.sh` as root to install Debian's chromium",
+        "browser tests skipped: Chromium is not installed (no `chromium` on PATH, "
+        "$OML_BOOK_CHROMIUM unset); run `bash scripts/setup_browser.sh` as root to "
+        "install Debian's chromium",
         allow_module_level=True,
     )
 try:
@@ -322,7 +325,8 @@ def test_phone_width_has_no_horizontal_scroll(new_page, server, page):
     tab = new_page(viewport=PHONE)
     tab.goto(server + page)
     widths = tab.evaluate(
-        "() => ({scroll: document.documentElement.scrollWidth, client: document.documentElement.clientWidth})"
+        "() => ({scroll: document.documentElement.scrollWidth, "
+        "client: document.documentElement.clientWidth})"
     )
     assert (
         widths["scroll"] <= widths["client"] + 2
@@ -343,8 +347,8 @@ def test_dark_theme(new_page, server, page):
     colours = tab.evaluate(
         """() => {
             // the first paragraph of the page's own text, else its main area
-            const text = ['article p', 'main p', 'main li', 'main'].map(s => document.querySelector(s)).find(e => e)
-                || document.body;
+            const text = ['article p', 'main p', 'main li', 'main']
+                .map(s => document.querySelector(s)).find(e => e) || document.body;
             return {theme: document.documentElement.dataset.theme,
                     background: getComputedStyle(document.body).backgroundColor,
                     text: getComputedStyle(text).color, element: text.tagName};
@@ -415,6 +419,46 @@ def test_chapter_shows_its_figures_with_alt_text(new_page, server, chapter):
             '"mystnb": {"image": {"alt": "..."}}'
         )
     _screenshot(tab, chapter, "desktop")
+
+
+# Each input code box of a chapter (a cell's source; hidden ones opened first): the box's widths,
+# the characters its text area holds (canvas-measured in the box's own font) and the first line
+# wider than that area. Outputs are not measured: they scroll in their own box on purpose.
+CODE_BOXES_JS = """() => {
+    document.querySelectorAll('details').forEach(d => { d.open = true; });
+    const canvas = document.createElement('canvas').getContext('2d');
+    return [...document.querySelectorAll('.cell_input pre')].map((pre, index) => {
+        const style = getComputedStyle(pre);
+        canvas.font = style.font;
+        const room = pre.clientWidth - parseFloat(style.paddingLeft)
+            - parseFloat(style.paddingRight);
+        const lines = pre.textContent.replace(/\\n$/, '').split('\\n');
+        const line = lines.findIndex(l => canvas.measureText(l).width > room + 1);
+        return {cell: index + 1, scroll: pre.scrollWidth, client: pre.clientWidth,
+                holds: Math.floor(room / (canvas.measureText('0'.repeat(100)).width / 100)),
+                line: line + 1, text: line < 0 ? null : lines[line]};
+    });
+}"""
+
+
+def test_code_boxes_show_their_whole_width(new_page, server, chapter):
+    """At desktop width no cell's source scrolls sideways: each code box shows its longest line."""
+    tab = new_page()
+    tab.goto(server + chapter)
+    boxes = tab.evaluate(CODE_BOXES_JS)
+    assert boxes, f"{chapter}: no input code box found (.cell_input pre): has the HTML changed?"
+    wide = [b for b in boxes if b["scroll"] > b["client"] + 1]
+    assert not wide, (
+        f"{chapter}: {len(wide)} of {len(boxes)} code cells are wider than their box at "
+        f"{DESKTOP['width']} px and scroll sideways. First: code cell {wide[0]['cell']}, line "
+        f"{wide[0]['line']} ({len(wide[0]['text'] or '')} characters; the box holds "
+        f"{wide[0]['holds']}): {wide[0]['text']!r}\n"
+        + "\n".join(
+            f"code cell {b['cell']}, line {b['line']} ({len(b['text'] or '')} of {b['holds']} "
+            f"characters): {b['text']!r}"
+            for b in wide[1:]
+        )
+    )
 
 
 def _expected_colab_url(path: str) -> str:

@@ -80,22 +80,29 @@ def _shown(messages):
 
 KNOWN_TEXTS = [
     "CUDA is not available or torch_xla is imported. Disabling autocast.",
-    "torch.utils._pytree._register_pytree_node is deprecated. Please use torch.utils._pytree.register_pytree_node.",
-    "The 'train_dataloader' does not have many workers which may be a bottleneck. Consider increasing num_workers.",
+    "torch.utils._pytree._register_pytree_node is deprecated. "
+    "Please use torch.utils._pytree.register_pytree_node.",
+    "The 'train_dataloader' does not have many workers which may be a bottleneck. "
+    "Consider increasing num_workers.",
     "The 'val_dataloader' does not have many workers which may be a bottleneck.",
     "pkg_resources is deprecated as an API. See https://setuptools.pypa.io/en/latest/pkg_resources.html.",
-    "`isinstance(treespec, LeafSpec)` is deprecated, use `isinstance(treespec, TreeSpec) and treespec.is_leaf()` instead.",
-    "It is recommended to use `self.log('OVERALL/map/5', ..., sync_dist=True)` when logging on epoch level in "
+    "`isinstance(treespec, LeafSpec)` is deprecated, "
+    "use `isinstance(treespec, TreeSpec) and treespec.is_leaf()` instead.",
+    "It is recommended to use `self.log('OVERALL/map/5', ..., sync_dist=True)` "
+    "when logging on epoch level in "
     "distributed setting to accumulate the metric across devices.",
-    "It is recommended to use `self.log('triplet_loss', ..., sync_dist=True)` when logging on epoch level",
+    "It is recommended to use `self.log('triplet_loss', ..., sync_dist=True)` "
+    "when logging on epoch level",
 ]
 
 OTHER_TEXTS = [
     "Something else went wrong",
     "The 'train_dataloader' has many workers",
-    "Note! CUDA is not available or torch_xla is imported",  # the filter matches messages from their start
+    # the filter matches messages from their start
+    "Note! CUDA is not available or torch_xla is imported",
     "torch.utils._pytree.register_pytree_node is fine",
-    "It is recommended to use `self.log('my_accuracy', ..., sync_dist=True)` when logging on epoch level",
+    "It is recommended to use `self.log('my_accuracy', ..., sync_dist=True)` "
+    "when logging on epoch level",
 ]
 
 

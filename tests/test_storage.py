@@ -169,19 +169,16 @@ def test_update_and_delete_and_cache_invalidation(tmp_path):
 
 
 def test_many_small_batches_in_any_id_order(tmp_path):
-    x, ids = (
-        vectors(23),
-        np.random.default_rng(3).permutation(23) * 10,
-    )  # ids in no particular order
+    # ids in no particular order
+    x, ids = vectors(23), np.random.default_rng(3).permutation(23) * 10
     with EmbeddingStore.create(tmp_path / "s.db", "m", DIM) as store:
         for start in range(0, 23, 3):
             store.add(ids[start : start + 3], x[start : start + 3])
     with EmbeddingStore.open(tmp_path / "s.db") as store:
         got_ids, got, _ = store.load()
         order = np.argsort(ids)
-        assert np.array_equal(got_ids, ids[order]) and np.array_equal(
-            got, x[order]
-        )  # load() sorts by id
+        # load() sorts by id
+        assert np.array_equal(got_ids, ids[order]) and np.array_equal(got, x[order])
         found = store.search(x[[4, 11]], k=3)
         expected, _ = brute_force(x, x[[4, 11]], 3, "euclidean")
         assert np.array_equal(found.ids, ids[expected])
@@ -267,9 +264,8 @@ def test_other_connection_sees_writes(tmp_path):
     with filled(tmp_path) as writer, EmbeddingStore.open(tmp_path / "s.db") as reader:
         assert len(reader.load().ids) == 50
         writer.add([1001], vectors(1, seed=5))
-        assert (
-            reader.search(vectors(1, seed=5)[0], k=1).ids[0] == 1001
-        )  # cache refreshed (data_version)
+        # cache refreshed (data_version)
+        assert reader.search(vectors(1, seed=5)[0], k=1).ids[0] == 1001
 
 
 def test_edge_cases_of_search(tmp_path):
@@ -288,9 +284,11 @@ def test_edge_cases_of_search(tmp_path):
 
 
 def test_importing_storage_does_not_import_torch():
-    code = (  # load the storage modules without the package __init__, which imports the training helpers
+    # load the storage modules without the package __init__, which imports the training helpers
+    code = (
         "import sys, types\n"
-        f"pkg = types.ModuleType('oml_helpers'); pkg.__path__ = [{str(STORAGE_DIR)!r}]; sys.modules['oml_helpers'] = pkg\n"
+        "pkg = types.ModuleType('oml_helpers'); "
+        f"pkg.__path__ = [{str(STORAGE_DIR)!r}]; sys.modules['oml_helpers'] = pkg\n"
         "import oml_helpers.storage\n"
         "assert 'torch' not in sys.modules, 'storage imported torch'\n"
     )
@@ -417,10 +415,13 @@ def test_open_store_of_a_newer_schema_version(tmp_path):
 CHILD = """
 import sys, time, types
 import numpy as np
-pkg = types.ModuleType("oml_helpers"); pkg.__path__ = [sys.argv[2]]; sys.modules["oml_helpers"] = pkg
+pkg = types.ModuleType("oml_helpers")
+pkg.__path__ = [sys.argv[2]]
+sys.modules["oml_helpers"] = pkg
 import oml_helpers.storage as storage
 store = storage.EmbeddingStore.open(sys.argv[1])
-store._conn.execute("PRAGMA cache_size = 20")  # small page cache: uncommitted pages spill into the WAL file
+# small page cache: uncommitted pages spill into the WAL file
+store._conn.execute("PRAGMA cache_size = 20")
 
 
 class HalfThenWait:  # deep inside add(): half the rows inserted, uncommitted
@@ -473,15 +474,13 @@ def test_reader_reads_while_a_writer_holds_a_transaction(tmp_path):
         before = snapshot(store)
     writer = sqlite3.connect(tmp_path / "s.db", isolation_level=None)
     writer.execute("BEGIN IMMEDIATE")
-    writer.execute(
-        "INSERT INTO items (id, vector) VALUES (12345, ?)", (vectors(1).tobytes(),)
-    )  # uncommitted
+    # uncommitted
+    writer.execute("INSERT INTO items (id, vector) VALUES (12345, ?)", (vectors(1).tobytes(),))
     try:
         start = time.perf_counter()
         with EmbeddingStore.open(tmp_path / "s.db") as reader:
-            assert_same(
-                snapshot(reader), before
-            )  # the uncommitted row is invisible, and nothing blocks
+            # the uncommitted row is invisible, and nothing blocks
+            assert_same(snapshot(reader), before)
             assert len(reader.search(vectors(1), k=3).ids[0]) == 3
             assert time.perf_counter() - start < 2
             writer.execute("COMMIT")

@@ -77,9 +77,8 @@ def test_a_fresh_snapshot_is_read_instead_of_the_rows(tmp_path, row_reads):
     x = vectors(30)
     with EmbeddingStore.open(path) as store:
         assert store.search(x[7], k=1).ids[0] == 21
-        ids, got, meta = store.load(
-            label=[4, 5]
-        )  # metadata from the rows, vectors from the snapshot
+        # metadata from the rows, vectors from the snapshot
+        ids, got, meta = store.load(label=[4, 5])
         assert (
             ids.tolist() == [12, 15]
             and np.array_equal(got, x[[4, 5]])
@@ -128,9 +127,8 @@ def test_a_write_behind_the_stores_back_makes_the_snapshot_stale(tmp_path, row_r
     assert not fresh
     query = np.full(DIM, 49, np.float32) if "50" in str(params) else vectors(30)[1]
     with EmbeddingStore.open(path) as store:
-        assert store.search(query, k=1).ids[0] == expected_nearest(
-            path, query
-        )  # read from the rows
+        # read from the rows
+        assert store.search(query, k=1).ids[0] == expected_nearest(path, query)
         assert len(row_reads) == 1
         store.update([0], embeddings=vectors(1, seed=2))  # the next write rebuilds the snapshot
     rows, snap, fresh = rows_and_snapshot(path)
@@ -208,9 +206,8 @@ def test_a_write_with_damaged_rows_elsewhere_succeeds_and_close_leaves_the_snaps
     assert fresh and np.array_equal(rows[0], snap[0]) and np.array_equal(rows[1], snap[1])
 
 
-@pytest.mark.parametrize(
-    "limit_over", [0, 8 * 30]
-)  # the vectors alone fit; then ids and vectors fit
+# the vectors alone fit; then ids and vectors fit
+@pytest.mark.parametrize("limit_over", [0, 8 * 30])
 def test_a_matrix_past_sqlites_length_limit_leaves_no_snapshot_and_close_does_not_fail(
     tmp_path, row_reads, limit_over
 ):
