@@ -30,6 +30,7 @@ from oml_helpers.data import (  # noqa: E402
     DatasetFormatError,
     check_dataframe,
     default_data_root,
+    digit_transforms,
     make_digits_dataset,
     split_dataframe,
 )
@@ -54,7 +55,16 @@ from oml_helpers.logs import (  # noqa: E402
     tensorboard_image,
     tensorboard_image_tags,
 )
-from oml_helpers.mining import embedding_report, int8_round_trip  # noqa: E402
+from oml_helpers.metrics import (  # noqa: E402
+    embedding_metrics,
+    flatten_metrics,
+    metrics_dict,
+)
+from oml_helpers.mining import (  # noqa: E402
+    embedding_report,
+    int8_round_trip,
+    pair_distances,
+)
 from oml_helpers.models import (
     PretrainedUnavailableError,
     SmallCNN,
@@ -79,7 +89,6 @@ from oml_helpers.reranking import (  # noqa: E402
     changed_top1,
     dataset_with_embeddings,
     make_siamese,
-    metrics_dict,
     rerank,
     train_siamese,
 )
@@ -91,6 +100,7 @@ from oml_helpers.image_search import (  # noqa: E402
     search_image,
 )
 from oml_helpers.retrieval import (  # noqa: E402
+    correct_mask,
     plot_top_k,
     query_gallery_split,
     results_from_search,
@@ -108,7 +118,8 @@ from oml_helpers.storage import (  # noqa: E402
     UnknownIdError,
 )
 from oml_helpers.training import (  # noqa: E402
-    digit_transforms,
+    balanced_loader,
+    make_criterion,
     make_datasets,
     retrieval_metrics,
     train_digits_model,
@@ -132,19 +143,23 @@ __all__ = [
     "StoreFileError",
     "UnknownIdError",
     "best_checkpoint",
+    "balanced_loader",
     "best_threshold",
     "book_model_info",
     "changed_top1",
     "check_dataframe",
+    "correct_mask",
     "count_parameters",
     "dataset_with_embeddings",
     "embedding_report",
     "default_data_root",
     "digit_transforms",
     "embed_image",
+    "embedding_metrics",
     "exercises",
     "expect_between",
     "extractor_state_dict",
+    "flatten_metrics",
     "get_device",
     "in_colab",
     "int8_round_trip",
@@ -152,12 +167,14 @@ __all__ = [
     "load_extractor",
     "load_image_tensor",
     "make_datasets",
+    "make_criterion",
     "make_digits_dataset",
     "make_siamese",
     "metrics_dict",
     "neighbour_pair_scores",
     "order_accuracy",
     "pair_accuracy",
+    "pair_distances",
     "plot_metric_curves",
     "plot_number_line",
     "plot_distance_histograms",

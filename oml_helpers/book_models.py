@@ -40,6 +40,7 @@ from oml_helpers.checkpoints import (
     read_checkpoint,
     save_extractor,
 )
+from oml_helpers.metrics import metrics_dict
 
 WEIGHTS = Path(__file__).resolve().parent / "weights"
 RETRAIN_COMMAND = "python scripts/train_book_models.py"
@@ -82,15 +83,17 @@ DIGITS = Recipe(
         data._write_digit,
         data.split_dataframe,
         device.seed_everything,
-        training.digit_transforms,
+        data.digit_transforms,
         training.make_datasets,
         training.train_extractor,
+        training.make_criterion,
         training.balanced_schedule,
+        training.balanced_loader,
         training.train_digits_model,
         models.SmallCNN,
     ),
     constants=(
-        training.MEAN_STD,
+        data.MEAN_STD,
         data.TRAIN_DIGITS,
         training.RECIPE_LR,
         training.RECIPE_BATCH,
@@ -114,6 +117,7 @@ SIAMESE = Recipe(
         reranking.dataset_with_embeddings,
         reranking.train_siamese,
         training.balanced_schedule,
+        training.balanced_loader,
         device.seed_everything,
     ),
     constants=(),
@@ -161,7 +165,8 @@ def _code_without_docs(item: Callable) -> str:
 def _recipe(name: str) -> Recipe:
     if name not in RECIPES:
         raise KeyError(
-            f"The book ships no model called {name!r}; choose one of {sorted(RECIPES)}."
+            f"The book ships no model called {name!r}; choose one of "
+            f"{sorted(RECIPES)}."
         )
     return RECIPES[name]
 
@@ -211,15 +216,17 @@ def load_book_model(
         ) from e
     if meta.get("recipe") != name or "fingerprint" not in meta:
         raise CheckpointError(
-            f"{path} fits the {name} architecture but is not the book's {name} model file (its metadata has "
-            f"recipe={meta.get('recipe')!r} and no fingerprint). Regenerate it: {RETRAIN_COMMAND} {name}"
+            f"{path} fits the {name} architecture but is not the book's {name} "
+            f"model file (its metadata has recipe={meta.get('recipe')!r} and no "
+            f"fingerprint). Regenerate it: {RETRAIN_COMMAND} {name}"
         )
     current = recipe_fingerprint(name)
     if meta["fingerprint"] != current:
         warnings.warn(
             StaleModelWarning(
-                f"{path.name} was made by another version of its recipe (fingerprint {meta['fingerprint']}, "
-                f"now {current}); retrain it: {RETRAIN_COMMAND} {name}"
+                f"{path.name} was made by another version of its recipe "
+                f"(fingerprint {meta['fingerprint']}, now {current}); retrain it: "
+                f"{RETRAIN_COMMAND} {name}"
             ),
             stacklevel=2,
         )
@@ -277,7 +284,7 @@ def evaluate_book_model(
     _, df_val = data.split_dataframe(df)
     df_qg = retrieval.query_gallery_split(df_val, n_queries_per_label=20, seed=0)
     val = ImageQueryGalleryLabeledDataset(
-        df_qg, dataset_root=root, transform=training.digit_transforms(False)
+        df_qg, dataset_root=root, transform=data.digit_transforms(False)
     )
     rr = RetrievalResults.from_embeddings(
         inference(extractor, val, batch_size=256), val, n_items=20
@@ -285,8 +292,8 @@ def evaluate_book_model(
     after, _ = reranking.rerank(model, rr, val, top_n=5)
     return {
         k: round(v, 4)
-        for k, v in reranking.metrics_dict(after).items()
-        if k in ("cmc@1", "map@5")
+        for k, v in metrics_dict(after).items()
+        if k in ("cmc/1", "map/5")
     }
 
 
@@ -347,7 +354,10 @@ def save_book_model(
         "fingerprint": recipe_fingerprint(name),
         "arguments": recipe.arguments,
         "metrics": metrics,
-        "made_on": f"{date.today()}, {platform.processor() or platform.machine()}, torch {torch.__version__}",
+        "made_on": (
+            f"{date.today()}, {platform.processor() or platform.machine()}, torch "
+            f"{torch.__version__}"
+        ),
         "retrain": f"{RETRAIN_COMMAND} {name}",
     }
     return save_extractor(model, _file(name, path), meta)
@@ -369,10 +379,12 @@ def compare_metrics(
     """
     if set(shipped) != set(retrained):
         return [
-            f"different metrics: shipped {sorted(shipped)}, retrained {sorted(retrained)}"
+            f"different metrics: shipped {sorted(shipped)}, retrained "
+            f"{sorted(retrained)}"
         ]
     return [
-        f"{k}: shipped {shipped[k]:.3f}, retrained {retrained[k]:.3f} (more than {tolerance} apart)"
+        f"{k}: shipped {shipped[k]:.3f}, retrained {retrained[k]:.3f} (more than "
+        f"{tolerance} apart)"
         for k in sorted(shipped)
         if abs(shipped[k] - retrained[k]) > tolerance
     ]

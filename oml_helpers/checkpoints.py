@@ -15,10 +15,11 @@ from typing import Any, Dict, List, Optional, Union
 import torch
 from torch import nn
 
+from oml_helpers.messages import shorten
+
 FORMAT = "oml-book-extractor/1"
-LIGHTNING_PREFIX = (
-    "model."  # OML's ExtractorModule keeps the extractor as ``self.model``
-)
+# OML's ExtractorModule keeps the extractor as ``self.model``
+LIGHTNING_PREFIX = "model."
 _PLAIN = (str, int, float, bool, type(None))
 
 
@@ -71,9 +72,8 @@ def save_extractor(
         dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"
     )
     os.close(handle)
-    os.chmod(
-        tmp, 0o666 & ~_umask()
-    )  # mkstemp makes it private (0600); a saved model is for sharing
+    # mkstemp makes it private (0600); a saved model is for sharing
+    os.chmod(tmp, 0o666 & ~_umask())
     try:
         torch.save(payload, tmp)
         os.replace(tmp, path)
@@ -103,8 +103,9 @@ def _check_plain(value: Any, where: str) -> None:
             _check_plain(item, f"{where}[{i}]")
     elif not isinstance(value, _PLAIN):
         raise TypeError(
-            f"{where} is a {type(value).__name__}; keep meta to str, int, float, bool, None, lists and dicts "
-            "(convert tensors with float(...) or .tolist()) so that weights_only=True can load it."
+            f"{where} is a {type(value).__name__}; keep meta to str, int, float, "
+            "bool, None, lists and dicts (convert tensors with float(...) or "
+            ".tolist()) so that weights_only=True can load it."
         )
 
 
@@ -127,7 +128,8 @@ def read_checkpoint(path: Union[str, Path]) -> Dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(
-            f"No checkpoint file at {path}. Check the path (ls its folder) or save one first."
+            f"No checkpoint file at {path}. Check the path (ls its folder) or save "
+            "one first."
         )
     if path.stat().st_size == 0:
         raise CheckpointError(
@@ -139,21 +141,25 @@ def read_checkpoint(path: Union[str, Path]) -> Dict[str, Any]:
         found = re.search(
             r"unsupported (?:global: )?GLOBAL ([\w.]+)", str(e), re.IGNORECASE
         )
-        if (
-            found
-        ):  # a class or function the file wants called; anything else is damage
+        # a class or function the file wants called; anything else is damage
+        if found:
             what = f" (here {found.group(1)})"
             raise CheckpointError(
-                f"{path} holds objects other than tensors and plain values{what}, so weights_only=True refuses it: "
-                "loading it could run code. Load it with weights_only=False only if you trust where it comes from."
+                f"{path} holds objects other than tensors and plain values{what}, "
+                "so weights_only=True refuses it: loading it could run code. Load "
+                "it with weights_only=False only if you trust where it comes "
+                "from."
             ) from e
         raise CheckpointError(
-            f"{path} is truncated or corrupted: it is not a readable torch file ({_short(e)}). "
-            "Use another copy or save it again."
+            f"{path} is truncated or corrupted: it is not a readable torch file "
+            f"({_short(e)}). Use another copy or save it again."
         ) from e
-    except Exception as e:  # torch's reader fails in many ways on damaged bytes (RuntimeError, EOFError, struct.error...)
+    # torch's reader fails in many ways on damaged bytes (RuntimeError, EOFError,
+    # struct.error, ...)
+    except Exception as e:
         raise CheckpointError(
-            f"{path} is truncated or corrupted and cannot be read ({_short(e)}). Use another copy or save it again."
+            f"{path} is truncated or corrupted and cannot be read ({_short(e)}). "
+            "Use another copy or save it again."
         ) from e
 
 
@@ -205,8 +211,8 @@ def extractor_state_dict(
         else type(checkpoint).__name__
     )
     raise CheckpointError(
-        f"{source} is not a model checkpoint: expected a state dict, a Lightning checkpoint or a file from "
-        f"save_extractor, found {found}."
+        f"{source} is not a model checkpoint: expected a state dict, a Lightning "
+        f"checkpoint or a file from save_extractor, found {found}."
     )
 
 
@@ -245,7 +251,8 @@ def load_extractor(path: Union[str, Path], model: nn.Module) -> Dict[str, Any]:
         raise CheckpointError(
             f"The weights in {path} do not fit this {type(model).__name__}:{hint} "
             + "; ".join(problems)
-            + ". Build the model with the architecture and settings used for training."
+            + ". Build the model with the architecture and settings used for "
+            "training."
         )
     model.load_state_dict(state)
     if checkpoint.get("format") == FORMAT:
@@ -262,9 +269,7 @@ def _mismatches(
     expected: Dict[str, torch.Tensor], found: Dict[str, torch.Tensor]
 ) -> List[str]:
     def head(names: List[str]) -> str:
-        return ", ".join(names[:4]) + (
-            f", ... ({len(names)} in all)" if len(names) > 4 else ""
-        )
+        return shorten(names, 4, show=str)
 
     missing = [k for k in expected if k not in found]
     unexpected = [k for k in found if k not in expected]
@@ -334,7 +339,8 @@ def best_checkpoint(directory: Union[str, Path], monitor: str) -> Path:
     best = directory / Path(recorded).name
     if not best.is_file():
         raise CheckpointError(
-            f"{source.name} records {recorded} as the best checkpoint, but {best.name} is not in "
-            f"{directory}: it was deleted or moved. Restore it, or pick from the files there."
+            f"{source.name} records {recorded} as the best checkpoint, but "
+            f"{best.name} is not in {directory}: it was deleted or moved. Restore "
+            "it, or pick from the files there."
         )
     return best

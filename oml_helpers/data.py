@@ -1,4 +1,5 @@
-"""The book's offline dataset and a readable check of OML's dataframe format.
+"""The book's offline dataset, its image transforms, and a readable check of OML's
+dataframe format.
 
 OML describes a retrieval dataset with one dataframe row per image:
 
@@ -15,11 +16,12 @@ is_gallery validation only: the image is searched for
 
 import os
 from pathlib import Path
-from typing import Iterable, Optional, Sequence, Tuple, Union
+from typing import Optional, Sequence, Tuple, Union
 
 import numpy as np
 import pandas as pd
 from PIL import Image
+from torchvision import transforms as T
 
 from oml.const import (
     IS_GALLERY_COLUMN,
@@ -29,6 +31,8 @@ from oml.const import (
     SPLIT_COLUMN,
 )
 from oml.utils.dataframe_format import check_retrieval_dataframe_format
+
+from oml_helpers.messages import shorten
 
 REQUIRED_COLUMNS = (
     LABELS_COLUMN,
@@ -40,6 +44,7 @@ REQUIRED_COLUMNS = (
 TRAIN_DIGITS = (0, 1, 2, 3, 4)
 VALIDATION_DIGITS = (5, 6, 7, 8, 9)
 DIGITS_CSV = "df.csv"
+MEAN_STD = ([0.5, 0.5, 0.5], [0.5, 0.5, 0.5])
 
 
 class DatasetFormatError(ValueError):
@@ -88,12 +93,14 @@ def make_digits_dataset(
         or not set(train_digits) <= set(range(10))
     ):
         raise ValueError(
-            f"train_digits={train_digits} is not usable: give between 2 and 9 distinct digits in 0..9, "
-            "so that both training and validation have at least one class (training needs two)."
+            f"train_digits={train_digits} is not usable: give between 2 and 9 "
+            "distinct digits in 0..9, so that both training and validation have "
+            "at least one class (training needs two)."
         )
     if image_size < 8:
         raise ValueError(
-            f"image_size={image_size} is smaller than the 8x8 originals; use 8 or more."
+            f"image_size={image_size} is smaller than the 8x8 originals; use 8 or "
+            "more."
         )
 
     root = Path(root)
@@ -150,6 +157,24 @@ def split_dataframe(df: pd.DataFrame) -> Tuple[pd.DataFrame, pd.DataFrame]:
     return df[is_train].reset_index(drop=True), df[~is_train].reset_index(drop=True)
 
 
+def digit_transforms(train: bool) -> T.Compose:
+    """Transforms for the digit images: small random shifts, turns and zooms when
+    training.
+
+    Args:
+        train: ``True`` adds augmentation; ``False`` only converts and normalises.
+
+    Returns:
+        A torchvision ``Compose`` (OML's datasets accept it).
+    """
+    steps = (
+        [T.RandomAffine(degrees=10, translate=(0.1, 0.1), scale=(0.85, 1.15))]
+        if train
+        else []
+    )
+    return T.Compose(steps + [T.ToTensor(), T.Normalize(*MEAN_STD)])
+
+
 def check_dataframe(
     df: Union[pd.DataFrame, str, Path],
     dataset_root: Optional[Union[str, Path]] = None,
@@ -195,15 +220,17 @@ def check_dataframe(
 
     if not pd.api.types.is_integer_dtype(df[LABELS_COLUMN]):
         raise DatasetFormatError(
-            f"Column '{LABELS_COLUMN}' must hold integers, found dtype {df[LABELS_COLUMN].dtype} "
-            f"(e.g. {df[LABELS_COLUMN].iloc[0]!r}). Map class names to integers, e.g. with "
-            f"df['{LABELS_COLUMN}'] = pd.factorize(df['{LABELS_COLUMN}'])[0]."
+            f"Column '{LABELS_COLUMN}' must hold integers, found dtype "
+            f"{df[LABELS_COLUMN].dtype} (e.g. {df[LABELS_COLUMN].iloc[0]!r}). Map "
+            f"class names to integers, e.g. with df['{LABELS_COLUMN}'] = "
+            f"pd.factorize(df['{LABELS_COLUMN}'])[0]."
         )
 
     bad_splits = sorted(set(map(str, df[SPLIT_COLUMN])) - {"train", "validation"})
     if bad_splits:
         raise DatasetFormatError(
-            f"Column '{SPLIT_COLUMN}' has {bad_splits}; only 'train' and 'validation' are allowed."
+            f"Column '{SPLIT_COLUMN}' has {bad_splits}; only 'train' and "
+            "'validation' are allowed."
         )
 
     is_train = df[SPLIT_COLUMN] == "train"
@@ -224,15 +251,17 @@ def _check_train_rows(df_train: pd.DataFrame) -> None:
         filled = df_train[column].notna()
         if filled.any():
             raise DatasetFormatError(
-                f"{filled.sum()} training row(s) have a value in '{column}' (first at index "
-                f"{filled.idxmax()}). Leave is_query/is_gallery empty for split == 'train'."
+                f"{filled.sum()} training row(s) have a value in '{column}' (first "
+                f"at index {filled.idxmax()}). Leave is_query/is_gallery empty for "
+                "split == 'train'."
             )
     counts = df_train[LABELS_COLUMN].value_counts()
     lonely = sorted(counts[counts < 2].index.tolist())
     if lonely:
         raise DatasetFormatError(
-            f"Training label(s) {_head(lonely)} have a single image; BalanceSampler needs at least 2 per label. "
-            "Add images or move these labels to validation."
+            f"Training label(s) [{shorten(lonely)}] have a single image; "
+            "BalanceSampler needs at least 2 per label. Add images or move these "
+            "labels to validation."
         )
 
 
@@ -246,14 +275,15 @@ def _check_validation_rows(df_val: pd.DataFrame) -> None:
             or not values.map(lambda v: isinstance(v, (bool, np.bool_))).all()
         ):
             raise DatasetFormatError(
-                f"Column '{column}' must be True or False on every validation row; found "
-                f"{_head(sorted(set(map(repr, values))))}."
+                f"Column '{column}' must be True or False on every validation row; "
+                f"found [{shorten(sorted(set(map(repr, values))))}]."
             )
     neither = ~(df_val[IS_QUERY_COLUMN] | df_val[IS_GALLERY_COLUMN])
     if neither.any():
         raise DatasetFormatError(
-            f"{neither.sum()} validation row(s) are neither query nor gallery (first at index {neither.idxmax()}); "
-            "set at least one of is_query/is_gallery to True or drop the row."
+            f"{neither.sum()} validation row(s) are neither query nor gallery "
+            f"(first at index {neither.idxmax()}); set at least one of "
+            "is_query/is_gallery to True or drop the row."
         )
     queries_without_match = []
     gallery = df_val[df_val[IS_GALLERY_COLUMN]]
@@ -266,8 +296,9 @@ def _check_validation_rows(df_val: pd.DataFrame) -> None:
             queries_without_match.append(index)
     if queries_without_match:
         raise DatasetFormatError(
-            f"Query row(s) {_head(queries_without_match)} have no other gallery image of their label, "
-            "so there is nothing correct to retrieve. Add gallery images of those labels or drop the queries."
+            f"Query row(s) [{shorten(queries_without_match)}] have no other "
+            "gallery image of their label, so there is nothing correct to "
+            "retrieve. Add gallery images of those labels or drop the queries."
         )
 
 
@@ -277,7 +308,8 @@ def _check_files(
     root = Path(dataset_root) if dataset_root is not None else Path("")
     if dataset_root is not None and not root.is_dir():
         raise DatasetFormatError(
-            f"dataset_root {root} is not a folder. Pass the folder your paths start from."
+            f"dataset_root {root} is not a folder. Pass the folder your paths "
+            "start from."
         )
     missing = [p for p in paths if not (root / str(p)).is_file()]
     if missing:
@@ -287,12 +319,6 @@ def _check_files(
             else " Paths are relative: pass dataset_root."
         )
         raise DatasetFormatError(
-            f"{len(missing)} image file(s) do not exist, e.g. {_head(missing)} under '{root}'.{hint}"
+            f"{len(missing)} image file(s) do not exist, e.g. [{shorten(missing)}] "
+            f"under '{root}'.{hint}"
         )
-
-
-def _head(items: Iterable, n: int = 5) -> str:
-    items = list(items)
-    return str(items[:n])[:-1] + (
-        f", ... ({len(items)} in all)]" if len(items) > n else "]"
-    )

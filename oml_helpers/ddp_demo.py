@@ -93,17 +93,16 @@ def run(
         "rank": trainer.global_rank,
         "world_size": trainer.world_size,
         "val_size": len(val),
-        "validated_by_this_process": callback._collected_samples,  # items this process embedded
-        "metric_items_after_sync": int(
-            callback.metric.acc.num_samples
-        ),  # items the metric was computed on
+        # items this process embedded
+        "validated_by_this_process": callback._collected_samples,
+        # items the metric was computed on
+        "metric_items_after_sync": int(callback.metric.acc.num_samples),
         "queries_ranked": len(callback.metric.retrieval_results.distances),
         "n_queries": len(val.get_query_ids()),
         "metrics_logged": logged,
     }
-    if (
-        torch.distributed.is_initialized()
-    ):  # leave DDP, or OML's inference below would split the data again
+    # leave DDP, or OML's inference below would split the data again
+    if torch.distributed.is_initialized():
         torch.distributed.destroy_process_group()
     if report["rank"] == 0:
         single, _ = retrieval_metrics(model.eval(), val, top_k=(1, 5))

@@ -13,9 +13,8 @@ import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 
-if (
-    TYPE_CHECKING
-):  # only the store's public API is used: create/open, dim, model_name, search
+# only the store's public API is used: create/open, dim, model_name, search
+if TYPE_CHECKING:
     from oml_helpers.storage import EmbeddingStore
 
 ImageInput = Union[str, Path, Image.Image]
@@ -45,14 +44,16 @@ def read_image(image: ImageInput) -> Image.Image:
     path = Path(image)
     if not path.is_file():
         raise FileNotFoundError(
-            f"No image file at {path}. Check the path (relative paths start at {Path.cwd()})."
+            f"No image file at {path}. Check the path (relative paths start at "
+            f"{Path.cwd()})."
         )
     try:
         with Image.open(path) as opened:
             return opened.convert("RGB")
     except (UnidentifiedImageError, OSError) as e:
         raise ValueError(
-            f"{path} is not an image Pillow can read ({e}). Give a PNG or JPEG file."
+            f"{path} is not an image Pillow can read ({e}). Give a PNG or JPEG "
+            "file."
         ) from e
 
 
@@ -106,8 +107,9 @@ def load_image_tensor(
             else type(tensor).__name__
         )
         raise ValueError(
-            f"transform must turn an image into a [channels, height, width] tensor, got {got}; "
-            "end it with transforms.ToTensor() (and the model's normalisation)."
+            "transform must turn an image into a [channels, height, width] "
+            f"tensor, got {got}; end it with transforms.ToTensor() (and the "
+            "model's normalisation)."
         )
     return tensor.unsqueeze(0)
 
@@ -170,7 +172,8 @@ def search_image(
     dim = getattr(store, "dim", len(query))
     if len(query) != dim:
         raise ValueError(
-            f"The model gives {len(query)}-d embeddings but the store holds {dim}-d ones "
-            f"(model {getattr(store, 'model_name', '?')!r}): search with the model that filled it."
+            f"The model gives {len(query)}-d embeddings but the store holds "
+            f"{dim}-d ones (model {getattr(store, 'model_name', '?')!r}): search "
+            "with the model that filled it."
         )
     return store.search(query, k=int(k), **filters)

@@ -9,16 +9,13 @@ import torch
 from torch.utils.data import DataLoader
 
 from oml.datasets import ImageLabeledDataset, ImageQueryGalleryLabeledDataset
-from oml.losses import TripletLossWithMiner
 from oml.metrics import EmbeddingMetrics
-from oml.miners import AllTripletsMiner
-from oml.samplers import BalanceSampler
 
 from oml_helpers.device import silence_known_warnings
+from oml_helpers.training import balanced_loader, make_criterion
 
-with (
-    warnings.catch_warnings()
-):  # Lightning 2.1 warns at import about packages it uses; nothing is wrong
+# Lightning 2.1 warns at import about packages it uses; nothing is wrong
+with warnings.catch_warnings():
     silence_known_warnings()
     import pytorch_lightning as pl
     from oml.lightning.callbacks.metric import MetricValCallback
@@ -64,16 +61,16 @@ class MetricValCallbackFewFigures(MetricValCallback):
         """
         if figures_every_n_epochs < 1:
             raise ValueError(
-                f"figures_every_n_epochs must be at least 1, got {figures_every_n_epochs}."
+                "figures_every_n_epochs must be at least 1, got "
+                f"{figures_every_n_epochs}."
             )
         super().__init__(metric, log_images=True, **kwargs)
         self.figures_every_n_epochs = figures_every_n_epochs
 
     def _log_images(self, pl_module: pl.LightningModule) -> None:
         epoch, trainer = pl_module.current_epoch, pl_module.trainer
-        if (
-            epoch + 1
-        ) % self.figures_every_n_epochs == 0 or epoch + 1 == trainer.max_epochs:
+        every = self.figures_every_n_epochs
+        if (epoch + 1) % every == 0 or epoch + 1 == trainer.max_epochs:
             super()._log_images(pl_module)
 
 
@@ -98,17 +95,8 @@ def make_loaders(
     Returns:
         ``(train_loader, val_loader)``.
     """
-    n_train_labels = len(set(train_dataset.get_labels().tolist()))
-    if not 2 <= n_labels <= n_train_labels:
-        raise ValueError(
-            f"n_labels must be between 2 and the {n_train_labels} training labels, got {n_labels}."
-        )
-    sampler = BalanceSampler(
-        train_dataset.get_labels(), n_labels=n_labels, n_instances=n_instances
-    )
-    return DataLoader(train_dataset, batch_sampler=sampler), DataLoader(
-        val_dataset, batch_size=val_batch_size
-    )
+    train_loader = balanced_loader(train_dataset, n_labels, n_instances)
+    return train_loader, DataLoader(val_dataset, batch_size=val_batch_size)
 
 
 def make_metric(val_dataset: ImageQueryGalleryLabeledDataset) -> EmbeddingMetrics:
@@ -164,14 +152,13 @@ def make_module(
     """
     if cosine_steps is not None and cosine_steps < 1:
         raise ValueError(
-            f"cosine_steps must be at least 1 (epochs x batches per epoch), got {cosine_steps}."
+            "cosine_steps must be at least 1 (epochs x batches per epoch), got "
+            f"{cosine_steps}."
         )
     optimizer = torch.optim.Adam(extractor.parameters(), lr=lr)
     kwargs: Dict[str, Any] = dict(
         extractor=extractor,
-        criterion=TripletLossWithMiner(
-            margin=margin, miner=AllTripletsMiner(), need_logs=True
-        ),
+        criterion=make_criterion(margin=margin),
         optimizer=optimizer,
     )
     if cosine_steps is not None:

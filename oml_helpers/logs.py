@@ -18,7 +18,8 @@ def _folder(log_dir: Union[str, Path]) -> Path:
     log_dir = Path(log_dir)
     if not log_dir.is_dir():
         raise LogError(
-            f"No log folder {log_dir}. Pass the logger's log_dir (e.g. trainer.logger.log_dir)."
+            f"No log folder {log_dir}. Pass the logger's log_dir (e.g. "
+            "trainer.logger.log_dir)."
         )
     return log_dir
 
@@ -33,7 +34,8 @@ def _select(
     if unknown:
         available = sorted(c for c in table.columns if c not in ("epoch", "step"))
         raise LogError(
-            f"Metric(s) {unknown} are not logged in {where}; available: {available}."
+            f"Metric(s) {unknown} are not logged in {where}; available: "
+            f"{available}."
         )
     return table[metrics]
 
@@ -60,7 +62,8 @@ def read_csv_metrics(
     csv = _folder(log_dir) / "metrics.csv"
     if not csv.is_file():
         raise LogError(
-            f"No metrics.csv in {log_dir}; is it a CSVLogger's log_dir? It holds {_listing(csv.parent)}."
+            f"No metrics.csv in {log_dir}; is it a CSVLogger's log_dir? It holds "
+            f"{_listing(csv.parent)}."
         )
     raw = pd.read_csv(csv)
     if "epoch" not in raw.columns or raw["epoch"].isna().all():
@@ -100,7 +103,8 @@ def read_tensorboard_scalars(
     log_dir = _folder(log_dir)
     if not any(log_dir.glob("events.out.tfevents.*")):
         raise LogError(
-            f"No TensorBoard event files in {log_dir}; it holds {_listing(log_dir)}."
+            f"No TensorBoard event files in {log_dir}; it holds "
+            f"{_listing(log_dir)}."
         )
     events = EventAccumulator(
         str(log_dir), size_guidance={"scalars": 0, "images": 1}
@@ -158,7 +162,8 @@ def tensorboard_image(log_dir: Union[str, Path], tag: str) -> Image.Image:
     ).Reload()
     if tag not in events.Tags()["images"]:
         raise LogError(
-            f"No image {tag!r} in {log_dir}; its image tags: {sorted(events.Tags()['images'])}."
+            f"No image {tag!r} in {log_dir}; its image tags: "
+            f"{sorted(events.Tags()['images'])}."
         )
     return Image.open(io.BytesIO(events.Images(tag)[-1].encoded_image_string))
 

@@ -1,7 +1,7 @@
 """Looking past the ranking (chapter 01): how far apart a model puts the digits,
 and what int8 storage does to it."""
 
-from typing import Dict
+from typing import Dict, Sequence, Tuple
 
 import numpy as np
 import pandas as pd
@@ -10,8 +10,8 @@ from torch import Tensor, nn
 
 from oml.datasets import ImageQueryGalleryLabeledDataset
 from oml.inference import inference
-from oml.metrics import calc_retrieval_metrics_rr
-from oml.retrieval import RetrievalResults
+
+from oml_helpers.metrics import embedding_metrics
 
 
 def int8_round_trip(embeddings: Tensor) -> Tensor:
@@ -62,13 +62,11 @@ def embedding_report(
     """
     if not models:
         raise ValueError("No models given: pass a dict of name to extractor.")
-    labels = torch.as_tensor(np.asarray(dataset.get_labels()))
-    rows, cols = torch.triu_indices(len(labels), len(labels), offset=1)
-    same = labels[rows] == labels[cols]
+    labels = dataset.get_labels()
     report = {}
     for name, model in models.items():
         embeddings = inference(model, dataset, batch_size=256).float()
-        distances = torch.cdist(embeddings, embeddings)[rows, cols]
+        distances, same = pair_distances(embeddings, labels)
         report[name] = {
             "cmc/1": _cmc1(embeddings, dataset),
             "same label": float(distances[same].median()),
@@ -78,11 +76,36 @@ def embedding_report(
     return pd.DataFrame(report).T
 
 
+def pair_distances(
+    embeddings: Tensor, labels: Sequence[int]
+) -> Tuple[Tensor, Tensor]:
+    """The Euclidean distance of every pair of items, each pair once, and whether
+    the two share a label.
+
+    Args:
+        embeddings: ``[n, dim]``; the distances keep their dtype (pass ``.double()``
+            for float64).
+        labels: The label of each item.
+
+    Returns:
+        ``(distances, same)``: two tensors of ``n (n - 1) / 2`` values, the pairs
+        ``i < j`` in row order (``torch.triu_indices``); ``same`` is boolean.
+    """
+    labels = torch.as_tensor(np.asarray(labels))
+    if embeddings.ndim != 2 or len(embeddings) != len(labels):
+        raise ValueError(
+            f"embeddings must be [n, dim] with n = len(labels) = {len(labels)}, "
+            f"got {tuple(embeddings.shape)}."
+        )
+    rows, cols = torch.triu_indices(len(labels), len(labels), offset=1)
+    vectors = embeddings.detach().cpu()
+    distances = torch.cdist(vectors, vectors)[rows, cols]
+    return distances, labels[rows] == labels[cols]
+
+
 def _cmc1(embeddings: Tensor, dataset: ImageQueryGalleryLabeledDataset) -> float:
     # n_items=10 as in retrieval_metrics, so that near-ties at rank 1 break the same
     # way there
-    rr = RetrievalResults.from_embeddings(embeddings, dataset, n_items=10)
-    metrics = calc_retrieval_metrics_rr(
-        rr, cmc_top_k=(1,), precision_top_k=(1,), map_top_k=(1,), verbose=False
-    )
-    return float(metrics["cmc"][1])
+    return embedding_metrics(embeddings, dataset, top_k=(1,), n_items=10)[0][
+        "cmc/1"
+    ]

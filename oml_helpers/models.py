@@ -28,7 +28,8 @@ class SmallCNN(IExtractor):
         super().__init__()
         if feat_dim < 1 or width < 1 or in_channels < 1:
             raise ValueError(
-                f"feat_dim, width and in_channels must be positive, got {feat_dim}, {width}, {in_channels}."
+                "feat_dim, width and in_channels must be positive, got "
+                f"{feat_dim}, {width}, {in_channels}."
             )
         channels = [in_channels, width, 2 * width, 4 * width]
         blocks = []
@@ -48,7 +49,8 @@ class SmallCNN(IExtractor):
     def forward(self, x: Tensor) -> Tensor:
         if x.ndim != 4:
             raise ValueError(
-                f"Expected a batch of images [batch, channels, height, width], got shape {tuple(x.shape)}."
+                "Expected a batch of images [batch, channels, height, width], got "
+                f"shape {tuple(x.shape)}."
             )
         return F.normalize(self.head(self.backbone(x)), dim=1)
 
@@ -81,16 +83,17 @@ def pretrained_extractor(name: str = "vits16_dino", **kwargs: Any) -> IExtractor
 
     if name not in ViTExtractor.pretrained_models:
         raise KeyError(
-            f"No pretrained ViT called {name!r}; choose one of {sorted(ViTExtractor.pretrained_models)}."
+            f"No pretrained ViT called {name!r}; choose one of "
+            f"{sorted(ViTExtractor.pretrained_models)}."
         )
     try:
         return ViTExtractor.from_pretrained(name, **kwargs).eval()
-    except (
-        Exception
-    ) as e:  # the zoo tries several hosts; each fails in its own way when offline
+    # the zoo tries several hosts; each fails in its own way when offline
+    except Exception as e:
         raise PretrainedUnavailableError(
-            f"Could not download the weights of {name!r} ({type(e).__name__}: {str(e)[:200]}). "
-            "This needs the internet: run the cell in Colab, or train SmallCNN from scratch offline."
+            f"Could not download the weights of {name!r} ({type(e).__name__}: "
+            f"{str(e)[:200]}). This needs the internet: run the cell in Colab, or "
+            "train SmallCNN from scratch offline."
         ) from e
 
 

@@ -11,7 +11,7 @@ from oml.datasets import ImageLabeledDataset
 from oml.inference import inference, pairwise_inference
 from oml.interfaces.models import IExtractor, IPairwiseModel
 
-from oml_helpers.training import digit_transforms
+from oml_helpers.data import digit_transforms
 
 
 def neighbour_pair_scores(
@@ -60,9 +60,10 @@ def neighbour_pair_scores(
         or k > len(df) - int(counts.max())
     ):
         raise ValueError(
-            f"n_anchors_per_label={n_anchors_per_label} and k={k} do not fit df: its smallest label has {smallest} "
-            f"images; use 1 <= n_anchors_per_label <= {smallest} and 1 <= k < {smallest}, with at least k images "
-            "outside every label."
+            f"n_anchors_per_label={n_anchors_per_label} and k={k} do not fit df: "
+            f"its smallest label has {smallest} images; use 1 <= "
+            f"n_anchors_per_label <= {smallest} and 1 <= k < {smallest}, with at "
+            "least k images outside every label."
         )
     dataset = ImageLabeledDataset(
         df, dataset_root=dataset_root, transform=digit_transforms(False)
@@ -122,7 +123,8 @@ def best_threshold(distances: pd.Series, is_negative: pd.Series) -> float:
     values = torch.tensor(sorted(set(distances.tolist())))
     if len(values) < 2 or is_negative.all() or not is_negative.any():
         raise ValueError(
-            "Need positive and negative pairs with at least two distinct distances to choose a threshold."
+            "Need positive and negative pairs with at least two distinct "
+            "distances to choose a threshold."
         )
     candidates = ((values[1:] + values[:-1]) / 2).tolist()
     return max(
@@ -148,7 +150,8 @@ def pair_accuracy(
     """
     if len(distances) != len(is_negative):
         raise ValueError(
-            f"{len(distances)} distances for {len(is_negative)} pairs: give one distance per pair."
+            f"{len(distances)} distances for {len(is_negative)} pairs: give one "
+            "distance per pair."
         )
     called_different = pd.Series(distances).to_numpy() >= threshold
     negative = pd.Series(is_negative).to_numpy().astype(bool)
@@ -180,7 +183,8 @@ def order_accuracy(pairs: pd.DataFrame, column: str) -> pd.Series:
     missing = {"i", "is_negative", column} - set(pairs.columns)
     if missing:
         raise ValueError(
-            f"pairs has no column {sorted(missing)}: pass neighbour_pair_scores' table."
+            f"pairs has no column {sorted(missing)}: pass neighbour_pair_scores' "
+            "table."
         )
     shares = {}
     for anchor, group in pairs.groupby("i"):

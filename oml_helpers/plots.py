@@ -1,7 +1,7 @@
 """Figures the chapters share."""
 
 from pathlib import Path
-from typing import Dict, Optional, Sequence, Union
+from typing import Any, Dict, Optional, Sequence, Tuple, Union
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -11,6 +11,8 @@ from PIL import Image
 from torch import Tensor
 
 from oml.const import LABELS_COLUMN, PATHS_COLUMN
+
+from oml_helpers.mining import pair_distances
 
 
 def show_images(
@@ -78,7 +80,8 @@ def plot_training_logs(
     missing = {"loss", "active_tri", "pos_dist", "neg_dist"} - set(logs.columns)
     if missing:
         raise ValueError(
-            f"logs lack the columns {sorted(missing)}; pass what train_extractor returns."
+            f"logs lack the columns {sorted(missing)}; pass what train_extractor "
+            "returns."
         )
     if logs.empty:
         raise ValueError("logs are empty: train for at least one step.")
@@ -119,18 +122,8 @@ def plot_pca(
         component keeps.
     """
     labels = np.asarray(labels)
-    if not embeddings:
-        raise ValueError("Nothing to plot: give at least one set of embeddings.")
-    for name, emb in embeddings.items():
-        if emb.ndim != 2 or len(emb) != len(labels) or emb.shape[1] < 2:
-            raise ValueError(
-                f"embeddings {name!r} must be [n, dim] with n = len(labels) = {len(labels)} and dim >= 2, "
-                f"got {tuple(emb.shape)}."
-            )
-    fig, axes = plt.subplots(
-        1, len(embeddings), figsize=(4.2 * len(embeddings), 4), squeeze=False
-    )
-    for ax, (name, emb) in zip(axes[0], embeddings.items()):
+    fig, axes = _panels(embeddings, len(labels), (4.2, 4), min_dim=2)
+    for ax, (name, emb) in zip(axes, embeddings.items()):
         centred = emb.detach().cpu().double() - emb.detach().cpu().double().mean(
             dim=0
         )
@@ -145,7 +138,7 @@ def plot_pca(
         ax.set_title(name)
         ax.set_xlabel(f"PC 1 ({share[0]:.0%} of the variance)")
         ax.set_ylabel(f"PC 2 ({share[1]:.0%})")
-    axes[0][-1].legend(
+    axes[-1].legend(
         title="label", markerscale=2, loc="center left", bbox_to_anchor=(1, 0.5)
     )
     fig.suptitle(title)
@@ -171,49 +164,51 @@ def plot_distance_histograms(
         pairs do not hide the others.
     """
     labels = torch.as_tensor(np.asarray(labels))
-    if not embeddings:
-        raise ValueError("Nothing to plot: give at least one set of embeddings.")
     if len(labels) < 2 or len(labels.unique()) < 2:
         raise ValueError(
-            "Give at least two items and two labels: there are no pairs to compare otherwise."
+            "Give at least two items and two labels: there are no pairs to "
+            "compare otherwise."
         )
-    for name, emb in embeddings.items():
-        if emb.ndim != 2 or len(emb) != len(labels):
-            raise ValueError(
-                f"embeddings {name!r} must be [n, dim] with n = len(labels) = {len(labels)}, "
-                f"got {tuple(emb.shape)}."
+    fig, axes = _panels(embeddings, len(labels), (4.6, 3.2))
+    for ax, (name, emb) in zip(axes, embeddings.items()):
+        distances, same = pair_distances(emb.detach().cpu().double(), labels)
+        edges = np.linspace(0.0, float(distances.max()), bins + 1)
+        for pairs, label in ((same, "same label"), (~same, "different labels")):
+            ax.hist(
+                distances[pairs].numpy(),
+                bins=edges,
+                density=True,
+                alpha=0.6,
+                label=label,
             )
-    upper = torch.triu(
-        torch.ones(len(labels), len(labels), dtype=torch.bool), diagonal=1
-    )
-    same = (labels[:, None] == labels[None, :]) & upper
-    different = (labels[:, None] != labels[None, :]) & upper
-    fig, axes = plt.subplots(
-        1, len(embeddings), figsize=(4.6 * len(embeddings), 3.2), squeeze=False
-    )
-    for ax, (name, emb) in zip(axes[0], embeddings.items()):
-        distances = torch.cdist(
-            emb.detach().cpu().double(), emb.detach().cpu().double()
-        )
-        edges = np.linspace(0.0, float(distances[upper].max()), bins + 1)
-        ax.hist(
-            distances[same].numpy(),
-            bins=edges,
-            density=True,
-            alpha=0.6,
-            label="same label",
-        )
-        ax.hist(
-            distances[different].numpy(),
-            bins=edges,
-            density=True,
-            alpha=0.6,
-            label="different labels",
-        )
         ax.set_title(name)
         ax.set_xlabel("distance")
         ax.set_yticks([])
-    axes[0][0].set_ylabel("density (each panel its own scale)")
-    axes[0][-1].legend()
+    axes[0].set_ylabel("density (each panel its own scale)")
+    axes[-1].legend()
     fig.tight_layout()
     return fig
+
+
+def _panels(
+    embeddings: Dict[str, Tensor],
+    n: int,
+    size: Tuple[float, float],
+    min_dim: int = 1,
+) -> Tuple[plt.Figure, Sequence[Any]]:
+    """A row of panels, one per set of embeddings, after checking each is
+    ``[n, dim]`` with ``dim >= min_dim``; returns the figure and its axes."""
+    if not embeddings:
+        raise ValueError("Nothing to plot: give at least one set of embeddings.")
+    for name, emb in embeddings.items():
+        if emb.ndim != 2 or len(emb) != n or emb.shape[1] < min_dim:
+            wanted = f" and dim >= {min_dim}" if min_dim > 1 else ""
+            raise ValueError(
+                f"embeddings {name!r} must be [n, dim] with n = len(labels) = "
+                f"{n}{wanted}, got {tuple(emb.shape)}."
+            )
+    width, height = size
+    fig, axes = plt.subplots(
+        1, len(embeddings), figsize=(width * len(embeddings), height), squeeze=False
+    )
+    return fig, list(axes[0])

@@ -4,7 +4,7 @@ two images, trained on mined pairs."""
 import copy
 import time
 from pathlib import Path
-from typing import Dict, Sequence, Tuple, Union
+from typing import Sequence, Tuple, Union
 
 import pandas as pd
 import torch
@@ -13,12 +13,13 @@ from oml.const import EMBEDDINGS_KEY
 from oml.datasets import ImageLabeledDataset, ImageQueryGalleryLabeledDataset
 from oml.inference import inference
 from oml.interfaces.models import IExtractor
-from oml.metrics import calc_retrieval_metrics_rr
 from oml.miners.pairs import PairsMiner
 from oml.models import ConcatSiamese
 from oml.retrieval import PairwiseReranker, RetrievalResults
 
-from oml_helpers.training import balanced_schedule, digit_transforms
+from oml_helpers.data import digit_transforms
+from oml_helpers.retrieval import correct_mask
+from oml_helpers.training import balanced_schedule
 
 
 def dataset_with_embeddings(
@@ -90,8 +91,8 @@ class PairFusionExtractor(IExtractor):
             backbone[-2], torch.nn.AdaptiveAvgPool2d
         ):
             raise ValueError(
-                f"PairFusionExtractor needs a SmallCNN (a backbone ending in AdaptiveAvgPool2d and Flatten), "
-                f"got {type(extractor).__name__}."
+                "PairFusionExtractor needs a SmallCNN (a backbone ending in "
+                f"AdaptiveAvgPool2d and Flatten), got {type(extractor).__name__}."
             )
         self.trunk = backbone[:-2]
         channels = [
@@ -109,7 +110,8 @@ class PairFusionExtractor(IExtractor):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.ndim != 4 or x.shape[2] % 16:
             raise ValueError(
-                f"Expected two images stacked along the height [batch, c, 2h, w] with h a multiple of 8, got {tuple(x.shape)}."
+                "Expected two images stacked along the height [batch, c, 2h, w] "
+                f"with h a multiple of 8, got {tuple(x.shape)}."
             )
         features = self.trunk(x)
         half = features.shape[2] // 2
@@ -141,9 +143,8 @@ def make_siamese(
         The pairwise model, on the extractor's device.
     """
     inner = copy.deepcopy(extractor)
-    device = next(
-        inner.parameters()
-    ).device  # the new layers (fusion, head) are made on the CPU: move them too
+    # the new layers (fusion, head) are made on the CPU: move them too
+    device = next(inner.parameters()).device
     siamese = ConcatSiamese(
         extractor=PairFusionExtractor(inner, width=width),
         mlp_hidden_dims=list(hidden),
@@ -186,8 +187,9 @@ def train_siamese(
         raise ValueError(f"epochs must be at least 1, got {epochs}.")
     if EMBEDDINGS_KEY not in getattr(dataset, "extra_data", {}):
         raise ValueError(
-            f"The dataset's batches carry no '{EMBEDDINGS_KEY}', which PairsMiner needs to pick pairs; "
-            "build it with dataset_with_embeddings(extractor, df, dataset_root)."
+            f"The dataset's batches carry no '{EMBEDDINGS_KEY}', which PairsMiner "
+            "needs to pick pairs; build it with "
+            "dataset_with_embeddings(extractor, df, dataset_root)."
         )
     device = next(model.parameters()).device
     loader, optimizer, scheduler = balanced_schedule(
@@ -248,7 +250,8 @@ def rerank(
     """
     if not 2 <= top_n <= rr.n_retrieved_items:
         raise ValueError(
-            f"top_n must be between 2 and the {rr.n_retrieved_items} retrieved items, got {top_n}."
+            f"top_n must be between 2 and the {rr.n_retrieved_items} retrieved "
+            f"items, got {top_n}."
         )
     reranker = PairwiseReranker(
         top_n=top_n,
@@ -261,36 +264,14 @@ def rerank(
     return rr_new, time.perf_counter() - start
 
 
-def metrics_dict(
-    rr: RetrievalResults, top_k: Sequence[int] = (1, 5)
-) -> Dict[str, float]:
-    """CMC, precision and mAP at ``top_k`` as a flat dict, e.g. ``{"cmc@1": ...}``.
-
-    Args:
-        rr: Retrieval results with ``gt_ids``.
-        top_k: Values of k.
-
-    Returns:
-        The metrics averaged over the queries.
-    """
-    k = tuple(top_k)
-    metrics = calc_retrieval_metrics_rr(
-        rr, cmc_top_k=k, precision_top_k=k, map_top_k=k, verbose=False
-    )
-    return {
-        f"{name}@{kk}": float(value)
-        for name, per_k in metrics.items()
-        for kk, value in per_k.items()
-    }
-
-
 def changed_top1(before: RetrievalResults, after: RetrievalResults) -> pd.DataFrame:
     """Queries whose first result changed, and whether it was right before and
     after.
 
     Args:
         before: Retrieval results before re-ranking (with ``gt_ids``).
-        after: The same queries after re-ranking.
+        after: The same queries after re-ranking (with ``gt_ids`` too: OML's
+            ``PairwiseReranker`` keeps them).
 
     Returns:
         One row per changed query: ``query_id``, ``top1_before``, ``top1_after``,
@@ -298,24 +279,21 @@ def changed_top1(before: RetrievalResults, after: RetrievalResults) -> pd.DataFr
     """
     if len(before.retrieved_ids) != len(after.retrieved_ids):
         raise ValueError(
-            f"before has {len(before.retrieved_ids)} queries and after {len(after.retrieved_ids)}: compare the same queries."
+            f"before has {len(before.retrieved_ids)} queries and after "
+            f"{len(after.retrieved_ids)}: compare the same queries."
         )
-    if before.gt_ids is None:
-        raise ValueError(
-            "before has no gt_ids: build it from a labelled dataset to know which results are right."
-        )
+    right_before = correct_mask(before, "before")
+    right_after = correct_mask(after, "after")
     rows = []
-    for q, (b, a, gt) in enumerate(
-        zip(before.retrieved_ids, after.retrieved_ids, before.gt_ids)
-    ):
+    for q, (b, a) in enumerate(zip(before.retrieved_ids, after.retrieved_ids)):
         if len(b) and len(a) and int(b[0]) != int(a[0]):
             rows.append(
                 {
                     "query_id": q,
                     "top1_before": int(b[0]),
                     "top1_after": int(a[0]),
-                    "correct_before": bool(torch.isin(b[:1], gt).item()),
-                    "correct_after": bool(torch.isin(a[:1], gt).item()),
+                    "correct_before": bool(right_before[q][0]),
+                    "correct_after": bool(right_after[q][0]),
                 }
             )
     columns = [

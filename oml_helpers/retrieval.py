@@ -4,7 +4,7 @@ thresholds, an explorer.
 Searching with a new image is in ``image_search``.
 """
 
-from typing import Any, Dict, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -41,8 +41,8 @@ def query_gallery_split(
     smallest = int(df[LABELS_COLUMN].value_counts().min()) if len(df) else 0
     if n_queries_per_label >= smallest:
         raise ValueError(
-            f"n_queries_per_label={n_queries_per_label} leaves no gallery image for a label with {smallest} images; "
-            f"use at most {smallest - 1}."
+            f"n_queries_per_label={n_queries_per_label} leaves no gallery image "
+            f"for a label with {smallest} images; use at most {smallest - 1}."
         )
     df = df.reset_index(drop=True).copy()
     queries = (
@@ -95,8 +95,8 @@ def results_from_search(
         )
     if len(found_ids) != len(found_distances):
         raise ValueError(
-            f"{len(found_ids)} rows of ids but {len(found_distances)} of distances; pass both "
-            "arrays of one search."
+            f"{len(found_ids)} rows of ids but {len(found_distances)} of "
+            "distances; pass both arrays of one search."
         )
     retrieved, distances = [], []
     for ids, dists in zip(found_ids, found_distances):
@@ -105,8 +105,9 @@ def results_from_search(
         ]
         if unknown:
             raise ValueError(
-                f"store id {unknown[0]} is not in gallery_ids: search only the gallery "
-                "(store.search(..., is_gallery=True)) or pass every gallery item's id."
+                f"store id {unknown[0]} is not in gallery_ids: search only the "
+                "gallery (store.search(..., is_gallery=True)) or pass every "
+                "gallery item's id."
             )
         retrieved.append(
             torch.tensor(
@@ -129,7 +130,8 @@ def results_from_search(
         ):
             raise ValueError(
                 f"need one label per query ({len(retrieved)}) and per gallery item "
-                f"({len(gallery_ids)}), got {len(query_labels)} and {len(gallery_labels)}."
+                f"({len(gallery_ids)}), got {len(query_labels)} and "
+                f"{len(gallery_labels)}."
             )
         gt_ids = [
             torch.from_numpy(np.flatnonzero(gallery_labels == label)).long()
@@ -138,6 +140,28 @@ def results_from_search(
     return RetrievalResults(
         distances=distances, retrieved_ids=retrieved, gt_ids=gt_ids
     )
+
+
+def correct_mask(rr: RetrievalResults, name: str = "rr") -> List[torch.Tensor]:
+    """Which retrieved items are correct: per query, ``True`` where the item is one
+    of the query's ``gt_ids`` (what OML's metrics count as a hit).
+
+    Args:
+        rr: Retrieval results with ``gt_ids``.
+        name: What to call ``rr`` in the error message.
+
+    Returns:
+        One boolean tensor per query, as long as its retrieved items.
+
+    Raises:
+        ValueError: ``rr`` has no ``gt_ids``.
+    """
+    if rr.gt_ids is None:
+        raise ValueError(
+            f"{name} has no gt_ids: build it from a labelled dataset to know which "
+            "results are right."
+        )
+    return [torch.isin(ids, gt) for ids, gt in zip(rr.retrieved_ids, rr.gt_ids)]
 
 
 def select_queries(
@@ -187,7 +211,8 @@ def thresholding_report(
     """
     if rr.gt_ids is None:
         raise ValueError(
-            "rr has no gt_ids, so precision and recall are unknown; build it from a labelled dataset."
+            "rr has no gt_ids, so precision and recall are unknown; build it from "
+            "a labelled dataset."
         )
     relevant_before = _n_correct(rr)
     rows = {}
@@ -205,9 +230,7 @@ def thresholding_report(
 
 
 def _n_correct(rr: RetrievalResults) -> np.ndarray:
-    return np.array(
-        [int(torch.isin(r, gt).sum()) for r, gt in zip(rr.retrieved_ids, rr.gt_ids)]
-    )
+    return np.array([int(right.sum()) for right in correct_mask(rr)])
 
 
 def plot_top_k(
@@ -252,16 +275,13 @@ def plot_top_k(
     )
     _show(axes[0, 0], query_image, f"query {query_id}", "blue")
     gallery_ids = dataset.get_gallery_ids()
+    right = None if rr.gt_ids is None else correct_mask(rr)[query_id][:k]
     for j, ax in enumerate(axes[0, 1:]):
         if j >= len(ids):
             ax.axis("off")
             continue
         gallery_id = int(ids[j])
-        color = (
-            "grey"
-            if rr.gt_ids is None
-            else ("green" if gallery_id in rr.gt_ids[query_id] else "red")
-        )
+        color = "grey" if right is None else ("green" if right[j] else "red")
         image = dataset.visualize(
             item=int(gallery_ids[gallery_id]), color=(0, 0, 0)
         )
@@ -310,7 +330,8 @@ def retrieval_explorer(
     )
     if len(labels) != n_queries:
         raise ValueError(
-            f"labels has {len(labels)} names for {n_queries} queries; give one per query."
+            f"labels has {len(labels)} names for {n_queries} queries; give one per "
+            "query."
         )
     pick = widgets.Dropdown(
         options=list(zip(labels, range(n_queries))), value=0, description="query"

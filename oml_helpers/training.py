@@ -7,45 +7,30 @@ from typing import Dict, Optional, Tuple, Union
 import pandas as pd
 import torch
 from torch.utils.data import DataLoader, Dataset
-from torchvision import transforms as T
 
 from oml.datasets import ImageLabeledDataset, ImageQueryGalleryLabeledDataset
 from oml.inference import inference
 from oml.interfaces.miners import ITripletsMiner
 from oml.losses import TripletLossWithMiner
-from oml.metrics import calc_retrieval_metrics_rr
 from oml.miners import AllTripletsMiner
 from oml.retrieval import RetrievalResults
 from oml.samplers import BalanceSampler
 
-from oml_helpers.data import check_dataframe, make_digits_dataset, split_dataframe
+from oml_helpers.data import (
+    check_dataframe,
+    digit_transforms,
+    make_digits_dataset,
+    split_dataframe,
+)
 from oml_helpers.device import get_device, seed_everything
+from oml_helpers.metrics import check_top_k, embedding_metrics
 from oml_helpers.models import SmallCNN
 
-MEAN_STD = ([0.5, 0.5, 0.5], [0.5, 0.5, 0.5])
 # The book's recipe (chapter 01): 180 steps of 5 digits x 8 images, Adam from 3e-3
 # on a cosine schedule.
 RECIPE_EPOCHS = 180
 RECIPE_LR = 3e-3
 RECIPE_BATCH = (5, 8)  # (n_labels, n_instances)
-
-
-def digit_transforms(train: bool) -> T.Compose:
-    """Transforms for the digit images: small random shifts, turns and zooms when
-    training.
-
-    Args:
-        train: ``True`` adds augmentation; ``False`` only converts and normalises.
-
-    Returns:
-        A torchvision ``Compose`` (OML's datasets accept it).
-    """
-    steps = (
-        [T.RandomAffine(degrees=10, translate=(0.1, 0.1), scale=(0.85, 1.15))]
-        if train
-        else []
-    )
-    return T.Compose(steps + [T.ToTensor(), T.Normalize(*MEAN_STD)])
 
 
 def make_datasets(
@@ -118,9 +103,7 @@ def train_extractor(
     loader, optimizer, scheduler = balanced_schedule(
         model, dataset, epochs, lr, n_labels, n_instances
     )
-    criterion = TripletLossWithMiner(
-        margin=margin, miner=miner or AllTripletsMiner(), need_logs=True
-    )
+    criterion = make_criterion(miner, margin)
 
     logs = []
     model.train()
@@ -142,6 +125,53 @@ def train_extractor(
             )
     model.eval()
     return pd.DataFrame(logs)
+
+
+def make_criterion(
+    miner: Optional[ITripletsMiner] = None, margin: float = 0.2
+) -> TripletLossWithMiner:
+    """The book's loss: OML's triplet loss over the triplets a miner picks in each
+    batch.
+
+    Args:
+        miner: Triplet miner; ``AllTripletsMiner()`` (every triplet of the batch) by
+            default.
+        margin: Triplet margin.
+
+    Returns:
+        ``TripletLossWithMiner`` with ``need_logs=True``: after each call its
+        ``last_logs`` hold ``active_tri``, ``pos_dist`` and ``neg_dist``.
+    """
+    return TripletLossWithMiner(
+        margin=margin, miner=miner or AllTripletsMiner(), need_logs=True
+    )
+
+
+def balanced_loader(
+    dataset: Dataset, n_labels: int, n_instances: int
+) -> DataLoader:
+    """A loader of ``BalanceSampler`` batches: ``n_labels`` labels, ``n_instances``
+    images of each.
+
+    Args:
+        dataset: A labelled dataset (it has ``get_labels()``).
+        n_labels: Labels per batch; an epoch has ``number_of_labels // n_labels``
+            batches.
+        n_instances: Images per label in a batch.
+
+    Returns:
+        The loader.
+    """
+    n_dataset_labels = len(set(dataset.get_labels().tolist()))
+    if not 2 <= n_labels <= n_dataset_labels:
+        raise ValueError(
+            f"n_labels must be between 2 and the {n_dataset_labels} labels of the "
+            f"dataset, got {n_labels}."
+        )
+    sampler = BalanceSampler(
+        dataset.get_labels(), n_labels=n_labels, n_instances=n_instances
+    )
+    return DataLoader(dataset, batch_sampler=sampler)
 
 
 def balanced_schedule(
@@ -168,10 +198,7 @@ def balanced_schedule(
         ``(loader, optimizer, scheduler)``; step the scheduler after every optimiser
         step.
     """
-    sampler = BalanceSampler(
-        dataset.get_labels(), n_labels=n_labels, n_instances=n_instances
-    )
-    loader = DataLoader(dataset, batch_sampler=sampler)
+    loader = balanced_loader(dataset, n_labels, n_instances)
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(
         optimizer, T_max=epochs * len(loader)
@@ -205,21 +232,9 @@ def retrieval_metrics(
     Returns:
         ``({"cmc/1": ..., "precision/5": ..., "map/5": ...}, retrieval_results)``.
     """
-    if max(top_k) > n_items:
-        raise ValueError(
-            f"top_k {top_k} asks beyond the {n_items} items retrieved; raise n_items."
-        )
+    check_top_k(top_k, n_items)
     embeddings = inference(model, dataset, batch_size=256)
-    rr = RetrievalResults.from_embeddings(embeddings, dataset, n_items=n_items)
-    metrics = calc_retrieval_metrics_rr(
-        rr, cmc_top_k=top_k, precision_top_k=top_k, map_top_k=top_k, verbose=False
-    )
-    flat = {
-        f"{name}/{k}": float(value)
-        for name, per_k in metrics.items()
-        for k, value in per_k.items()
-    }
-    return flat, rr
+    return embedding_metrics(embeddings, dataset, top_k, n_items)
 
 
 def train_digits_model(

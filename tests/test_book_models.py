@@ -36,8 +36,9 @@ NAMES = sorted(RECIPES)
 def test_shipped_model_was_made_by_the_current_recipe(name):
     info = book_model_info(name)
     assert info["fingerprint"] == recipe_fingerprint(name), (
-        f"oml_helpers/weights/{RECIPES[name].file} was made by another version of the {name} recipe "
-        f"(its code, arguments or OML's version changed). Regenerate it: {RETRAIN_COMMAND} {name}"
+        f"oml_helpers/weights/{RECIPES[name].file} was made by another version of the {name} "
+        "recipe (its code, arguments or OML's version changed). Regenerate it: "
+        f"{RETRAIN_COMMAND} {name}"
         + (" (retrain digits first: siamese starts from it)" if name == "siamese" else "")
     )
     assert info["recipe"] == name and info["retrain"] == f"{RETRAIN_COMMAND} {name}"
@@ -65,7 +66,8 @@ def test_shipped_digits_model_gives_the_same_metrics_with_the_oldest_kernels(dig
     metrics."""
     code = (
         "import json, oml_helpers as h; from oml_helpers.book_models import evaluate_book_model; "
-        f"print(json.dumps(evaluate_book_model('digits', h.load_book_model('digits'), {str(digits_root)!r})))"
+        "print(json.dumps(evaluate_book_model('digits', h.load_book_model('digits'), "
+        f"{str(digits_root)!r})))"
     )
     env = {**os.environ, "ATEN_CPU_CAPABILITY": "default", "ONEDNN_MAX_CPU_ISA": "SSE41"}
     done = subprocess.run(

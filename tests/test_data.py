@@ -323,7 +323,10 @@ def test_validation_row_neither_query_nor_gallery(digits_root, digits_df):
         digits_df.loc[val_index, column] = False
     with pytest.raises(
         DatasetFormatError,
-        match=rf"1 validation row\(s\) are neither query nor gallery \(first at index {val_index}\)",
+        match=(
+            r"1 validation row\(s\) are neither query nor gallery "
+            rf"\(first at index {val_index}\)"
+        ),
     ):
         check_dataframe(digits_df, digits_root)
 

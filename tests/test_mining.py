@@ -6,6 +6,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from oml_helpers import (
+    pair_distances,
     embedding_report,
     int8_round_trip,
     load_book_model,
@@ -79,3 +80,17 @@ def test_embedding_report_sees_a_collapse_the_ranking_hides(val_dataset):
 def test_embedding_report_needs_models(val_dataset):
     with pytest.raises(ValueError, match="No models given"):
         embedding_report({}, val_dataset)
+
+
+def test_pair_distances_each_pair_once():
+    embeddings = torch.tensor([[0.0, 0.0], [3.0, 4.0], [0.0, 1.0]])
+    distances, same = pair_distances(embeddings, [5, 5, 6])
+    # pairs (0, 1), (0, 2), (1, 2)
+    assert distances.tolist() == pytest.approx([5.0, 1.0, 18**0.5])
+    assert same.tolist() == [True, False, False]
+    assert pair_distances(embeddings.double(), [5, 5, 6])[0].dtype == torch.float64
+
+
+def test_pair_distances_bad_shape():
+    with pytest.raises(ValueError, match=r"n = len\(labels\) = 2, got \(3, 2\)"):
+        pair_distances(torch.zeros(3, 2), [1, 2])

@@ -11,7 +11,7 @@ from oml.inference import inference
 from oml.interfaces.models import IExtractor
 from oml.models import ViTExtractor
 from oml_helpers import PretrainedUnavailableError, SmallCNN, count_parameters, pretrained_extractor
-from oml_helpers.training import digit_transforms
+from oml_helpers.data import digit_transforms
 
 # oml.inference enters torch.autocast("cuda"), which warns on a CPU (see device.KNOWN_WARNINGS)
 pytestmark = pytest.mark.filterwarnings("ignore:CUDA is not available")

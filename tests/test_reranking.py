@@ -154,7 +154,7 @@ def test_rerank_rejects_bad_top_n(trained_pair, val_rr, top_n):
 def test_metrics_dict_and_changed_top1(val_rr):
     _, rr = val_rr
     metrics = metrics_dict(rr, top_k=(1, 3))
-    assert set(metrics) == {"cmc@1", "cmc@3", "precision@1", "precision@3", "map@1", "map@3"}
+    assert set(metrics) == {"cmc/1", "cmc/3", "precision/1", "precision/3", "map/1", "map/3"}
     assert changed_top1(rr, rr).empty
     swapped = RetrievalResults(
         distances=rr.distances,
@@ -164,6 +164,10 @@ def test_metrics_dict_and_changed_top1(val_rr):
     changed = changed_top1(rr, swapped)
     assert len(changed) == len(rr.retrieved_ids)
     assert (changed["top1_after"] == [int(r[1]) for r in rr.retrieved_ids]).all()
+    for row in changed.itertuples():
+        gt = rr.gt_ids[row.query_id].tolist()
+        assert row.correct_before == (row.top1_before in gt)
+        assert row.correct_after == (row.top1_after in gt)
 
 
 def test_changed_top1_bad_input(val_rr):
@@ -174,8 +178,10 @@ def test_changed_top1_bad_input(val_rr):
     with pytest.raises(ValueError, match="same queries"):
         changed_top1(rr, fewer)
     unlabeled = RetrievalResults(distances=rr.distances, retrieved_ids=rr.retrieved_ids)
-    with pytest.raises(ValueError, match="gt_ids"):
+    with pytest.raises(ValueError, match="before has no gt_ids"):
         changed_top1(unlabeled, rr)
+    with pytest.raises(ValueError, match="after has no gt_ids"):
+        changed_top1(rr, unlabeled)
 
 
 def test_neighbour_pair_scores(trained_pair, digits_root, small):

@@ -15,6 +15,7 @@ from oml.metrics.embeddings import calc_retrieval_metrics_rr
 from oml.retrieval import AdaptiveThresholding, ConstantThresholding, RetrievalResults
 
 from oml_helpers import (
+    correct_mask,
     EmbeddingStore,
     SmallCNN,
     digit_transforms,
@@ -263,6 +264,20 @@ def test_select_queries():
     assert select_queries(unlabeled, [1]).gt_ids is None
     with pytest.raises(ValueError, match="outside 0..2"):
         select_queries(rr, [3])
+
+
+def test_correct_mask(search_setup):
+    rr = RetrievalResults(
+        distances=[torch.tensor([0.1, 0.2, 0.3]), torch.tensor([])],
+        retrieved_ids=[torch.tensor([4, 2, 7]), torch.tensor([], dtype=torch.long)],
+        gt_ids=[torch.tensor([7, 4]), torch.tensor([1])],
+    )
+    right = correct_mask(rr)
+    assert [r.tolist() for r in right] == [[True, False, True], []]
+    _, _, unlabeled, _, embeddings = search_setup
+    no_labels = RetrievalResults.from_embeddings(embeddings, unlabeled, n_items=5)
+    with pytest.raises(ValueError, match="results has no gt_ids: build it from a labelled"):
+        correct_mask(no_labels, "results")
 
 
 def test_thresholding_report(search_setup):

@@ -14,7 +14,9 @@ from oml.retrieval import RetrievalResults
 from oml_helpers import (
     DatasetFormatError,
     SmallCNN,
+    balanced_loader,
     digit_transforms,
+    make_criterion,
     make_datasets,
     retrieval_metrics,
     seed_everything,
@@ -154,6 +156,33 @@ def test_short_training_lowers_the_loss(short_training):
     first, last = logs["loss"].head(5).mean(), logs["loss"].tail(5).mean()
     assert last < first, logs["loss"].tolist()
     assert logs["active_tri"].tail(5).mean() < logs["active_tri"].head(5).mean()
+
+
+# ---------------------------------------------------------------------------------------
+# balanced_loader and make_criterion
+
+
+def test_balanced_loader_batches(digits_root, small_df):
+    train, _ = make_datasets(small_df, digits_root)
+    loader = balanced_loader(train, n_labels=2, n_instances=4)
+    assert len(loader) == 2  # 5 training digits // 2 labels per batch
+    batch = next(iter(loader))
+    assert len(batch["labels"].unique()) == 2 and len(batch["labels"]) == 8
+    for bad in (1, 6):
+        with pytest.raises(ValueError, match="n_labels must be between 2 and the 5 labels"):
+            balanced_loader(train, n_labels=bad, n_instances=4)
+
+
+def test_make_criterion_defaults_and_logs():
+    from oml.miners import AllTripletsMiner, HardTripletsMiner
+
+    criterion = make_criterion()
+    assert type(criterion.miner) is AllTripletsMiner and criterion.tri_loss.margin == 0.2
+    hard = make_criterion(HardTripletsMiner(), margin=0.5)
+    assert type(hard.miner) is HardTripletsMiner and hard.tri_loss.margin == 0.5
+    seed_everything(0)
+    criterion(torch.randn(8, 4), torch.tensor([0, 0, 1, 1, 2, 2, 3, 3]))
+    assert {"active_tri", "pos_dist", "neg_dist"} <= set(criterion.last_logs)
 
 
 # ---------------------------------------------------------------------------------------
