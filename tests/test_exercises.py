@@ -15,7 +15,7 @@ from oml.metrics import calc_retrieval_metrics_rr
 from oml.retrieval import RetrievalResults
 
 from oml_helpers import exercises as ex
-from oml_helpers.exercises import basics
+from oml_helpers.exercises import training, validation
 from verdicts import says as _says
 
 
@@ -281,8 +281,8 @@ def test_lost_match_bad_input():
 
 def _epoch_by_hand():
     """An independent count: one pass over 7 labels in groups of 3, 12 indices a batch."""
-    n_labels, n_instances = basics.EPOCH_BATCH
-    batches = len(basics.EPOCH_LABEL_SIZES) // n_labels
+    n_labels, n_instances = training.EPOCH_BATCH
+    batches = len(training.EPOCH_LABEL_SIZES) // n_labels
     return batches, batches * n_labels * n_instances
 
 
@@ -378,24 +378,6 @@ def test_collapse_diagnosis_bad_input():
         ex.check_collapse_diagnosis(_by_distance, [0.1, 0.2], collapsed)
 
 
-def test_metrics_by_hand():
-    right_map = (1 / 2 + 2 / 3 + 3 / 5) / 3  # precision at the hits' ranks 2, 3 and 5
-    _says(
-        ex.check_metrics_by_hand(1.0, 1.0, right_map),
-        ex.RIGHT,
-        "precision@5 = 1.000",
-        "map@5 = 0.589",
-    )
-    result = ex.check_metrics_by_hand(1.0, 3 / 5, right_map)  # divided by k, not min(k, n)
-    _says(result, ex.WRONG, "precision@5", "divided by k = 5", "min(k, n) = 3")
-    result = ex.check_metrics_by_hand(1.0, 1.0, (1 / 2 + 2 / 3 + 3 / 5) / 5)  # averaged over k
-    _says(result, ex.WRONG, "map@5", "over the hits within the first k")
-    result = ex.check_metrics_by_hand(0.0, 1.0, right_map)
-    _says(result, ex.WRONG, "cmc@5")
-    result = ex.check_metrics_by_hand(1.0, 2 / 3, (1 / 2 + 2 / 3) / 2, k=3)  # k = 3: min(3, 3) = k
-    _says(result, ex.RIGHT, "precision@3 = 0.667")
-
-
 def test_oml_against_textbook():
     assert ex.TEXTBOOK_HITS == [False, True, False, False, True] and ex.TEXTBOOK_N_GT == 4
     right = (2 / 4, (1 / 2 + 2 / 5) / 2, (1 / 2 + 2 / 5) / 4)  # worked out by hand
@@ -470,7 +452,7 @@ def _indexing_ap(
 def test_average_precision_edge_cases():
     for (
         case
-    ) in basics.AP_EDGE_CASES:  # the cases the checker adds are the edge cases this test names
+    ) in validation.AP_EDGE_CASES:  # the cases the checker adds are the edge cases this test names
         oml = calc_map([torch.tensor(case[0], dtype=torch.bool)], [case[1]], (case[2],))[0][0]
         assert float(oml) == pytest.approx(_oml_ap(*case))
     result = ex.check_average_precision(

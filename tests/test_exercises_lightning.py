@@ -21,26 +21,6 @@ from verdicts import says as _says
 # Chapter 03 ---------------------------------------------------------------------------------------
 
 
-def _pcf(centre=True, divide=True, plus_one=True):
-    def pcf(embeddings, variance):
-        x = embeddings - embeddings.mean(dim=0) if centre else embeddings
-        shares = torch.linalg.svdvals(x) ** 2
-        cumulative = torch.cumsum(shares / shares.sum(), dim=0)
-        n = int((cumulative <= variance).sum()) + (1 if plus_one else 0)
-        return n / embeddings.shape[1] if divide else n
-
-    return pcf
-
-
-def test_pcf():
-    _says(ex.check_pcf(_pcf()), ex.RIGHT, "calc_pcf", "4 sets")
-    _says(ex.check_pcf(_pcf(divide=False)), ex.WRONG, "number of components", "divides")
-    _says(ex.check_pcf(_pcf(plus_one=False)), ex.WRONG, "one component short")
-    _says(ex.check_pcf(_pcf(centre=False)), ex.WRONG, "centre the embeddings")
-    _says(ex.check_pcf(lambda e, r: [0.1, 0.2]), ex.WRONG, "one number")
-    _says(ex.check_pcf(lambda e, r: 1 / 0), ex.WRONG, "ZeroDivisionError")
-
-
 class _Freeze(pl.Callback):
     """The answer to exercise 03.1, and typical slips of it."""
 
@@ -154,6 +134,23 @@ def test_best_epoch(logs):
     _says(ex.check_best_epoch(40, csv), ex.WRONG, "no epoch 40")
 
 
+def test_best_epoch_names_the_metrics_logged_when_one_is_not(logs):
+    _, csv = logs
+    with pytest.raises(h.LogError, match=r"\['OVERALL/map/10'\] are not logged") as e:
+        ex.check_best_epoch(2, csv, metric="OVERALL/map/10")
+    assert "'OVERALL/map/5'" in str(e.value)  # the one it could have been
+
+
+def test_tensorboard_per_epoch_needs_a_csv_log_that_validated(logs, tmp_path):
+    tb, _ = logs
+    (tmp_path / "train_only").mkdir()
+    pd.DataFrame({"epoch": [0, 1], "step": [0, 1], "loss_step": [0.5, 0.4]}).to_csv(
+        tmp_path / "train_only" / "metrics.csv", index=False
+    )
+    with pytest.raises(ValueError, match="No validation metric"):
+        ex.check_tensorboard_per_epoch(_per_epoch, tb, tmp_path / "train_only")
+
+
 def _per_epoch(log_dir):
     scalars = h.read_tensorboard_scalars(log_dir)
     val = scalars.filter(like="OVERALL/").dropna(how="all")
@@ -179,7 +176,7 @@ def test_tensorboard_per_epoch_two_steps_an_epoch():
     """The chapter's run has one step per epoch, where an index by step looks right: the checker
     also
     runs the answer on a log with two steps per epoch."""
-    from oml_helpers.exercises.lightning import _two_steps_per_epoch_problems
+    from oml_helpers.exercises.lightning_and_logging import _two_steps_per_epoch_problems
 
     assert _two_steps_per_epoch_problems(_per_epoch) == []
     by_step = lambda d: h.read_tensorboard_scalars(d).filter(like="OVERALL/").dropna(how="all")  # noqa: E731

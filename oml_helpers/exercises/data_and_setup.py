@@ -1,5 +1,6 @@
-"""Checkers for the exercises of chapter 00 (the dataframe format, gallery
-positions and rows)."""
+"""Checkers for the exercises of chapter 00, Data and setup: the rows of a query's
+first results (00.1), queries kept apart from the gallery (00.2) and a ``sequence``
+column that leaves a query no correct match (00.3)."""
 
 from pathlib import Path
 from typing import List, Sequence, Tuple, Union

@@ -1,9 +1,10 @@
-"""Checkers for the exercises of chapter 05 (the SQLite embedding store)."""
+"""Checkers for the exercises of chapter 05, Keeping embeddings: precision@k per
+label from the store (05.1), relabelling several items in one transaction, all of
+it or none (05.2), and the cosine top k by hand (05.3)."""
 
-import sqlite3
 import tempfile
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -170,137 +171,108 @@ def check_precision_per_label(
     return _verdict(problems, success)
 
 
-def _refused(
-    fn: Callable[[Path, str, int], Any],
-    path: Path,
-    model_name: str,
-    dim: int,
-    holds: Tuple[str, str],
-    opened: List[EmbeddingStore],
-) -> Optional[str]:
-    """The problem with ``fn``'s answer for a store that another model or dimension
-    made, or None.
+_LABELS = [0, 0, 0, 0, 0, 1, 1, 1, 1, 1]  # ids 0-9
 
-    ``holds``: what the store holds, as a word its error must name and as words for
-    the message.
-    """
-    needle, holds_text = holds
+
+def _state(store: EmbeddingStore) -> Dict[str, Any]:
+    ids, vectors, metadata = store.load()
+    return {
+        "labels": dict(zip(ids.tolist(), metadata["label"].tolist())),
+        "vectors": vectors,
+    }
+
+
+def _relabel_problem(
+    fn: Callable[[EmbeddingStore, Sequence[int], int], Any],
+    store: EmbeddingStore,
+    before: Dict[str, Any],
+) -> Optional[str]:
+    """The problem with ``fn``'s answer for stored ids only, or None."""
     try:
-        answer = fn(path, model_name, dim)
-    except ValueError as e:
-        if needle not in str(e):
-            return (
-                f"your error says {str(e)!r}; name what the file holds ({holds_text}) and what was asked "
-                "for, so that the reader knows which store or model is wrong."
-            )
-    except Exception as e:  # noqa: BLE001 (any other error is the student's to see named)
-        return f"raise ValueError for a store of another model or dim, not {type(e).__name__} ({e})."
-    else:
-        if isinstance(answer, EmbeddingStore):
-            answer.close()
+        answer = fn(store, [2, 3], 7)
+    except Exception as e:  # the student's code failed: say how
+        return f"relabel(store, [2, 3], 7) raised {type(e).__name__}: {e}"
+    after = _state(store)
+    changed = {
+        i for i in after["labels"] if after["labels"][i] != before["labels"][i]
+    }
+    if changed != {2, 3} or after["labels"][2] != 7 or after["labels"][3] != 7:
         return (
-            f"a store of {holds_text} was accepted for {model_name!r} (dim {dim}): compare both "
-            "store.model_name and store.dim with what was asked for, and raise ValueError."
+            f"after relabel(store, [2, 3], 7) the changed ids are {sorted(changed)}, their labels "
+            f"{[after['labels'][i] for i in sorted(changed)]}: only 2 and 3 should change, to 7."
         )
-    if any(_is_open(store) for store in opened):
+    if not np.array_equal(after["vectors"], before["vectors"]):
+        return "relabel changed vectors: pass only labels= to store.update, not embeddings."
+    if not isinstance(answer, (int, np.integer)) or answer != 2:
         return (
-            "the refused store is still open: close() it before raising (its connection "
-            "would stay open until the program ends)."
+            f"relabel(store, [2, 3], 7) returned {answer!r}: return how many stored items now have "
+            "the label 7 (2 here), e.g. len(store.load(label=new_label).ids)."
         )
     return None
 
 
-def _is_open(store: EmbeddingStore) -> bool:
+def _atomic_problem(
+    fn: Callable[[EmbeddingStore, Sequence[int], int], Any], store: EmbeddingStore
+) -> Optional[str]:
+    """The problem with ``fn`` for a batch with an id that is not stored, or
+    None."""
+    before = _state(store)["labels"]
     try:
-        store._conn.execute("SELECT 1")
-    except sqlite3.ProgrammingError:  # "Cannot operate on a closed database"
-        return False
-    return True
+        fn(store, [4, 5, 99], 8)
+    except (
+        Exception
+    ):  # the expected outcome: the store's UnknownIdError, or the student's own
+        raised = True
+    else:
+        raised = False
+    after = _state(store)["labels"]
+    changed = sorted(i for i in after if after[i] != before[i])
+    if changed:
+        return (
+            f"relabel(store, [4, 5, 99], 8), with 99 not stored, still changed id(s) {changed}. "
+            "One store.update call is one transaction: it changes all ids or none. A loop of "
+            "calls commits each one: pass all the ids to a single update."
+        )
+    if not raised:
+        return (
+            "relabel(store, [4, 5, 99], 8) returned although id 99 is not stored: let the "
+            "store's error through, so that the caller knows nothing was changed."
+        )
+    return None
 
 
 @checker
-def check_open_for(fn: Callable[[Path, str, int], Any]) -> Verdict:
-    """Once exercise 05.2 (not in the chapter now): ``fn(path, model_name, dim)``
-    opens a store only if that model and dim made it.
+def check_relabel(
+    fn: Callable[[EmbeddingStore, Sequence[int], int], Any],
+) -> Verdict:
+    """Exercise 05.2: ``fn(store, ids, new_label)`` relabels stored ids in one
+    transaction.
 
     Args:
-        fn: the student's function, run on three small stores of the checker's own:
-            one made by the model and dim asked for (it must come back open), one by
-            another model with the same dim and one by the same model name with
-            another dim (both refused with ValueError, closed).
+        fn: the student's function, run on a small store of the checker's own (ids
+            0-9): first with stored ids only (those must change, nothing else), then
+            with an id that is not stored (it must raise, and change nothing).
 
     Returns:
         The verdict.
     """
-    opened: List[EmbeddingStore] = []
-    real_open = EmbeddingStore.__dict__["open"]
-
-    def recording_open(cls: type, path: Any) -> EmbeddingStore:
-        store = real_open.__func__(cls, path)
-        opened.append(store)
-        return store
-
-    vectors = np.eye(5, 16, dtype=np.float32)
     with tempfile.TemporaryDirectory() as folder:
-        paths = {}
-        for name, (model_name, dim) in {
-            "right": ("book-model", 8),
-            "other_model": ("other-model", 8),
-            "other_dim": ("book-model", 16),
-        }.items():
-            paths[name] = Path(folder) / f"{name}.db"
-            with EmbeddingStore.create(
-                paths[name], model_name=model_name, dim=dim
-            ) as store:
-                store.add(np.arange(5), vectors[:, :dim])
-        EmbeddingStore.open = classmethod(
-            recording_open
-        )  # to see whether the refused stores get closed
-        try:
-            problem = _accepted(fn, paths["right"])
-            for name, holds in (
-                ("other_model", ("other-model", "'other-model', dim 8")),
-                ("other_dim", ("16", "'book-model', dim 16")),
-            ):
-                if problem is None:
-                    opened.clear()
-                    problem = _refused(
-                        fn, paths[name], "book-model", 8, holds, opened
-                    )
-        finally:
-            EmbeddingStore.open = real_open
-            for store in opened:
-                store.close()
+        vectors = (
+            np.random.default_rng(0).standard_normal((10, 4)).astype(np.float32)
+        )
+        with EmbeddingStore.create(
+            Path(folder) / "relabel.db", model_name="exercise", dim=4
+        ) as store:
+            store.add(np.arange(10), vectors, labels=_LABELS)
+            problem = _relabel_problem(fn, store, _state(store))
+            if problem is None:
+                problem = _atomic_problem(fn, store)
     return _verdict(
         [problem] if problem else [],
-        "the store of this model and dim comes back open, and one made by another model or "
-        "with another dim is refused with a ValueError that names it, and closed.",
+        "ids 2 and 3 got the label 7 and nothing else changed; with id 99 not stored, "
+        "your function raised and ids 4 and 5 kept their labels: one update, one "
+        "transaction.",
     )
-
-
-def _accepted(fn: Callable[[Path, str, int], Any], path: Path) -> Optional[str]:
-    """The problem with ``fn``'s answer for the store that the model and dim
-    asked for made, or None."""
-    try:
-        store = fn(path, "book-model", 8)
-    except ValueError as e:
-        return (
-            f"the store made by 'book-model' with dim 8 was refused ({e}): refuse only when "
-            "store.model_name or store.dim differs from what was asked for."
-        )
-    if not isinstance(store, EmbeddingStore):
-        return (
-            f"return the opened EmbeddingStore itself, not {type(store).__name__}."
-        )
-    if not _is_open(store):
-        return (
-            "the store you return is already closed: a `with` block closes it on exit. Open it "
-            "without `with` and leave closing to the caller."
-        )
-    if len(store) != 5:
-        return f"the store you return holds {len(store)} items, the file 5: return the store at path."
-    store.close()
-    return None
 
 
 def _cosine_reference(
