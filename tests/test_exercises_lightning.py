@@ -158,17 +158,24 @@ def _per_epoch(log_dir):
     return val
 
 
+def _by_step(log_dir):
+    """A typical slip: the validation rows, still indexed by the training step."""
+    return h.read_tensorboard_scalars(log_dir).filter(like="OVERALL/").dropna(how="all")
+
+
 def test_tensorboard_per_epoch(logs):
     tb, csv = logs
     _says(ex.check_tensorboard_per_epoch(_per_epoch, tb, csv), ex.RIGHT, "4 epochs x 2 metrics")
-    by_step = lambda d: h.read_tensorboard_scalars(d).filter(like="OVERALL/").dropna(how="all")  # noqa: E731
-    _says(ex.check_tensorboard_per_epoch(by_step, tb, csv), ex.WRONG, "training step")
+    _says(ex.check_tensorboard_per_epoch(_by_step, tb, csv), ex.WRONG, "training step")
     _says(
         ex.check_tensorboard_per_epoch(lambda d: _per_epoch(d)[["OVERALL/map/5"]], tb, csv),
         ex.WRONG,
         "missing",
     )
-    shifted = lambda d: _per_epoch(d).shift(1).bfill()  # noqa: E731
+
+    def shifted(log_dir):
+        return _per_epoch(log_dir).shift(1).bfill()
+
     _says(ex.check_tensorboard_per_epoch(shifted, tb, csv), ex.WRONG, "values differ")
 
 
@@ -179,8 +186,7 @@ def test_tensorboard_per_epoch_two_steps_an_epoch():
     from oml_helpers.exercises.lightning_and_logging import _two_steps_per_epoch_problems
 
     assert _two_steps_per_epoch_problems(_per_epoch) == []
-    by_step = lambda d: h.read_tensorboard_scalars(d).filter(like="OVERALL/").dropna(how="all")  # noqa: E731
-    (problem,) = _two_steps_per_epoch_problems(by_step)
+    (problem,) = _two_steps_per_epoch_problems(_by_step)
     assert "still the step" in problem
 
 
@@ -227,11 +233,12 @@ def test_best_k_from_state(lightning_ckpt):
     best, second = last.parent / "epoch01.ckpt", last.parent / "epoch03.ckpt"
     right = [(best, 0.9), (second, 0.85)]
     _says(ex.check_best_k_from_state(right, last), ex.RIGHT, "the 2 checkpoints kept", "best first")
+    # a dict, str paths and tensor scores are fine
     _says(
         ex.check_best_k_from_state({str(best): torch.tensor(0.9), str(second): 0.85}, last),
         ex.RIGHT,
         "best first",
-    )  # a dict, str paths and tensor scores are fine
+    )
     _says(ex.check_best_k_from_state(right[::-1], last), ex.WRONG, "worst first", "reverse=True")
     _says(ex.check_best_k_from_state([(best, 0.9), (last, 0.8)], last), ex.WRONG, "last.ckpt")
     _says(ex.check_best_k_from_state([(best, 0.9)], last), ex.WRONG, "kept 2 files", "gave 1")

@@ -27,9 +27,8 @@ def _precision(store, k, extra=1, drop_self=True, divide_by=None):
 
 def test_precision_per_label():
     _says(ex.check_precision_per_label(_precision), ex.RIGHT, "brute force")
-    with (
-        tempfile.TemporaryDirectory() as folder
-    ):  # the chapter's store: the function's values on it
+    # the chapter's store: the function's values on it
+    with tempfile.TemporaryDirectory() as folder:
         with EmbeddingStore.create(Path(folder) / "s.db", model_name="t", dim=1) as store:
             # label 0 at 0..5, label 1 at 20..25: each item's 5 nearest others share its label
             store.add(
@@ -56,9 +55,8 @@ def test_precision_per_label():
                 ex.WRONG,
                 "right on the checker's store",
             )
-    _says(
-        ex.check_precision_per_label(lambda store, k: None), ex.WRONG, "returned None"
-    )  # the stub
+    # the stub
+    _says(ex.check_precision_per_label(lambda store, k: None), ex.WRONG, "returned None")
     _says(
         ex.check_precision_per_label(lambda s, k: _precision(s, k, drop_self=False)),
         ex.WRONG,

@@ -24,9 +24,8 @@ def _labelled_store(
     vectors = (centres[labels - 10] + rng.standard_normal((60, 8))).astype(
         np.float32
     )
-    ids = rng.permutation(
-        np.arange(100, 160)
-    )  # added in shuffled order: load() sorts them
+    # added in shuffled order: load() sorts them
+    ids = rng.permutation(np.arange(100, 160))
     store = EmbeddingStore.create(
         folder / "labelled.db", model_name="exercise", dim=8
     )
@@ -52,14 +51,12 @@ def _precision_reference(
     """
     x = vectors.astype(np.float64)
     sq = (x**2).sum(axis=1)
-    distances = (
-        sq[:, None] + sq[None, :] - 2 * x @ x.T
-    )  # squared: the same order, n x n floats
+    # squared: the same order, n x n floats
+    distances = sq[:, None] + sq[None, :] - 2 * x @ x.T
     if drop_self:
         np.fill_diagonal(distances, np.inf)
-    others = (
-        len(x) - 1 if drop_self else len(x)
-    )  # a small store may hold fewer than k others
+    # a small store may hold fewer than k others
+    others = len(x) - 1 if drop_self else len(x)
     nearest = np.argsort(distances, axis=1, kind="stable")[
         :, : min(keep or k, others)
     ]
@@ -98,14 +95,15 @@ def check_precision_per_label(
                     answer = _as_precisions(fn(own, k))
                 except (TypeError, ValueError):
                     problems.append(
-                        "return a dict {label: precision}, one entry per label (e.g. with a dict "
-                        "comprehension over np.unique(labels))."
+                        "return a dict {label: precision}, one entry per label "
+                        "(e.g. with a dict comprehension over np.unique(labels))."
                     )
                     break
                 if set(answer) != set(right):
                     problems.append(
-                        f"your labels are {sorted(answer)}, the store holds {sorted(right)}: one entry "
-                        "per label of the stored items, read from store.load().metadata['label']."
+                        f"your labels are {sorted(answer)}, the store holds "
+                        f"{sorted(right)}: one entry per label of the stored "
+                        "items, read from store.load().metadata['label']."
                     )
                 elif all(np.isclose(answer[d], right[d], atol=1e-9) for d in right):
                     continue
@@ -116,8 +114,9 @@ def check_precision_per_label(
                     ).items()
                 ):
                     problems.append(
-                        f"for k={k} your precision counts each query as its own neighbour (always the "
-                        "right label): ask store.search for k + 1 and drop the query's own id."
+                        f"for k={k} your precision counts each query as its own "
+                        "neighbour (always the right label): ask store.search "
+                        "for k + 1 and drop the query's own id."
                     )
                 elif any(
                     all(
@@ -129,26 +128,30 @@ def check_precision_per_label(
                     for divide in (k, k - 1)
                 ):
                     problems.append(
-                        f"for k={k} you searched k items and dropped the query: only k - 1 neighbours "
-                        "are left. Ask store.search for k + 1, keep k others."
+                        f"for k={k} you searched k items and dropped the query: "
+                        "only k - 1 neighbours are left. Ask store.search for k "
+                        "+ 1, keep k others."
                     )
                 elif len(set(np.round(list(answer.values()), 9))) == 1:
                     problems.append(
-                        "every label gets the same value: that is the mean over all queries. Average "
-                        "each query's precision over the queries of one label only."
+                        "every label gets the same value: that is the mean over "
+                        "all queries. Average each query's precision over the "
+                        "queries of one label only."
                     )
                 else:
                     problems.append(
-                        f"for k={k} you return {dict(sorted(answer.items()))}; the checker's own "
-                        f"brute force gives {right}. Precision@k of one query: the share of its k "
-                        "nearest other items that have its label."
+                        f"for k={k} you return {dict(sorted(answer.items()))}; "
+                        f"the checker's own brute force gives {right}. "
+                        "Precision@k of one query: the share of its k nearest "
+                        "other items that have its label."
                     )
                 break
         finally:
             own.close()
     success = (
-        "per-label precision@k from store.search agrees with the checker's own float64 brute force (and "
-        "with OML's precision@k when every label has at least k other items)."
+        "per-label precision@k from store.search agrees with the checker's own "
+        "float64 brute force (and with OML's precision@k when every label has at "
+        "least k other items)."
     )
     if store is not None and not problems:
         _, chapter_vectors, metadata = store.load()
@@ -161,9 +164,10 @@ def check_precision_per_label(
             np.isclose(answer[d], reference[d], atol=1e-9) for d in reference
         ):
             problems.append(
-                f"right on the checker's store, but on yours your function gives {shown} for "
-                f"k=5, the brute force { {d: round(p, 2) for d, p in reference.items()} }: "
-                "does it use only the store it is given (no names from the notebook)?"
+                "right on the checker's store, but on yours your function gives "
+                f"{shown} for k=5, the brute force "
+                f"{ {d: round(p, 2) for d, p in reference.items()} }: does it "
+                "use only the store it is given (no names from the notebook)?"
             )
         success += (
             f" On this store your function gives precision@5 per label: {shown}."
@@ -198,15 +202,21 @@ def _relabel_problem(
     }
     if changed != {2, 3} or after["labels"][2] != 7 or after["labels"][3] != 7:
         return (
-            f"after relabel(store, [2, 3], 7) the changed ids are {sorted(changed)}, their labels "
-            f"{[after['labels'][i] for i in sorted(changed)]}: only 2 and 3 should change, to 7."
+            "after relabel(store, [2, 3], 7) the changed ids are "
+            f"{sorted(changed)}, their labels "
+            f"{[after['labels'][i] for i in sorted(changed)]}: only 2 and 3 "
+            "should change, to 7."
         )
     if not np.array_equal(after["vectors"], before["vectors"]):
-        return "relabel changed vectors: pass only labels= to store.update, not embeddings."
+        return (
+            "relabel changed vectors: pass only labels= to store.update, not "
+            "embeddings."
+        )
     if not isinstance(answer, (int, np.integer)) or answer != 2:
         return (
-            f"relabel(store, [2, 3], 7) returned {answer!r}: return how many stored items now have "
-            "the label 7 (2 here), e.g. len(store.load(label=new_label).ids)."
+            f"relabel(store, [2, 3], 7) returned {answer!r}: return how many "
+            "stored items now have the label 7 (2 here), e.g. "
+            "len(store.load(label=new_label).ids)."
         )
     return None
 
@@ -219,9 +229,8 @@ def _atomic_problem(
     before = _state(store)["labels"]
     try:
         fn(store, [4, 5, 99], 8)
-    except (
-        Exception
-    ):  # the expected outcome: the store's UnknownIdError, or the student's own
+    # the expected outcome: the store's UnknownIdError, or the student's own
+    except Exception:
         raised = True
     else:
         raised = False
@@ -229,14 +238,16 @@ def _atomic_problem(
     changed = sorted(i for i in after if after[i] != before[i])
     if changed:
         return (
-            f"relabel(store, [4, 5, 99], 8), with 99 not stored, still changed id(s) {changed}. "
-            "One store.update call is one transaction: it changes all ids or none. A loop of "
-            "calls commits each one: pass all the ids to a single update."
+            "relabel(store, [4, 5, 99], 8), with 99 not stored, still changed "
+            f"id(s) {changed}. One store.update call is one transaction: it "
+            "changes all ids or none. A loop of calls commits each one: pass "
+            "all the ids to a single update."
         )
     if not raised:
         return (
-            "relabel(store, [4, 5, 99], 8) returned although id 99 is not stored: let the "
-            "store's error through, so that the caller knows nothing was changed."
+            "relabel(store, [4, 5, 99], 8) returned although id 99 is not "
+            "stored: let the store's error through, so that the caller knows "
+            "nothing was changed."
         )
     return None
 
@@ -269,9 +280,9 @@ def check_relabel(
                 problem = _atomic_problem(fn, store)
     return _verdict(
         [problem] if problem else [],
-        "ids 2 and 3 got the label 7 and nothing else changed; with id 99 not stored, "
-        "your function raised and ids 4 and 5 kept their labels: one update, one "
-        "transaction.",
+        "ids 2 and 3 got the label 7 and nothing else changed; with id 99 not "
+        "stored, your function raised and ids 4 and 5 kept their labels: one "
+        "update, one transaction.",
     )
 
 
@@ -292,9 +303,8 @@ def check_cosine_top_k(
 ) -> Verdict:
     """Exercise 05.3: ``fn(ids, vectors, query, k)`` returns the ids and cosine
     distances of the k nearest, nearest first."""
-    rng = np.random.default_rng(
-        7
-    )  # vectors of very different norms, so that normalising matters
+    # vectors of very different norms, so that normalising matters
+    rng = np.random.default_rng(7)
     vectors = (
         rng.standard_normal((300, 16)) * rng.uniform(0.1, 10.0, (300, 1))
     ).astype(np.float32)
@@ -309,7 +319,8 @@ def check_cosine_top_k(
             if not isinstance(answer, (tuple, list)) or len(answer) != 2:
                 return _verdict(
                     [
-                        "return a pair: (ids of the k nearest, their cosine distances)."
+                        "return a pair: (ids of the k nearest, their cosine "
+                        "distances)."
                     ],
                     "",
                 )
@@ -322,50 +333,53 @@ def check_cosine_top_k(
             )
             if len(found_ids) != k or len(found) != k:
                 problems.append(
-                    f"for k={k} you return {len(found_ids)} ids and {len(found)} distances; "
-                    "return exactly k of each (check your slice)."
+                    f"for k={k} you return {len(found_ids)} ids and {len(found)} "
+                    "distances; return exactly k of each (check your slice)."
                 )
             elif np.array_equal(found_ids, truth_ids):
                 if np.allclose(found, 1 - truth, atol=1e-4) and not np.allclose(
                     found, truth, atol=1e-4
                 ):
                     problems.append(
-                        "the ids are right but you return cosine similarities; the distance is 1 - similarity."
+                        "the ids are right but you return cosine similarities; "
+                        "the distance is 1 - similarity."
                     )
                 elif not np.allclose(found, truth, atol=1e-4):
                     problems.append(
-                        f"the ids are right but the distances {np.round(found, 4).tolist()} should be "
+                        "the ids are right but the distances "
+                        f"{np.round(found, 4).tolist()} should be "
                         f"{np.round(truth, 4).tolist()} (1 - cosine similarity)."
                     )
             elif np.array_equal(
                 found_ids, _cosine_reference(ids, vectors, query, k + 1)[0][1:]
             ):
                 problems.append(
-                    "you skipped the nearest item: the query is not stored here, so nothing needs "
-                    "dropping; the slice should start at 0."
+                    "you skipped the nearest item: the query is not stored here, "
+                    "so nothing needs dropping; the slice should start at 0."
                 )
             elif np.array_equal(
                 found_ids, ids[np.argsort(vectors @ query)[::-1][:k]]
             ):
                 problems.append(
-                    "you ranked by the raw dot product: long vectors win. Divide by both norms "
-                    "(or normalise the vectors and the query) first."
+                    "you ranked by the raw dot product: long vectors win. Divide "
+                    "by both norms (or normalise the vectors and the query) "
+                    "first."
                 )
             elif np.array_equal(found_ids, ids[np.argsort(similarity)[:k]]):
                 problems.append(
-                    "those are the k farthest items: nearest means the smallest distance "
-                    "(the largest similarity), so sort ascending by distance."
+                    "those are the k farthest items: nearest means the smallest "
+                    "distance (the largest similarity), so sort ascending by "
+                    "distance."
                 )
             else:
                 problems.append(
-                    f"for k={k} you return ids {found_ids.tolist()}; a float64 brute force gives "
-                    f"{truth_ids.tolist()}."
+                    f"for k={k} you return ids {found_ids.tolist()}; a float64 "
+                    f"brute force gives {truth_ids.tolist()}."
                 )
             if problems:
                 return _verdict(problems, "")
-    with (
-        tempfile.TemporaryDirectory() as folder
-    ):  # the store's own cosine search, on the same vectors
+    # the store's own cosine search, on the same vectors
+    with tempfile.TemporaryDirectory() as folder:
         with EmbeddingStore.create(
             Path(folder) / "cosine.db", model_name="exercise", dim=16
         ) as store:
@@ -381,8 +395,8 @@ def check_cosine_top_k(
     )
     return _verdict(
         problems,
-        "your brute force gives the same ids and distances as the checker's own float64 "
-        "brute force"
+        "your brute force gives the same ids and distances as the checker's own "
+        "float64 brute force"
         + (
             ", and the same ids as store.search(metric='cosine') on the same "
             "vectors."

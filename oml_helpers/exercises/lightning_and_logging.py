@@ -24,9 +24,8 @@ from oml_helpers.logs import read_csv_metrics
 from oml_helpers.models import SmallCNN
 
 
-if (
-    TYPE_CHECKING
-):  # Lightning is imported when a check runs: importing it warns (pkg_resources)
+# Lightning is imported when a check runs: importing it warns (pkg_resources)
+if TYPE_CHECKING:
     import pytorch_lightning as pl
 
 
@@ -65,9 +64,8 @@ class _Moves:
 
     @staticmethod
     def params(module: torch.nn.Module) -> List[torch.Tensor]:
-        return [
-            p.detach().clone() for p in module.parameters()
-        ]  # buffers (batch norm) excluded
+        # buffers (batch norm) excluded
+        return [p.detach().clone() for p in module.parameters()]
 
     def start(self, pl_module: "pl.LightningModule") -> None:
         self._backbone = self.params(pl_module.model.extractor)
@@ -118,9 +116,8 @@ def _train(callback: "pl.Callback", train_backbone: bool) -> _Moves:
         enable_checkpointing=False,
         callbacks=[callback, hooks],
     )
-    with (
-        warnings.catch_warnings()
-    ):  # no validation loader and no workers: on purpose here
+    # no validation loader and no workers: on purpose here
+    with warnings.catch_warnings():
         warnings.filterwarnings(
             "ignore", message=".*(val_dataloader|many workers).*"
         )
@@ -143,15 +140,19 @@ def _diagnose(trained: List[bool], n_epochs: int) -> str:
         )
     if all(trained):
         return (
-            "the backbone trained from the first epoch: call pl_module.model.freeze() while "
-            "trainer.current_epoch < n_epochs."
+            "the backbone trained from the first epoch: call "
+            "pl_module.model.freeze() while trainer.current_epoch < n_epochs."
         )
     if frozen == list(range(n_epochs + 1)) or frozen == list(range(n_epochs - 1)):
         return (
-            f"the backbone was frozen in epochs {frozen}: off by one. Lightning counts epochs from "
-            "0, so freeze while trainer.current_epoch < n_epochs."
+            f"the backbone was frozen in epochs {frozen}: off by one. Lightning "
+            "counts epochs from 0, so freeze while trainer.current_epoch < "
+            "n_epochs."
         )
-    return f"the backbone was frozen in epochs {frozen}, trained in {_epochs(trained, True)}."
+    return (
+        f"the backbone was frozen in epochs {frozen}, trained in "
+        f"{_epochs(trained, True)}."
+    )
 
 
 @checker
@@ -167,7 +168,8 @@ def check_freeze_callback(
     ):
         return _verdict(
             [
-                f"pass the class itself, a subclass of pytorch_lightning.Callback, not "
+                "pass the class itself, a subclass of "
+                "pytorch_lightning.Callback, not "
                 f"{type(callback_class).__name__}."
             ],
             "",
@@ -177,34 +179,39 @@ def check_freeze_callback(
     ) and "on_train_epoch_start" not in vars(callback_class):
         return _verdict(
             [
-                "Lightning 2.x never calls on_epoch_start (the hook that makes freeze_n_epochs "
-                "a no-op): define on_train_epoch_start."
+                "Lightning 2.x never calls on_epoch_start (the hook that makes "
+                "freeze_n_epochs a no-op): define on_train_epoch_start."
             ],
             "",
         )
     for n_epochs, train_backbone in RUNS:
-        what = f"with n_epochs={n_epochs} (model built with train_backbone={train_backbone})"
+        what = (
+            f"with n_epochs={n_epochs} (model built with "
+            f"train_backbone={train_backbone})"
+        )
         try:
             recorder = _train(callback_class(n_epochs), train_backbone)
-        except (
-            Exception
-        ) as e:  # the student's code failing is an answer to diagnose, not a crash
+        # the student's code failing is an answer to diagnose, not a crash
+        except Exception as e:
             hint = (
-                " Some step had nothing to train: freeze only the backbone (pl_module.model.freeze())."
+                " Some step had nothing to train: freeze only the backbone "
+                "(pl_module.model.freeze())."
                 if "does not require grad" in str(e)
                 else ""
             )
             return _verdict(
                 [
-                    f"{what} training raised {type(e).__name__}: {str(e)[:200]}.{hint}"
+                    f"{what} training raised {type(e).__name__}: "
+                    f"{str(e)[:200]}.{hint}"
                 ],
                 "",
             )
         if not all(recorder.head_moved):
             return _verdict(
                 [
-                    f"{what} the head did not train in epochs {_epochs(recorder.head_moved, False)}"
-                    ": freeze only the backbone (pl_module.model.freeze()), not the whole model."
+                    f"{what} the head did not train in epochs "
+                    f"{_epochs(recorder.head_moved, False)}: freeze only the "
+                    "backbone (pl_module.model.freeze()), not the whole model."
                 ],
                 "",
             )
@@ -215,8 +222,9 @@ def check_freeze_callback(
             )
     return _verdict(
         [],
-        f"the backbone stayed frozen for the first n_epochs ({RUNS[0][0]} and {RUNS[1][0]} "
-        f"of {EPOCHS}) and trained after; the head trained in every epoch.",
+        f"the backbone stayed frozen for the first n_epochs ({RUNS[0][0]} and "
+        f"{RUNS[1][0]} of {EPOCHS}) and trained after; the head trained in every "
+        "epoch.",
     )
 
 
@@ -251,20 +259,24 @@ def check_best_epoch(
         raw.index[raw[metric] == best]
     ):
         problems.append(
-            f"{answer} is the row label of that line of metrics.csv, not an epoch: read its "
-            "'epoch' column (the rows are the logger's writes, several per epoch)."
+            f"{answer} is the row label of that line of metrics.csv, not an "
+            "epoch: read its 'epoch' column (the rows are the logger's writes, "
+            "several per epoch)."
         )
     elif answer == int(per_epoch.index.max()):
         problems.append(
-            f"{answer} is the last epoch ({metric} = {per_epoch[answer]:.3f}), not the best ({best:.3f})."
+            f"{answer} is the last epoch ({metric} = {per_epoch[answer]:.3f}), "
+            f"not the best ({best:.3f})."
         )
     elif answer not in per_epoch.index and answer in steps:
         problems.append(
-            f"{answer} is a training step, not an epoch: read the 'epoch' column of the rows with {metric}."
+            f"{answer} is a training step, not an epoch: read the 'epoch' column "
+            f"of the rows with {metric}."
         )
     elif answer == int(per_epoch.idxmin()):
         problems.append(
-            f"epoch {answer} has the lowest {metric}; for this metric higher is better."
+            f"epoch {answer} has the lowest {metric}; for this metric higher is "
+            "better."
         )
     elif answer - 1 in winners:
         problems.append(
@@ -272,11 +284,13 @@ def check_best_epoch(
         )
     elif answer in per_epoch.index:
         problems.append(
-            f"epoch {answer} has {metric} = {per_epoch[answer]:.3f}, below the best ({best:.3f})."
+            f"epoch {answer} has {metric} = {per_epoch[answer]:.3f}, below the "
+            f"best ({best:.3f})."
         )
     else:
         problems.append(
-            f"there is no epoch {answer} in the log; it has epochs 0-{int(per_epoch.index.max())}."
+            f"there is no epoch {answer} in the log; it has epochs "
+            f"0-{int(per_epoch.index.max())}."
         )
     # No numbers in the success message: they come from training, whose last digits
     # vary by CPU.
@@ -310,25 +324,30 @@ def check_tensorboard_per_epoch(
         problems.append(f"return a pandas DataFrame, not {type(table).__name__}.")
     elif [c for c in names if c not in table.columns]:
         problems.append(
-            f"columns {[c for c in names if c not in table.columns]} are missing; keep the tags starting with 'OVERALL/'."
+            f"columns {[c for c in names if c not in table.columns]} are "
+            "missing; keep the tags starting with 'OVERALL/'."
         )
     elif list(table.index) == steps and steps != [int(e) for e in truth.index]:
         problems.append(
-            "the index is still the training step; use the 'epoch' scalar logged at the same steps."
+            "the index is still the training step; use the 'epoch' scalar logged "
+            "at the same steps."
         )
     elif len(table) != len(truth):
         problems.append(
-            f"{len(table)} rows for {len(truth)} epochs; drop the steps where no validation metric was logged."
+            f"{len(table)} rows for {len(truth)} epochs; drop the steps where no "
+            "validation metric was logged."
         )
     elif [int(i) for i in table.index] != [int(i) for i in truth.index]:
         problems.append(
-            f"the index should be the epochs {list(truth.index)[:3]}..., got {list(table.index)[:3]}..."
+            f"the index should be the epochs {list(truth.index)[:3]}..., got "
+            f"{list(table.index)[:3]}..."
         )
     else:
         diff = table[names].astype(float).values - truth.values
         if not np.allclose(diff, 0, atol=1e-5):
             problems.append(
-                "the values differ from metrics.csv; did the rows get shifted or sorted by value?"
+                "the values differ from metrics.csv; did the rows get shifted or "
+                "sorted by value?"
             )
     if not problems:
         problems += _two_steps_per_epoch_problems(fn)
@@ -348,9 +367,8 @@ def _two_steps_per_epoch_problems(
 
     with tempfile.TemporaryDirectory() as folder:
         writer = SummaryWriter(folder)
-        for step in range(
-            6
-        ):  # epochs 0, 1, 2 of two steps; validation at each epoch's last step
+        # epochs 0, 1, 2 of two steps; validation at each epoch's last step
+        for step in range(6):
             writer.add_scalar("epoch", step // 2, step)
             if step % 2 == 1:
                 writer.add_scalar("OVERALL/cmc/1", 0.5 + step / 100, step)
@@ -359,14 +377,15 @@ def _two_steps_per_epoch_problems(
     epochs = [int(i) for i in getattr(table, "index", [])]
     if epochs == [1, 3, 5]:
         return [
-            "on a log with two steps per epoch your index is still the step (1, 3, 5), not the "
-            "epoch (0, 1, 2): take the 'epoch' scalar logged at each of those steps."
+            "on a log with two steps per epoch your index is still the step (1, "
+            "3, 5), not the epoch (0, 1, 2): take the 'epoch' scalar logged at "
+            "each of those steps."
         ]
     if epochs != [0, 1, 2] or not np.allclose(
         table["OVERALL/cmc/1"].astype(float), [0.51, 0.53, 0.55]
     ):
         return [
-            f"on a log with two steps per epoch (validation at steps 1, 3, 5) the epochs should be "
-            f"[0, 1, 2], got {epochs}."
+            "on a log with two steps per epoch (validation at steps 1, 3, 5) "
+            f"the epochs should be [0, 1, 2], got {epochs}."
         ]
     return []

@@ -15,17 +15,8 @@ from oml_helpers.exercises.verdict import Verdict, checker
 from oml_helpers.exercises.verdict import verdict as _verdict
 
 
-EPOCH_LABEL_SIZES = [
-    3,
-    12,
-    5,
-    8,
-    20,
-    2,
-    9,
-]  # exercise 01.1: images of labels 0-6 (59 in all)
-
-
+# exercise 01.1: images of labels 0-6 (59 in all)
+EPOCH_LABEL_SIZES = [3, 12, 5, 8, 20, 2, 9]
 EPOCH_BATCH = (3, 4)  # exercise 01.1: n_labels, n_instances
 
 
@@ -72,8 +63,9 @@ def check_balance_epoch(batches: int, images: int) -> Verdict:
         and batches != true_batches
     ):
         problems.append(
-            f"{batches} batches would visit every label, but the labels left over "
-            f"after the last full group of {n_labels} are not visited in that epoch."
+            f"{batches} batches would visit every label, but the labels left "
+            f"over after the last full group of {n_labels} are not visited in "
+            "that epoch."
         )
     elif batches != true_batches:
         problems.append(
@@ -92,8 +84,8 @@ def check_balance_epoch(batches: int, images: int) -> Verdict:
         )
     return _verdict(
         problems,
-        f"{true_batches} batches of {n_labels} x {n_instances} = "
-        f"{batch_size} indices: {true_images} in one epoch, of {len(labels)} images.",
+        f"{true_batches} batches of {n_labels} x {n_instances} = {batch_size} "
+        f"indices: {true_images} in one epoch, of {len(labels)} images.",
     )
 
 
@@ -111,10 +103,8 @@ def check_triplet_loss(
     problems = []
     for features, margin in cases:
         a, p, n = features[:5], features[5:10], features[10:15]
-        for anchor, positive, negative in [
-            (a, p, n),
-            (a, a + 0.01, a + 5.0),
-        ]:  # the second set satisfies the margin
+        # the second set satisfies the margin
+        for anchor, positive, negative in [(a, p, n), (a, a + 0.01, a + 5.0)]:
             truth = TripletLoss(margin=margin, reduction="mean")(
                 anchor, positive, negative
             )
@@ -123,19 +113,22 @@ def check_triplet_loss(
             )
             if value.numel() != 1:
                 problems.append(
-                    f"return one number (the mean over triplets), got shape {tuple(value.shape)}."
+                    "return one number (the mean over triplets), got shape "
+                    f"{tuple(value.shape)}."
                 )
             elif not torch.isclose(value, truth, atol=1e-4):
                 hint = (
                     "values below zero: clamp each triplet's loss at 0."
                     if value < 0
                     else (
-                        "compare d(a, p) - d(a, n) + margin with OML: Euclidean distances, not squared, and the "
-                        "margin added, not subtracted."
+                        "compare d(a, p) - d(a, n) + margin with OML: Euclidean "
+                        "distances, not squared, and the margin added, not "
+                        "subtracted."
                     )
                 )
                 problems.append(
-                    f"got {value.item():.4f}, expected {truth.item():.4f} (margin {margin}); {hint}"
+                    f"got {value.item():.4f}, expected {truth.item():.4f} "
+                    f"(margin {margin}); {hint}"
                 )
             if problems:
                 break
@@ -152,8 +145,9 @@ def _check_logs(name: str, run_logs: object) -> pd.DataFrame:
         run_logs.columns
     ):
         raise ValueError(
-            f"`{name}` must be the chapter's DataFrame of training logs, with the columns "
-            f"{', '.join(LOG_COLUMNS)}; got {type(run_logs).__name__}."
+            f"`{name}` must be the chapter's DataFrame of training logs, with "
+            f"the columns {', '.join(LOG_COLUMNS)}; got "
+            f"{type(run_logs).__name__}."
         )
     if len(run_logs) < 20:
         raise ValueError(
@@ -178,37 +172,40 @@ def _collapse_cases(logs: pd.DataFrame, hard_logs: pd.DataFrame) -> list:
         [logs.iloc[:90][list(LOG_COLUMNS)], late[list(LOG_COLUMNS)]],
         ignore_index=True,
     )
-    wide = hard_logs[
-        list(LOG_COLUMNS)
-    ].copy()  # the hard run as if its margin were 0.5
+    # the hard run as if its margin were 0.5
+    wide = hard_logs[list(LOG_COLUMNS)].copy()
     wide["loss"] = wide["loss"] + 0.3
     return [
         (
             "the all-triplets run of this chapter (`logs`)",
             logs,
             False,
-            "its distances end far apart (look at the last steps, not the first ones).",
+            "its distances end far apart (look at the last steps, not the first "
+            "ones).",
         ),
         (
             "the hard-mining run of this chapter (`hard_logs`)",
             hard_logs,
             True,
-            "both of its mean distances end close to 0: every image sits near the same point.",
+            "both of its mean distances end close to 0: every image sits near "
+            "the same point.",
         ),
         (
             "a made-up run that switches to HardTripletsMiner halfway",
             late,
             False,
-            "its loss sits near the margin, every mined triplet is active and pos_dist is above "
-            "neg_dist, yet its mined distances are about 0.44: the images are spread out. Collapse "
-            "is about the size of the distances, not the loss, active_tri or their order.",
+            "its loss sits near the margin, every mined triplet is active and "
+            "pos_dist is above neg_dist, yet its mined distances are about 0.44: "
+            "the images are spread out. Collapse is about the size of the "
+            "distances, not the loss, active_tri or their order.",
         ),
         (
             "the hard-mining run re-labelled as if its margin were 0.5",
             wide,
             True,
-            "its loss settles at 0.5, the margin, not at 0.2, but its distances are still near 0: "
-            "do not compare the loss with one particular margin.",
+            "its loss settles at 0.5, the margin, not at 0.2, but its distances "
+            "are still near 0: do not compare the loss with one particular "
+            "margin.",
         ),
     ]
 
