@@ -103,7 +103,7 @@ def test_stub_is_not_yet(stub, chapter_names):
 
 def test_unanswered_values_and_functions_are_named():
     says(ex.check_balance_epoch(..., ...), ex.WRONG, "`batches` is still `...`")
-    says(ex.check_metrics_by_hand(1.0, ..., 0.5), ex.WRONG, "`precision` is still `...`")
+    says(ex.check_oml_against_textbook(0.4, ..., 0.5), ex.WRONG, "`map_` is still `...`")
 
     def my_loss(anchor, positive, negative, margin): ...
 

@@ -15,7 +15,7 @@ from oml.metrics import calc_retrieval_metrics_rr
 from oml.retrieval import RetrievalResults
 
 from oml_helpers import exercises as ex
-from oml_helpers.exercises import basics
+from oml_helpers.exercises import training, validation
 from verdicts import says as _says
 
 
@@ -281,8 +281,8 @@ def test_lost_match_bad_input():
 
 def _epoch_by_hand():
     """An independent count: one pass over 7 labels in groups of 3, 12 indices a batch."""
-    n_labels, n_instances = basics.EPOCH_BATCH
-    batches = len(basics.EPOCH_LABEL_SIZES) // n_labels
+    n_labels, n_instances = training.EPOCH_BATCH
+    batches = len(training.EPOCH_LABEL_SIZES) // n_labels
     return batches, batches * n_labels * n_instances
 
 
@@ -352,18 +352,16 @@ def _by_distance(run):
 def test_collapse_diagnosis():
     healthy, collapsed = run_logs(False), run_logs(True)
     _says(ex.check_collapse_diagnosis(_by_distance, healthy, collapsed), ex.RIGHT, "at the margin")
-    by_loss = lambda run: bool(run["loss"].iloc[-10:].mean() > 0.1)  # noqa: E731
-    _says(ex.check_collapse_diagnosis(by_loss, healthy, collapsed), ex.WRONG, "about 0.44")
-    by_order = lambda run: bool(run["pos_dist"].iloc[-1] >= run["neg_dist"].iloc[-1])  # noqa: E731
-    _says(ex.check_collapse_diagnosis(by_order, healthy, collapsed), ex.WRONG, "not the loss")
-    near_margin = lambda run: bool(abs(run["loss"].iloc[-10:].mean() - 0.2) < 0.005)  # noqa: E731
-    _says(ex.check_collapse_diagnosis(near_margin, healthy, collapsed), ex.WRONG, "one particular")
-    first_steps = lambda run: bool(run["neg_dist"].iloc[0] < 0.3)  # noqa: E731
-    _says(ex.check_collapse_diagnosis(first_steps, healthy, collapsed), ex.WRONG, "last steps")
-    never = lambda run: False  # noqa: E731
-    _says(ex.check_collapse_diagnosis(never, healthy, collapsed), ex.WRONG, "close to 0")
-    words = lambda run: "collapsed"  # noqa: E731
-    _says(ex.check_collapse_diagnosis(words, healthy, collapsed), ex.WRONG, "True or False")
+    slips = [  # (a wrong rule, what its verdict says)
+        (lambda run: bool(run["loss"].iloc[-10:].mean() > 0.1), "about 0.44"),
+        (lambda run: bool(run["pos_dist"].iloc[-1] >= run["neg_dist"].iloc[-1]), "not the loss"),
+        (lambda run: bool(abs(run["loss"].iloc[-10:].mean() - 0.2) < 0.005), "one particular"),
+        (lambda run: bool(run["neg_dist"].iloc[0] < 0.3), "last steps"),
+        (lambda run: False, "close to 0"),
+        (lambda run: "collapsed", "True or False"),
+    ]
+    for rule, fragment in slips:
+        _says(ex.check_collapse_diagnosis(rule, healthy, collapsed), ex.WRONG, fragment)
 
 
 def test_collapse_diagnosis_bad_input():
@@ -376,24 +374,6 @@ def test_collapse_diagnosis_bad_input():
         ex.check_collapse_diagnosis(_by_distance, healthy, collapsed.iloc[:5])
     with pytest.raises(ValueError, match="DataFrame"):
         ex.check_collapse_diagnosis(_by_distance, [0.1, 0.2], collapsed)
-
-
-def test_metrics_by_hand():
-    right_map = (1 / 2 + 2 / 3 + 3 / 5) / 3  # precision at the hits' ranks 2, 3 and 5
-    _says(
-        ex.check_metrics_by_hand(1.0, 1.0, right_map),
-        ex.RIGHT,
-        "precision@5 = 1.000",
-        "map@5 = 0.589",
-    )
-    result = ex.check_metrics_by_hand(1.0, 3 / 5, right_map)  # divided by k, not min(k, n)
-    _says(result, ex.WRONG, "precision@5", "divided by k = 5", "min(k, n) = 3")
-    result = ex.check_metrics_by_hand(1.0, 1.0, (1 / 2 + 2 / 3 + 3 / 5) / 5)  # averaged over k
-    _says(result, ex.WRONG, "map@5", "over the hits within the first k")
-    result = ex.check_metrics_by_hand(0.0, 1.0, right_map)
-    _says(result, ex.WRONG, "cmc@5")
-    result = ex.check_metrics_by_hand(1.0, 2 / 3, (1 / 2 + 2 / 3) / 2, k=3)  # k = 3: min(3, 3) = k
-    _says(result, ex.RIGHT, "precision@3 = 0.667")
 
 
 def test_oml_against_textbook():
@@ -410,9 +390,8 @@ def test_oml_against_textbook():
     precision, map_, textbook = right
     result = ex.check_oml_against_textbook(2 / 5, map_, textbook)  # divided by k
     _says(result, ex.WRONG, "precision@5", "divided by k = 5", "min(k, n) = 4")
-    result = ex.check_oml_against_textbook(
-        precision, textbook, textbook
-    )  # the textbook's for OML's
+    # the textbook's for OML's
+    result = ex.check_oml_against_textbook(precision, textbook, textbook)
     _says(result, ex.WRONG, "mAP@5", "textbook's AP@5", "n_k = 2")
     result = ex.check_oml_against_textbook(precision, 0.9 / 5, textbook)  # divided by k
     _says(result, ex.WRONG, "mAP@5", "divided by k = 5")
@@ -459,23 +438,20 @@ def _oml_ap(is_correct, n_gt, k):
     return _ap(is_correct, n_gt, k)
 
 
-def _indexing_ap(
-    is_correct, n_gt, k
-):  # walks k ranks, so it fails when k is longer than the ranking
+# walks k ranks, so it fails when k is longer than the ranking
+def _indexing_ap(is_correct, n_gt, k):
     if not is_correct or k <= len(is_correct):
         return _oml_ap(is_correct, n_gt, k)
     return _ap([is_correct[i] for i in range(k)], n_gt, k)
 
 
 def test_average_precision_edge_cases():
-    for (
-        case
-    ) in basics.AP_EDGE_CASES:  # the cases the checker adds are the edge cases this test names
+    # the cases the checker adds are the edge cases this test names
+    for case in validation.AP_EDGE_CASES:
         oml = calc_map([torch.tensor(case[0], dtype=torch.bool)], [case[1]], (case[2],))[0][0]
         assert float(oml) == pytest.approx(_oml_ap(*case))
-    result = ex.check_average_precision(
-        _ap
-    )  # no special case for an empty ranking with nothing to find
+    # no special case for an empty ranking with nothing to find
+    result = ex.check_average_precision(_ap)
     _says(
         result,
         ex.WRONG,
@@ -486,13 +462,11 @@ def test_average_precision_edge_cases():
     )
     result = ex.check_average_precision(_indexing_ap)
     _says(result, ex.WRONG, "k=10", "longer than the ranking", "raised IndexError")
-    result = ex.check_average_precision(
-        lambda c, n, k: _oml_ap(c, n, k) if n else 1.0
-    )  # n_gt=0 is not a free 1.0
+    # n_gt=0 is not a free 1.0
+    result = ex.check_average_precision(lambda c, n, k: _oml_ap(c, n, k) if n else 1.0)
     _says(result, ex.WRONG, "n_gt=0", "no correct item exists", "OML gives 0.0000")
-    result = ex.check_average_precision(
-        lambda c, n, k: _ap(c, n, k) if c else 1 / n
-    )  # divides by zero
+    # divides by zero
+    result = ex.check_average_precision(lambda c, n, k: _ap(c, n, k) if c else 1 / n)
     _says(result, ex.WRONG, "raised ZeroDivisionError")
 
 
@@ -579,9 +553,8 @@ def test_a_verdict_is_shown_wrapped_to_the_page_and_keeps_its_lines():
     message = "Not yet: " + " ".join(["word"] * 60) + "\nshort line\n" + "x" * 100
     shown = repr(Verdict(False, message))
     lines = shown.split("\n")
-    assert (
-        all(len(line) <= WIDTH for line in lines[:-1]) and lines[-1] == "x" * 100
-    )  # no break inside a word
+    # no break inside a word
+    assert all(len(line) <= WIDTH for line in lines[:-1]) and lines[-1] == "x" * 100
     assert "short line" in lines and " ".join(shown.split()) == " ".join(message.split())
     assert wrap_lines(shown) == shown  # wrapping twice changes nothing
 

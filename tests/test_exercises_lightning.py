@@ -21,26 +21,6 @@ from verdicts import says as _says
 # Chapter 03 ---------------------------------------------------------------------------------------
 
 
-def _pcf(centre=True, divide=True, plus_one=True):
-    def pcf(embeddings, variance):
-        x = embeddings - embeddings.mean(dim=0) if centre else embeddings
-        shares = torch.linalg.svdvals(x) ** 2
-        cumulative = torch.cumsum(shares / shares.sum(), dim=0)
-        n = int((cumulative <= variance).sum()) + (1 if plus_one else 0)
-        return n / embeddings.shape[1] if divide else n
-
-    return pcf
-
-
-def test_pcf():
-    _says(ex.check_pcf(_pcf()), ex.RIGHT, "calc_pcf", "4 sets")
-    _says(ex.check_pcf(_pcf(divide=False)), ex.WRONG, "number of components", "divides")
-    _says(ex.check_pcf(_pcf(plus_one=False)), ex.WRONG, "one component short")
-    _says(ex.check_pcf(_pcf(centre=False)), ex.WRONG, "centre the embeddings")
-    _says(ex.check_pcf(lambda e, r: [0.1, 0.2]), ex.WRONG, "one number")
-    _says(ex.check_pcf(lambda e, r: 1 / 0), ex.WRONG, "ZeroDivisionError")
-
-
 class _Freeze(pl.Callback):
     """The answer to exercise 03.1, and typical slips of it."""
 
@@ -154,6 +134,23 @@ def test_best_epoch(logs):
     _says(ex.check_best_epoch(40, csv), ex.WRONG, "no epoch 40")
 
 
+def test_best_epoch_names_the_metrics_logged_when_one_is_not(logs):
+    _, csv = logs
+    with pytest.raises(h.LogError, match=r"\['OVERALL/map/10'\] are not logged") as e:
+        ex.check_best_epoch(2, csv, metric="OVERALL/map/10")
+    assert "'OVERALL/map/5'" in str(e.value)  # the one it could have been
+
+
+def test_tensorboard_per_epoch_needs_a_csv_log_that_validated(logs, tmp_path):
+    tb, _ = logs
+    (tmp_path / "train_only").mkdir()
+    pd.DataFrame({"epoch": [0, 1], "step": [0, 1], "loss_step": [0.5, 0.4]}).to_csv(
+        tmp_path / "train_only" / "metrics.csv", index=False
+    )
+    with pytest.raises(ValueError, match="No validation metric"):
+        ex.check_tensorboard_per_epoch(_per_epoch, tb, tmp_path / "train_only")
+
+
 def _per_epoch(log_dir):
     scalars = h.read_tensorboard_scalars(log_dir)
     val = scalars.filter(like="OVERALL/").dropna(how="all")
@@ -161,17 +158,24 @@ def _per_epoch(log_dir):
     return val
 
 
+def _by_step(log_dir):
+    """A typical slip: the validation rows, still indexed by the training step."""
+    return h.read_tensorboard_scalars(log_dir).filter(like="OVERALL/").dropna(how="all")
+
+
 def test_tensorboard_per_epoch(logs):
     tb, csv = logs
     _says(ex.check_tensorboard_per_epoch(_per_epoch, tb, csv), ex.RIGHT, "4 epochs x 2 metrics")
-    by_step = lambda d: h.read_tensorboard_scalars(d).filter(like="OVERALL/").dropna(how="all")  # noqa: E731
-    _says(ex.check_tensorboard_per_epoch(by_step, tb, csv), ex.WRONG, "training step")
+    _says(ex.check_tensorboard_per_epoch(_by_step, tb, csv), ex.WRONG, "training step")
     _says(
         ex.check_tensorboard_per_epoch(lambda d: _per_epoch(d)[["OVERALL/map/5"]], tb, csv),
         ex.WRONG,
         "missing",
     )
-    shifted = lambda d: _per_epoch(d).shift(1).bfill()  # noqa: E731
+
+    def shifted(log_dir):
+        return _per_epoch(log_dir).shift(1).bfill()
+
     _says(ex.check_tensorboard_per_epoch(shifted, tb, csv), ex.WRONG, "values differ")
 
 
@@ -179,11 +183,10 @@ def test_tensorboard_per_epoch_two_steps_an_epoch():
     """The chapter's run has one step per epoch, where an index by step looks right: the checker
     also
     runs the answer on a log with two steps per epoch."""
-    from oml_helpers.exercises.lightning import _two_steps_per_epoch_problems
+    from oml_helpers.exercises.lightning_and_logging import _two_steps_per_epoch_problems
 
     assert _two_steps_per_epoch_problems(_per_epoch) == []
-    by_step = lambda d: h.read_tensorboard_scalars(d).filter(like="OVERALL/").dropna(how="all")  # noqa: E731
-    (problem,) = _two_steps_per_epoch_problems(by_step)
+    (problem,) = _two_steps_per_epoch_problems(_by_step)
     assert "still the step" in problem
 
 
@@ -230,11 +233,12 @@ def test_best_k_from_state(lightning_ckpt):
     best, second = last.parent / "epoch01.ckpt", last.parent / "epoch03.ckpt"
     right = [(best, 0.9), (second, 0.85)]
     _says(ex.check_best_k_from_state(right, last), ex.RIGHT, "the 2 checkpoints kept", "best first")
+    # a dict, str paths and tensor scores are fine
     _says(
         ex.check_best_k_from_state({str(best): torch.tensor(0.9), str(second): 0.85}, last),
         ex.RIGHT,
         "best first",
-    )  # a dict, str paths and tensor scores are fine
+    )
     _says(ex.check_best_k_from_state(right[::-1], last), ex.WRONG, "worst first", "reverse=True")
     _says(ex.check_best_k_from_state([(best, 0.9), (last, 0.8)], last), ex.WRONG, "last.ckpt")
     _says(ex.check_best_k_from_state([(best, 0.9)], last), ex.WRONG, "kept 2 files", "gave 1")

@@ -5,10 +5,10 @@ import numpy as np
 import pytest
 import torch
 
-
 from oml.metrics import calc_retrieval_metrics_rr
 
 from oml_helpers import exercises as ex
+from test_exercises_retrieval import _rr
 from verdicts import says
 
 
@@ -17,9 +17,6 @@ def _says(result, verdict, *fragments):
     84)."""
     assert max(len(line) for line in repr(result).splitlines()) <= 84, repr(result)
     says(ex.Verdict(result.ok, " ".join(result.message.split())), verdict, *fragments)
-
-
-from test_exercises_retrieval import _rr
 
 
 class _Images:
@@ -58,7 +55,10 @@ def _cut_by_hand(rr, keep, top_n=5):
 def test_cut_after_rerank():
     rr = _rr(seed=1)
     dataset, model, th = _Images(12, 40), _Judge(), 0.35
-    score = lambda q, i: (abs(100 + i - q) % 7) / 10
+
+    def score(q, i):
+        return (abs(100 + i - q) % 7) / 10
+
     truth = _cut_by_hand(rr, lambda q, i: score(q, i) < th)
     above = _cut_by_hand(rr, lambda q, i: score(q, i) >= th)
     d = {
@@ -67,12 +67,12 @@ def test_cut_after_rerank():
         for i, x in zip(ids, ds)
     }
     by_distance = _cut_by_hand(rr, lambda q, i: d[q, i] < th)
-    assert (
-        len({truth, truth[::-1], above, by_distance}) == 4
-    )  # the wrong answers differ from the right one
-    check = lambda p, r: ex.check_cut_after_rerank(
-        p, r, rr, dataset, model, th, extractor_threshold=0.6
-    )
+    # the wrong answers differ from the right one
+    assert len({truth, truth[::-1], above, by_distance}) == 4
+
+    def check(p, r):
+        return ex.check_cut_after_rerank(p, r, rr, dataset, model, th, extractor_threshold=0.6)
+
     _says(check(*truth), ex.RIGHT, f"precision {truth[0]:.3f}, recall {truth[1]:.3f}", "wrong kept")
     _says(check(*truth[::-1]), ex.WRONG, "swapped")
     _says(check(*above), ex.WRONG, "below it")
@@ -101,7 +101,10 @@ def test_rerank_budget():
         )
         for n in range(9)
     ]
-    check = lambda n, c, **kw: ex.check_rerank_budget(n, c, seconds, 100, rr, **kw)  # noqa: E731
+
+    def check(n, c, **kw):
+        return ex.check_rerank_budget(n, c, seconds, 100, rr, **kw)
+
     _says(
         check(truth, cmc[truth]), ex.RIGHT, f"at top_n={truth}", f"CMC@{truth} = {cmc[truth]:.2f}"
     )
@@ -159,5 +162,8 @@ def test_hard_pairs():
     _says(ex.check_hard_pairs(_pairs(hard_pos=False)), ex.WRONG, "*nearest* positive")
     _says(ex.check_hard_pairs(_pairs(hard_neg=False)), ex.WRONG, "*farthest* negative")
     _says(ex.check_hard_pairs(_pairs(both_orders=True)), ex.WRONG, "some twice")
-    swapped = lambda e, l: tuple(reversed(_pairs()(e, l)))  # noqa: E731
+
+    def swapped(embeddings, labels):
+        return tuple(reversed(_pairs()(embeddings, labels)))
+
     _says(ex.check_hard_pairs(swapped), ex.WRONG, "which list is which")

@@ -27,9 +27,8 @@ def _precision(store, k, extra=1, drop_self=True, divide_by=None):
 
 def test_precision_per_label():
     _says(ex.check_precision_per_label(_precision), ex.RIGHT, "brute force")
-    with (
-        tempfile.TemporaryDirectory() as folder
-    ):  # the chapter's store: the function's values on it
+    # the chapter's store: the function's values on it
+    with tempfile.TemporaryDirectory() as folder:
         with EmbeddingStore.create(Path(folder) / "s.db", model_name="t", dim=1) as store:
             # label 0 at 0..5, label 1 at 20..25: each item's 5 nearest others share its label
             store.add(
@@ -56,9 +55,8 @@ def test_precision_per_label():
                 ex.WRONG,
                 "right on the checker's store",
             )
-    _says(
-        ex.check_precision_per_label(lambda store, k: None), ex.WRONG, "returned None"
-    )  # the stub
+    # the stub
+    _says(ex.check_precision_per_label(lambda store, k: None), ex.WRONG, "returned None")
     _says(
         ex.check_precision_per_label(lambda s, k: _precision(s, k, drop_self=False)),
         ex.WRONG,
@@ -86,71 +84,6 @@ def test_precision_per_label():
         ex.WRONG,
         "brute force gives",
     )
-
-
-def _open_for(
-    path, model_name, dim, compare=("model_name", "dim"), close=True, error=ValueError, message=True
-):
-    """The answer to check_open_for; the arguments make the typical mistakes."""
-    store = EmbeddingStore.open(path)
-    if any(
-        getattr(store, name) != {"model_name": model_name, "dim": dim}[name] for name in compare
-    ):
-        if close:
-            store.close()
-        raise error(
-            f"{path} holds {store.model_name!r} (dim {store.dim})" if message else "wrong store"
-        )
-    return store
-
-
-def _open_with_with(path, model_name, dim):
-    with EmbeddingStore.open(path) as store:
-        if (store.model_name, store.dim) != (model_name, dim):
-            raise ValueError(f"{store.model_name!r}, dim {store.dim}")
-        return store  # closed on the way out
-
-
-def test_open_for():
-    _says(ex.check_open_for(_open_for), ex.RIGHT, "refused with a ValueError")
-    _says(
-        ex.check_open_for(lambda path, model_name, dim: None), ex.WRONG, "returned None"
-    )  # the stub
-    _says(
-        ex.check_open_for(lambda *a: _open_for(*a, compare=("dim",))),
-        ex.WRONG,
-        "'other-model'",
-        "was accepted",
-        "store.model_name",
-    )
-    _says(
-        ex.check_open_for(lambda *a: _open_for(*a, compare=("model_name",))),
-        ex.WRONG,
-        "dim 16",
-        "was accepted",
-    )
-    _says(
-        ex.check_open_for(lambda *a: _open_for(*a, close=False)), ex.WRONG, "still open", "close()"
-    )
-    _says(
-        ex.check_open_for(lambda *a: _open_for(*a, error=KeyError)),
-        ex.WRONG,
-        "raise ValueError",
-        "KeyError",
-    )
-    _says(
-        ex.check_open_for(lambda *a: _open_for(*a, message=False)),
-        ex.WRONG,
-        "name what the file holds",
-    )
-    _says(ex.check_open_for(_open_with_with), ex.WRONG, "already closed", "`with`")
-    _says(
-        ex.check_open_for(lambda path, name, dim: _open_for(path, name.upper(), dim)),
-        ex.WRONG,
-        "was refused",
-    )
-    _says(ex.check_open_for(lambda *a: str(a[0])), ex.WRONG, "not str")
-    assert EmbeddingStore.open.__func__.__name__ == "open"  # the checker put the real open back
 
 
 def _cosine(ids, vectors, query, k, normalise=True, descending=False, similarity=False, start=0):

@@ -5,97 +5,98 @@ Every checker returns a ``Verdict``: it is true when the answer is right, and a
 notebook shows it as one line starting with "Correct" or "Not yet" that says why.
 The right answers are computed from OML or from the data, never stored. The student
 edition's untouched starting code (an answer still ``...``, a function whose body is
-still ``...``) gets a "Not yet" too, not a crash. One module per group of chapters;
-all checkers are importable from here, e.g.
-``oml_helpers.exercises.check_balance_epoch``.
+still ``...``) gets a "Not yet" too, not a crash.
+
+One module per chapter, named after its notebook (``data_and_setup`` for chapter
+00, ``training`` for 01, ..., ``reranking`` for 07), with the constants its
+checkers use beside them; ``verdict`` holds what they share. All checkers are
+importable from here, e.g. ``oml_helpers.exercises.check_balance_epoch``.
 """
 
 from oml_helpers.exercises.verdict import RIGHT, WRONG, Verdict
-from oml_helpers.exercises.basics import (
-    EXERCISE_HITS,
-    EXERCISE_N_GT,
-    check_average_precision,
-    check_balance_epoch,
-    check_collapse_diagnosis,
-    check_metrics_by_hand,
-    check_triplet_loss,
-)
-from oml_helpers.exercises.dataframes import (
+from oml_helpers.exercises.data_and_setup import (
     NO_GTS_WARNING,
     check_lost_match,
     check_query_rows,
     check_separate_queries,
 )
-from oml_helpers.exercises.storage import (
-    check_cosine_top_k,
-    check_open_for,
-    check_precision_per_label,
+from oml_helpers.exercises.training import (
+    check_balance_epoch,
+    check_collapse_diagnosis,
+    check_triplet_loss,
 )
-from oml_helpers.exercises.storage_transactions import check_relabel
-from oml_helpers.exercises.lightning import (
+from oml_helpers.exercises.validation import (
+    TEXTBOOK_HITS,
+    TEXTBOOK_N_GT,
+    check_average_precision,
+    check_confusion_table,
+    check_oml_against_textbook,
+)
+from oml_helpers.exercises.lightning_and_logging import (
     check_best_epoch,
-    check_pcf,
+    check_freeze_callback,
     check_tensorboard_per_epoch,
 )
-from oml_helpers.exercises.checkpoints import (
+from oml_helpers.exercises.checkpointing import (
     DIAGNOSES,
     check_best_k_from_state,
     check_diagnose,
     check_loaded_share,
+)
+from oml_helpers.exercises.embedding_store import (
+    check_cosine_top_k,
+    check_precision_per_label,
+    check_relabel,
 )
 from oml_helpers.exercises.retrieval import (
     check_adaptive_by_hand,
     check_precision_threshold,
     check_search,
 )
-from oml_helpers.exercises.validation import (
-    TEXTBOOK_HITS,
-    TEXTBOOK_N_GT,
-    check_confusion_table,
-    check_oml_against_textbook,
-)
 from oml_helpers.exercises.reranking import (
     check_cut_after_rerank,
     check_hard_pairs,
     check_rerank_budget,
 )
-from oml_helpers.exercises.freezing import check_freeze_callback
 
 __all__ = [
-    "NO_GTS_WARNING",
-    "check_adaptive_by_hand",
-    "DIAGNOSES",
-    "EXERCISE_HITS",
-    "EXERCISE_N_GT",
     "RIGHT",
+    "WRONG",
+    "Verdict",
+    # 00 Data and setup
+    "NO_GTS_WARNING",
+    "check_lost_match",
+    "check_query_rows",
+    "check_separate_queries",
+    # 01 Training
+    "check_balance_epoch",
+    "check_collapse_diagnosis",
+    "check_triplet_loss",
+    # 02 Validation
     "TEXTBOOK_HITS",
     "TEXTBOOK_N_GT",
-    "Verdict",
-    "WRONG",
     "check_average_precision",
-    "check_best_epoch",
-    "check_best_k_from_state",
-    "check_cosine_top_k",
-    "check_collapse_diagnosis",
     "check_confusion_table",
     "check_oml_against_textbook",
-    "check_cut_after_rerank",
-    "check_diagnose",
+    # 03 Lightning and logging
+    "check_best_epoch",
     "check_freeze_callback",
-    "check_hard_pairs",
-    "check_loaded_share",
-    "check_lost_match",
-    "check_metrics_by_hand",
-    "check_open_for",
-    "check_pcf",
-    "check_precision_per_label",
-    "check_precision_threshold",
-    "check_rerank_budget",
-    "check_query_rows",
-    "check_relabel",
-    "check_search",
-    "check_separate_queries",
     "check_tensorboard_per_epoch",
-    "check_balance_epoch",
-    "check_triplet_loss",
+    # 04 Checkpointing
+    "DIAGNOSES",
+    "check_best_k_from_state",
+    "check_diagnose",
+    "check_loaded_share",
+    # 05 Embedding store
+    "check_cosine_top_k",
+    "check_precision_per_label",
+    "check_relabel",
+    # 06 Retrieval
+    "check_adaptive_by_hand",
+    "check_precision_threshold",
+    "check_search",
+    # 07 Re-ranking
+    "check_cut_after_rerank",
+    "check_hard_pairs",
+    "check_rerank_budget",
 ]

@@ -1,4 +1,6 @@
-"""Checkers for the exercises of chapter 07 (re-ranking with a pairwise model)."""
+"""Checkers for the exercises of chapter 07, Re-ranking with a pairwise model: the
+precision and recall of a pairwise threshold's cut (07.1), the largest ``top_n`` a
+time budget allows (07.2) and hard pairs like OML's ``PairsMiner`` (07.3)."""
 
 from typing import Any, Callable, Dict, Iterable, List, Sequence, Set, Tuple
 
@@ -74,7 +76,8 @@ def check_cut_after_rerank(
     """
     if not 1 <= top_n <= rr.n_retrieved_items:
         raise ValueError(
-            f"top_n must be between 1 and the {rr.n_retrieved_items} retrieved items, got {top_n}."
+            f"top_n must be between 1 and the {rr.n_retrieved_items} retrieved "
+            f"items, got {top_n}."
         )
     right = [
         torch.isin(ids[:top_n], gt) for ids, gt in zip(rr.retrieved_ids, rr.gt_ids)
@@ -92,30 +95,37 @@ def check_cut_after_rerank(
     # ~350 kept)
     n_kept_truth = sum(int((s < threshold).sum()) for s in scores)
     atol = min(0.005, 1.5 / max(n_kept_truth, 1))
-    close = lambda a, b: bool(np.allclose(a, b, atol=atol))
+
+    def close(a: Tuple[float, float], b: Tuple[float, float]) -> bool:
+        return bool(np.allclose(a, b, atol=atol))
+
     problems = []
     if close(answer, truth):
         pass
     elif close(answer, truth[::-1]):
         problems.append(
-            "the two are swapped: precision is the share of the kept candidates that are right, "
-            "recall the share of the right candidates that are kept."
+            "the two are swapped: precision is the share of the kept candidates "
+            "that are right, recall the share of the right candidates that are "
+            "kept."
         )
     elif close(answer, above):
         problems.append(
-            "you kept the candidates at or above the threshold; the score is a distance "
-            "(high means different): keep those below it."
+            "you kept the candidates at or above the threshold; the score is a "
+            "distance (high means different): keep those below it."
         )
     elif close(answer, by_extractor) or close(answer, mixed):
         problems.append(
-            "those come from the extractor's distances (rr.distances); score each pair with the "
-            "pairwise model instead (pairwise_inference on the query and its top 5)."
+            "those come from the extractor's distances (rr.distances); score "
+            "each pair with the pairwise model instead (pairwise_inference on "
+            "the query and its top 5)."
         )
     else:
         problems.append(
-            f"({answer[0]:.3f}, {answer[1]:.3f}) is off. Score each query with its {top_n} first results by "
-            "the pairwise model's predict (pairwise_inference), keep the scores below the threshold, and "
-            "count over all queries together: right and kept / kept, right and kept / right."
+            f"({answer[0]:.3f}, {answer[1]:.3f}) is off. Score each query with "
+            f"its {top_n} first results by the pairwise model's predict "
+            "(pairwise_inference), keep the scores below the threshold, and "
+            "count over all queries together: right and kept / kept, right and "
+            "kept / right."
         )
     n_right = sum(int(r.sum()) for r in right)
     wrong_pairwise = sum(
@@ -131,10 +141,11 @@ def check_cut_after_rerank(
     return verdict(
         problems,
         f"below {threshold:.3f} the pairwise model keeps {n_kept_truth} of the "
-        f"{top_n * len(scores)} candidates ({n_right} right): precision {truth[0]:.3f}, "
-        f"recall {truth[1]:.3f}, {wrong_pairwise} wrong candidates kept. The extractor's "
-        f"distances cut at {extractor_threshold:.3f} give precision {by_extractor[0]:.3f}, "
-        f"recall {by_extractor[1]:.3f}, {wrong_extractor} wrong kept: the {fewer} cut "
+        f"{top_n * len(scores)} candidates ({n_right} right): precision "
+        f"{truth[0]:.3f}, recall {truth[1]:.3f}, {wrong_pairwise} wrong "
+        "candidates kept. The extractor's distances cut at "
+        f"{extractor_threshold:.3f} give precision {by_extractor[0]:.3f}, recall "
+        f"{by_extractor[1]:.3f}, {wrong_extractor} wrong kept: the {fewer} cut "
         "keeps fewer wrong candidates.",
     )
 
@@ -180,7 +191,8 @@ def check_rerank_budget(
     """
     if len(seconds) < 2:
         raise ValueError(
-            f"Need timings for at least two top_n to fit a line, got {sorted(seconds)}."
+            "Need timings for at least two top_n to fit a line, got "
+            f"{sorted(seconds)}."
         )
     slope, intercept = _line_fit(seconds, n_queries)
     n_max = rr.n_retrieved_items
@@ -200,35 +212,37 @@ def check_rerank_budget(
     if n != truth:
         if not isinstance(n, (int, np.integer)) or not 0 <= n <= n_max:
             problems.append(
-                f"top_n is a whole number from 2 to the {n_max} results the extractor "
-                f"returned (or 0 if none fits), got {n!r}."
+                f"top_n is a whole number from 2 to the {n_max} results the "
+                f"extractor returned (or 0 if none fits), got {n!r}."
             )
         elif n == 1:
             problems.append(
-                "PairwiseReranker needs top_n > 1 (re-ranking one item changes nothing): "
-                "search from 2."
+                "PairwiseReranker needs top_n > 1 (re-ranking one item changes "
+                "nothing): search from 2."
             )
         elif n == truth + 1:
             problems.append(
-                f"the line gives {slope * n + intercept:.0f} ms per query at top_n={n}, "
-                f"over {budget_ms:.0f} ms: round down, to the largest top_n that fits."
+                f"the line gives {slope * n + intercept:.0f} ms per query at "
+                f"top_n={n}, over {budget_ms:.0f} ms: round down, to the largest "
+                "top_n that fits."
             )
         elif n == int(budget_ms / np.mean(per_pair)):
             problems.append(
-                "that divides the budget by the cost of one pair; the line also has an "
-                "intercept: solve slope * top_n + intercept <= budget."
+                "that divides the budget by the cost of one pair; the line also "
+                "has an intercept: solve slope * top_n + intercept <= budget."
             )
         else:
             problems.append(
-                f"top_n={n} is not the largest that fits: fit ms per query (1000 * seconds / "
-                f"n_queries) = slope * top_n + intercept and find the largest top_n from 2 "
-                f"to {n_max} whose value is at most {budget_ms:.0f}."
+                f"top_n={n} is not the largest that fits: fit ms per query (1000 "
+                "* seconds / n_queries) = slope * top_n + intercept and find "
+                f"the largest top_n from 2 to {n_max} whose value is at most "
+                f"{budget_ms:.0f}."
             )
     elif not np.isclose(value, cap, atol=1e-3):
         if truth and np.isclose(value, float(cmc[1]), atol=1e-3):
             problems.append(
-                f"that is CMC@1; the cap is CMC@{truth}: the share of queries with a right "
-                f"item among their first {truth}."
+                f"that is CMC@1; the cap is CMC@{truth}: the share of queries "
+                f"with a right item among their first {truth}."
             )
         elif np.isclose(value, 100 * cap, atol=0.1):
             problems.append(
@@ -236,23 +250,24 @@ def check_rerank_budget(
             )
         else:
             problems.append(
-                f"{value:.3f} is not CMC@{max(truth, 1)}: count the queries with at least one "
-                f"right item (rr.gt_ids) among their first {max(truth, 1)} results, "
-                "over all queries."
+                f"{value:.3f} is not CMC@{max(truth, 1)}: count the queries with "
+                "at least one right item (rr.gt_ids) among their first "
+                f"{max(truth, 1)} results, over all queries."
             )
     if not truth:
         success = (
-            f"even top_n=2 costs {2 * slope + intercept:.0f} ms per query on this line: "
-            f"re-ranking does not fit {budget_ms:.0f} ms here, and CMC@1 stays "
-            f"{float(cmc[1]):.2f}."
+            f"even top_n=2 costs {2 * slope + intercept:.0f} ms per query on "
+            f"this line: re-ranking does not fit {budget_ms:.0f} ms here, and "
+            f"CMC@1 stays {float(cmc[1]):.2f}."
         )
     else:
         success = (
-            f"the line ({slope:.1f} ms per pair, intercept {intercept:.1f} ms) gives "
-            f"{slope * truth + intercept:.0f} ms per query at top_n={truth} and "
-            f"{slope * (truth + 1) + intercept:.0f} at {truth + 1}. Re-ranking the top {truth} "
-            f"can lift CMC@1 from {float(cmc[1]):.2f} to at most CMC@{truth} = {cap:.2f}, "
-            f"against CMC@{n_max} = {float(cmc[n_max]):.2f} for the whole list. Timings "
+            f"the line ({slope:.1f} ms per pair, intercept {intercept:.1f} ms) "
+            f"gives {slope * truth + intercept:.0f} ms per query at "
+            f"top_n={truth} and {slope * (truth + 1) + intercept:.0f} at "
+            f"{truth + 1}. Re-ranking the top {truth} can lift CMC@1 from "
+            f"{float(cmc[1]):.2f} to at most CMC@{truth} = {cap:.2f}, against "
+            f"CMC@{n_max} = {float(cmc[n_max]):.2f} for the whole list. Timings "
             "vary with the machine, and so does this top_n."
         )
     return verdict(problems, success)
@@ -295,40 +310,48 @@ def check_hard_pairs(
     problems = []
     if any(i == j for i, j in mine_pos | mine_neg):
         problems.append(
-            "a pair of an image with itself; the hardest positive is another image of the same label."
+            "a pair of an image with itself; the hardest positive is another "
+            "image of the same label."
         )
     elif any(labels[i] != labels[j] for i, j in mine_pos) or any(
         labels[i] == labels[j] for i, j in mine_neg
     ):
         problems.append(
-            "positive pairs share a label and negative pairs do not; check which list is which."
+            "positive pairs share a label and negative pairs do not; check which "
+            "list is which."
         )
     elif mine_pos == easy_pos and pos != easy_pos:
         problems.append(
-            "you took each anchor's *nearest* positive; the hardest one is the *farthest* same-label image."
+            "you took each anchor's *nearest* positive; the hardest one is the "
+            "*farthest* same-label image."
         )
     elif mine_neg == easy_neg and neg != easy_neg:
         problems.append(
-            "you took each anchor's *farthest* negative; the hardest one is the *nearest* other-label image."
+            "you took each anchor's *farthest* negative; the hardest one is the "
+            "*nearest* other-label image."
         )
     elif len(answer_pos) + len(answer_neg) > len(mine_pos) + len(mine_neg) and (
         mine_pos,
         mine_neg,
     ) == (pos, neg):
         problems.append(
-            "right pairs, but some twice: (i, j) and (j, i) are one pair, which the miner keeps once."
+            "right pairs, but some twice: (i, j) and (j, i) are one pair, which "
+            "the miner keeps once."
         )
     elif mine_pos != pos:
         problems.append(
-            f"positive pairs differ: missing {sorted(pos - mine_pos)[:3]}, extra {sorted(mine_pos - pos)[:3]}."
+            f"positive pairs differ: missing {sorted(pos - mine_pos)[:3]}, extra "
+            f"{sorted(mine_pos - pos)[:3]}."
         )
     elif mine_neg != neg:
         problems.append(
-            f"negative pairs differ: missing {sorted(neg - mine_neg)[:3]}, extra {sorted(mine_neg - neg)[:3]}."
+            f"negative pairs differ: missing {sorted(neg - mine_neg)[:3]}, extra "
+            f"{sorted(mine_neg - neg)[:3]}."
         )
     return verdict(
         problems,
-        f"{len(pos)} positive and {len(neg)} negative pairs, as PairsMiner mines them: "
-        f"{len(pos) + len(neg)} pairs from {len(labels)} anchors, not {2 * len(labels)} (one positive "
-        "and one negative each), because two anchors that pick each other give one pair.",
+        f"{len(pos)} positive and {len(neg)} negative pairs, as PairsMiner mines "
+        f"them: {len(pos) + len(neg)} pairs from {len(labels)} anchors, not "
+        f"{2 * len(labels)} (one positive and one negative each), because two "
+        "anchors that pick each other give one pair.",
     )

@@ -1,4 +1,6 @@
-"""Checkers for the exercises of chapter 06 (retrieval without labels)."""
+"""Checkers for the exercises of chapter 06, Retrieval: OML's adaptive threshold by
+hand (06.1), a distance threshold tuned for precision and scored on held-out
+results (06.2) and a search of the kept gallery for a new image (06.3)."""
 
 from typing import Callable, Iterable, List, Sequence, Tuple
 
@@ -29,10 +31,6 @@ def _as_ids(x: Iterable) -> List[int]:
     )
 
 
-# Chapter 06
-# ---------------------------------------------------------------------------------------
-
-
 def _adaptive_truth(rr: RetrievalResults, n_std: float) -> List[List[int]]:
     return [
         _as_ids(r)
@@ -48,28 +46,39 @@ def _adaptive_hint(
     ids, dists = _as_ids(rr.retrieved_ids[q]), rr.distances[q]
     gaps = dists[1:] - dists[:-1]
     big = (gaps > n_std * gaps.mean()).nonzero().flatten()
-    alone = (
-        ids[: int(big[0]) + 1] if len(big) else ids
-    )  # the mean gap of this list only
+    # the mean gap of this list only
+    alone = ids[: int(big[0]) + 1] if len(big) else ids
     if mine == alone and mine != right:
         return (
-            "you took the mean gap of each list alone; OML takes ONE mean over all the gaps of all the "
-            "lists in rr together (every gap weighs the same), then cuts each list against it."
+            "you took the mean gap of each list alone; OML takes ONE mean over "
+            "all the gaps of all the lists in rr together (every gap weighs the "
+            "same), then cuts each list against it."
         )
     if sorted(mine) == sorted(right):
-        return "the right items but in another order; thresholding never reorders, keep the ranking."
+        return (
+            "the right items but in another order; thresholding never reorders, "
+            "keep the ranking."
+        )
     if not mine and right == ids:
-        return "a list with no gap above n_std * mean gap keeps all its results, not none."
+        return (
+            "a list with no gap above n_std * mean gap keeps all its results, not "
+            "none."
+        )
     if mine == right[:-1]:
-        return "one result too few: the cut is just after the result before the big gap (keep dists[: i + 1])."
+        return (
+            "one result too few: the cut is just after the result before the big "
+            "gap (keep dists[: i + 1])."
+        )
     if mine == ids[: len(right) + 1]:
         return (
-            "one result too many: keep the results up to the big gap, not the one after it "
-            "(keep dists[: i + 1], i the index of the first big gap)."
+            "one result too many: keep the results up to the big gap, not the "
+            "one after it (keep dists[: i + 1], i the index of the first big "
+            "gap)."
         )
     return (
-        "compute gaps = dists[1:] - dists[:-1] for every list, their mean over all lists together, "
-        "and cut each list at its first gap > n_std * mean (strictly greater)."
+        "compute gaps = dists[1:] - dists[:-1] for every list, their mean over "
+        "all lists together, and cut each list at its first gap > n_std * mean "
+        "(strictly greater)."
     )
 
 
@@ -91,7 +100,8 @@ def check_adaptive_by_hand(
         truth, answer = _adaptive_truth(batch, n_std), list(fn(batch, n_std))
         if len(answer) != len(truth):
             problems.append(
-                f"return one list of ids per query ({len(truth)} queries), got {len(answer)}."
+                f"return one list of ids per query ({len(truth)} queries), got "
+                f"{len(answer)}."
             )
             break
         for q, (mine, right) in enumerate(zip(map(_as_ids, answer), truth)):
@@ -103,7 +113,8 @@ def check_adaptive_by_hand(
                 )
                 hint = _adaptive_hint(batch, q, n_std, mine, right)
                 problems.append(
-                    f"for {where}: you keep {mine[:6]}, OML keeps {right[:6]};\n{hint}"
+                    f"for {where}: you keep {mine[:6]}, OML keeps "
+                    f"{right[:6]};\n{hint}"
                 )
                 break
         if problems:
@@ -119,14 +130,17 @@ def check_adaptive_by_hand(
     # lines of at most 88 characters, so that the verdict reads without scrolling
     lines = [
         "your cut keeps what AdaptiveThresholding keeps, for n_std 2, 4 and 1.5",
-        f"on all {len(rr.retrieved_ids)} queries, and for each of the first {len(singles)} queries alone.",
+        f"on all {len(rr.retrieved_ids)} queries, and for each of the first "
+        f"{len(singles)} queries alone.",
     ]
     if changed:
         q = changed[0]
         alone = len(_adaptive_truth(singles[q], 2.0)[0])
         lines += [
-            f"{len(changed)} of those {len(singles)} queries are cut differently alone than in rr",
-            f"(query {q}: {len(in_batch[q])} kept in rr, {alone} alone): the mean gap belongs to the batch,",
+            f"{len(changed)} of those {len(singles)} queries are cut differently "
+            "alone than in rr",
+            f"(query {q}: {len(in_batch[q])} kept in rr, {alone} alone): the "
+            "mean gap belongs to the batch,",
             "so the same query's answer depends on its company.",
         ]
     return _verdict([], "\n".join(lines))
@@ -167,14 +181,13 @@ def _best_threshold(
     ok = (n_kept > 0) & (n_right / n_kept.clamp(min=1) >= min_precision)
     if not ok.any():
         return 0.0, 0
-    best = int(
-        torch.where(ok, n_kept, -1).argmax()
-    )  # the first candidate with the most kept
+    # the first candidate with the most kept
+    best = int(torch.where(ok, n_kept, -1).argmax())
     return float(candidates[best]), int(n_kept[best])
 
 
-# how many tuning results fewer than the best a threshold may keep and still pass
-# Exercise 06.2
+# Exercise 06.2: how many tuning results fewer than the best a threshold may keep
+# and still pass
 KEPT_SLACK = 2
 
 
@@ -193,13 +206,13 @@ def check_precision_threshold(
     min_precision: float = 0.9,
 ) -> Verdict:
     """Exercise 06.2: on the tuning results, the threshold that keeps the most
-    results at a pooled
-    precision >= ``min_precision`` (up to ``KEPT_SLACK`` results fewer); the
-    verdict also scores it on the held-out results."""
+    results at a pooled precision >= ``min_precision`` (up to ``KEPT_SLACK``
+    results fewer); the verdict also scores it on the held-out results."""
     if rr_tuning.gt_ids is None or rr_heldout.gt_ids is None:
         return _verdict(
             [
-                "the results have no gt_ids; use the labelled results rr_tuning and rr_heldout."
+                "the results have no gt_ids; use the labelled results rr_tuning "
+                "and rr_heldout."
             ],
             "",
         )
@@ -219,26 +232,31 @@ def check_precision_threshold(
     problems = []
     if n_kept == 0:
         problems.append(
-            f"th={th:.4f} keeps no result at all; raise it (distances start at {distances[0]:.4f})."
+            f"th={th:.4f} keeps no result at all; raise it (distances start at "
+            f"{distances[0]:.4f})."
         )
     elif precision < min_precision:
         problems.append(
-            f"th={th:.4f} keeps {n_kept} tuning results with a pooled precision of {precision:.3f}, below "
-            f"{min_precision}; lower it.\nThe pooled precision is the share of *kept results* that are right, "
-            "over all tuning queries together\n(rr_tuning, not rr_heldout: the held-out queries only score)."
+            f"th={th:.4f} keeps {n_kept} tuning results with a pooled precision "
+            f"of {precision:.3f}, below {min_precision}; lower it.\nThe pooled "
+            "precision is the share of *kept results* that are right, over all "
+            "tuning queries together\n(rr_tuning, not rr_heldout: the held-out "
+            "queries only score)."
         )
     elif n_kept < best_kept - KEPT_SLACK:
         at_distance = bool(torch.isclose(distances, torch.tensor(th)).any())
         hint = (
-            "\nYour threshold equals a distance, and ConstantThresholding drops results at exactly th: "
-            "go a little above."
+            "\nYour threshold equals a distance, and ConstantThresholding drops "
+            "results at exactly th: go a little above."
             if at_distance
             else ""
         )
         problems.append(
-            f"th={th:.4f} is safe (precision {precision:.3f}) but keeps only {n_kept} tuning results;\n"
-            f"a larger threshold keeps {best_kept} at a precision still >= {min_precision}. Try every distance\n"
-            f"in rr_tuning.distances as a candidate and keep the largest one that passes.{hint}"
+            f"th={th:.4f} is safe (precision {precision:.3f}) but keeps only "
+            f"{n_kept} tuning results;\na larger threshold keeps {best_kept} at "
+            f"a precision still >= {min_precision}. Try every distance\nin "
+            "rr_tuning.distances as a candidate and keep the largest one that "
+            f"passes.{hint}"
         )
     if problems:
         return _verdict(problems, "")
@@ -249,11 +267,11 @@ def check_precision_threshold(
 
     lines = [
         f"your th keeps {n_kept} tuning results, {precision:.1%} of them right",
-        f"(the most any threshold keeps at precision >= {min_precision}: {best_kept}).",
+        f"(the most any threshold keeps at precision >= {min_precision}: "
+        f"{best_kept}).",
     ]
-    next_d = _next_distance(
-        distances, th
-    )  # the next result a larger th than the student's keeps
+    # the next result a larger th than the student's keeps
+    next_d = _next_distance(distances, th)
     if next_d < float("inf"):
         gap = next_d - th
         how_far = "less than 0.0001" if 0 <= gap < 1e-4 else f"{gap:.4f}"
@@ -261,7 +279,8 @@ def check_precision_threshold(
         rounded = round(th, 4)
         lines += [
             f"It is fragile: the next tuning distance lies {how_far} above it,",
-            f"and a threshold just above that keeps {next_kept} results, {next_right / next_kept:.1%} right;",
+            f"and a threshold just above that keeps {next_kept} results, "
+            f"{next_right / next_kept:.1%} right;",
             f"your th rounded to {rounded:.4f} keeps {scored(rr_tuning, rounded)}.",
         ]
     reverse_th, _ = _best_threshold(rr_heldout, min_precision)
@@ -271,10 +290,14 @@ def check_precision_threshold(
             lines
             + [
                 f"On the held-out queries it keeps {scored(rr_heldout, th)}.",
-                f"The other way round, the same rule on the held-out queries picks th={reverse_th:.4f},",
-                f"which on the tuning queries keeps {scored(rr_tuning, reverse_th)}.",
-                "The queries that choose a threshold meet the target by construction; only other queries",
-                f"measure it, and with {len(rr_heldout.retrieved_ids)} of them the figure moves by several points either way.",
+                "The other way round, the same rule on the held-out queries "
+                f"picks th={reverse_th:.4f},",
+                "which on the tuning queries keeps "
+                f"{scored(rr_tuning, reverse_th)}.",
+                "The queries that choose a threshold meet the target by "
+                "construction; only other queries",
+                f"measure it, and with {len(rr_heldout.retrieved_ids)} of them "
+                "the figure moves by several points either way.",
             ]
         ),
     )
@@ -325,17 +348,20 @@ def check_search(
     problems = []
     if len(mine) != k or len(mine_d) != k:
         problems.append(
-            f"return k={k} positions and k distances, got {len(mine)} and {len(mine_d)}."
+            f"return k={k} positions and k distances, got {len(mine)} and "
+            f"{len(mine_d)}."
         )
     elif any(not 0 <= p < len(stored.ids) for p in mine):
         if all(p in row_of_id for p in mine):
             problems.append(
-                "these look like store ids; return positions, the rows of `vectors` (0 to "
-                f"{len(stored.ids) - 1}); store.load().ids[position] is the store id."
+                "these look like store ids; return positions, the rows of "
+                f"`vectors` (0 to {len(stored.ids) - 1}); "
+                "store.load().ids[position] is the store id."
             )
         else:
             problems.append(
-                f"positions must be rows of `vectors`, 0 to {len(stored.ids) - 1}; got {mine}."
+                "positions must be rows of `vectors`, 0 to "
+                f"{len(stored.ids) - 1}; got {mine}."
             )
     elif _check_positions(_as_ids(stored.ids[mine]), mine_d, right_ids, right_d):
         pass
@@ -344,21 +370,26 @@ def check_search(
         and _as_ids(stored.ids[mine]) != right_ids
     ):
         problems.append(
-            "the right items in the wrong order; sort by distance, nearest first (topk(..., largest=False))."
+            "the right items in the wrong order; sort by distance, nearest first "
+            "(topk(..., largest=False))."
         )
     elif len(mine_d) > 1 and mine_d[0] > mine_d[-1]:
         problems.append(
-            "your distances decrease: you took the farthest items. Use topk(k, largest=False)."
+            "your distances decrease: you took the farthest items. Use topk(k, "
+            "largest=False)."
         )
     elif np.allclose(mine_d, right_d**2, rtol=1e-3):
         problems.append(
-            "your distances are squared; torch.cdist gives the Euclidean distance OML uses."
+            "your distances are squared; torch.cdist gives the Euclidean "
+            "distance OML uses."
         )
     else:
         problems.append(
-            f"you found rows {mine} at {_rounded(mine_d)}, expected rows {[row_of_id[i] for i in right_ids]} at "
-            f"{_rounded(right_d)}. Put the image through `transform` (after .convert('RGB')), add a batch "
-            "dimension with unsqueeze(0), embed it with the model in eval mode, and compare with `vectors` by torch.cdist."
+            f"you found rows {mine} at {_rounded(mine_d)}, expected rows "
+            f"{[row_of_id[i] for i in right_ids]} at {_rounded(right_d)}. Put "
+            "the image through `transform` (after .convert('RGB')), add a batch "
+            "dimension with unsqueeze(0), embed it with the model in eval mode, "
+            "and compare with `vectors` by torch.cdist."
         )
     return _verdict(
         problems, f"the {k} nearest stored items, at distances {_rounded(right_d)}."

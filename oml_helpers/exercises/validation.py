@@ -1,7 +1,8 @@
-"""Checkers of chapter 02: OML's AP@k against the textbook's (1), the rank-1
-confusion table (3)."""
+"""Checkers for the exercises of chapter 02, Validation: OML's AP@k against the
+textbook's (02.1), OML's AP@k for one query by hand (02.2) and the rank-1
+confusion table (02.3)."""
 
-from typing import List, Sequence
+from typing import Callable, List, Sequence
 
 import numpy as np
 import pandas as pd
@@ -15,13 +16,8 @@ from oml_helpers.exercises.verdict import Verdict, checker
 from oml_helpers.exercises.verdict import verdict as _verdict
 
 
-TEXTBOOK_HITS = [
-    False,
-    True,
-    False,
-    False,
-    True,
-]  # exercise 02.1: hits at ranks 2 and 5
+# exercise 02.1: hits at ranks 2 and 5
+TEXTBOOK_HITS = [False, True, False, False, True]
 TEXTBOOK_N_GT = 4
 
 
@@ -75,21 +71,23 @@ def check_oml_against_textbook(
     sum_ = truth["textbook"] * min(k, n)  # the sum of the precision at each hit
     n_k = int(hits[:k].sum())
     by_k = f"you divided by k = {k}; "
-    mistakes = {  # (label, hint, [(the value a typical mistake gives, what to say)])
+    # name: (label, hint, [(the value a typical mistake gives, what to say)])
+    mistakes = {
         "precision": (
             "precision@5",
-            "OML's precision@k divides the hits in the first k by " "min(k, n).",
+            "OML's precision@k divides the hits in the first k by min(k, n).",
             [(n_k / k, by_k + f"OML divides by min(k, n) = {min(k, n)}.")],
         ),
         "map": (
             "mAP@5",
-            "OML averages the precision at each hit over the hits within the first k.",
+            "OML averages the precision at each hit over the hits within the "
+            "first k.",
             [
                 (
                     truth["textbook"],
-                    f"that is the textbook's AP@5, divided by min(k, n) = "
-                    f"{min(k, n)}; OML divides the same sum by n_k = {n_k}, the hits it found in "
-                    f"the first {k}.",
+                    "that is the textbook's AP@5, divided by min(k, n) = "
+                    f"{min(k, n)}; OML divides the same sum by n_k = {n_k}, the "
+                    f"hits it found in the first {k}.",
                 ),
                 (
                     sum_ / k,
@@ -105,9 +103,9 @@ def check_oml_against_textbook(
             [
                 (
                     truth["map"],
-                    f"that is OML's mAP@5; the textbook divides the same sum by "
-                    f"min(k, n) = {min(k, n)}, so that the {min(k, n) - n_k} correct items "
-                    "not found count as misses.",
+                    "that is OML's mAP@5; the textbook divides the same sum by "
+                    f"min(k, n) = {min(k, n)}, so that the {min(k, n) - n_k} "
+                    "correct items not found count as misses.",
                 ),
                 (
                     sum_ / k,
@@ -119,8 +117,8 @@ def check_oml_against_textbook(
     problems = []
     if not _off(map_, truth["textbook"]) and not _off(textbook, truth["map"]):
         problems.append(
-            "your mAP@5 and textbook AP@5 are swapped: OML divides the sum by the hits "
-            "it found, the textbook by min(k, n)."
+            "your mAP@5 and textbook AP@5 are swapped: OML divides the sum by "
+            "the hits it found, the textbook by min(k, n)."
         )
     for name, value in (
         ("precision", precision),
@@ -137,9 +135,85 @@ def check_oml_against_textbook(
     return _verdict(
         problems,
         f"precision@5 = {truth['precision']:.3f}, OML's mAP@5 = "
-        f"{truth['map']:.3f}, the textbook AP@5 = {truth['textbook']:.3f}: OML's is "
-        f"{ratio:.0f} times the textbook's, since it averages over the {n_k} hits it "
-        f"found, not the {min(k, n)} a perfect top {k} would hold.",
+        f"{truth['map']:.3f}, the textbook AP@5 = {truth['textbook']:.3f}: OML's "
+        f"is {ratio:.0f} times the textbook's, since it averages over the {n_k} "
+        f"hits it found, not the {min(k, n)} a perfect top {k} would hold.",
+    )
+
+
+def _oml_ap(is_correct: Sequence[bool], n_gt: int, k: int) -> float:
+    """OML's AP@k of one query's ranking."""
+    row = [torch.tensor(list(is_correct), dtype=torch.bool)]
+    return float(calc_map(row, [n_gt], (k,))[0][0])
+
+
+def _describe_case(is_correct: Sequence[bool], n_gt: int, k: int) -> str:
+    hits = "".join("x" if c else "." for c in is_correct) or "(none retrieved)"
+    notes = []
+    if not len(is_correct):
+        notes.append(
+            "an empty ranking: OML gives 1.0 when n_gt = 0 (nothing to find) and "
+            "0.0 otherwise"
+        )
+    elif n_gt == 0:
+        notes.append("no correct item exists (n_gt = 0)")
+    if k > len(is_correct) > 0:
+        notes.append("k is longer than the ranking: only the retrieved items count")
+    return f"hits '{hits}' (x = correct), n_gt={n_gt}, k={k}" + (
+        f" ({'; '.join(notes)})" if notes else ""
+    )
+
+
+# exercise 02.2: empty, n_gt = 0, k longer than the ranking
+AP_EDGE_CASES = [
+    ([], 0, 5),
+    ([], 3, 5),
+    ([False, False, False], 0, 3),
+    ([True, False, True], 2, 10),
+    ([False, True], 1, 5),
+]
+
+
+@checker
+def check_average_precision(
+    fn: Callable[[Sequence[bool], int, int], float],
+) -> Verdict:
+    """Exercise 02.2: ``fn(is_correct, n_gt, k)`` computes OML's AP@k for one query.
+
+    The rankings include ``AP_EDGE_CASES``; an error raised by ``fn`` is reported
+    with its case.
+    """
+    rng = np.random.default_rng(0)
+    cases = [
+        ([True, False, True], 2, 3),
+        ([False, False, False], 3, 3),
+        ([False, True, False, True, True], 5, 4),
+    ]
+    cases += [
+        (list(rng.random(8) < 0.4), 6, int(rng.integers(1, 9))) for _ in range(30)
+    ]
+    cases += AP_EDGE_CASES
+    problems = []
+    for is_correct, n_gt, k in cases:
+        truth = _oml_ap(is_correct, n_gt, k)
+        try:
+            value = float(fn(list(map(bool, is_correct)), n_gt, k))
+        # the student's code failing on one case is an answer to explain
+        except Exception as e:
+            problems.append(
+                f"for {_describe_case(is_correct, n_gt, k)} your function raised "
+                f"{type(e).__name__}: {e}. OML gives {truth:.4f}."
+            )
+            break
+        if not np.isclose(value, truth, atol=1e-4):
+            problems.append(
+                f"for {_describe_case(is_correct, n_gt, k)} you return "
+                f"{value:.4f}, OML gives {truth:.4f}."
+            )
+            break
+    return _verdict(
+        problems,
+        f"matches OML's mAP on {len(cases)} rankings, the edge cases included.",
     )
 
 
@@ -166,8 +240,8 @@ def rank1_confusion(
     gallery_rows = dataset.get_gallery_ids().view(-1)
     if len(rr.retrieved_ids) != len(query_rows):
         raise ValueError(
-            f"rr holds {len(rr.retrieved_ids)} queries, the dataset {len(query_rows)}: "
-            "pass the dataset rr was computed on."
+            f"rr holds {len(rr.retrieved_ids)} queries, the dataset "
+            f"{len(query_rows)}: pass the dataset rr was computed on."
         )
     digits = sorted(int(d) for d in labels.unique())
     index = {d: i for i, d in enumerate(digits)}
@@ -191,12 +265,13 @@ def _as_counts(table: object, shape: tuple) -> np.ndarray:
         values = np.asarray(table)
     if values.dtype == object or not np.issubdtype(values.dtype, np.number):
         raise ValueError(
-            f"give a table of numbers (a DataFrame or a 2-d array), not {type(table).__name__}."
+            "give a table of numbers (a DataFrame or a 2-d array), not "
+            f"{type(table).__name__}."
         )
     if values.shape != shape:
         raise ValueError(
-            f"give a {shape[0]}x{shape[1]} table, one row and one column per digit; "
-            f"yours has the shape {values.shape}."
+            f"give a {shape[0]}x{shape[1]} table, one row and one column per "
+            f"digit; yours has the shape {values.shape}."
         )
     return values.astype(float)
 
@@ -209,8 +284,9 @@ def _wrong_labels(table: object, truth: pd.DataFrame) -> List[str]:
         int(c) for c in table.columns
     ] != digits:
         return [
-            f"label the rows and the columns with the digits {digits} in this order "
-            f"(yours: rows {list(table.index)}, columns {list(table.columns)})."
+            f"label the rows and the columns with the digits {digits} in this "
+            f"order (yours: rows {list(table.index)}, columns "
+            f"{list(table.columns)})."
         ]
     return []
 
@@ -244,28 +320,31 @@ def check_confusion_table(
         pass
     elif np.isclose(mine.sum(), len(right)) or np.isclose(mine.sum(), 1.0):
         problems.append(
-            "the table holds shares; count queries instead (each query adds 1 to one cell)."
+            "the table holds shares; count queries instead (each query adds 1 to "
+            "one cell)."
         )
     elif np.array_equal(mine, right.T):
         problems.append(
-            "rows and columns are swapped: a row is the query's digit, a column the digit "
-            "of its first result."
+            "rows and columns are swapped: a row is the query's digit, a column "
+            "the digit of its first result."
         )
     elif np.array_equal(mine[off], right[off]):
         problems.append(
-            "the wrong cells are right, the diagonal is not: a query whose first result "
-            "shows its own digit counts too, on the diagonal."
+            "the wrong cells are right, the diagonal is not: a query whose first "
+            "result shows its own digit counts too, on the diagonal."
         )
     elif mine.sum() != n_queries:
         problems.append(
-            f"your counts add up to {mine.sum():g}, but there are {n_queries} queries and "
-            "each one counts once, with its first result only (rr.retrieved_ids[q][0])."
+            f"your counts add up to {mine.sum():g}, but there are {n_queries} "
+            "queries and each one counts once, with its first result only "
+            "(rr.retrieved_ids[q][0])."
         )
     else:
         problems.append(
-            "the right total but not the right cells. A retrieved id is a gallery "
-            "position: map it to a dataset row with dataset.get_gallery_ids() before "
-            "reading its label, and take the query's label from get_query_ids()."
+            "the right total but not the right cells. A retrieved id is a "
+            "gallery position: map it to a dataset row with "
+            "dataset.get_gallery_ids() before reading its label, and take the "
+            "query's label from get_query_ids()."
         )
     wrong = pd.Series(
         right[off],
@@ -276,7 +355,7 @@ def check_confusion_table(
     return _verdict(
         problems,
         f"{correct} of the {n_queries} queries are right at rank 1 (the "
-        f"diagonal); the most frequent mistake is a {a} retrieving a {b} ({n} times, "
-        f"and {int(truth.loc[b, a])} the other way). Rows: the query's digit; "
-        f"columns: its first result's.\n{truth.to_string()}",
+        f"diagonal); the most frequent mistake is a {a} retrieving a {b} ({n} "
+        f"times, and {int(truth.loc[b, a])} the other way). Rows: the query's "
+        f"digit; columns: its first result's.\n{truth.to_string()}",
     )

@@ -8,9 +8,8 @@ import types
 from typing import Any, Callable, List
 
 RIGHT, WRONG = "Correct", "Not yet"
-WIDTH = (
-    84  # the rendered book's code and output boxes show about this many characters
-)
+# the rendered book's code and output boxes show about this many characters
+WIDTH = 84
 
 
 def wrap_lines(text: str, width: int = WIDTH) -> str:
@@ -35,9 +34,8 @@ class Verdict:
         return self.ok
 
     def __repr__(self) -> str:
-        return wrap_lines(
-            self.message
-        )  # as the notebook shows it: no line wider than the page
+        # as the notebook shows it: no line wider than the page
+        return wrap_lines(self.message)
 
 
 def verdict(problems: List[str], success: str) -> Verdict:

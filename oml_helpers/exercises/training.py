@@ -1,12 +1,13 @@
-"""Checkers for the exercises of chapters 01-02 (training, validation)."""
+"""Checkers for the exercises of chapter 01, Training with a triplet loss: one
+epoch of ``BalanceSampler`` (01.1), the triplet loss by hand (01.2) and telling a
+collapsed run from its logs (01.3)."""
 
-from typing import Callable, Sequence
+from typing import Callable
 
 import numpy as np
 import pandas as pd
 import torch
 
-from oml.functional.metrics import calc_cmc, calc_map, calc_precision
 from oml.losses import TripletLoss
 from oml.samplers import BalanceSampler
 
@@ -14,19 +15,8 @@ from oml_helpers.exercises.verdict import Verdict, checker
 from oml_helpers.exercises.verdict import verdict as _verdict
 
 
-# Chapter 01
-# ---------------------------------------------------------------------------------------
-
-
-EPOCH_LABEL_SIZES = [
-    3,
-    12,
-    5,
-    8,
-    20,
-    2,
-    9,
-]  # exercise 01.1: images of labels 0-6 (59 in all)
+# exercise 01.1: images of labels 0-6 (59 in all)
+EPOCH_LABEL_SIZES = [3, 12, 5, 8, 20, 2, 9]
 EPOCH_BATCH = (3, 4)  # exercise 01.1: n_labels, n_instances
 
 
@@ -73,8 +63,9 @@ def check_balance_epoch(batches: int, images: int) -> Verdict:
         and batches != true_batches
     ):
         problems.append(
-            f"{batches} batches would visit every label, but the labels left over "
-            f"after the last full group of {n_labels} are not visited in that epoch."
+            f"{batches} batches would visit every label, but the labels left "
+            f"over after the last full group of {n_labels} are not visited in "
+            "that epoch."
         )
     elif batches != true_batches:
         problems.append(
@@ -93,8 +84,8 @@ def check_balance_epoch(batches: int, images: int) -> Verdict:
         )
     return _verdict(
         problems,
-        f"{true_batches} batches of {n_labels} x {n_instances} = "
-        f"{batch_size} indices: {true_images} in one epoch, of {len(labels)} images.",
+        f"{true_batches} batches of {n_labels} x {n_instances} = {batch_size} "
+        f"indices: {true_images} in one epoch, of {len(labels)} images.",
     )
 
 
@@ -112,10 +103,8 @@ def check_triplet_loss(
     problems = []
     for features, margin in cases:
         a, p, n = features[:5], features[5:10], features[10:15]
-        for anchor, positive, negative in [
-            (a, p, n),
-            (a, a + 0.01, a + 5.0),
-        ]:  # the second set satisfies the margin
+        # the second set satisfies the margin
+        for anchor, positive, negative in [(a, p, n), (a, a + 0.01, a + 5.0)]:
             truth = TripletLoss(margin=margin, reduction="mean")(
                 anchor, positive, negative
             )
@@ -124,19 +113,22 @@ def check_triplet_loss(
             )
             if value.numel() != 1:
                 problems.append(
-                    f"return one number (the mean over triplets), got shape {tuple(value.shape)}."
+                    "return one number (the mean over triplets), got shape "
+                    f"{tuple(value.shape)}."
                 )
             elif not torch.isclose(value, truth, atol=1e-4):
                 hint = (
                     "values below zero: clamp each triplet's loss at 0."
                     if value < 0
                     else (
-                        "compare d(a, p) - d(a, n) + margin with OML: Euclidean distances, not squared, and the "
-                        "margin added, not subtracted."
+                        "compare d(a, p) - d(a, n) + margin with OML: Euclidean "
+                        "distances, not squared, and the margin added, not "
+                        "subtracted."
                     )
                 )
                 problems.append(
-                    f"got {value.item():.4f}, expected {truth.item():.4f} (margin {margin}); {hint}"
+                    f"got {value.item():.4f}, expected {truth.item():.4f} "
+                    f"(margin {margin}); {hint}"
                 )
             if problems:
                 break
@@ -153,8 +145,9 @@ def _check_logs(name: str, run_logs: object) -> pd.DataFrame:
         run_logs.columns
     ):
         raise ValueError(
-            f"`{name}` must be the chapter's DataFrame of training logs, with the columns "
-            f"{', '.join(LOG_COLUMNS)}; got {type(run_logs).__name__}."
+            f"`{name}` must be the chapter's DataFrame of training logs, with "
+            f"the columns {', '.join(LOG_COLUMNS)}; got "
+            f"{type(run_logs).__name__}."
         )
     if len(run_logs) < 20:
         raise ValueError(
@@ -179,37 +172,40 @@ def _collapse_cases(logs: pd.DataFrame, hard_logs: pd.DataFrame) -> list:
         [logs.iloc[:90][list(LOG_COLUMNS)], late[list(LOG_COLUMNS)]],
         ignore_index=True,
     )
-    wide = hard_logs[
-        list(LOG_COLUMNS)
-    ].copy()  # the hard run as if its margin were 0.5
+    # the hard run as if its margin were 0.5
+    wide = hard_logs[list(LOG_COLUMNS)].copy()
     wide["loss"] = wide["loss"] + 0.3
     return [
         (
             "the all-triplets run of this chapter (`logs`)",
             logs,
             False,
-            "its distances end far apart (look at the last steps, not the first ones).",
+            "its distances end far apart (look at the last steps, not the first "
+            "ones).",
         ),
         (
             "the hard-mining run of this chapter (`hard_logs`)",
             hard_logs,
             True,
-            "both of its mean distances end close to 0: every image sits near the same point.",
+            "both of its mean distances end close to 0: every image sits near "
+            "the same point.",
         ),
         (
             "a made-up run that switches to HardTripletsMiner halfway",
             late,
             False,
-            "its loss sits near the margin, every mined triplet is active and pos_dist is above "
-            "neg_dist, yet its mined distances are about 0.44: the images are spread out. Collapse "
-            "is about the size of the distances, not the loss, active_tri or their order.",
+            "its loss sits near the margin, every mined triplet is active and "
+            "pos_dist is above neg_dist, yet its mined distances are about 0.44: "
+            "the images are spread out. Collapse is about the size of the "
+            "distances, not the loss, active_tri or their order.",
         ),
         (
             "the hard-mining run re-labelled as if its margin were 0.5",
             wide,
             True,
-            "its loss settles at 0.5, the margin, not at 0.2, but its distances are still near 0: "
-            "do not compare the loss with one particular margin.",
+            "its loss settles at 0.5, the margin, not at 0.2, but its distances "
+            "are still near 0: do not compare the loss with one particular "
+            "margin.",
         ),
     ]
 
@@ -250,125 +246,4 @@ def check_collapse_diagnosis(
     return _verdict(
         problems,
         "you told collapsed runs from healthy ones, even one parked at the margin.",
-    )
-
-
-# Chapter 02
-# ---------------------------------------------------------------------------------------
-
-EXERCISE_HITS = [False, True, True, False, True]  # hits at ranks 2, 3 and 5
-EXERCISE_N_GT = 3
-
-
-def _oml_metrics(is_correct: Sequence[bool], n_gt: int, k: int) -> dict:
-    row, n = [torch.tensor(list(is_correct), dtype=torch.bool)], [n_gt]
-    return {
-        "cmc": float(calc_cmc(row, n, (k,))[0][0]),
-        "precision": float(calc_precision(row, n, (k,))[0][0]),
-        "map": float(calc_map(row, n, (k,))[0][0]),
-    }
-
-
-@checker
-def check_metrics_by_hand(
-    cmc: float, precision: float, map_: float, k: int = 5
-) -> Verdict:
-    """CMC@k, precision@k and mAP@k of ``EXERCISE_HITS`` with ``EXERCISE_N_GT``
-    correct items, by hand.
-
-    Chapter 02's first exercise 1, kept for practice: on this ranking OML's AP@k and
-    the textbook's agree, so the chapter now asks ``check_oml_against_textbook``
-    instead.
-    """
-    truth = _oml_metrics(EXERCISE_HITS, EXERCISE_N_GT, k)
-    hits = sum(EXERCISE_HITS[:k])
-    hints = {
-        "cmc": "CMC@k is 1 as soon as one of the first k is correct.",
-        "precision": "OML's precision@k divides the hits in the first k by min(k, number of correct items).",
-        "map": "mAP@k averages, over the hits within the first k, the precision at each hit's rank.",
-    }
-    if min(k, EXERCISE_N_GT) != k and np.isclose(
-        float(precision), hits / k, atol=1e-3
-    ):
-        hints["precision"] = (
-            f"you divided by k = {k}; OML divides by min(k, n) = {min(k, EXERCISE_N_GT)}, "
-            "so that a query with fewer than k correct items can still score 1."
-        )
-    problems = [
-        f"{name}@{k} = {value} is off; {hints[name]}"
-        for name, value in (("cmc", cmc), ("precision", precision), ("map", map_))
-        if not np.isclose(float(value), truth[name], atol=1e-3)
-    ]
-    return _verdict(
-        problems,
-        ", ".join(f"{name}@{k} = {value:.3f}" for name, value in truth.items())
-        + ".",
-    )
-
-
-def _describe_case(is_correct: Sequence[bool], n_gt: int, k: int) -> str:
-    hits = "".join("x" if c else "." for c in is_correct) or "(none retrieved)"
-    notes = []
-    if not len(is_correct):
-        notes.append(
-            "an empty ranking: OML gives 1.0 when n_gt = 0 (nothing to find) and 0.0 otherwise"
-        )
-    elif n_gt == 0:
-        notes.append("no correct item exists (n_gt = 0)")
-    if k > len(is_correct) > 0:
-        notes.append("k is longer than the ranking: only the retrieved items count")
-    return f"hits '{hits}' (x = correct), n_gt={n_gt}, k={k}" + (
-        f" ({'; '.join(notes)})" if notes else ""
-    )
-
-
-AP_EDGE_CASES = [
-    ([], 0, 5),
-    ([], 3, 5),
-    ([False, False, False], 0, 3),
-    ([True, False, True], 2, 10),
-    ([False, True], 1, 5),
-]  # exercise 02.2: empty, n_gt = 0, k longer than the ranking
-
-
-@checker
-def check_average_precision(
-    fn: Callable[[Sequence[bool], int, int], float],
-) -> Verdict:
-    """Exercise 02.2: ``fn(is_correct, n_gt, k)`` computes OML's AP@k for one query.
-
-    The rankings include ``AP_EDGE_CASES``; an error raised by ``fn`` is reported
-    with its case.
-    """
-    rng = np.random.default_rng(0)
-    cases = [
-        ([True, False, True], 2, 3),
-        ([False, False, False], 3, 3),
-        ([False, True, False, True, True], 5, 4),
-    ]
-    cases += [
-        (list(rng.random(8) < 0.4), 6, int(rng.integers(1, 9))) for _ in range(30)
-    ]
-    cases += AP_EDGE_CASES
-    problems = []
-    for is_correct, n_gt, k in cases:
-        truth = _oml_metrics(is_correct, n_gt, k)["map"]
-        try:
-            value = float(fn(list(map(bool, is_correct)), n_gt, k))
-        except (
-            Exception
-        ) as e:  # the student's code failing on one case is an answer to explain
-            problems.append(
-                f"for {_describe_case(is_correct, n_gt, k)} your function raised "
-                f"{type(e).__name__}: {e}. OML gives {truth:.4f}."
-            )
-            break
-        if not np.isclose(value, truth, atol=1e-4):
-            problems.append(
-                f"for {_describe_case(is_correct, n_gt, k)} you return {value:.4f}, OML gives {truth:.4f}."
-            )
-            break
-    return _verdict(
-        problems,
-        f"matches OML's mAP on {len(cases)} rankings, the edge cases included.",
     )

@@ -1,5 +1,6 @@
-"""Checkers for the exercises of chapter 00 (the dataframe format, gallery
-positions and rows)."""
+"""Checkers for the exercises of chapter 00, Data and setup: the rows of a query's
+first results (00.1), the first rows of each validation digit as queries only
+(00.2) and a ``sequence`` column that leaves a query no correct match (00.3)."""
 
 from pathlib import Path
 from typing import List, Sequence, Tuple, Union
@@ -39,18 +40,20 @@ def _split_problems(df: pd.DataFrame) -> List[str]:
     )
     if len(df) != int(counts.sum()):
         return [
-            f"the dataframe has {len(df)} rows; keep all {int(counts.sum())} images, "
-            "changing only the roles of the validation rows."
+            f"the dataframe has {len(df)} rows; keep all {int(counts.sum())} "
+            "images, changing only the roles of the validation rows."
         ]
     if len(train) != n_train or set(train["label"]) != set(range(5)):
         return [
-            f"the training rows changed ({len(train)} rows, labels {sorted(set(train['label']))}); "
-            f"keep the {n_train} training images of the digits 0-4 as they are."
+            f"the training rows changed ({len(train)} rows, labels "
+            f"{sorted(set(train['label']))}); keep the {n_train} training images "
+            "of the digits 0-4 as they are."
         ]
     if len(val) != n_val or set(val["label"]) != set(range(5, 10)):
         return [
-            f"the validation rows changed ({len(val)} rows, labels {sorted(set(val['label']))}); "
-            f"keep all {n_val} images of the digits 5-9."
+            f"the validation rows changed ({len(val)} rows, labels "
+            f"{sorted(set(val['label']))}); keep all {n_val} images of the "
+            "digits 5-9."
         ]
     return []
 
@@ -67,24 +70,27 @@ def _row_problems(
     ``roles``' rows."""
     if not isinstance(answer, (int, np.integer)) or isinstance(answer, bool):
         return [
-            f"give the dataset row of {what} {number} as a whole number, not {answer!r}."
+            f"give the dataset row of {what} {number} as a whole number, not "
+            f"{answer!r}."
         ]
     row = int(roles[number])
     if answer == row:
         return []
     if answer == number:
         return [
-            f"{number} is the {what} number itself, not a dataset row: the dataset row of "
-            f"{what} {number} is dataset.{reader}()[{number}]."
+            f"{number} is the {what} number itself, not a dataset row: the "
+            f"dataset row of {what} {number} is dataset.{reader}()[{number}]."
         ]
     if answer == full_index[row]:
         return [
-            f"{answer} is that image's row in `df`. The validation dataset numbers its own "
-            f"rows from 0 (after reset_index): read dataset.{reader}()[{number}]."
+            f"{answer} is that image's row in `df`. The validation dataset "
+            "numbers its own rows from 0 (after reset_index): read "
+            f"dataset.{reader}()[{number}]."
         ]
     return [
-        f"{answer} is not the dataset row of {what} {number}. Build the validation dataset "
-        f"from the validation rows of your dataframe and read dataset.{reader}()[{number}]."
+        f"{answer} is not the dataset row of {what} {number}. Build the "
+        "validation dataset from the validation rows of your dataframe and read "
+        f"dataset.{reader}()[{number}]."
     ]
 
 
@@ -254,8 +260,8 @@ def check_query_rows(
         pass
     elif answer == positions:
         problems.append(
-            f"{answer} are gallery positions (what rr.retrieved_ids holds), not dataset "
-            "rows; map them with dataset.get_gallery_ids()."
+            f"{answer} are gallery positions (what rr.retrieved_ids holds), not "
+            "dataset rows; map them with dataset.get_gallery_ids()."
         )
     elif (
         query < len(df)
@@ -368,21 +374,22 @@ def check_lost_match(
     problems = []
     if empty:
         problems.append(
-            f"rows {empty} have no id. OML numbers the ids with pd.factorize, which "
-            "gives every empty cell one code, so those rows count as one sequence "
-            "and skip one another: give every row an id."
+            f"rows {empty} have no id. OML numbers the ids with pd.factorize, "
+            "which gives every empty cell one code, so those rows count as one "
+            "sequence and skip one another: give every row an id."
         )
     elif correct(row):
         problems.append(
             f"query {query} (dataset row {row}) still has correct items, rows "
-            f"{correct(row)}: a gallery row is skipped only when it has the query's "
-            "own sequence id."
+            f"{correct(row)}: a gallery row is skipped only when it has the "
+            "query's own sequence id."
         )
     elif lost:
         r, rows = next(iter(lost.items()))
         problems.append(
             f"dataset row {r}, another query, lost its correct item(s) {rows}: "
-            "they share its sequence id. Only the one query should lose its matches."
+            "they share its sequence id. Only the one query should lose its "
+            "matches."
         )
     elif not isinstance(n_results, (int, np.integer)) or isinstance(
         n_results, bool
@@ -415,7 +422,8 @@ def check_lost_match(
     )
 
 
-NO_GTS_WARNING = "Some of the queries don't have available gts."  # oml/retrieval/retrieval_results.py
+# as oml/retrieval/retrieval_results.py words it
+NO_GTS_WARNING = "Some of the queries don't have available gts."
 
 
 def _names_no_gts(warning: object) -> bool:

@@ -1,4 +1,7 @@
-"""Checkers for the exercises of chapter 04 (checkpointing)."""
+"""Checkers for the exercises of chapter 04, Checkpointing: the checkpoints that
+``ModelCheckpoint`` kept, read from its state (04.1), the share of a model's
+parameters that ``strict=False`` loads (04.2) and what is wrong with a file
+(04.3)."""
 
 import tempfile
 from pathlib import Path
@@ -9,12 +12,21 @@ import torch
 from torch import nn
 
 from oml_helpers.checkpoints import read_checkpoint, save_extractor
-from oml_helpers.exercises.lightning import _call
 from oml_helpers.exercises.verdict import Verdict, checker
 from oml_helpers.exercises.verdict import verdict as _verdict
 from oml_helpers.models import SmallCNN
 
+
 PathLike = Union[str, Path]
+
+
+def _call(fn: Callable, *args: Any) -> Any:
+    try:
+        return fn(*args)
+    # the student's code failing is an answer to diagnose, not a crash
+    except Exception as e:
+        return e
+
 
 LOADS_THAT_RAN_CODE: List[str] = []
 
@@ -39,7 +51,8 @@ def _checkpoint_state(ckpt: dict) -> Tuple[str, dict]:
     ]
     if not states:
         raise ValueError(
-            "the file has no ModelCheckpoint state: pass a checkpoint written with ModelCheckpoint."
+            "the file has no ModelCheckpoint state: pass a checkpoint written "
+            "with ModelCheckpoint."
         )
     return states[0]
 
@@ -73,9 +86,8 @@ def check_best_k_from_state(answer: Any, last_ckpt: PathLike) -> Verdict:
         The verdict.
     """
     key, state = _checkpoint_state(read_checkpoint(last_ckpt))
-    highest_first = (
-        "'mode': 'min'" not in key
-    )  # the key spells out the callback's settings
+    # the key spells out the callback's settings
+    highest_first = "'mode': 'min'" not in key
     truth = sorted(
         ((Path(p), float(s)) for p, s in state["best_k_models"].items()),
         key=lambda pair: pair[1],
@@ -91,19 +103,20 @@ def check_best_k_from_state(answer: Any, last_ckpt: PathLike) -> Verdict:
     problems = []
     if pairs is None:
         problems.append(
-            f"give a list of (path, score) pairs, the best first, not {type(answer).__name__}."
+            "give a list of (path, score) pairs, the best first, not "
+            f"{type(answer).__name__}."
         )
     elif any(
         _same_file(p, state.get("last_model_path") or last_ckpt) for p, _ in pairs
     ):
         problems.append(
-            "last.ckpt is the latest state, kept for resuming, not one of the top-k: "
-            "leave it out."
+            "last.ckpt is the latest state, kept for resuming, not one of the "
+            "top-k: leave it out."
         )
     elif len(pairs) != k:
         problems.append(
-            f"ModelCheckpoint kept {k} files (save_top_k={k}), you gave {len(pairs)}: "
-            "its 'best_k_models' maps each kept path to its score."
+            f"ModelCheckpoint kept {k} files (save_top_k={k}), you gave "
+            f"{len(pairs)}: its 'best_k_models' maps each kept path to its score."
         )
     elif sorted(str(p.resolve()) for p, _ in pairs) != sorted(
         str(p.resolve()) for p, _ in truth
@@ -116,8 +129,8 @@ def check_best_k_from_state(answer: Any, last_ckpt: PathLike) -> Verdict:
         str(p.resolve()) for p, _ in reversed(truth)
     ]:
         problems.append(
-            "the right files, worst first: with mode='max' the best has the highest "
-            "score (sort with reverse=True)."
+            "the right files, worst first: with mode='max' the best has the "
+            "highest score (sort with reverse=True)."
         )
     elif [str(p.resolve()) for p, _ in pairs] != [
         str(p.resolve()) for p, _ in truth
@@ -132,11 +145,12 @@ def check_best_k_from_state(answer: Any, last_ckpt: PathLike) -> Verdict:
                     score, float(current), atol=1e-6
                 ):
                     hint = (
-                        "that is 'current_score', the score of the latest top-k save (which "
-                        "last.ckpt repeats), not this file's; " + hint
+                        "that is 'current_score', the score of the latest top-k "
+                        "save (which last.ckpt repeats), not this file's; " + hint
                     )
                 problems.append(
-                    f"{path.name}: score {score:.4f} is not the one it was kept with; {hint}"
+                    f"{path.name}: score {score:.4f} is not the one it was kept "
+                    f"with; {hint}"
                 )
                 break
     # No numbers in the success message: they come from training, whose last digits
@@ -158,9 +172,8 @@ def _share_cases(ckpt_path: PathLike, folder: Path) -> List[tuple]:
     head_only = {k: v for k, v in plain.items() if k.startswith("head.")}
     torch.save({"state_dict": plain}, folder / "stripped.pt")
     torch.save({"state_dict": head_only}, folder / "head_only.pt")
-    n = len(
-        list(SmallCNN().named_parameters())
-    )  # learnable tensors; batch norm's counters are buffers
+    # learnable tensors; batch norm's counters are buffers
+    n = len(list(SmallCNN().named_parameters()))
     return [
         (Path(ckpt_path), 0.0, "the Lightning checkpoint, keys as stored"),
         (
@@ -191,7 +204,8 @@ def check_loaded_share(
             answer = _call(fn, path, model)
             if isinstance(answer, Exception):
                 problems.append(
-                    f"for {what} your function raised {type(answer).__name__}: {str(answer)[:150]}"
+                    f"for {what} your function raised {type(answer).__name__}: "
+                    f"{str(answer)[:150]}"
                 )
             elif not isinstance(answer, (float, int, np.floating, np.integer)):
                 problems.append(
@@ -199,13 +213,16 @@ def check_loaded_share(
                 )
             elif abs(float(answer) - truth) > 1e-9:
                 hint = (
-                    "strict=False reports what it skipped instead of raising: look at the result's missing_keys."
+                    "strict=False reports what it skipped instead of raising: "
+                    "look at the result's missing_keys."
                     if float(answer) == 1.0
-                    else "count the names of model.named_parameters() that are in missing_keys (batch norm's "
-                    "num_batches_tracked is a buffer, not a parameter, and it never shows as missing)."
+                    else "count the names of model.named_parameters() that are in "
+                    "missing_keys (batch norm's num_batches_tracked is a "
+                    "buffer, not a parameter, and it never shows as missing)."
                 )
                 problems.append(
-                    f"{what}: {truth:.2f} of the model's parameters load, you said {float(answer):.2f}; {hint}"
+                    f"{what}: {truth:.2f} of the model's parameters load, you "
+                    f"said {float(answer):.2f}; {hint}"
                 )
             if problems:
                 break
@@ -213,11 +230,13 @@ def check_loaded_share(
         torch.equal(v, before[k]) for k, v in model.state_dict().items()
     ):
         problems.append(
-            "your function changed the model's weights: load into a copy (copy.deepcopy(model))."
+            "your function changed the model's weights: load into a copy "
+            "(copy.deepcopy(model))."
         )
     return _verdict(
         problems,
-        "you see how much strict=False really loaded, for all 3 files, the model untouched.",
+        "you see how much strict=False really loaded, for all 3 files, the model "
+        "untouched.",
     )
 
 
@@ -264,26 +283,41 @@ def check_diagnose(fn: Callable[[PathLike, nn.Module], str]) -> Verdict:
             answer = _call(fn, folder / name, model)
             if len(LOADS_THAT_RAN_CODE) > before_runs:
                 problems.append(
-                    f"{name} ({what}) ran its code while you loaded it: never load with weights_only=False."
+                    f"{name} ({what}) ran its code while you loaded it: never "
+                    "load with weights_only=False."
                 )
             elif isinstance(answer, Exception):
                 problems.append(
-                    f"for {name} ({what}) your function raised {type(answer).__name__}: {str(answer)[:150]}"
+                    f"for {name} ({what}) your function raised "
+                    f"{type(answer).__name__}: {str(answer)[:150]}"
                 )
             elif answer not in DIAGNOSES:
                 problems.append(
-                    f"for {name} you returned {answer!r}; return one of {DIAGNOSES}."
+                    f"for {name} you returned {answer!r}; return one of "
+                    f"{DIAGNOSES}."
                 )
             elif answer != truth:
                 problems.append(
                     f"{name} is {what}: {truth!r}, not {answer!r}. "
                     + {
-                        "unreadable": "h.read_checkpoint refuses it: it is missing or its bytes are damaged.",
-                        "unsafe": "the file is intact, but it names a function to call on loading: "
-                        "torch.serialization.get_unsafe_globals_in_checkpoint(path) lists such "
-                        "names without running them.",
-                        "not weights": "h.read_checkpoint reads it, h.extractor_state_dict finds no weights in it.",
-                        "other architecture": "it reads, and holds weights, but load_extractor finds they do not fit.",
+                        "unreadable": (
+                            "h.read_checkpoint refuses it: it is missing or its "
+                            "bytes are damaged."
+                        ),
+                        "unsafe": (
+                            "the file is intact, but it names a function to call "
+                            "on loading: torch.serialization."
+                            "get_unsafe_globals_in_checkpoint(path) lists such "
+                            "names without running them."
+                        ),
+                        "not weights": (
+                            "h.read_checkpoint reads it, h.extractor_state_dict "
+                            "finds no weights in it."
+                        ),
+                        "other architecture": (
+                            "it reads, and holds weights, but load_extractor "
+                            "finds they do not fit."
+                        ),
                         "ok": "it loads into the model.",
                     }[truth]
                 )
@@ -293,7 +327,8 @@ def check_diagnose(fn: Callable[[PathLike, nn.Module], str]) -> Verdict:
             torch.equal(v, before_weights[k]) for k, v in model.state_dict().items()
         ):
             problems.append(
-                "diagnosing changed the model's weights: try the load on a copy (copy.deepcopy(model))."
+                "diagnosing changed the model's weights: try the load on a copy "
+                "(copy.deepcopy(model))."
             )
     return _verdict(
         problems, f"all {len(files)} files diagnosed, the model untouched."

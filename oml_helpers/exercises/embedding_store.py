@@ -1,9 +1,10 @@
-"""Checkers for the exercises of chapter 05 (the SQLite embedding store)."""
+"""Checkers for the exercises of chapter 05, Keeping embeddings: precision@k per
+label from the store (05.1), relabelling several items in one transaction, all of
+it or none (05.2), and the cosine top k by hand (05.3)."""
 
-import sqlite3
 import tempfile
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -23,9 +24,8 @@ def _labelled_store(
     vectors = (centres[labels - 10] + rng.standard_normal((60, 8))).astype(
         np.float32
     )
-    ids = rng.permutation(
-        np.arange(100, 160)
-    )  # added in shuffled order: load() sorts them
+    # added in shuffled order: load() sorts them
+    ids = rng.permutation(np.arange(100, 160))
     store = EmbeddingStore.create(
         folder / "labelled.db", model_name="exercise", dim=8
     )
@@ -51,14 +51,12 @@ def _precision_reference(
     """
     x = vectors.astype(np.float64)
     sq = (x**2).sum(axis=1)
-    distances = (
-        sq[:, None] + sq[None, :] - 2 * x @ x.T
-    )  # squared: the same order, n x n floats
+    # squared: the same order, n x n floats
+    distances = sq[:, None] + sq[None, :] - 2 * x @ x.T
     if drop_self:
         np.fill_diagonal(distances, np.inf)
-    others = (
-        len(x) - 1 if drop_self else len(x)
-    )  # a small store may hold fewer than k others
+    # a small store may hold fewer than k others
+    others = len(x) - 1 if drop_self else len(x)
     nearest = np.argsort(distances, axis=1, kind="stable")[
         :, : min(keep or k, others)
     ]
@@ -97,14 +95,15 @@ def check_precision_per_label(
                     answer = _as_precisions(fn(own, k))
                 except (TypeError, ValueError):
                     problems.append(
-                        "return a dict {label: precision}, one entry per label (e.g. with a dict "
-                        "comprehension over np.unique(labels))."
+                        "return a dict {label: precision}, one entry per label "
+                        "(e.g. with a dict comprehension over np.unique(labels))."
                     )
                     break
                 if set(answer) != set(right):
                     problems.append(
-                        f"your labels are {sorted(answer)}, the store holds {sorted(right)}: one entry "
-                        "per label of the stored items, read from store.load().metadata['label']."
+                        f"your labels are {sorted(answer)}, the store holds "
+                        f"{sorted(right)}: one entry per label of the stored "
+                        "items, read from store.load().metadata['label']."
                     )
                 elif all(np.isclose(answer[d], right[d], atol=1e-9) for d in right):
                     continue
@@ -115,8 +114,9 @@ def check_precision_per_label(
                     ).items()
                 ):
                     problems.append(
-                        f"for k={k} your precision counts each query as its own neighbour (always the "
-                        "right label): ask store.search for k + 1 and drop the query's own id."
+                        f"for k={k} your precision counts each query as its own "
+                        "neighbour (always the right label): ask store.search "
+                        "for k + 1 and drop the query's own id."
                     )
                 elif any(
                     all(
@@ -128,26 +128,30 @@ def check_precision_per_label(
                     for divide in (k, k - 1)
                 ):
                     problems.append(
-                        f"for k={k} you searched k items and dropped the query: only k - 1 neighbours "
-                        "are left. Ask store.search for k + 1, keep k others."
+                        f"for k={k} you searched k items and dropped the query: "
+                        "only k - 1 neighbours are left. Ask store.search for k "
+                        "+ 1, keep k others."
                     )
                 elif len(set(np.round(list(answer.values()), 9))) == 1:
                     problems.append(
-                        "every label gets the same value: that is the mean over all queries. Average "
-                        "each query's precision over the queries of one label only."
+                        "every label gets the same value: that is the mean over "
+                        "all queries. Average each query's precision over the "
+                        "queries of one label only."
                     )
                 else:
                     problems.append(
-                        f"for k={k} you return {dict(sorted(answer.items()))}; the checker's own "
-                        f"brute force gives {right}. Precision@k of one query: the share of its k "
-                        "nearest other items that have its label."
+                        f"for k={k} you return {dict(sorted(answer.items()))}; "
+                        f"the checker's own brute force gives {right}. "
+                        "Precision@k of one query: the share of its k nearest "
+                        "other items that have its label."
                     )
                 break
         finally:
             own.close()
     success = (
-        "per-label precision@k from store.search agrees with the checker's own float64 brute force (and "
-        "with OML's precision@k when every label has at least k other items)."
+        "per-label precision@k from store.search agrees with the checker's own "
+        "float64 brute force (and with OML's precision@k when every label has at "
+        "least k other items)."
     )
     if store is not None and not problems:
         _, chapter_vectors, metadata = store.load()
@@ -160,9 +164,10 @@ def check_precision_per_label(
             np.isclose(answer[d], reference[d], atol=1e-9) for d in reference
         ):
             problems.append(
-                f"right on the checker's store, but on yours your function gives {shown} for "
-                f"k=5, the brute force { {d: round(p, 2) for d, p in reference.items()} }: "
-                "does it use only the store it is given (no names from the notebook)?"
+                "right on the checker's store, but on yours your function gives "
+                f"{shown} for k=5, the brute force "
+                f"{ {d: round(p, 2) for d, p in reference.items()} }: does it "
+                "use only the store it is given (no names from the notebook)?"
             )
         success += (
             f" On this store your function gives precision@5 per label: {shown}."
@@ -170,137 +175,115 @@ def check_precision_per_label(
     return _verdict(problems, success)
 
 
-def _refused(
-    fn: Callable[[Path, str, int], Any],
-    path: Path,
-    model_name: str,
-    dim: int,
-    holds: Tuple[str, str],
-    opened: List[EmbeddingStore],
-) -> Optional[str]:
-    """The problem with ``fn``'s answer for a store that another model or dimension
-    made, or None.
+_LABELS = [0, 0, 0, 0, 0, 1, 1, 1, 1, 1]  # ids 0-9
 
-    ``holds``: what the store holds, as a word its error must name and as words for
-    the message.
-    """
-    needle, holds_text = holds
+
+def _state(store: EmbeddingStore) -> Dict[str, Any]:
+    ids, vectors, metadata = store.load()
+    return {
+        "labels": dict(zip(ids.tolist(), metadata["label"].tolist())),
+        "vectors": vectors,
+    }
+
+
+def _relabel_problem(
+    fn: Callable[[EmbeddingStore, Sequence[int], int], Any],
+    store: EmbeddingStore,
+    before: Dict[str, Any],
+) -> Optional[str]:
+    """The problem with ``fn``'s answer for stored ids only, or None."""
     try:
-        answer = fn(path, model_name, dim)
-    except ValueError as e:
-        if needle not in str(e):
-            return (
-                f"your error says {str(e)!r}; name what the file holds ({holds_text}) and what was asked "
-                "for, so that the reader knows which store or model is wrong."
-            )
-    except Exception as e:  # noqa: BLE001 (any other error is the student's to see named)
-        return f"raise ValueError for a store of another model or dim, not {type(e).__name__} ({e})."
-    else:
-        if isinstance(answer, EmbeddingStore):
-            answer.close()
+        answer = fn(store, [2, 3], 7)
+    except Exception as e:  # the student's code failed: say how
+        return f"relabel(store, [2, 3], 7) raised {type(e).__name__}: {e}"
+    after = _state(store)
+    changed = {
+        i for i in after["labels"] if after["labels"][i] != before["labels"][i]
+    }
+    if changed != {2, 3} or after["labels"][2] != 7 or after["labels"][3] != 7:
         return (
-            f"a store of {holds_text} was accepted for {model_name!r} (dim {dim}): compare both "
-            "store.model_name and store.dim with what was asked for, and raise ValueError."
+            "after relabel(store, [2, 3], 7) the changed ids are "
+            f"{sorted(changed)}, their labels "
+            f"{[after['labels'][i] for i in sorted(changed)]}: only 2 and 3 "
+            "should change, to 7."
         )
-    if any(_is_open(store) for store in opened):
+    if not np.array_equal(after["vectors"], before["vectors"]):
         return (
-            "the refused store is still open: close() it before raising (its connection "
-            "would stay open until the program ends)."
+            "relabel changed vectors: pass only labels= to store.update, not "
+            "embeddings."
+        )
+    if not isinstance(answer, (int, np.integer)) or answer != 2:
+        return (
+            f"relabel(store, [2, 3], 7) returned {answer!r}: return how many "
+            "stored items now have the label 7 (2 here), e.g. "
+            "len(store.load(label=new_label).ids)."
         )
     return None
 
 
-def _is_open(store: EmbeddingStore) -> bool:
+def _atomic_problem(
+    fn: Callable[[EmbeddingStore, Sequence[int], int], Any], store: EmbeddingStore
+) -> Optional[str]:
+    """The problem with ``fn`` for a batch with an id that is not stored, or
+    None."""
+    before = _state(store)["labels"]
     try:
-        store._conn.execute("SELECT 1")
-    except sqlite3.ProgrammingError:  # "Cannot operate on a closed database"
-        return False
-    return True
+        fn(store, [4, 5, 99], 8)
+    # the expected outcome: the store's UnknownIdError, or the student's own
+    except Exception:
+        raised = True
+    else:
+        raised = False
+    after = _state(store)["labels"]
+    changed = sorted(i for i in after if after[i] != before[i])
+    if changed:
+        return (
+            "relabel(store, [4, 5, 99], 8), with 99 not stored, still changed "
+            f"id(s) {changed}. One store.update call is one transaction: it "
+            "changes all ids or none. A loop of calls commits each one: pass "
+            "all the ids to a single update."
+        )
+    if not raised:
+        return (
+            "relabel(store, [4, 5, 99], 8) returned although id 99 is not "
+            "stored: let the store's error through, so that the caller knows "
+            "nothing was changed."
+        )
+    return None
 
 
 @checker
-def check_open_for(fn: Callable[[Path, str, int], Any]) -> Verdict:
-    """Once exercise 05.2 (not in the chapter now): ``fn(path, model_name, dim)``
-    opens a store only if that model and dim made it.
+def check_relabel(
+    fn: Callable[[EmbeddingStore, Sequence[int], int], Any],
+) -> Verdict:
+    """Exercise 05.2: ``fn(store, ids, new_label)`` relabels stored ids in one
+    transaction.
 
     Args:
-        fn: the student's function, run on three small stores of the checker's own:
-            one made by the model and dim asked for (it must come back open), one by
-            another model with the same dim and one by the same model name with
-            another dim (both refused with ValueError, closed).
+        fn: the student's function, run on a small store of the checker's own (ids
+            0-9): first with stored ids only (those must change, nothing else), then
+            with an id that is not stored (it must raise, and change nothing).
 
     Returns:
         The verdict.
     """
-    opened: List[EmbeddingStore] = []
-    real_open = EmbeddingStore.__dict__["open"]
-
-    def recording_open(cls: type, path: Any) -> EmbeddingStore:
-        store = real_open.__func__(cls, path)
-        opened.append(store)
-        return store
-
-    vectors = np.eye(5, 16, dtype=np.float32)
     with tempfile.TemporaryDirectory() as folder:
-        paths = {}
-        for name, (model_name, dim) in {
-            "right": ("book-model", 8),
-            "other_model": ("other-model", 8),
-            "other_dim": ("book-model", 16),
-        }.items():
-            paths[name] = Path(folder) / f"{name}.db"
-            with EmbeddingStore.create(
-                paths[name], model_name=model_name, dim=dim
-            ) as store:
-                store.add(np.arange(5), vectors[:, :dim])
-        EmbeddingStore.open = classmethod(
-            recording_open
-        )  # to see whether the refused stores get closed
-        try:
-            problem = _accepted(fn, paths["right"])
-            for name, holds in (
-                ("other_model", ("other-model", "'other-model', dim 8")),
-                ("other_dim", ("16", "'book-model', dim 16")),
-            ):
-                if problem is None:
-                    opened.clear()
-                    problem = _refused(
-                        fn, paths[name], "book-model", 8, holds, opened
-                    )
-        finally:
-            EmbeddingStore.open = real_open
-            for store in opened:
-                store.close()
+        vectors = (
+            np.random.default_rng(0).standard_normal((10, 4)).astype(np.float32)
+        )
+        with EmbeddingStore.create(
+            Path(folder) / "relabel.db", model_name="exercise", dim=4
+        ) as store:
+            store.add(np.arange(10), vectors, labels=_LABELS)
+            problem = _relabel_problem(fn, store, _state(store))
+            if problem is None:
+                problem = _atomic_problem(fn, store)
     return _verdict(
         [problem] if problem else [],
-        "the store of this model and dim comes back open, and one made by another model or "
-        "with another dim is refused with a ValueError that names it, and closed.",
+        "ids 2 and 3 got the label 7 and nothing else changed; with id 99 not "
+        "stored, your function raised and ids 4 and 5 kept their labels: one "
+        "update, one transaction.",
     )
-
-
-def _accepted(fn: Callable[[Path, str, int], Any], path: Path) -> Optional[str]:
-    """The problem with ``fn``'s answer for the store that the model and dim
-    asked for made, or None."""
-    try:
-        store = fn(path, "book-model", 8)
-    except ValueError as e:
-        return (
-            f"the store made by 'book-model' with dim 8 was refused ({e}): refuse only when "
-            "store.model_name or store.dim differs from what was asked for."
-        )
-    if not isinstance(store, EmbeddingStore):
-        return (
-            f"return the opened EmbeddingStore itself, not {type(store).__name__}."
-        )
-    if not _is_open(store):
-        return (
-            "the store you return is already closed: a `with` block closes it on exit. Open it "
-            "without `with` and leave closing to the caller."
-        )
-    if len(store) != 5:
-        return f"the store you return holds {len(store)} items, the file 5: return the store at path."
-    store.close()
-    return None
 
 
 def _cosine_reference(
@@ -320,9 +303,8 @@ def check_cosine_top_k(
 ) -> Verdict:
     """Exercise 05.3: ``fn(ids, vectors, query, k)`` returns the ids and cosine
     distances of the k nearest, nearest first."""
-    rng = np.random.default_rng(
-        7
-    )  # vectors of very different norms, so that normalising matters
+    # vectors of very different norms, so that normalising matters
+    rng = np.random.default_rng(7)
     vectors = (
         rng.standard_normal((300, 16)) * rng.uniform(0.1, 10.0, (300, 1))
     ).astype(np.float32)
@@ -337,7 +319,8 @@ def check_cosine_top_k(
             if not isinstance(answer, (tuple, list)) or len(answer) != 2:
                 return _verdict(
                     [
-                        "return a pair: (ids of the k nearest, their cosine distances)."
+                        "return a pair: (ids of the k nearest, their cosine "
+                        "distances)."
                     ],
                     "",
                 )
@@ -350,50 +333,53 @@ def check_cosine_top_k(
             )
             if len(found_ids) != k or len(found) != k:
                 problems.append(
-                    f"for k={k} you return {len(found_ids)} ids and {len(found)} distances; "
-                    "return exactly k of each (check your slice)."
+                    f"for k={k} you return {len(found_ids)} ids and {len(found)} "
+                    "distances; return exactly k of each (check your slice)."
                 )
             elif np.array_equal(found_ids, truth_ids):
                 if np.allclose(found, 1 - truth, atol=1e-4) and not np.allclose(
                     found, truth, atol=1e-4
                 ):
                     problems.append(
-                        "the ids are right but you return cosine similarities; the distance is 1 - similarity."
+                        "the ids are right but you return cosine similarities; "
+                        "the distance is 1 - similarity."
                     )
                 elif not np.allclose(found, truth, atol=1e-4):
                     problems.append(
-                        f"the ids are right but the distances {np.round(found, 4).tolist()} should be "
+                        "the ids are right but the distances "
+                        f"{np.round(found, 4).tolist()} should be "
                         f"{np.round(truth, 4).tolist()} (1 - cosine similarity)."
                     )
             elif np.array_equal(
                 found_ids, _cosine_reference(ids, vectors, query, k + 1)[0][1:]
             ):
                 problems.append(
-                    "you skipped the nearest item: the query is not stored here, so nothing needs "
-                    "dropping; the slice should start at 0."
+                    "you skipped the nearest item: the query is not stored here, "
+                    "so nothing needs dropping; the slice should start at 0."
                 )
             elif np.array_equal(
                 found_ids, ids[np.argsort(vectors @ query)[::-1][:k]]
             ):
                 problems.append(
-                    "you ranked by the raw dot product: long vectors win. Divide by both norms "
-                    "(or normalise the vectors and the query) first."
+                    "you ranked by the raw dot product: long vectors win. Divide "
+                    "by both norms (or normalise the vectors and the query) "
+                    "first."
                 )
             elif np.array_equal(found_ids, ids[np.argsort(similarity)[:k]]):
                 problems.append(
-                    "those are the k farthest items: nearest means the smallest distance "
-                    "(the largest similarity), so sort ascending by distance."
+                    "those are the k farthest items: nearest means the smallest "
+                    "distance (the largest similarity), so sort ascending by "
+                    "distance."
                 )
             else:
                 problems.append(
-                    f"for k={k} you return ids {found_ids.tolist()}; a float64 brute force gives "
-                    f"{truth_ids.tolist()}."
+                    f"for k={k} you return ids {found_ids.tolist()}; a float64 "
+                    f"brute force gives {truth_ids.tolist()}."
                 )
             if problems:
                 return _verdict(problems, "")
-    with (
-        tempfile.TemporaryDirectory() as folder
-    ):  # the store's own cosine search, on the same vectors
+    # the store's own cosine search, on the same vectors
+    with tempfile.TemporaryDirectory() as folder:
         with EmbeddingStore.create(
             Path(folder) / "cosine.db", model_name="exercise", dim=16
         ) as store:
@@ -409,8 +395,8 @@ def check_cosine_top_k(
     )
     return _verdict(
         problems,
-        "your brute force gives the same ids and distances as the checker's own float64 "
-        "brute force"
+        "your brute force gives the same ids and distances as the checker's own "
+        "float64 brute force"
         + (
             ", and the same ids as store.search(metric='cosine') on the same "
             "vectors."
