@@ -31,6 +31,11 @@ def _call(fn: Callable, *args: Any) -> Any:
 LOADS_THAT_RAN_CODE: List[str] = []
 
 
+def _changed(model: nn.Module, before: dict) -> bool:
+    """Whether the model's weights differ from ``before`` (a cloned state dict)."""
+    return not all(torch.equal(v, before[k]) for k, v in model.state_dict().items())
+
+
 def _ran_on_load() -> None:
     """Called by unpickling a trap file: only ``weights_only=False`` does that."""
     LOADS_THAT_RAN_CODE.append("ran")
@@ -226,9 +231,7 @@ def check_loaded_share(
                 )
             if problems:
                 break
-    if not problems and not all(
-        torch.equal(v, before[k]) for k, v in model.state_dict().items()
-    ):
+    if not problems and _changed(model, before):
         problems.append(
             "your function changed the model's weights: load into a copy "
             "(copy.deepcopy(model))."
@@ -323,9 +326,7 @@ def check_diagnose(fn: Callable[[PathLike, nn.Module], str]) -> Verdict:
                 )
             if problems:
                 break
-        if not problems and not all(
-            torch.equal(v, before_weights[k]) for k, v in model.state_dict().items()
-        ):
+        if not problems and _changed(model, before_weights):
             problems.append(
                 "diagnosing changed the model's weights: try the load on a copy "
                 "(copy.deepcopy(model))."
