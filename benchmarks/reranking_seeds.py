@@ -67,11 +67,11 @@ def rerank_rows(
             inference(extractor, val, batch_size=256), val, n_items=20
         )
         before = h.metrics_dict(rr)
-        row = {"split": split, "cmc@1 before": before["cmc/1"], "map@5 before": before["map/5"]}
+        row = {"split": split, "cmc/1 before": before["cmc/1"], "map/5 before": before["map/5"]}
         for top_n in top_ns:
             after = h.metrics_dict(h.rerank(siamese, rr, val, top_n=top_n)[0])
-            row[f"cmc@1 top_n={top_n}"] = after["cmc/1"]
-            row[f"map@5 top_n={top_n}"] = after["map/5"]
+            row[f"cmc/1 top_n={top_n}"] = after["cmc/1"]
+            row[f"map/5 top_n={top_n}"] = after["map/5"]
         rows.append(row)
     return rows
 
@@ -138,7 +138,7 @@ def main() -> None:
     )
     lines = []
     for top_n in args.top_n:
-        for metric in ("cmc@1", "map@5"):
+        for metric in ("cmc/1", "map/5"):
             per_seed = trained[f"{metric} top_n={top_n}"] - trained[f"{metric} before"]
             each = gains[f"{metric} top_n={top_n}"] - gains[f"{metric} before"]
             lines.append(

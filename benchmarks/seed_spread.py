@@ -32,15 +32,15 @@ def score(model: torch.nn.Module, dataset) -> dict:
         rr, cmc_top_k=(1,), precision_top_k=(5,), map_top_k=(1, 5), reduce=False, verbose=False
     )
     row = {
-        "cmc@1": float(m["cmc"][1].mean()),
-        "precision@5": float(m["precision"][5].mean()),
-        "map@1": float(m["map"][1].mean()),
-        "map@5": float(m["map"][5].mean()),
-        "map@5 = 0": int((m["map"][5] == 0).sum()),
+        "cmc/1": float(m["cmc"][1].mean()),
+        "precision/5": float(m["precision"][5].mean()),
+        "map/1": float(m["map"][1].mean()),
+        "map/5": float(m["map"][5].mean()),
+        "map/5 = 0": int((m["map"][5] == 0).sum()),
     }
     labels = dataset.get_labels()[dataset.get_query_ids()]
     per_digit = pd.Series(m["map"][5].numpy()).groupby(labels).mean()
-    row.update({f"map@5 of {d}": float(v) for d, v in per_digit.items()})
+    row.update({f"map/5 of {d}": float(v) for d, v in per_digit.items()})
     return row
 
 

@@ -140,7 +140,7 @@ def test_a_file_that_is_no_notebook_is_an_error(tmp_path, content):
 
 def test_a_notebook_of_another_chapter_than_expected_is_an_error(tmp_path):
     path = _notebook(
-        tmp_path, "erin", "h.exercises.check_metrics_by_hand(1, 1, 1)", title="# 02 · Validation"
+        tmp_path, "erin", "h.exercises.check_average_precision(ap)", title="# 02 · Validation"
     )
     rows = grading.grade_file(path, BOOK, timeout=10, expected=CH01)
     assert [(r.chapter, r.checker, r.status) for r in rows] == ALL_01_ERRORS

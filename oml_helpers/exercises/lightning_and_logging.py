@@ -85,13 +85,12 @@ def _train(callback: "pl.Callback", train_backbone: bool) -> _Moves:
     """Three one-step epochs of a tiny ExtractorWithMLP with ``callback`` before
     the recorder."""
     from oml.lightning.modules.extractor import ExtractorModule
-    from oml.losses import TripletLossWithMiner
-    from oml.miners import AllTripletsMiner
     from oml.models import ExtractorWithMLP
 
     from pytorch_lightning.callbacks import LambdaCallback
 
     from oml_helpers.lightning import make_trainer
+    from oml_helpers.training import make_criterion
 
     torch.manual_seed(0)
     model = ExtractorWithMLP(
@@ -101,7 +100,7 @@ def _train(callback: "pl.Callback", train_backbone: bool) -> _Moves:
         extractor=model,
         # margin 1: random embeddings violate it, so every step has a gradient to
         # apply
-        criterion=TripletLossWithMiner(margin=1.0, miner=AllTripletsMiner()),
+        criterion=make_criterion(margin=1.0),
         optimizer=torch.optim.Adam(model.parameters(), lr=1e-2),
     )
     recorder = _Moves()

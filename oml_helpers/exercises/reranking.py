@@ -13,6 +13,7 @@ from oml.retrieval import RetrievalResults
 
 from oml_helpers.exercises.verdict import Verdict, checker
 from oml_helpers.exercises.verdict import verdict
+from oml_helpers.retrieval import correct_mask
 
 
 def _cut(
@@ -79,9 +80,7 @@ def check_cut_after_rerank(
             f"top_n must be between 1 and the {rr.n_retrieved_items} retrieved "
             f"items, got {top_n}."
         )
-    right = [
-        torch.isin(ids[:top_n], gt) for ids, gt in zip(rr.retrieved_ids, rr.gt_ids)
-    ]
+    right = [mask[:top_n] for mask in correct_mask(rr)]
     scores = _raw_scores(pairwise_model, dataset, rr, top_n)
     truth = _cut([s < threshold for s in scores], right)
     above = _cut([s >= threshold for s in scores], right)

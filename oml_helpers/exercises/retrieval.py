@@ -16,7 +16,7 @@ from oml.retrieval import (
 from oml_helpers.exercises.verdict import Verdict, checker
 from oml_helpers.exercises.verdict import verdict as _verdict
 from oml_helpers.image_search import search_image
-from oml_helpers.retrieval import select_queries
+from oml_helpers.retrieval import correct_mask, select_queries
 
 
 def _rounded(values: Iterable[float]) -> List[float]:
@@ -149,10 +149,7 @@ def check_adaptive_by_hand(
 def _kept_stats(rr: RetrievalResults, th: float) -> Tuple[int, int]:
     kept = ConstantThresholding(th).process(rr)
     n_kept = sum(len(r) for r in kept.retrieved_ids)
-    n_right = sum(
-        int(torch.isin(r, gt).sum())
-        for r, gt in zip(kept.retrieved_ids, kept.gt_ids)
-    )
+    n_right = sum(int(mask.sum()) for mask in correct_mask(kept))
     return n_kept, n_right
 
 
@@ -161,8 +158,7 @@ def _best_threshold(
 ) -> Tuple[float, int]:
     """The threshold that keeps the most results at a pooled precision >=
     ``min_precision``, and that number."""
-    pairs = zip(rr.retrieved_ids, rr.gt_ids)
-    right = torch.cat([torch.isin(r, gt) for r, gt in pairs if len(r)]).double()
+    right = torch.cat([mask for mask in correct_mask(rr) if len(mask)]).double()
     flat = torch.cat([d for d in rr.distances if len(d)])
     order = flat.argsort()
     flat, right = flat[order], right[order]
