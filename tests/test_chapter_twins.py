@@ -6,7 +6,7 @@ builds ``ExtractorModule`` and ``EmbeddingMetrics`` by hand and later cells call
 ``h.make_module`` and ``h.make_metric``. The chapter cell is the lesson, the helper is what the
 book reuses. These tests run the chapter's own cell (read from the committed notebook, only the
 number of epochs made smaller) beside the helper and fail when the two drift apart: other
-weights after the same steps, another loss, other metrics.
+losses on the same batches, another schedule, other items or metrics.
 """
 
 import json
@@ -58,20 +58,14 @@ def deterministic_kernels():
     torch.use_deterministic_algorithms(before)
 
 
-# Even so, the same steps on tensors at other addresses round differently in the last digits
-# (vectorised loops), and Adam's steps magnify that: after 3 steps the losses agree to 2e-6
-# (relative) and the weights to 1.5e-4 (measured on an AMD EPYC). Another recipe (rate, margin,
-# miner, batches) differs by about the rate (3e-3) per step: test_a_drifted_chapter_cell_fails.
-CLOSE = dict(rtol=1e-4, atol=1e-7)  # losses
-WEIGHTS_CLOSE = dict(rtol=0.0, atol=1e-3)  # 1.5e-4 measured for chapter 03, 0 for 01
-
-
-def assert_same_weights(a: torch.nn.Module, b: torch.nn.Module, what: str) -> None:
-    sa, sb = a.state_dict(), b.state_dict()
-    assert sa.keys() == sb.keys()
-    differ = [k for k in sa if not torch.allclose(sa[k].float(), sb[k].float(), **WEIGHTS_CLOSE)]
-    gaps = {k: float((sa[k].float() - sb[k].float()).abs().max()) for k in differ}
-    assert not differ, f"{what}: the chapter and the helper end with other weights: {gaps}"
+# The losses of the same steps agree to 2e-6 (relative) between the chapter and the helper,
+# and closer still within one process. The weights are not compared: Adam scales every
+# gradient component to about the rate (3e-3), so a component that is nearly zero and
+# whose last digits differ (other CPU kernels, other memory layout) moves a weight by up to
+# twice the rate either way, while the loss barely notices (measured: 4.5e-3 with ATen's
+# generic kernels). Another recipe (rate, margin, miner, batches, schedule) moves the losses
+# far more than 1e-4: test_a_drifted_chapter_cell_fails.
+CLOSE = dict(rtol=1e-4, atol=1e-7)
 
 
 def compare_chapter_01_loop(datasets, change: Dict[str, str]) -> None:
@@ -107,8 +101,9 @@ def compare_chapter_01_loop(datasets, change: Dict[str, str]) -> None:
     assert len(cell["logs"]) == len(helper_logs) == epochs * len(cell["loader"])
     chapter_losses = torch.tensor([row["loss"] for row in cell["logs"]])
     helper_losses = torch.tensor(helper_logs["loss"].tolist())
-    assert torch.allclose(chapter_losses, helper_losses, **CLOSE), "another loss"
-    assert_same_weights(cell["model"], helper_model, "chapter 01's loop")
+    assert torch.allclose(
+        chapter_losses, helper_losses, **CLOSE
+    ), f"another loss: {chapter_losses.tolist()} != {helper_losses.tolist()}"
 
 
 def test_chapter_01_loop_is_train_extractor(datasets):
@@ -170,7 +165,7 @@ def test_chapter_03_module_is_make_module(datasets):
     assert torch.allclose(
         torch.tensor(chapter.losses), torch.tensor(helper.losses), **CLOSE
     ), f"another loss on the same batches: {chapter.losses} != {helper.losses}"
-    assert_same_weights(chapter.model, helper.model, "chapter 03's module")
+    assert sched_c.get_last_lr() == sched_h.get_last_lr(), "another learning rate"
 
 
 def _optimizer_and_schedule(module):
