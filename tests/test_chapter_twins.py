@@ -117,13 +117,31 @@ def test_a_drifted_chapter_cell_fails(datasets):
 
 
 def test_chapter_03_module_is_make_module(datasets):
+    compare_chapter_03_module(datasets, {})
+
+
+@pytest.mark.parametrize(
+    "change",
+    [{"margin=0.2": "margin=0.25"}, {"T_max=steps": "T_max=2 * steps"}],
+    ids=["margin", "schedule"],
+)
+def test_a_drifted_chapter_03_module_fails(datasets, change):
+    """Another margin changes the losses; another schedule changes the schedule."""
+    with pytest.raises(AssertionError, match="another"):
+        compare_chapter_03_module(datasets, change)
+
+
+def compare_chapter_03_module(datasets, change: Dict[str, str]) -> None:
+    """Build chapter 03's module from its cell (with ``change`` applied) and
+    ``h.make_module`` the same way, and assert the same optimizer, schedule and losses
+    over 3 steps on the same batches."""
     from oml.lightning.modules.extractor import ExtractorModule
     from oml.losses import TripletLossWithMiner
     from oml.miners import AllTripletsMiner
 
     train_dataset, val_dataset = datasets
     train_loader, _ = h.make_loaders(train_dataset, val_dataset, n_labels=5, n_instances=8)
-    source = chapter_cell("03_lightning_and_logging.ipynb", "c07", {})
+    source = chapter_cell("03_lightning_and_logging.ipynb", "c07", change)
     cell = run_cell(
         source,
         dict(
