@@ -147,8 +147,7 @@ def read_checkpoint(path: Union[str, Path]) -> Dict[str, Any]:
             raise CheckpointError(
                 f"{path} holds objects other than tensors and plain values{what}, "
                 "so weights_only=True refuses it: loading it could run code. Load "
-                "it with weights_only=False only if you trust where it comes "
-                "from."
+                "it with weights_only=False only if you trust where it comes from."
             ) from e
         raise CheckpointError(
             f"{path} is truncated or corrupted: it is not a readable torch file "

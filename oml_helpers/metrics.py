@@ -38,8 +38,8 @@ def flatten_metrics(metrics: Mapping[str, Mapping[Any, Any]]) -> Dict[str, float
             if isinstance(value, Tensor) and value.numel() != 1:
                 raise ValueError(
                     f"metrics[{name!r}][{k!r}] holds {value.numel()} values, one "
-                    "per "
-                    "query: compute the metrics with reduce=True to flatten them."
+                    "per query: compute the metrics with reduce=True to flatten "
+                    "them."
                 )
             flat[f"{name}/{k}"] = float(value)
     return flat

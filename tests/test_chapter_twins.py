@@ -42,9 +42,8 @@ def run_cell(source: str, namespace: Dict[str, Any]) -> Dict[str, Any]:
 
 
 @pytest.fixture(scope="module")
-def datasets(digits_root):
-    df = h.make_digits_dataset(digits_root)
-    return h.make_datasets(df, digits_root)
+def datasets(digits_root, _digits_df_session):
+    return h.make_datasets(_digits_df_session, digits_root)
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -240,12 +239,12 @@ def test_chapter_03_metric_is_make_metric(datasets):
     assert not differ, f"the chapter's metric and make_metric differ in {differ}"
 
 
-def test_chapter_00_datasets_are_make_datasets(digits_root):
+def test_chapter_00_datasets_are_make_datasets(digits_root, digits_df):
     """Chapter 00 builds OML's datasets by hand with its own transform (Resize included);
     ``h.make_datasets`` must give the same items (without augmentation)."""
     from oml.datasets import ImageLabeledDataset, ImageQueryGalleryLabeledDataset
 
-    df = h.make_digits_dataset(digits_root)
+    df = digits_df
     df_train, df_val = h.split_dataframe(df)
     cell = run_cell(
         chapter_cell("00_data_and_setup.ipynb", "c13", {}),

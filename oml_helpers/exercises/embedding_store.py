@@ -362,8 +362,7 @@ def check_cosine_top_k(
             ):
                 problems.append(
                     "you ranked by the raw dot product: long vectors win. Divide "
-                    "by both norms (or normalise the vectors and the query) "
-                    "first."
+                    "by both norms (or normalise the vectors and the query) first."
                 )
             elif np.array_equal(found_ids, ids[np.argsort(similarity)[:k]]):
                 problems.append(

@@ -72,8 +72,7 @@ def _adaptive_hint(
     if mine == ids[: len(right) + 1]:
         return (
             "one result too many: keep the results up to the big gap, not the "
-            "one after it (keep dists[: i + 1], i the index of the first big "
-            "gap)."
+            "one after it (keep dists[: i + 1], i the index of the first big gap)."
         )
     return (
         "compute gaps = dists[1:] - dists[:-1] for every list, their mean over "
