@@ -34,6 +34,7 @@ from oml_helpers.data import (  # noqa: E402
     make_digits_dataset,
     split_dataframe,
 )
+from oml_helpers.folders import folder_to_dataframe, split_queries  # noqa: E402
 from oml_helpers.device import (  # noqa: E402
     get_device,
     seed_everything,
@@ -78,9 +79,17 @@ from oml_helpers.pair_accuracy import (  # noqa: E402
     pair_accuracy,
 )
 from oml_helpers.number_line import plot_number_line  # noqa: E402
+from oml_helpers.photos import (  # noqa: E402
+    PHOTOS,
+    PhotoCollection,
+    load_photo,
+    make_photo_collection,
+    photo_transforms,
+)
 from oml_helpers.plots import (  # noqa: E402
     plot_distance_histograms,
     plot_pca,
+    plot_search,
     plot_training_logs,
     show_images,
 )
@@ -117,6 +126,13 @@ from oml_helpers.storage import (  # noqa: E402
     StoreFileError,
     UnknownIdError,
 )
+from oml_helpers.verification import (  # noqa: E402
+    knn_classify,
+    match_rates,
+    match_threshold,
+    near_duplicates,
+    pair_distances_rr,
+)
 from oml_helpers.training import (  # noqa: E402
     balanced_loader,
     make_criterion,
@@ -135,6 +151,8 @@ __all__ = [
     "LogError",
     "MetadataError",
     "PairFusionExtractor",
+    "PHOTOS",
+    "PhotoCollection",
     "PretrainedUnavailableError",
     "OutsideStatedRangeError",
     "SmallCNN",
@@ -160,25 +178,35 @@ __all__ = [
     "expect_between",
     "extractor_state_dict",
     "flatten_metrics",
+    "folder_to_dataframe",
     "get_device",
     "in_colab",
     "int8_round_trip",
+    "knn_classify",
     "load_book_model",
     "load_extractor",
     "load_image_tensor",
+    "load_photo",
     "make_datasets",
     "make_criterion",
     "make_digits_dataset",
+    "make_photo_collection",
+    "match_rates",
+    "match_threshold",
+    "near_duplicates",
     "make_siamese",
     "metrics_dict",
     "neighbour_pair_scores",
     "order_accuracy",
     "pair_accuracy",
     "pair_distances",
+    "pair_distances_rr",
+    "photo_transforms",
     "plot_metric_curves",
     "plot_number_line",
     "plot_distance_histograms",
     "plot_pca",
+    "plot_search",
     "plot_top_k",
     "plot_training_logs",
     "prepare_digit_photo",
@@ -200,6 +228,7 @@ __all__ = [
     "show_images",
     "silence_known_warnings",
     "split_dataframe",
+    "split_queries",
     "tensorboard_image",
     "tensorboard_image_tags",
     "thresholding_report",

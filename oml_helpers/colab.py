@@ -49,6 +49,12 @@ IF_MISSING: Dict[str, str] = {
     "tensorboard": "2.18.0",
     "pandas": "2.2.3",
     "scikit-learn": "1.5.2",
+    # Chapter 08's photos (skimage.data)
+    "scikit-image": "0.25.2",
+    "imageio": "2.38.2",
+    "tifffile": "2026.3.3",
+    "lazy-loader": "0.6",
+    "networkx": "3.6.1",
     "matplotlib": "3.9.2",
     "PyYAML": "6.0.3",
     "fsspec": "2026.9.0",
@@ -79,6 +85,7 @@ IMPORTS: Sequence[str] = (
     "oml.lightning",
     "oml.retrieval",
     "sklearn",
+    "skimage.data",
 )
 # Packages Colab provides and the book relies on unchanged.
 KEPT: Sequence[str] = ("numpy", "torch", "torchvision")

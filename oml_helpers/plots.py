@@ -212,3 +212,64 @@ def _panels(
         1, len(embeddings), figsize=(width * len(embeddings), height), squeeze=False
     )
     return fig, list(axes[0])
+
+
+def plot_search(
+    query: Union[str, Path],
+    found: Sequence[Union[str, Path]],
+    distances: Sequence[float],
+    correct: Optional[Sequence[bool]] = None,
+    title: str = "",
+    query_title: str = "query",
+) -> plt.Figure:
+    """A query image and the images a search found, with their distances, in one
+    row.
+
+    Args:
+        query: Path of the query image.
+        found: Paths of the results, nearest first.
+        distances: Their distances.
+        correct: Whether each result is right (green or red frame); grey if None.
+        title: Figure title.
+        query_title: Title above the first image.
+
+    Returns:
+        The figure.
+    """
+    if len(found) != len(distances) or (
+        correct is not None and len(correct) != len(found)
+    ):
+        raise ValueError(
+            "found, distances (and correct) must have one entry per result."
+        )
+    fig, axes = plt.subplots(
+        1, len(found) + 1, figsize=(1.3 * (len(found) + 1), 1.8)
+    )
+    axes = np.atleast_1d(axes)
+    if title:
+        fig.suptitle(title, x=0.01, ha="left", fontsize=9)
+    frames = (
+        ["grey"] * len(found)
+        if correct is None
+        else ["green" if c else "red" for c in correct]
+    )
+    cells = [(query, query_title, "blue")] + [
+        (path, f"d={d:.3g}", color)
+        for path, d, color in zip(found, distances, frames)
+    ]
+    for ax, (path, label, color) in zip(axes, cells):
+        with Image.open(path) as image:
+            framed(ax, np.asarray(image.convert("RGB")), label, color)
+    fig.tight_layout()
+    return fig
+
+
+def framed(ax: Any, image: np.ndarray, title: str, color: str) -> None:
+    """Draw ``image`` on ``ax`` without ticks, in a frame of ``color``."""
+    ax.imshow(image)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    for spine in ax.spines.values():
+        spine.set_edgecolor(color)
+        spine.set_linewidth(3)
+    ax.set_title(title, fontsize=8)

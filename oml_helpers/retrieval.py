@@ -16,6 +16,8 @@ from oml.interfaces.datasets import IQueryGalleryDataset
 from oml.interfaces.retrieval import IRetrievalPostprocessor
 from oml.retrieval import RetrievalResults
 
+from oml_helpers.plots import framed
+
 
 def query_gallery_split(
     df: pd.DataFrame, n_queries_per_label: int, seed: int = 0
@@ -273,7 +275,7 @@ def plot_top_k(
     query_image = dataset.visualize(
         item=int(dataset.get_query_ids()[query_id]), color=(0, 0, 255)
     )
-    _show(axes[0, 0], query_image, f"query {query_id}", "blue")
+    framed(axes[0, 0], query_image, f"query {query_id}", "blue")
     gallery_ids = dataset.get_gallery_ids()
     right = None if rr.gt_ids is None else correct_mask(rr)[query_id][:k]
     for j, ax in enumerate(axes[0, 1:]):
@@ -285,19 +287,9 @@ def plot_top_k(
         image = dataset.visualize(
             item=int(gallery_ids[gallery_id]), color=(0, 0, 0)
         )
-        _show(ax, image, f"#{gallery_id}\nd={float(dists[j]):.3g}", color)
+        framed(ax, image, f"#{gallery_id}\nd={float(dists[j]):.3g}", color)
     fig.tight_layout()
     return fig
-
-
-def _show(ax: Any, image: np.ndarray, title: str, color: str) -> None:
-    ax.imshow(image)
-    ax.set_xticks([])
-    ax.set_yticks([])
-    for spine in ax.spines.values():
-        spine.set_edgecolor(color)
-        spine.set_linewidth(3)
-    ax.set_title(title, fontsize=8)
 
 
 def retrieval_explorer(
