@@ -79,6 +79,10 @@ def chapter_names(tmp_path, logs, lightning_ckpt, search_setup):  # noqa: F811 (
             "pairwise model": {"threshold": 0.3},
             "extractor's distance": {"threshold": 0.3},
         },
+        "rr_tune": _rr(seed=4),
+        "rr_test": _rr(seed=5),
+        "gallery_labels": np.arange(40) % 7,
+        "query_labels": np.arange(12) % 7,  # 08
     }
 
 

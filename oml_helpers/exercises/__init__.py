@@ -7,10 +7,11 @@ The right answers are computed from OML or from the data, never stored. The stud
 edition's untouched starting code (an answer still ``...``, a function whose body is
 still ``...``) gets a "Not yet" too, not a crash.
 
-One module per chapter, named after its notebook (``data_and_setup`` for chapter
-00, ``training`` for 01, ..., ``reranking`` for 07), with the constants its
-checkers use beside them; ``verdict`` holds what they share. All checkers are
-importable from here, e.g. ``oml_helpers.exercises.check_balance_epoch``.
+One module per chapter, named after its notebook (``data_and_setup`` for chapter 00,
+``training`` for 01, ..., ``reranking`` for 07, ``your_own_images`` for 08), with
+the constants its checkers use beside them; ``verdict`` holds what they share. All
+checkers are importable from here, e.g.
+``oml_helpers.exercises.check_balance_epoch``.
 """
 
 from oml_helpers.exercises.verdict import RIGHT, WRONG, Verdict
@@ -52,6 +53,10 @@ from oml_helpers.exercises.retrieval import (
     check_adaptive_by_hand,
     check_precision_threshold,
     check_search,
+)
+from oml_helpers.exercises.your_own_images import (
+    check_fmr_threshold,
+    check_knn,
 )
 from oml_helpers.exercises.reranking import (
     check_cut_after_rerank,
@@ -99,4 +104,7 @@ __all__ = [
     "check_cut_after_rerank",
     "check_hard_pairs",
     "check_rerank_budget",
+    # 08 Your own images
+    "check_fmr_threshold",
+    "check_knn",
 ]
