@@ -80,7 +80,6 @@ from oml_helpers.pair_accuracy import (  # noqa: E402
 )
 from oml_helpers.number_line import plot_number_line  # noqa: E402
 from oml_helpers.photos import (  # noqa: E402
-    PHOTOS,
     PhotoCollection,
     load_photo,
     make_photo_collection,
@@ -151,7 +150,6 @@ __all__ = [
     "LogError",
     "MetadataError",
     "PairFusionExtractor",
-    "PHOTOS",
     "PhotoCollection",
     "PretrainedUnavailableError",
     "OutsideStatedRangeError",

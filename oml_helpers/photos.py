@@ -46,11 +46,13 @@ class PhotoCollection:
         classes: The class folders' names, sorted.
         duplicates: Planted near-duplicates, ``(original, copy)`` paths relative
             to ``root``.
+        credits: Photo name -> its credit and licence.
     """
 
     root: Path
     classes: List[str]
     duplicates: List[Tuple[str, str]]
+    credits: Dict[str, str]
 
 
 def make_photo_collection(
@@ -128,7 +130,8 @@ def make_photo_collection(
 def _collection(root: Path, written: dict) -> PhotoCollection:
     classes = sorted(p.name for p in root.iterdir() if p.is_dir())
     pairs = [tuple(pair) for pair in written["duplicates"]]
-    return PhotoCollection(root, classes, pairs)
+    credits = {photo: PHOTOS[photo] for photo in written["settings"]["photos"]}
+    return PhotoCollection(root, classes, pairs, credits)
 
 
 def load_photo(photo: str) -> Image.Image:

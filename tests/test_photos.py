@@ -89,8 +89,9 @@ def test_bad_arguments(tmp_path, kwargs, match):
     assert not any(tmp_path.iterdir())
 
 
-def test_every_listed_photo_loads():
-    for name in h.PHOTOS:
+def test_every_listed_photo_loads(small):
+    assert small.credits == {"coffee": "Rachel Michetti; CC0", "camera": "Lav Varshney; CC0"}
+    for name in h.photos.PHOTOS:
         image = h.load_photo(name)
         assert min(image.size) >= 150
     with pytest.raises(ValueError, match="Unknown photo 'lena'"):
