@@ -85,7 +85,7 @@ def parse_glossary(text: str) -> list[Entry]:
     Returns:
         The entries in page order.
     """
-    match = re.search(r"^```\{glossary\}[^\n]*\n(?P<block>.*?)^```", text, re.DOTALL | re.M)
+    match = re.search(r"^```\{glossary\}[^\n]*\n(?P<block>.*?)(?:^```|\Z)", text, re.DOTALL | re.M)
     assert match, "the glossary page has no ```{glossary} block"
     entries: list[Entry] = []
     in_body = False
