@@ -8,7 +8,7 @@ term with each run of characters other than letters, digits, ``.`` and ``_`` tur
 warns "local id not found" for a term's id, and the build, run with warnings as errors, fails.
 This registers each term's id as an anchor of its page, after the page is read, so that such a
 link resolves without a warning, while a link to a term that does not exist still warns.
-tests/test_glossary.py checks the convention itself (which chapter teaches which entry).
+tests/glossary_check.py checks the convention itself (which chapter teaches which entry).
 """
 
 from docutils import nodes
