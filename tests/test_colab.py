@@ -231,6 +231,10 @@ def test_setup_cell_inside_a_colab_like_runtime(tmp_path):
         model = h.SmallCNN()
         h.train_extractor(model, train, epochs=2)
         metrics, _ = h.retrieval_metrics(model, val)
+        photos = h.make_photo_collection(
+            sys.argv[2] + "_photos", photos=["coffee"], grid=1, n_views=2, n_duplicates=0
+        )
+        print("photos", photos.classes)
         print("numpy", numpy.__version__, "cmc/1", round(metrics["cmc/1"], 3))
         """
     )
@@ -248,3 +252,4 @@ def test_setup_cell_inside_a_colab_like_runtime(tmp_path):
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert "no runtime restart needed" in result.stdout
     assert "numpy 2.1.3" in result.stdout, "the set-up changed Colab's numpy"
+    assert "photos ['coffee_00']" in result.stdout, "chapter 08's photos (scikit-image) failed"
