@@ -42,8 +42,8 @@ def folder_to_dataframe(
     the ``class_name`` column keeps the names. Classes in ``validation_classes``
     form the validation split, where ``n_queries`` random images of each class are
     queries and the others its gallery; every other class trains. Files that are not
-    images, images that cannot be read and classes with one image are left out with
-    a warning that names them.
+    images, images that cannot be decoded and classes with fewer than two images are
+    left out with a warning that names them.
 
     Args:
         folder: The folder of class folders; paths in the dataframe start from it
@@ -73,6 +73,13 @@ def folder_to_dataframe(
     for class_dir in sorted(p for p in folder.iterdir() if p.is_dir()):
         _check_name(class_dir)
         images = _readable_images(class_dir)
+        if not images:
+            warnings.warn(
+                f"Left out class {class_dir.name!r}: its folder holds no readable "
+                "image.",
+                stacklevel=2,
+            )
+            continue
         if len(images) == 1:
             warnings.warn(
                 f"Left out class {class_dir.name!r}: it has one image "
@@ -120,7 +127,7 @@ def _readable_images(class_dir: Path) -> List[Path]:
             continue
         try:
             with Image.open(path) as image:
-                image.verify()
+                image.load()  # decodes every pixel: a cut-off file fails here
             images.append(path)
         except (OSError, UnidentifiedImageError, SyntaxError) as e:
             broken.append(f"{path.name} ({type(e).__name__})")

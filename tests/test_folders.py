@@ -80,6 +80,25 @@ def test_unreadable_image_is_left_out_with_a_warning(tmp_path):
     assert not set(df.path) & {"a/broken.jpg", "a/cut.png"}
 
 
+def test_cut_off_jpeg_is_left_out_with_a_warning(tmp_path):
+    root = _folder(tmp_path / "p", {"a": 2, "b": 2})
+    big = Image.effect_noise((200, 200), 64).convert("RGB")
+    big.save(root / "a" / "whole.jpg", quality=90)
+    data = (root / "a" / "whole.jpg").read_bytes()
+    (root / "a" / "cut.jpg").write_bytes(data[: len(data) // 2])
+    with pytest.warns(UserWarning, match=r"cannot be read: 'cut.jpg \(OSError\)'"):
+        df = h.folder_to_dataframe(root, ["b"])
+    assert "a/whole.jpg" in set(df.path) and "a/cut.jpg" not in set(df.path)
+
+
+def test_empty_class_folder_is_left_out_with_a_warning(tmp_path):
+    root = _folder(tmp_path / "p", {"a": 2, "b": 2})
+    (root / "empty").mkdir()
+    with pytest.warns(UserWarning, match=r"Left out class 'empty': its folder holds no"):
+        df = h.folder_to_dataframe(root, ["b"])
+    assert "empty" not in set(df.class_name)
+
+
 def test_class_with_one_image_is_left_out_with_a_warning(tmp_path):
     root = _folder(tmp_path / "p", {"a": 2, "b": 2, "single": 1})
     with pytest.warns(UserWarning, match=r"Left out class 'single': it has one image"):
