@@ -12,7 +12,10 @@ matplotlib.use("Agg")
 @pytest.fixture
 def in_tmp(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    # zoo weights already cached on this machine would make an online block run
+    import oml.utils.io
+
+    monkeypatch.setattr(oml.utils.io, "CKPT_SAVE_ROOT", tmp_path / "checkpoints")
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # under a loaded CPU, two threads ran the page 2-3x slower
     yield tmp_path
