@@ -9,6 +9,7 @@ as in instance retrieval (OML's Stanford Online Products setting).
 """
 
 import json
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List, Sequence, Tuple, Union
@@ -74,8 +75,8 @@ def make_photo_collection(
         photos: Names of ``skimage.data`` photos (keys of ``PHOTOS``).
         grid: Tiles per side of each photo.
         n_views: Views per tile, at least 2.
-        n_duplicates: Views saved a second time, smaller and at a lower JPEG
-            quality, next to the original (``<view>_copy.jpg``).
+        n_duplicates: Views saved a second time, at 80% of their size as a JPEG of
+            quality 60, next to the original (``<view>_copy.jpg``).
         seed: Seed of the random views.
 
     Returns:
@@ -101,6 +102,7 @@ def make_photo_collection(
         written = json.loads(manifest.read_text())
         if written["settings"] == settings:
             return _collection(root, written)
+        _remove_class_folders(root, written["settings"])
     rng = np.random.default_rng(seed)
     views = []
     for photo in photos:
@@ -125,6 +127,14 @@ def make_photo_collection(
     written = dict(settings=settings, duplicates=duplicates)
     manifest.write_text(json.dumps(written, indent=1))
     return _collection(root, written)
+
+
+def _remove_class_folders(root: Path, settings: dict) -> None:
+    """Delete the class folders an earlier call wrote, so that no view of other
+    settings stays behind."""
+    for photo in settings["photos"]:
+        for name in _tiles(Image.new("L", (1, 1)), settings["grid"]):
+            shutil.rmtree(root / f"{photo}_{name}", ignore_errors=True)
 
 
 def _collection(root: Path, written: dict) -> PhotoCollection:

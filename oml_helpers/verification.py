@@ -131,8 +131,8 @@ def near_duplicates(
     distances = pairwise_dist(embeddings.float(), embeddings.float())
     i, j = torch.triu_indices(len(embeddings), len(embeddings), offset=1)
     d = distances[i, j]
-    keep = torch.argsort(d[d < threshold])[:max_pairs]
-    close = torch.nonzero(d < threshold).flatten()[keep]
+    close = torch.nonzero(d < threshold).flatten()
+    close = close[torch.argsort(d[close])][:max_pairs]
     return pd.DataFrame(
         {"i": i[close].numpy(), "j": j[close].numpy(), "distance": d[close].numpy()}
     )

@@ -67,6 +67,14 @@ def test_other_settings_rewrite(small, tmp_path):
     assert len(list((tmp_path / "coffee_00").iterdir())) == 3
 
 
+def test_fewer_views_or_tiles_leave_nothing_of_the_earlier_collection(tmp_path):
+    h.make_photo_collection(tmp_path, photos=["coffee"], grid=2, n_views=4, n_duplicates=0)
+    again = h.make_photo_collection(tmp_path, photos=["coffee"], grid=1, n_views=2, n_duplicates=0)
+    assert again.classes == ["coffee_00"]
+    assert len(list((tmp_path / "coffee_00").iterdir())) == 2  # views 2 and 3 are gone
+    assert sorted(p.name for p in tmp_path.iterdir() if p.is_dir()) == ["coffee_00"]
+
+
 def test_the_collection_reads_as_oml_dataframe(small):
     df = h.folder_to_dataframe(small.root, [c for c in small.classes if "camera" in c])
     h.check_dataframe(df, small.root)
