@@ -1,6 +1,7 @@
 """Chapter 08's "your own folder" cell (Colab-only, so nbval skips it) still runs: here on a
 small photo collection, with one epoch."""
 
+import ast
 from pathlib import Path
 
 import nbformat
@@ -15,17 +16,40 @@ def _cell(cell_id: str) -> str:
     return next(c.source for c in cells if c.id == cell_id)
 
 
-def test_own_folder_cell_runs_on_a_small_collection(tmp_path, capsys):
+def _functions(cell_id: str) -> str:
+    """The function definitions of a chapter cell, without its other statements."""
+    source = _cell(cell_id)
+    return "\n\n".join(
+        ast.get_source_segment(source, node)
+        for node in ast.parse(source).body
+        if isinstance(node, ast.FunctionDef)
+    )
+
+
+def test_own_folder_cells_run_on_a_small_collection(tmp_path, capsys):
     collection = h.make_photo_collection(
         tmp_path, photos=["coffee", "camera", "chelsea"], grid=3, n_views=4, n_duplicates=0
     )
     validation = [c for c in collection.classes if c.startswith("chelsea")]
     names = {"h": h, "collection": collection, "validation_classes": validation}
-    exec(_cell("c01").replace("h.silence_known_warnings()", ""), names)
-    exec(_cell("c11").split("\n\n\ntrain_set")[0], names)  # the chapter's datasets()
-    names.update(collection=collection, validation_classes=validation)
+    chapter_set_up = _cell("c01").replace("h.silence_known_warnings()", "")
+    # the deterministic mode would stay on for the rest of the test session
+    exec(chapter_set_up.replace("torch.use_deterministic_algorithms(True)", ""), names)
+    for cell_id in ("c11", "c23", "c28"):  # datasets(), embed(), all_pairs()
+        exec(_functions(cell_id), names)
+    names.update(collection=collection, validation_classes=validation, DATA_ROOT=tmp_path)
     template = _cell("c37t")
     assert template.startswith("# NBVAL_SKIP") and "epochs=20" in template
     exec(template.replace("epochs=20", "epochs=1"), names)
     printed = capsys.readouterr().out
     assert "'cmc/1': (" in printed and "'map/5': (" in printed
+    # step 2 printed the ten closest pairs: distance, then two paths in the folder
+    closest = [line.split() for line in printed.splitlines() if line.startswith("0.")]
+    assert len(closest) == 10 and all(len(parts) == 3 for parts in closest)
+    steps_5_6 = _cell("c37u")
+    assert steps_5_6.startswith("# NBVAL_SKIP")
+    exec(steps_5_6, names)
+    printed = capsys.readouterr().out
+    assert "gallery images in my_gallery.db" in printed and "'fnmr':" in printed
+    with h.EmbeddingStore.open(tmp_path / "my_gallery.db") as store:
+        assert len(store) == len(names["my_gallery"]) > 0
