@@ -119,6 +119,12 @@ def test_separate_queries_rows(digits_df, digits_root):
         "query 99 is dataset row 103",
     )
     _says(ex.check_separate_queries(right, digits_root, np.int64(98), 103), ex.RIGHT)
+    _says(ex.check_separate_queries(right, digits_root, *ROWS, fewest_gallery=154), ex.RIGHT)
+    _says(
+        ex.check_separate_queries(right, digits_root, *ROWS, fewest_gallery=20),
+        ex.WRONG,
+        "smallest count",
+    )
     _says(
         ex.check_separate_queries(right, digits_root, 0, 103),
         ex.WRONG,

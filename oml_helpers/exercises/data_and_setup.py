@@ -3,7 +3,7 @@ first results (00.1), the first rows of each validation digit as queries only
 (00.2) and a ``sequence`` column that leaves a query no correct match (00.3)."""
 
 from pathlib import Path
-from typing import List, Sequence, Tuple, Union
+from typing import List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import pandas as pd
@@ -102,6 +102,7 @@ def check_separate_queries(
     query_row: int,
     n_queries: int = 20,
     query: int = 99,
+    fewest_gallery: Optional[int] = None,
 ) -> Verdict:
     """Exercise 00.2: per validation digit, the first ``n_queries`` rows query only,
     the rest gallery.
@@ -113,6 +114,8 @@ def check_separate_queries(
         query_row: The student's dataset row of query number ``query``.
         n_queries: Queries asked for per validation digit.
         query: The query whose dataset row is asked for.
+        fewest_gallery: The student's count of gallery images kept by the digit
+            with the fewest; not checked when None.
 
     Returns:
         The verdict; when right, it says how many gallery images each digit keeps.
@@ -167,6 +170,12 @@ def check_separate_queries(
         ) or _row_problems(
             full_index, query_row, query_rows, query, "query", "get_query_ids"
         )
+    if not problems and fewest_gallery is not None:
+        if fewest_gallery != gallery.min():
+            problems.append(
+                f"fewest_gallery={fewest_gallery!r} is not it. Count the "
+                "is_gallery rows of each label and take the smallest count."
+            )
     return _verdict(
         problems,
         f"{n_queries} queries per digit, against a separate gallery; each "
