@@ -42,6 +42,19 @@ def test_knn_ties_broken_the_other_way():
     )
 
 
+def test_knn_tie_rules_are_caught_without_ties_in_the_data():
+    # every gallery item has one label, so the data itself has no tie: only the
+    # checker's built case can catch a rule that breaks ties by label
+    one_label = np.zeros(40, dtype=int)
+
+    def smallest_label(rr, gallery_labels, k):
+        labels = np.asarray(gallery_labels)
+        return np.array([np.bincount(labels[ids[:k].numpy()]).argmax() for ids in rr.retrieved_ids])
+
+    for rule in (smallest_label, _knn(tie_to_nearest=False)):
+        says(ex.check_knn(rule, _rr(), one_label, QUERY_LABELS), ex.WRONG, "whose item is nearest")
+
+
 def test_knn_off_by_one_neighbour():
     says(ex.check_knn(_knn(k_off=1), _rr(), GALLERY_LABELS, QUERY_LABELS), ex.WRONG, "should get")
 

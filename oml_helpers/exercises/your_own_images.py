@@ -15,12 +15,14 @@ from oml_helpers.verification import knn_classify, match_rates, match_threshold
 
 
 def _tie_case() -> tuple:
-    """Three queries whose votes test the rules: a plain majority, a tie that the
-    nearest item settles, and fewer than k items retrieved."""
+    """Four queries whose votes at k=4 test the rules: a majority among fewer than
+    k items, two 2-2 ties that only the nearest item settles (the smallest and
+    the largest label would each get one wrong), and a single item."""
     rr = RetrievalResults(
         distances=[torch.tensor(d) for d in ([0.1, 0.2, 0.3], [0.1, 0.2, 0.3, 0.4],
-                                             [0.5])],
-        retrieved_ids=[torch.tensor(i) for i in ([0, 1, 2], [3, 0, 4, 1], [2])],
+                                             [0.1, 0.2, 0.3, 0.4], [0.5])],
+        retrieved_ids=[torch.tensor(i) for i in ([0, 1, 2], [3, 1, 4, 2],
+                                                 [1, 3, 4, 2], [2])],
         gt_ids=None,
     )  # fmt: skip
     return rr, np.array([7, 5, 5, 9, 9])
@@ -38,7 +40,7 @@ def check_knn(
     problems = []
     tie_rr, tie_labels = _tie_case()
     cases = [(rr, np.asarray(gallery_labels), k) for k in (1, 5)]
-    cases.append((tie_rr, tie_labels, 3))
+    cases.append((tie_rr, tie_labels, 4))
     for case_rr, labels, k in cases:
         right = knn_classify(case_rr, labels, k)
         mine = np.asarray(torch.as_tensor(my_knn(case_rr, labels, k))).reshape(-1)
