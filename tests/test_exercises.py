@@ -266,6 +266,23 @@ def test_lost_match():
     _says(ex.check_lost_match(list("ABC"), 2, W, toy, QUIZ_EMBEDDINGS), ex.WRONG, "(6)")
 
 
+def test_lost_match_no_results():
+    """A query left with no results at all: OML gives it 1.0, and the verdict says so."""
+    results, gt, rr, warned = _oml_lost_match(list("ABBBBB"))
+    assert results[1] == [] and gt[1] == [] and gt[0] == [2, 3] and W in warned
+    metrics = calc_retrieval_metrics_rr(
+        rr, cmc_top_k=(1,), map_top_k=(3,), precision_top_k=(3,), reduce=False, verbose=False
+    )
+    assert [float(metrics[m][k][1]) for m, k in (("cmc", 1), ("map", 3), ("precision", 3))] == [
+        1.0,
+        1.0,
+        1.0,
+    ]
+    verdict = ex.check_lost_match(list("ABBBBB"), 0, W, _toy(), QUIZ_EMBEDDINGS)
+    _says(verdict, ex.RIGHT, "no results at all", "1.0", "free perfect score")
+    assert "NaN" not in verdict.message and "only 0" not in verdict.message
+
+
 def test_lost_match_warning():
     toy = _toy()
     _says(ex.check_lost_match(list("ABCDBB"), 2, [W], toy, QUIZ_EMBEDDINGS), ex.RIGHT)

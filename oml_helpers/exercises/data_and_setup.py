@@ -421,13 +421,24 @@ def check_lost_match(
             "warnings.catch_warnings(record=True) and give str(w.message)."
         )
     n_kept = min(k, len(kept(row)))
+    if n_kept:
+        left = f"only {n_kept} results (rows {kept(row)[:k]} are all that is left)"
+        scores = (
+            "Such a query scores 0 in CMC and mAP; its precision is 0/0, so OML's "
+            "mean precision becomes NaN."
+        )
+    else:
+        left = "no results at all: every gallery row shares its sequence"
+        scores = (
+            "With no correct item and no results, OML scores such a query 1.0 in "
+            "CMC, precision and mAP (oml/functional/metrics.py): a free perfect "
+            "score. Give the other rows another id so that it still retrieves."
+        )
     return _verdict(
         problems,
         f"query {query} (dataset row {row}) shares its sequence with every "
-        f"gallery image of its label, so it has no correct item and only {n_kept} "
-        f"results (rows {kept(row)[:k]} are all that is left). OML warns that some "
-        "queries have no ground truth (gts). Such a query scores 0 in CMC and mAP; "
-        "its precision is 0/0, so OML's mean precision becomes NaN.",
+        f"gallery image of its label, so it has no correct item and {left}. OML "
+        f"warns that some queries have no ground truth (gts). {scores}",
     )
 
 
