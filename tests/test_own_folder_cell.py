@@ -1,5 +1,5 @@
-"""Chapter 08's "your own folder" cell (Colab-only, so nbval skips it) still runs: here on a
-small photo collection, with one epoch."""
+"""Chapter 08's two "your own folder" cells (Colab-only, so nbval skips them) still run: here
+on a small photo collection, with one epoch."""
 
 import ast
 from pathlib import Path
