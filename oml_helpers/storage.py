@@ -14,6 +14,11 @@ falls back to the rows when the snapshot is stale or damaged. A float32 product
 picks a shortlist that provably holds the true top ``k`` (``float32_scores``),
 float64 distances rank it, so the answers are a float64 brute force's. One store
 object per thread or process; numpy, pandas and sqlite3 only.
+
+This module holds the class and its transactions; the file's schema, creation and
+opening are in ``storage_file``, reading the cache in ``storage_read``, the
+snapshot in ``storage_snapshot``, the search in ``storage_search`` and the checks
+of input in ``storage_checks``.
 """
 
 import sqlite3
@@ -22,7 +27,6 @@ from pathlib import Path
 from typing import Any, Callable, Iterator, List, Optional, Sequence, Union
 
 import numpy as np
-import pandas as pd
 
 from oml_helpers.storage_checks import (  # noqa: F401 (the result types and errors belong to this API)
     FILTERS,
@@ -41,54 +45,25 @@ from oml_helpers.storage_checks import (  # noqa: F401 (the result types and err
     check_metadata,
     check_search_options,
     check_vectors,
-    damaged_error,
-    read_meta,
     select_rows,
 )
+from oml_helpers.storage_file import (  # noqa: F401 (part of this API)
+    APPLICATION_ID,
+    SCHEMA,
+    SCHEMA_VERSION,
+    create_file,
+    open_file,
+)
+from oml_helpers.storage_read import cache_of, read_cache, save_snapshot
 from oml_helpers.storage_search import float32_scores, shortlists, top_k  # noqa: F401 (part of this API)
 from oml_helpers.storage_snapshot import (
-    SNAPSHOT_SCHEMA,
     Matrix,
     mark_stale,
     read_snapshot,
     with_added,
     with_deleted,
     with_updated,
-    write_snapshot,
 )
-
-# 5: rows plus a snapshot; 4: one float32 BLOB per item; 3: chunks and int8 codes
-SCHEMA_VERSION = 5
-# "OMLE" in the file header: marks the file as an embedding store
-APPLICATION_ID = 0x4F4D4C45
-# rows joined at a time when the vectors are read: bounds the extra memory
-READ_ROWS = 8192
-# Chapter 05 prints these statements as SQLite stores them: the line breaks are
-# part of the text.
-SCHEMA = (
-    "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
-    "CREATE TABLE items (id INTEGER PRIMARY KEY, label INTEGER, path TEXT, "
-    "split TEXT,\n"
-    "    is_query INTEGER CHECK (is_query IN (0, 1)), "
-    "is_gallery INTEGER CHECK (is_gallery IN (0, 1)),\n"
-    "    vector BLOB NOT NULL CHECK "
-    "(typeof(vector) = 'blob' AND length(vector) = {nbytes}))",
-) + SNAPSHOT_SCHEMA
-
-
-def _connect(path: Path) -> sqlite3.Connection:
-    """WAL, a busy timeout and durable commits; the store issues BEGIN and COMMIT
-    itself."""
-    conn = sqlite3.connect(path, isolation_level=None, timeout=10)
-    # new files only: a full read visits fewer pages
-    conn.execute("PRAGMA page_size = 65536")
-    # reads map the file instead of copying pages
-    conn.execute("PRAGMA mmap_size = 1073741824")
-    # readers read while one writer writes
-    conn.execute("PRAGMA journal_mode = WAL")
-    # a commit is on disk when add() returns
-    conn.execute("PRAGMA synchronous = FULL")
-    return conn
 
 
 class EmbeddingStore:
@@ -112,12 +87,11 @@ class EmbeddingStore:
             dim,
             dtype,
         )
-        self._cache: Optional[dict] = (
-            None  # ids, matrix (id order), sq, meta (on first filter), version
-        )
-        self._dirty = (
-            False  # this store changed ids or vectors: close() saves the snapshot
-        )
+        # ids, matrix (id order), sq, meta (on first filter), version: see
+        # storage_read
+        self._cache: Optional[dict] = None
+        # this store changed ids or vectors: close() saves the snapshot
+        self._dirty = False
 
     @classmethod
     def create(
@@ -135,75 +109,16 @@ class EmbeddingStore:
                 (only float32) is not usable.
         """
         path = Path(path)
-        if path.exists():
-            raise StoreFileError(
-                f"{path} already exists. Open it with EmbeddingStore.open, "
-                "or delete it first."
-            )
-        if (
-            isinstance(dim, bool)
-            or not isinstance(dim, (int, np.integer))
-            or dim < 1
-        ):
-            raise StoreError(f"dim must be a positive integer, got {dim!r}.")
-        if dtype != "float32":
-            raise StoreError(
-                f"dtype={dtype!r} is not supported; "
-                "the store keeps float32 vectors."
-            )
-        conn = _connect(path)
-        try:
-            conn.execute("BEGIN IMMEDIATE")
-            conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
-            conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-            for statement in SCHEMA:
-                conn.execute(
-                    statement.replace(
-                        "{nbytes}", str(VECTOR_DTYPE.itemsize * int(dim))
-                    )
-                )
-            meta = {
-                "schema_version": SCHEMA_VERSION,
-                "model_name": model_name,
-                "dim": int(dim),
-                "dtype": dtype,
-                "generation": 0,
-            }
-            conn.executemany(
-                "INSERT INTO meta VALUES (?, ?)",
-                [(k, str(v)) for k, v in meta.items()],
-            )
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.close()
-            for leftover in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
-                leftover.unlink(missing_ok=True)
-            raise
+        conn = create_file(path, model_name, dim, dtype)
         return cls(conn, path, str(model_name), int(dim), dtype)
 
     @classmethod
     def open(cls, path: Union[str, Path]) -> "EmbeddingStore":
         """Open an existing store; a file that is not one gets StoreFileError and
         is left untouched."""
-        path = Path(path)
-        if not path.is_file():
-            raise StoreFileError(
-                f"No store at {path}. Check the path, "
-                "or make one with EmbeddingStore.create."
-            )
-        with open(path, "rb") as f:
-            if f.read(16) != b"SQLite format 3\x00":
-                raise StoreFileError(
-                    f"{path} is not a SQLite database, so not an embedding store."
-                )
-        # read-only: nothing is written to a file that is not a store
-        meta = read_meta(path, APPLICATION_ID, SCHEMA_VERSION)
+        conn, meta = open_file(Path(path))
         return cls(
-            _connect(path),
-            path,
-            meta["model_name"],
-            int(meta["dim"]),
-            meta["dtype"],
+            conn, Path(path), meta["model_name"], int(meta["dim"]), meta["dtype"]
         )
 
     def close(self) -> None:
@@ -216,7 +131,7 @@ class EmbeddingStore:
         """
         try:
             if self._dirty:
-                self._save_snapshot()
+                save_snapshot(self._conn, self.path, self.dim, self._cache)
         finally:
             self._cache, self._dirty = None, False
             self._conn.close()
@@ -469,7 +384,7 @@ class EmbeddingStore:
             yield
             after = before if change is None or before is None else change(before)
             self._conn.execute("COMMIT")
-            self._cache = None if after is None else self._cache_of(after, version)
+            self._cache = None if after is None else cache_of(after, version)
             self._dirty = self._dirty or change is not None
         except BaseException:
             self._cache = None
@@ -512,129 +427,9 @@ class EmbeddingStore:
             or (needs_meta and "meta" not in self._cache)
         ):
             # a plain search skips the metadata
-            self._cache = self._read(version, with_meta=needs_meta)
+            self._cache = read_cache(
+                self._conn, self.path, self.dim, version, with_meta=needs_meta
+            )
         return (
             select_rows(self._cache["meta"], filters) if needs_meta else None
         ), self._cache
-
-    def _save_snapshot(self) -> None:
-        """Write the current ids and vectors as a fresh snapshot, in one write
-        transaction of its own.
-
-        From the cache if no other connection wrote since, else from the rows; left
-        stale if another writer holds the file or a row is damaged (the rows stay
-        the truth, a later save tries again).
-        """
-        try:
-            self._conn.execute("BEGIN IMMEDIATE")
-        except sqlite3.OperationalError:
-            # locked by another writer past the timeout: try at a later close
-            return
-        try:
-            version = self._conn.execute("PRAGMA data_version").fetchone()[0]
-            if self._cache is not None and self._cache["version"] == version:
-                matrix = self._cache["ids"], self._cache["matrix"]
-            elif read_snapshot(self._conn, self.dim) is not None:
-                # already fresh (another store saved it)
-                matrix = None
-            else:
-                matrix, _ = self._read_rows(with_meta=False)
-            if matrix is not None:
-                write_snapshot(self._conn, *matrix)
-            self._conn.execute("COMMIT")
-        except StoreFileError:
-            # a row damaged behind the store's back: the snapshot stays stale
-            self._conn.execute("ROLLBACK")
-        except BaseException:
-            if self._conn.in_transaction:
-                self._conn.execute("ROLLBACK")
-            raise
-
-    def _read(self, version: int, with_meta: bool) -> dict:
-        """ids and vectors (and metadata) of every item in id order, in one read
-        transaction.
-
-        From the snapshot if it is fresh (one SELECT), else from the rows (one tuple
-        and one ``bytes`` per row, which also finds a vector damaged behind the
-        store's back).
-        """
-        self._conn.execute("BEGIN")  # a consistent snapshot while others write
-        try:
-            matrix, columns = read_snapshot(self._conn, self.dim), None
-            if matrix is None:
-                matrix, columns = self._read_rows(with_meta)
-            elif with_meta:
-                rows = self._conn.execute(
-                    "SELECT id, path, label, split, is_query, is_gallery "
-                    "FROM items ORDER BY id"
-                ).fetchall()
-                ids, *columns = map(list, zip(*rows)) if rows else [[]] * 6
-                if not np.array_equal(ids, matrix[0]):
-                    raise StoreFileError(
-                        f"{self.path} is damaged: "
-                        "its snapshot's ids are not the rows' ids."
-                    )
-        finally:
-            self._conn.execute("COMMIT")
-        return self._cache_of(matrix, version, columns)
-
-    def _read_rows(self, with_meta: bool) -> tuple:
-        """``((ids, vectors), metadata columns or None)`` from the rows, in id
-        order; StoreFileError if one is damaged."""
-        n = self._conn.execute("SELECT count(*) FROM items").fetchone()[0]
-        ids, matrix, at = (
-            np.empty(n, np.int64),
-            np.empty((n, self.dim), np.float32),
-            0,
-        )
-        columns = "id, vector" + (
-            ", path, label, split, is_query, is_gallery" if with_meta else ""
-        )
-        cursor, meta = (
-            self._conn.execute(f"SELECT {columns} FROM items ORDER BY id"),
-            [],
-        )
-        while rows := cursor.fetchmany(READ_ROWS):
-            batch_ids, blobs, *rest = zip(*rows)
-            try:
-                joined = b"".join(blobs)
-            except TypeError:  # a value that is not a BLOB
-                joined = b""
-            if len(joined) != len(blobs) * self.dim * VECTOR_DTYPE.itemsize:
-                raise damaged_error(self.path, self.dim, batch_ids, blobs)
-            ids[at : at + len(rows)] = batch_ids
-            matrix[at : at + len(rows)] = np.frombuffer(
-                joined, VECTOR_DTYPE
-            ).reshape(len(rows), self.dim)
-            at, meta = at + len(rows), meta + ([rest] if with_meta else [])
-        return (ids, matrix), (
-            [[v for part in meta for v in part[i]] for i in range(5)]
-            if with_meta
-            else None
-        )
-
-    def _cache_of(
-        self, matrix: Matrix, version: int, columns: Optional[list] = None
-    ) -> dict:
-        """The in-memory cache: ids, matrix, float64 squared norms, and the
-        metadata if ``columns`` are given."""
-        ids, vectors = matrix
-        cache = {
-            "ids": ids,
-            "matrix": vectors,
-            "version": version,
-            "sq": np.einsum("ij,ij->i", vectors, vectors, dtype=np.float64),
-        }
-        if columns is not None:
-            paths, labels, splits, is_query, is_gallery = columns
-            cache["meta"] = pd.DataFrame(
-                {
-                    "id": ids,
-                    "path": pd.array(paths, dtype=object),
-                    "label": pd.array(labels, dtype="Int64"),
-                    "split": pd.array(splits, dtype=object),
-                    "is_query": pd.array(is_query, dtype="boolean"),
-                    "is_gallery": pd.array(is_gallery, dtype="boolean"),
-                }
-            )
-        return cache

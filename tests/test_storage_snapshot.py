@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from oml_helpers import storage_read
 from oml_helpers.storage import DuplicateIdError, EmbeddingStore, StoreFileError
 
 DIM = 8
@@ -43,13 +44,13 @@ def rows_and_snapshot(path: Path) -> tuple:
 def row_reads(monkeypatch) -> list:
     """Counts the reads of every row (the slow path) that any store makes."""
     calls = []
-    original = EmbeddingStore._read_rows
+    original = storage_read.read_rows
 
-    def spy(self, with_meta):
+    def spy(conn, path, dim, with_meta):
         calls.append(with_meta)
-        return original(self, with_meta)
+        return original(conn, path, dim, with_meta)
 
-    monkeypatch.setattr(EmbeddingStore, "_read_rows", spy)
+    monkeypatch.setattr(storage_read, "read_rows", spy)
     return calls
 
 
