@@ -297,6 +297,7 @@ def retrieval_explorer(
     dataset: IQueryGalleryDataset,
     k: int = 5,
     labels: Optional[Sequence[str]] = None,
+    query: int = 0,
 ) -> Any:
     """An ipywidgets explorer: pick a query, see its top-k with distances
     (``plot_top_k``), redrawn on change.
@@ -309,6 +310,7 @@ def retrieval_explorer(
         dataset: The query/gallery dataset.
         k: Results shown per query, changeable with a slider.
         labels: Names of the queries in the dropdown; ``"query <i>"`` by default.
+        query: The query shown first.
 
     Returns:
         An ``ipywidgets.VBox``; display it as the last line of a cell.
@@ -325,8 +327,12 @@ def retrieval_explorer(
             f"labels has {len(labels)} names for {n_queries} queries; give one per "
             "query."
         )
+    if not 0 <= query < n_queries:
+        raise ValueError(f"query must be in 0..{n_queries - 1}, got {query}.")
     pick = widgets.Dropdown(
-        options=list(zip(labels, range(n_queries))), value=0, description="query"
+        options=list(zip(labels, range(n_queries))),
+        value=query,
+        description="query",
     )
     top = widgets.IntSlider(
         value=k, min=1, max=max(rr.n_retrieved_items, 1), description="top k"

@@ -334,3 +334,14 @@ def test_retrieval_explorer_redraws(search_setup):
     with pytest.raises(ValueError, match="one per query"):
         retrieval_explorer(rr, labeled, labels=["only one"])
     plt.close("all")
+
+
+def test_retrieval_explorer_starts_at_the_query_asked(search_setup):
+    pytest.importorskip("ipywidgets")
+    _, _, _, labeled, embeddings = search_setup
+    rr = RetrievalResults.from_embeddings(embeddings, labeled, n_items=5)
+    pick, _ = retrieval_explorer(rr, labeled, k=3, query=2).children[0].children
+    assert pick.value == 2
+    with pytest.raises(ValueError, match="query must be in"):
+        retrieval_explorer(rr, labeled, query=len(rr.retrieved_ids))
+    plt.close("all")
