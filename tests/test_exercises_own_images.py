@@ -1,6 +1,7 @@
 """Chapter 08's checkers: kNN by hand (08.1) and a threshold at a false match rate (08.2)."""
 
 import numpy as np
+import pytest
 import torch
 
 import oml_helpers as h
@@ -105,3 +106,70 @@ def test_threshold_not_a_number():
         ex.WRONG,
         "one number, not list",
     )
+
+
+# 08.3: four queries of tiles a_0 and b_0; a_1 is another tile of photo a
+SAME_PHOTO_QUERIES = np.array(["a_0", "a_0", "b_0", "b_0"])
+SAME_PHOTO_GALLERY = np.array(["a_0", "a_1", "b_0", "b_1"])
+
+
+def _same_photo_rr():
+    from oml.retrieval import RetrievalResults
+
+    orders = ([1, 0, 2, 3], [0, 1, 2, 3], [3, 2, 0, 1], [0, 3, 2, 1])
+    return RetrievalResults(
+        distances=[torch.tensor([0.1, 0.2, 0.3, 0.4]) for _ in orders],
+        retrieved_ids=[torch.tensor(o) for o in orders],
+        gt_ids=None,
+    )
+
+
+def test_same_photo_numbers():
+    # first answers: a_1 (wrong), a_0 (right), b_1 (wrong), a_0 (wrong, other photo)
+    with_them, without_them = ex.your_own_images.same_photo_cmc1(
+        _same_photo_rr(), SAME_PHOTO_QUERIES, SAME_PHOTO_GALLERY
+    )
+    assert (with_them, without_them) == (0.25, 0.75)
+
+
+def test_same_photo_right_answer():
+    says(
+        ex.check_same_photo_cost(
+            0.75, _same_photo_rr(), SAME_PHOTO_QUERIES, SAME_PHOTO_GALLERY, guess=0.5
+        ),
+        ex.RIGHT,
+        "0.25 with the other tiles",
+        "0.75 without them. You guessed 0.50.",
+    )
+
+
+def test_same_photo_unchanged_score_is_caught():
+    says(
+        ex.check_same_photo_cost(0.25, _same_photo_rr(), SAME_PHOTO_QUERIES, SAME_PHOTO_GALLERY),
+        ex.WRONG,
+        "with the other tiles still there",
+    )
+
+
+def test_same_photo_own_tile_dropped_is_caught():
+    says(
+        ex.check_same_photo_cost(0.0, _same_photo_rr(), SAME_PHOTO_QUERIES, SAME_PHOTO_GALLERY),
+        ex.WRONG,
+        "Keep the query's own tile",
+    )
+
+
+def test_same_photo_other_wrong_number_and_bad_input():
+    rr = _same_photo_rr()
+    says(
+        ex.check_same_photo_cost(0.5, rr, SAME_PHOTO_QUERIES, SAME_PHOTO_GALLERY),
+        ex.WRONG,
+        "then check whether the first one left",
+    )
+    says(
+        ex.check_same_photo_cost("0.75", rr, SAME_PHOTO_QUERIES, SAME_PHOTO_GALLERY),
+        ex.WRONG,
+        "give CMC@1 as one number, not str",
+    )
+    with pytest.raises(ValueError, match="one class name per query"):
+        ex.check_same_photo_cost(0.75, rr, SAME_PHOTO_QUERIES[:2], SAME_PHOTO_GALLERY)

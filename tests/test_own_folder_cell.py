@@ -1,5 +1,5 @@
 """Chapter 08's two "your own folder" cells (Colab-only, so nbval skips them) still run: here
-on a small photo collection, with one epoch."""
+on a small photo collection, with two training steps."""
 
 import ast
 from pathlib import Path
@@ -41,9 +41,11 @@ def test_own_folder_cells_run_on_a_small_collection(tmp_path, capsys):
         exec(_functions(cell_id), names)
     names.update(collection=collection, validation_classes=validation, DATA_ROOT=tmp_path)
     template = _cell("c37t")
-    assert template.startswith("# NBVAL_SKIP") and "epochs=20" in template
-    exec(template.replace("epochs=20", "epochs=1"), names)
+    assert template.startswith("# NBVAL_SKIP") and "MY_STEPS = 180" in template
+    exec(template.replace("MY_STEPS = 180", "MY_STEPS = 2"), names)
     printed = capsys.readouterr().out
+    # 18 training classes in batches of 8: 2 steps per epoch, so one epoch
+    assert "training: 1 epochs x 2 steps" in printed
     assert "'cmc/1': (" in printed and "'map/5': (" in printed
     # step 2 printed the ten closest pairs: distance, then two paths in the folder
     closest = [line.split() for line in printed.splitlines() if line.startswith("0.")]

@@ -57,6 +57,7 @@ from oml_helpers.exercises.retrieval import (
 from oml_helpers.exercises.your_own_images import (
     check_fmr_threshold,
     check_knn,
+    check_same_photo_cost,
 )
 from oml_helpers.exercises.reranking import (
     check_cut_after_rerank,
@@ -107,4 +108,5 @@ __all__ = [
     # 08 Your own images
     "check_fmr_threshold",
     "check_knn",
+    "check_same_photo_cost",
 ]

@@ -1,6 +1,7 @@
 """Checkers for the exercises of chapter 08, Your own images: kNN classification by
-hand (08.1) and a match threshold at a chosen false match rate, scored on
-held-out queries (08.2)."""
+hand (08.1), a match threshold at a chosen false match rate, scored on
+held-out queries (08.2), and what the other tiles of a query's own photo cost
+(08.3)."""
 
 from typing import Any, Callable, Sequence
 
@@ -119,4 +120,88 @@ def check_fmr_threshold(
         f"threshold {float(threshold):.3f}. On the tuning queries FMR "
         f"{tune['fmr']:.3f}, FNMR {tune['fnmr']:.3f}; on the test queries, which "
         f"did not choose it, FMR {test['fmr']:.3f}, FNMR {test['fnmr']:.3f}.",
+    )
+
+
+def _photo(class_name: str) -> str:
+    return str(class_name).rsplit("_", 1)[0]
+
+
+def same_photo_cmc1(
+    rr: RetrievalResults, query_names: Sequence[str], gallery_names: Sequence[str]
+) -> tuple:
+    """CMC@1 of ``rr`` as it is, and with each query's other tiles of its own photo
+    taken out of its gallery (a tile ``coffee_11`` is of the photo ``coffee``).
+
+    Returns:
+        ``(with_them, without_them)``, two floats.
+    """
+    query_names = np.asarray(query_names)
+    gallery_names = np.asarray(gallery_names)
+    with_them, without_them = [], []
+    for q, ids in enumerate(rr.retrieved_ids):
+        found = gallery_names[ids.numpy()]
+        mine = query_names[q]
+        other_tile = np.array(
+            [_photo(f) == _photo(mine) and f != mine for f in found], dtype=bool
+        )
+        with_them.append(found[0] == mine)
+        kept = found[~other_tile]
+        without_them.append(len(kept) > 0 and kept[0] == mine)
+    return float(np.mean(with_them)), float(np.mean(without_them))
+
+
+@checker
+def check_same_photo_cost(
+    cmc1_without: float,
+    rr: RetrievalResults,
+    query_names: Sequence[str],
+    gallery_names: Sequence[str],
+    guess: Any = None,
+) -> Verdict:
+    """Exercise 08.3: CMC@1 when each query's gallery loses the other tiles of the
+    query's own photo; ``guess`` is the student's prediction, written first."""
+    if torch.is_tensor(cmc1_without):
+        cmc1_without = cmc1_without.item()
+    if not isinstance(cmc1_without, (float, int, np.floating)) or isinstance(
+        cmc1_without, bool
+    ):
+        return _verdict(
+            [f"give CMC@1 as one number, not {type(cmc1_without).__name__}."], ""
+        )
+    if len(query_names) != len(rr.retrieved_ids):
+        raise ValueError(
+            f"query_names has {len(query_names)} names for "
+            f"{len(rr.retrieved_ids)} queries: give one class name per query of rr."
+        )
+    with_them, without_them = same_photo_cmc1(rr, query_names, gallery_names)
+    tol = 0.5 / len(rr.retrieved_ids)
+    if not np.isclose(cmc1_without, without_them, rtol=0, atol=tol):
+        if np.isclose(cmc1_without, with_them, rtol=0, atol=tol):
+            hint = (
+                " That is CMC@1 with the other tiles still there: drop them from "
+                "each query's list before you take its first answer."
+            )
+        elif np.isclose(cmc1_without, 0, atol=tol):
+            hint = (
+                " Keep the query's own tile: drop only the other tiles of its "
+                "photo."
+            )
+        else:
+            hint = (
+                " For each query, drop the retrieved images of the same photo but "
+                "another tile, then check whether the first one left is its tile."
+            )
+        return _verdict(
+            [f"CMC@1 without them is not {cmc1_without:.3f}.{hint}"], ""
+        )
+    said = ""
+    if guess is not None:
+        said = f" You guessed {float(guess):.2f}."
+    return _verdict(
+        [],
+        f"CMC@1 is {with_them:.2f} with the other tiles of the query's photo in "
+        f"the gallery and {without_them:.2f} without them.{said} Those tiles are "
+        "the hardest distractors, and a split by tile would let training see "
+        "other tiles of the same photos.",
     )
