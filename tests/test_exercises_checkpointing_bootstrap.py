@@ -1,4 +1,4 @@
-"""Exercise 04.4's checker: the unpaired bootstrap interval against the paired one."""
+"""Exercise 04.2's checker: the unpaired bootstrap interval against the paired one."""
 
 import numpy as np
 import pytest

@@ -1,4 +1,4 @@
-"""Checker for exercise 04.4, Checkpointing: the unpaired bootstrap interval of
+"""Checker for exercise 04.2, Checkpointing: the unpaired bootstrap interval of
 the difference of two checkpoints' per-query scores, against the paired one."""
 
 from typing import Any, Tuple
@@ -68,7 +68,7 @@ def _near(low: float, high: float, reference: np.ndarray) -> bool:
 def check_unpaired_interval(
     prediction: Any, interval: Any, scores_a: Any, scores_b: Any
 ) -> Verdict:
-    """Exercise 04.4: ``interval`` is the unpaired 95% bootstrap interval of
+    """Exercise 04.2: ``interval`` is the unpaired 95% bootstrap interval of
     ``mean(scores_a) - mean(scores_b)``, and ``prediction`` says rightly whether it
     is "wider" or "narrower" than the paired one.
 
