@@ -62,6 +62,7 @@ def chapter_names(tmp_path, logs, lightning_ckpt, search_setup):  # noqa: F811 (
         "csv_logger": SimpleNamespace(log_dir=str(csv)),
         "tb_logger": SimpleNamespace(log_dir=str(tb)),
         "RUNS": ckpt.parent.parent,  # 04: RUNS / "checkpoints" / "last.ckpt"
+        "ap5": {"best": np.linspace(0, 1, 50), "last": np.linspace(1, 0, 50)},  # 04
         "rr_tuning": _rr(),
         "rr_heldout": _rr(seed=3),  # 06
         "rr_before": _rr(seed=1),

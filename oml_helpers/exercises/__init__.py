@@ -9,8 +9,9 @@ still ``...``) gets a "Not yet" too, not a crash.
 
 One module per chapter, named after its notebook (``data_and_setup`` for chapter 00,
 ``training`` for 01, ..., ``reranking`` for 07, ``your_own_images`` for 08), with
-the constants its checkers use beside them; ``verdict`` holds what they share. All
-checkers are importable from here, e.g.
+the constants its checkers use beside them (chapter 04's bootstrap checker sits in
+``checkpointing_bootstrap``, to keep each module short); ``verdict`` holds what
+they share. All checkers are importable from here, e.g.
 ``oml_helpers.exercises.check_balance_epoch``.
 """
 
@@ -44,6 +45,7 @@ from oml_helpers.exercises.checkpointing import (
     check_diagnose,
     check_loaded_share,
 )
+from oml_helpers.exercises.checkpointing_bootstrap import check_unpaired_interval
 from oml_helpers.exercises.embedding_store import (
     check_cosine_top_k,
     check_precision_per_label,
@@ -93,6 +95,7 @@ __all__ = [
     "check_best_k_from_state",
     "check_diagnose",
     "check_loaded_share",
+    "check_unpaired_interval",
     # 05 Embedding store
     "check_cosine_top_k",
     "check_precision_per_label",

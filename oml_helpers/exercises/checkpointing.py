@@ -1,7 +1,8 @@
 """Checkers for the exercises of chapter 04, Checkpointing: the checkpoints that
-``ModelCheckpoint`` kept, read from its state (04.1), the share of a model's
-parameters that ``strict=False`` loads (04.2) and what is wrong with a file
-(04.3)."""
+``ModelCheckpoint`` kept, read from its state (a former exercise, no longer in
+the chapter), the share of a model's parameters that ``strict=False`` loads (04.1)
+and what is wrong with a file (04.3). Exercise 04.2's checker is in
+``checkpointing_bootstrap``."""
 
 import tempfile
 from pathlib import Path
@@ -79,8 +80,8 @@ def _same_file(a: PathLike, b: PathLike) -> bool:
 
 @checker
 def check_best_k_from_state(answer: Any, last_ckpt: PathLike) -> Verdict:
-    """Exercise 04.1: the checkpoints ``ModelCheckpoint`` kept, best first, read
-    from ``last_ckpt``.
+    """Former exercise 04.1: the checkpoints ``ModelCheckpoint`` kept, best first,
+    read from ``last_ckpt``.
 
     Args:
         answer: ``[(path, score), ...]``, the best first, one pair per file kept
@@ -168,7 +169,7 @@ def check_best_k_from_state(answer: Any, last_ckpt: PathLike) -> Verdict:
 
 
 def _share_cases(ckpt_path: PathLike, folder: Path) -> List[tuple]:
-    """(path, share, what) for exercise 04.2: files whose keys fit a SmallCNN
+    """(path, share, what) for exercise 04.1: files whose keys fit a SmallCNN
     fully, partly or not at all."""
     state = read_checkpoint(ckpt_path)["state_dict"]
     plain = {
@@ -198,7 +199,7 @@ def _share_cases(ckpt_path: PathLike, folder: Path) -> List[tuple]:
 def check_loaded_share(
     fn: Callable[[PathLike, nn.Module], float], ckpt_path: PathLike
 ) -> Verdict:
-    """Exercise 04.2: ``fn(path, model)``: the share of ``model``'s parameters
+    """Exercise 04.1: ``fn(path, model)``: the share of ``model``'s parameters
     that ``strict=False`` really loads."""
     torch.manual_seed(1)  # other weights than any file it is shown
     model = SmallCNN()
