@@ -228,36 +228,6 @@ def lightning_ckpt(tmp_path):
     return folder / "last.ckpt", model
 
 
-def test_best_k_from_state(lightning_ckpt):
-    last, _ = lightning_ckpt
-    best, second = last.parent / "epoch01.ckpt", last.parent / "epoch03.ckpt"
-    right = [(best, 0.9), (second, 0.85)]
-    _says(ex.check_best_k_from_state(right, last), ex.RIGHT, "the 2 checkpoints kept", "best first")
-    # a dict, str paths and tensor scores are fine
-    _says(
-        ex.check_best_k_from_state({str(best): torch.tensor(0.9), str(second): 0.85}, last),
-        ex.RIGHT,
-        "best first",
-    )
-    _says(ex.check_best_k_from_state(right[::-1], last), ex.WRONG, "worst first", "reverse=True")
-    _says(ex.check_best_k_from_state([(best, 0.9), (last, 0.8)], last), ex.WRONG, "last.ckpt")
-    _says(ex.check_best_k_from_state([(best, 0.9)], last), ex.WRONG, "kept 2 files", "gave 1")
-    _says(
-        ex.check_best_k_from_state([(best, 0.85), (second, 0.85)], last),
-        ex.WRONG,
-        "epoch01.ckpt",
-        "current_score",
-        "latest top-k save",
-    )
-    _says(
-        ex.check_best_k_from_state([(best, 0.9), (last.parent / "epoch02.ckpt", 0.8)], last),
-        ex.WRONG,
-        "not the files",
-        "best_k_models",
-    )
-    _says(ex.check_best_k_from_state(0.9, last), ex.WRONG, "list of (path, score) pairs")
-
-
 def _share(count_missing=True, on_copy=True):
     def share(path, model):
         target = copy.deepcopy(model) if on_copy else model

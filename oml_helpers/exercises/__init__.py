@@ -41,7 +41,6 @@ from oml_helpers.exercises.lightning_and_logging import (
 )
 from oml_helpers.exercises.checkpointing import (
     DIAGNOSES,
-    check_best_k_from_state,
     check_diagnose,
     check_loaded_share,
 )
@@ -92,7 +91,6 @@ __all__ = [
     "check_tensorboard_per_epoch",
     # 04 Checkpointing
     "DIAGNOSES",
-    "check_best_k_from_state",
     "check_diagnose",
     "check_loaded_share",
     "check_unpaired_interval",

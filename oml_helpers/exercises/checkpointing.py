@@ -1,12 +1,11 @@
-"""Checkers for the exercises of chapter 04, Checkpointing: the checkpoints that
-``ModelCheckpoint`` kept, read from its state (a former exercise, no longer in
-the chapter), the share of a model's parameters that ``strict=False`` loads (04.1)
-and what is wrong with a file (04.3). Exercise 04.2's checker is in
+"""Checkers for the exercises of chapter 04, Checkpointing: the share of a
+model's parameters that ``strict=False`` loads (04.1) and what is wrong with a
+file (04.3). Exercise 04.2's checker is in
 ``checkpointing_bootstrap``."""
 
 import tempfile
 from pathlib import Path
-from typing import Any, Callable, List, Optional, Tuple, Union
+from typing import Any, Callable, List, Union
 
 import numpy as np
 import torch
@@ -45,127 +44,6 @@ def _ran_on_load() -> None:
 class _Trap:
     def __reduce__(self):
         return (_ran_on_load, ())
-
-
-def _checkpoint_state(ckpt: dict) -> Tuple[str, dict]:
-    """The key (class and settings) and the state of the first ModelCheckpoint in
-    a checkpoint."""
-    states = [
-        (k, s)
-        for k, s in ckpt.get("callbacks", {}).items()
-        if k.startswith("ModelCheckpoint")
-    ]
-    if not states:
-        raise ValueError(
-            "the file has no ModelCheckpoint state: pass a checkpoint written "
-            "with ModelCheckpoint."
-        )
-    return states[0]
-
-
-def _as_pairs(answer: Any) -> Optional[List[Tuple[Path, float]]]:
-    """``answer`` as (path, score) pairs, or None if it is not a list of such
-    pairs."""
-    if isinstance(answer, dict):
-        answer = list(answer.items())
-    try:
-        return [(Path(path), float(score)) for path, score in answer]
-    except (TypeError, ValueError):
-        return None
-
-
-def _same_file(a: PathLike, b: PathLike) -> bool:
-    return Path(a).resolve() == Path(b).resolve()
-
-
-@checker
-def check_best_k_from_state(answer: Any, last_ckpt: PathLike) -> Verdict:
-    """Former exercise 04.1: the checkpoints ``ModelCheckpoint`` kept, best first,
-    read from ``last_ckpt``.
-
-    Args:
-        answer: ``[(path, score), ...]``, the best first, one pair per file kept
-            (``save_top_k``).
-        last_ckpt: The run's ``last.ckpt``.
-
-    Returns:
-        The verdict.
-    """
-    key, state = _checkpoint_state(read_checkpoint(last_ckpt))
-    # the key spells out the callback's settings
-    highest_first = "'mode': 'min'" not in key
-    truth = sorted(
-        ((Path(p), float(s)) for p, s in state["best_k_models"].items()),
-        key=lambda pair: pair[1],
-        reverse=highest_first,
-    )
-    if not _same_file(truth[0][0], state["best_model_path"]):
-        raise ValueError(
-            f"{last_ckpt}'s state is inconsistent: best_k_models does not rank "
-            "best_model_path first."
-        )
-    pairs = _as_pairs(answer)
-    k = len(truth)
-    problems = []
-    if pairs is None:
-        problems.append(
-            "give a list of (path, score) pairs, the best first, not "
-            f"{type(answer).__name__}."
-        )
-    elif any(
-        _same_file(p, state.get("last_model_path") or last_ckpt) for p, _ in pairs
-    ):
-        problems.append(
-            "last.ckpt is the latest state, kept for resuming, not one of the "
-            "top-k: leave it out."
-        )
-    elif len(pairs) != k:
-        problems.append(
-            f"ModelCheckpoint kept {k} files (save_top_k={k}), you gave "
-            f"{len(pairs)}: its 'best_k_models' maps each kept path to its score."
-        )
-    elif sorted(str(p.resolve()) for p, _ in pairs) != sorted(
-        str(p.resolve()) for p, _ in truth
-    ):
-        problems.append(
-            "those are not the files ModelCheckpoint kept; read 'best_k_models' "
-            "(not 'best_model_path' alone, nor 'kth_best_model_path')."
-        )
-    elif [str(p.resolve()) for p, _ in pairs] == [
-        str(p.resolve()) for p, _ in reversed(truth)
-    ]:
-        problems.append(
-            "the right files, worst first: with mode='max' the best has the "
-            "highest score (sort with reverse=True)."
-        )
-    elif [str(p.resolve()) for p, _ in pairs] != [
-        str(p.resolve()) for p, _ in truth
-    ]:
-        problems.append("the right files in the wrong order: the best first.")
-    else:
-        current = state.get("current_score")
-        for (path, score), (_, right) in zip(pairs, truth):
-            if not np.isclose(score, right, atol=1e-6):
-                hint = "read each file's score from 'best_k_models'."
-                if current is not None and np.isclose(
-                    score, float(current), atol=1e-6
-                ):
-                    hint = (
-                        "that is 'current_score', the score of the latest top-k "
-                        "save (which last.ckpt repeats), not this file's; " + hint
-                    )
-                problems.append(
-                    f"{path.name}: score {score:.4f} is not the one it was kept "
-                    f"with; {hint}"
-                )
-                break
-    # No numbers in the success message: they come from training, whose last digits
-    # vary by CPU.
-    return _verdict(
-        problems,
-        f"the {k} checkpoints kept, best first, with their {state['monitor']}, "
-        "as ModelCheckpoint recorded them.",
-    )
 
 
 def _share_cases(ckpt_path: PathLike, folder: Path) -> List[tuple]:
