@@ -58,6 +58,7 @@ def chapter_names(tmp_path, logs, lightning_ckpt, search_setup):  # noqa: F811 (
         "toy_embeddings": torch.zeros(2, 1),
         "rr": _rr(),
         "val_dataset": dataset,  # 02 (and rr for 06)
+        "trained": model,  # 02
         "df": pd.DataFrame({"label": [d for d in range(10) for _ in range(30)]}),  # 03
         "csv_logger": SimpleNamespace(log_dir=str(csv)),
         "tb_logger": SimpleNamespace(log_dir=str(tb)),
@@ -110,7 +111,11 @@ def test_stub_is_not_yet(stub, chapter_names):
 
 def test_unanswered_values_and_functions_are_named():
     says(ex.check_balance_epoch(..., ...), ex.WRONG, "`batches` is still `...`")
-    says(ex.check_oml_against_textbook(0.4, ..., 0.5), ex.WRONG, "`map_` is still `...`")
+    says(
+        ex.check_shift_robustness("model", ..., 0.9, 0.8, None, None),
+        ex.WRONG,
+        "`shifted` is still `...`",
+    )
 
     def my_loss(anchor, positive, negative, margin): ...
 

@@ -399,42 +399,6 @@ def test_collapse_diagnosis_bad_input():
         ex.check_collapse_diagnosis(_by_distance, [0.1, 0.2], collapsed)
 
 
-def test_oml_against_textbook():
-    assert ex.TEXTBOOK_HITS == [False, True, False, False, True] and ex.TEXTBOOK_N_GT == 4
-    right = (2 / 4, (1 / 2 + 2 / 5) / 2, (1 / 2 + 2 / 5) / 4)  # worked out by hand
-    _says(
-        ex.check_oml_against_textbook(*right),
-        ex.RIGHT,
-        "precision@5 = 0.500",
-        "mAP@5 = 0.450",
-        "AP@5 = 0.225",
-        "2 times",
-    )
-    precision, map_, textbook = right
-    result = ex.check_oml_against_textbook(2 / 5, map_, textbook)  # divided by k
-    _says(result, ex.WRONG, "precision@5", "divided by k = 5", "min(k, n) = 4")
-    # the textbook's for OML's
-    result = ex.check_oml_against_textbook(precision, textbook, textbook)
-    _says(result, ex.WRONG, "mAP@5", "textbook's AP@5", "n_k = 2")
-    result = ex.check_oml_against_textbook(precision, 0.9 / 5, textbook)  # divided by k
-    _says(result, ex.WRONG, "mAP@5", "divided by k = 5")
-    result = ex.check_oml_against_textbook(precision, map_, map_)  # OML's for the textbook's
-    _says(result, ex.WRONG, "textbook AP@5", "that is OML's", "2 correct items not found")
-    result = ex.check_oml_against_textbook(precision, map_, 0.9 / 5)
-    _says(result, ex.WRONG, "textbook AP@5", "divided by k = 5")
-    _says(ex.check_oml_against_textbook(precision, textbook, map_), ex.WRONG, "swapped")
-    _says(ex.check_oml_against_textbook(precision, map_, 0.3), ex.WRONG, "sums the precision")
-
-
-def test_textbook_ap():
-    from oml_helpers.exercises.validation import textbook_ap
-
-    assert textbook_ap([True, False, True], 2, 3) == pytest.approx((1 + 2 / 3) / 2)
-    assert textbook_ap([True] + [False] * 9, 180, 10) == pytest.approx(0.1)
-    assert textbook_ap([True, True], 5, 10) == pytest.approx(2 / 5)  # k beyond the ranking
-    assert textbook_ap([False, False], 3, 2) == 0.0
-
-
 def _ap(is_correct, n_gt, k):
     hits, total = 0, 0.0
     for rank, correct in enumerate(is_correct[:k], start=1):

@@ -9,9 +9,10 @@ still ``...``) gets a "Not yet" too, not a crash.
 
 One module per chapter, named after its notebook (``data_and_setup`` for chapter 00,
 ``training`` for 01, ..., ``reranking`` for 07, ``your_own_images`` for 08), with
-the constants its checkers use beside them (chapter 04's bootstrap checker sits in
-``checkpointing_bootstrap``, to keep each module short); ``verdict`` holds what
-they share. All checkers are importable from here, e.g.
+the constants its checkers use beside them. Two chapters have a second module, to
+keep each one short: ``validation_shifts`` (chapter 02's shift exercise) and
+``checkpointing_bootstrap`` (chapter 04's bootstrap exercise). ``verdict`` holds
+what they share. All checkers are importable from here, e.g.
 ``oml_helpers.exercises.check_balance_epoch``.
 """
 
@@ -28,12 +29,10 @@ from oml_helpers.exercises.training import (
     check_triplet_loss,
 )
 from oml_helpers.exercises.validation import (
-    TEXTBOOK_HITS,
-    TEXTBOOK_N_GT,
     check_average_precision,
     check_confusion_table,
-    check_oml_against_textbook,
 )
+from oml_helpers.exercises.validation_shifts import check_shift_robustness
 from oml_helpers.exercises.lightning_and_logging import (
     check_best_epoch,
     check_freeze_callback,
@@ -80,11 +79,9 @@ __all__ = [
     "check_collapse_diagnosis",
     "check_triplet_loss",
     # 02 Validation
-    "TEXTBOOK_HITS",
-    "TEXTBOOK_N_GT",
     "check_average_precision",
     "check_confusion_table",
-    "check_oml_against_textbook",
+    "check_shift_robustness",
     # 03 Lightning and logging
     "check_best_epoch",
     "check_freeze_callback",

@@ -1,6 +1,6 @@
-"""Checkers for the exercises of chapter 02, Validation: OML's AP@k against the
-textbook's (02.1), OML's AP@k for one query by hand (02.2) and the rank-1
-confusion table (02.3)."""
+"""Checkers for the exercises of chapter 02, Validation: OML's AP@k for one query
+by hand (02.1) and the rank-1 confusion table (02.2); the shift exercise (02.3) is
+in ``validation_shifts``."""
 
 from typing import Callable, List, Sequence
 
@@ -8,137 +8,12 @@ import numpy as np
 import pandas as pd
 import torch
 
-from oml.functional.metrics import calc_map, calc_precision
+from oml.functional.metrics import calc_map
 from oml.interfaces.datasets import IQueryGalleryLabeledDataset
 from oml.retrieval import RetrievalResults
 
 from oml_helpers.exercises.verdict import Verdict, checker
 from oml_helpers.exercises.verdict import verdict as _verdict
-
-
-# exercise 02.1: hits at ranks 2 and 5
-TEXTBOOK_HITS = [False, True, False, False, True]
-TEXTBOOK_N_GT = 4
-
-
-def textbook_ap(is_correct: Sequence[bool], n_gt: int, k: int) -> float:
-    """The recommender-system AP@k: the precision at each hit within the first k,
-    summed, / min(k, n).
-
-    Args:
-        is_correct: Rank by rank, whether each retrieved item is correct.
-        n_gt: The number of correct items in the gallery (at least 1).
-        k: The cut-off.
-
-    Returns:
-        The AP@k of Kaggle's ``ml_metrics.apk`` (0.0 when nothing in the first k is
-        correct).
-    """
-    hits, total = 0, 0.0
-    for rank, correct in enumerate(list(is_correct)[:k], start=1):
-        if correct:
-            hits += 1
-            total += hits / rank
-    return total / min(k, n_gt)
-
-
-def _off(value: float, target: float) -> bool:
-    return not np.isclose(float(value), target, atol=1e-3)
-
-
-@checker
-def check_oml_against_textbook(
-    precision: float, map_: float, textbook: float
-) -> Verdict:
-    """Exercise 02.1: precision@5, OML's mAP@5 and the textbook AP@5 of
-    ``TEXTBOOK_HITS``.
-
-    Args:
-        precision: The answer for OML's precision@5.
-        map_: The answer for OML's mAP@5.
-        textbook: The answer for the textbook AP@5 (the sum divided by min(k, n)).
-
-    Returns:
-        The verdict; the first value that is off is named, with a hint for the usual
-        mistakes.
-    """
-    k, n, hits = 5, TEXTBOOK_N_GT, torch.tensor(TEXTBOOK_HITS)
-    truth = {
-        "precision": float(calc_precision([hits], [n], (k,))[0][0]),
-        "map": float(calc_map([hits], [n], (k,))[0][0]),
-        "textbook": textbook_ap(TEXTBOOK_HITS, n, k),
-    }
-    sum_ = truth["textbook"] * min(k, n)  # the sum of the precision at each hit
-    n_k = int(hits[:k].sum())
-    by_k = f"you divided by k = {k}; "
-    # name: (label, hint, [(the value a typical mistake gives, what to say)])
-    mistakes = {
-        "precision": (
-            "precision@5",
-            "OML's precision@k divides the hits in the first k by min(k, n).",
-            [(n_k / k, by_k + f"OML divides by min(k, n) = {min(k, n)}.")],
-        ),
-        "map": (
-            "mAP@5",
-            "OML averages the precision at each hit over the hits within the "
-            "first k.",
-            [
-                (
-                    truth["textbook"],
-                    "that is the textbook's AP@5, divided by min(k, n) = "
-                    f"{min(k, n)}; OML divides the same sum by n_k = {n_k}, the "
-                    f"hits it found in the first {k}.",
-                ),
-                (
-                    sum_ / k,
-                    by_k
-                    + f"OML divides by the hits within the first k, n_k = {n_k}.",
-                ),
-            ],
-        ),
-        "textbook": (
-            "textbook AP@5",
-            "the textbook AP@k sums the precision at each hit within "
-            "the first k, / min(k, n).",
-            [
-                (
-                    truth["map"],
-                    "that is OML's mAP@5; the textbook divides the same sum by "
-                    f"min(k, n) = {min(k, n)}, so that the {min(k, n) - n_k} "
-                    "correct items not found count as misses.",
-                ),
-                (
-                    sum_ / k,
-                    by_k + f"the textbook divides by min(k, n) = {min(k, n)}.",
-                ),
-            ],
-        ),
-    }
-    problems = []
-    if not _off(map_, truth["textbook"]) and not _off(textbook, truth["map"]):
-        problems.append(
-            "your mAP@5 and textbook AP@5 are swapped: OML divides the sum by "
-            "the hits it found, the textbook by min(k, n)."
-        )
-    for name, value in (
-        ("precision", precision),
-        ("map", map_),
-        ("textbook", textbook),
-    ):
-        label, hint, typical = mistakes[name]
-        if _off(value, truth[name]):
-            hint = next(
-                (say for wrong, say in typical if not _off(value, wrong)), hint
-            )
-            problems.append(f"{label} = {value} is off; {hint}")
-    ratio = truth["map"] / truth["textbook"]
-    return _verdict(
-        problems,
-        f"precision@5 = {truth['precision']:.3f}, OML's mAP@5 = "
-        f"{truth['map']:.3f}, the textbook AP@5 = {truth['textbook']:.3f}: OML's "
-        f"is {ratio:.0f} times the textbook's, since it averages over the {n_k} "
-        f"hits it found, not the {min(k, n)} a perfect top {k} would hold.",
-    )
 
 
 def _oml_ap(is_correct: Sequence[bool], n_gt: int, k: int) -> float:
@@ -164,7 +39,7 @@ def _describe_case(is_correct: Sequence[bool], n_gt: int, k: int) -> str:
     )
 
 
-# exercise 02.2: empty, n_gt = 0, k longer than the ranking
+# exercise 02.1: empty, n_gt = 0, k longer than the ranking
 AP_EDGE_CASES = [
     ([], 0, 5),
     ([], 3, 5),
@@ -178,7 +53,7 @@ AP_EDGE_CASES = [
 def check_average_precision(
     fn: Callable[[Sequence[bool], int, int], float],
 ) -> Verdict:
-    """Exercise 02.2: ``fn(is_correct, n_gt, k)`` computes OML's AP@k for one query.
+    """Exercise 02.1: ``fn(is_correct, n_gt, k)`` computes OML's AP@k for one query.
 
     The rankings include ``AP_EDGE_CASES``; an error raised by ``fn`` is reported
     with its case.
@@ -295,7 +170,7 @@ def _wrong_labels(table: object, truth: pd.DataFrame) -> List[str]:
 def check_confusion_table(
     table: object, rr: RetrievalResults, dataset: IQueryGalleryLabeledDataset
 ) -> Verdict:
-    """Exercise 02.3: rows = the query's digit, columns = the digit of its first
+    """Exercise 02.2: rows = the query's digit, columns = the digit of its first
     result, counts.
 
     Args:
