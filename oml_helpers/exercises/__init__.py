@@ -9,7 +9,8 @@ still ``...``) gets a "Not yet" too, not a crash.
 
 One module per chapter, named after its notebook (``data_and_setup`` for chapter 00,
 ``training`` for 01, ..., ``reranking`` for 07, ``your_own_images`` for 08), with
-the constants its checkers use beside them; ``verdict`` holds what they share. All
+the constants its checkers use beside them (chapter 05 also has
+``store_and_model``, for its model exercise); ``verdict`` holds what they share. All
 checkers are importable from here, e.g.
 ``oml_helpers.exercises.check_balance_epoch``.
 """
@@ -49,6 +50,7 @@ from oml_helpers.exercises.embedding_store import (
     check_precision_per_label,
     check_relabel,
 )
+from oml_helpers.exercises.store_and_model import check_add_images
 from oml_helpers.exercises.retrieval import (
     check_adaptive_by_hand,
     check_precision_threshold,
@@ -96,6 +98,7 @@ __all__ = [
     "check_cosine_top_k",
     "check_precision_per_label",
     "check_relabel",
+    "check_add_images",
     # 06 Retrieval
     "check_adaptive_by_hand",
     "check_precision_threshold",
