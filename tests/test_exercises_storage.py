@@ -181,7 +181,9 @@ def test_add_images_on_a_copy_of_a_store_reports_the_search(tmp_path):
     with EmbeddingStore.create(tmp_path / "s.db", model_name="m", dim=64) as store:
         store.add(np.arange(8), vectors, labels=[5] * 8)
         _says(
-            ex.check_add_images(_add_images, model, store, images, label=3),
+            ex.check_add_images(
+                _add_images, model, store, images, label=3, ids=[20, 21, 22, 23, 24]
+            ),
             ex.RIGHT,
             "Before: the query's 5 nearest had labels [5, 5, 5, 5, 5]",
             "of its 5 nearest are new images",
@@ -245,3 +247,5 @@ def test_add_images_bad_input():
         ex.check_add_images(_add_images, model, images=np.zeros((6, 3, 64, 64)))
     with pytest.raises(ValueError, match="at least 3"):
         ex.check_add_images(_add_images, model, images=torch.zeros(2, 3, 64, 64))
+    with pytest.raises(ValueError, match="5"):
+        ex.check_add_images(_add_images, model, ids=[1, 2])

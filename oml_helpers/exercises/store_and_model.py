@@ -4,7 +4,7 @@ refused under another model's name."""
 import sqlite3
 import tempfile
 from pathlib import Path
-from typing import Any, Callable, List, Optional
+from typing import Any, Callable, List, Optional, Sequence
 
 import numpy as np
 import torch
@@ -100,6 +100,7 @@ def _search_report(
     store: EmbeddingStore,
     images: torch.Tensor,
     label: Optional[int],
+    new: Optional[Sequence[int]],
 ) -> tuple:
     """Runs ``fn`` on a copy of ``store`` with ``images[1:]``; returns (problem,
     report) for the query ``images[0]``."""
@@ -114,7 +115,8 @@ def _search_report(
             ids, vectors, metadata = twin.load()
             label_of = dict(zip(ids.tolist(), metadata["label"].tolist()))
             before = twin.search(query, k=5)
-            new_ids = list(range(int(ids.max()) + 1, int(ids.max()) + len(images)))
+            start = int(ids.max()) + 1
+            new_ids = list(range(start, start + 5)) if new is None else list(new)
             if label is None:
                 label = max(label_of.values()) + 1 if label_of else 0
             fn(twin, model, twin.model_name, new_ids, images[1:], [label] * 5)
@@ -146,6 +148,7 @@ def check_add_images(
     store: Optional[EmbeddingStore] = None,
     images: Optional[torch.Tensor] = None,
     label: Optional[int] = None,
+    ids: Optional[Sequence[int]] = None,
 ) -> Verdict:
     """Exercise 05.4: ``fn(store, model, model_name, ids, images, labels)`` embeds
     new images with the store's model and adds them, or refuses another model's
@@ -163,6 +166,8 @@ def check_add_images(
         images: the new images, ``[n, 3, H, W]``, at least 3 (6 with ``store``).
         label: the new images' label in the copy of ``store``; by default one
             above the largest stored.
+        ids: the 5 ids for ``images[1:6]`` in the copy of ``store``; by default the
+            5 after the largest stored.
 
     Returns:
         The verdict.
@@ -181,10 +186,14 @@ def check_add_images(
             f"images holds {len(images)} images: pass at least 3, or 6 with "
             "store= (1 query and 5 to add)."
         )
+    if ids is not None and len(ids) != 5:
+        raise ValueError(
+            f"ids holds {len(ids)} ids: pass one for each of images[1:6], 5."
+        )
     problem = _refusal_problem(fn, model, images)
     report = ""
     if not problem and store is not None:
-        problem, report = _search_report(fn, model, store, images[:6], label)
+        problem, report = _search_report(fn, model, store, images[:6], label, ids)
     success = (
         "your function refused another model's name and wrote nothing, and under "
         "the right name it stored the model's evaluation-mode embeddings and the "
