@@ -89,28 +89,6 @@ def test_precision_per_label():
     )
 
 
-def _cosine(ids, vectors, query, k, normalise=True, descending=False, similarity=False, start=0):
-    if normalise:
-        vectors = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
-        query = query / np.linalg.norm(query)
-    distances = 1 - vectors @ query
-    order = np.argsort(distances, kind="stable")
-    if descending:
-        order = order[::-1]
-    order = order[start : start + k]
-    return ids[order], (1 - distances[order]) if similarity else distances[order]
-
-
-def test_cosine_top_k():
-    _says(ex.check_cosine_top_k(_cosine), ex.RIGHT, "store.search(metric='cosine')")
-    _says(ex.check_cosine_top_k(lambda *a: None), ex.WRONG, "returned None")  # the stub
-    _says(ex.check_cosine_top_k(lambda *a: _cosine(*a, normalise=False)), ex.WRONG, "dot product")
-    _says(ex.check_cosine_top_k(lambda *a: _cosine(*a, descending=True)), ex.WRONG, "farthest")
-    _says(ex.check_cosine_top_k(lambda *a: _cosine(*a, similarity=True)), ex.WRONG, "similarities")
-    _says(ex.check_cosine_top_k(lambda i, v, q, k: _cosine(i, v, q, k + 1)), ex.WRONG, "exactly k")
-    _says(ex.check_cosine_top_k(lambda *a: _cosine(*a, start=1)), ex.WRONG, "skipped the nearest")
-
-
 def _relabel(store, ids, new_label, loop=False, vectors=False, swallow=False, answer=True):
     """The answer to exercise 2 (relabel); the arguments make the typical mistakes."""
     try:
@@ -151,7 +129,7 @@ def test_relabel():
     _says(ex.check_relabel(lambda store, ids, label: 1 / 0), ex.WRONG, "ZeroDivisionError")
 
 
-# 05.4: new images with the store's own model
+# 05.3 (the model exercise): new images with the store's own model
 
 
 def _add_images(store, model, model_name, ids, images, labels):

@@ -46,7 +46,6 @@ from oml_helpers.exercises.checkpointing import (
     check_loaded_share,
 )
 from oml_helpers.exercises.embedding_store import (
-    check_cosine_top_k,
     check_precision_per_label,
     check_relabel,
 )
@@ -95,7 +94,6 @@ __all__ = [
     "check_diagnose",
     "check_loaded_share",
     # 05 Embedding store
-    "check_cosine_top_k",
     "check_precision_per_label",
     "check_relabel",
     "check_add_images",

@@ -1,4 +1,4 @@
-"""Checker for exercise 05.4: new images embedded with the store's own model, and
+"""Checker for exercise 05.3: new images embedded with the store's own model, and
 refused under another model's name."""
 
 import sqlite3
@@ -150,7 +150,7 @@ def check_add_images(
     label: Optional[int] = None,
     ids: Optional[Sequence[int]] = None,
 ) -> Verdict:
-    """Exercise 05.4: ``fn(store, model, model_name, ids, images, labels)`` embeds
+    """Exercise 05.3: ``fn(store, model, model_name, ids, images, labels)`` embeds
     new images with the store's model and adds them, or refuses another model's
     name.
 
