@@ -188,25 +188,22 @@ def test_add_images_wrong_answers():
 
     _says(ex.check_add_images(checks_after_writing, model), ex.WRONG, "wrote")
 
-    def train_mode(store, model, model_name, ids, images, labels):
-        if model_name != store.model_name:
-            raise ValueError("no")
-        with torch.no_grad():
-            vectors = model(images).numpy()  # left in training mode
-        store.add(ids, vectors, labels=labels)
-        return vectors
+    def variant(eval_mode, with_labels):
+        def fn(store, model, model_name, ids, images, labels):
+            if model_name != store.model_name:
+                raise ValueError("no")
+            if eval_mode:
+                model.eval()
+            with torch.no_grad():
+                vectors = model(images).numpy()
+            store.add(ids, vectors, labels=labels if with_labels else None)
+            return vectors
 
-    _says(ex.check_add_images(train_mode, model), ex.WRONG, "model.eval()")
+        return fn
 
-    def no_labels(store, model, model_name, ids, images, labels):
-        if model_name != store.model_name:
-            raise ValueError("no")
-        with torch.no_grad():
-            vectors = model.eval()(images).numpy()
-        store.add(ids, vectors)
-        return vectors
-
-    _says(ex.check_add_images(no_labels, model), ex.WRONG, "labels=")
+    # left in training mode; labels not passed
+    _says(ex.check_add_images(variant(False, True), model), ex.WRONG, "model.eval()")
+    _says(ex.check_add_images(variant(True, False), model), ex.WRONG, "labels=")
 
     def returns_count(store, model, model_name, ids, images, labels):
         _add_images(store, model, model_name, ids, images, labels)
