@@ -71,6 +71,8 @@ def chapter_names(tmp_path, logs, lightning_ckpt, search_setup):  # noqa: F811 (
         "model": model,
         "prepared": {"my_scan.jpg": image},
         "transform": h.digit_transforms(False),
+        "threes": torch.zeros(6, 3, 64, 64),
+        "three_ids": list(range(900, 906)),  # 05
         "store": store,  # 06
         "seconds": {5: 0.5, 10: 0.9},
         "n_queries": 10,

@@ -5,8 +5,11 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
+import pytest
+import torch
 
 from oml_helpers import exercises as ex
+from oml_helpers.models import SmallCNN
 from oml_helpers.storage import EmbeddingStore
 from verdicts import says as _says
 
@@ -86,28 +89,6 @@ def test_precision_per_label():
     )
 
 
-def _cosine(ids, vectors, query, k, normalise=True, descending=False, similarity=False, start=0):
-    if normalise:
-        vectors = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
-        query = query / np.linalg.norm(query)
-    distances = 1 - vectors @ query
-    order = np.argsort(distances, kind="stable")
-    if descending:
-        order = order[::-1]
-    order = order[start : start + k]
-    return ids[order], (1 - distances[order]) if similarity else distances[order]
-
-
-def test_cosine_top_k():
-    _says(ex.check_cosine_top_k(_cosine), ex.RIGHT, "store.search(metric='cosine')")
-    _says(ex.check_cosine_top_k(lambda *a: None), ex.WRONG, "returned None")  # the stub
-    _says(ex.check_cosine_top_k(lambda *a: _cosine(*a, normalise=False)), ex.WRONG, "dot product")
-    _says(ex.check_cosine_top_k(lambda *a: _cosine(*a, descending=True)), ex.WRONG, "farthest")
-    _says(ex.check_cosine_top_k(lambda *a: _cosine(*a, similarity=True)), ex.WRONG, "similarities")
-    _says(ex.check_cosine_top_k(lambda i, v, q, k: _cosine(i, v, q, k + 1)), ex.WRONG, "exactly k")
-    _says(ex.check_cosine_top_k(lambda *a: _cosine(*a, start=1)), ex.WRONG, "skipped the nearest")
-
-
 def _relabel(store, ids, new_label, loop=False, vectors=False, swallow=False, answer=True):
     """The answer to exercise 2 (relabel); the arguments make the typical mistakes."""
     try:
@@ -146,3 +127,100 @@ def test_relabel():
         "changed ids are [2]",
     )
     _says(ex.check_relabel(lambda store, ids, label: 1 / 0), ex.WRONG, "ZeroDivisionError")
+
+
+# 05.3 (the model exercise): new images with the store's own model
+
+
+def _add_images(store, model, model_name, ids, images, labels):
+    if model_name != store.model_name:
+        raise ValueError(f"store of {store.model_name!r}, not {model_name!r}")
+    model.eval()
+    with torch.no_grad():
+        vectors = model(images).numpy()
+    store.add(ids, vectors, labels=labels)
+    return vectors
+
+
+def _digit_model():
+    torch.manual_seed(0)
+    return SmallCNN().eval()
+
+
+def test_add_images_right_answer():
+    _says(ex.check_add_images(_add_images, _digit_model()), ex.RIGHT, "refused")
+
+
+def test_add_images_on_a_copy_of_a_store_reports_the_search(tmp_path):
+    model = _digit_model()
+    images = torch.rand(6, 3, 64, 64, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        vectors = model(torch.rand(8, 3, 64, 64)).numpy()
+    with EmbeddingStore.create(tmp_path / "s.db", model_name="m", dim=64) as store:
+        store.add(np.arange(8), vectors, labels=[5] * 8)
+        _says(
+            ex.check_add_images(
+                _add_images, model, store, images, label=3, ids=[20, 21, 22, 23, 24]
+            ),
+            ex.RIGHT,
+            "Before: the query's 5 nearest had labels [5, 5, 5, 5, 5]",
+            "of its 5 nearest are new images",
+        )
+        assert len(store) == 8  # the chapter's store itself is untouched
+
+
+def test_add_images_wrong_answers():
+    model = _digit_model()
+
+    def mixes(store, model, model_name, ids, images, labels):
+        with torch.no_grad():
+            vectors = model.eval()(images).numpy()
+        store.add(ids, vectors, labels=labels)
+        return vectors
+
+    _says(ex.check_add_images(mixes, model), ex.WRONG, "wrote")
+
+    def checks_after_writing(store, model, model_name, ids, images, labels):
+        vectors = mixes(store, model, model_name, ids, images, labels)
+        if model_name != store.model_name:
+            raise ValueError("too late")
+        return vectors
+
+    _says(ex.check_add_images(checks_after_writing, model), ex.WRONG, "wrote")
+
+    def variant(eval_mode, with_labels):
+        def fn(store, model, model_name, ids, images, labels):
+            if model_name != store.model_name:
+                raise ValueError("no")
+            if eval_mode:
+                model.eval()
+            with torch.no_grad():
+                vectors = model(images).numpy()
+            store.add(ids, vectors, labels=labels if with_labels else None)
+            return vectors
+
+        return fn
+
+    # left in training mode; labels not passed
+    _says(ex.check_add_images(variant(False, True), model), ex.WRONG, "model.eval()")
+    _says(ex.check_add_images(variant(True, False), model), ex.WRONG, "labels=")
+
+    def returns_count(store, model, model_name, ids, images, labels):
+        _add_images(store, model, model_name, ids, images, labels)
+        return len(ids)
+
+    _says(ex.check_add_images(returns_count, model), ex.WRONG, "return the embeddings")
+
+    def returns_none(store, model, model_name, ids, images, labels): ...
+
+    _says(ex.check_add_images(returns_none, model), ex.WRONG)
+
+
+def test_add_images_bad_input():
+    model = _digit_model()
+    with pytest.raises(ValueError, match="tensor"):
+        ex.check_add_images(_add_images, model, images=np.zeros((6, 3, 64, 64)))
+    with pytest.raises(ValueError, match="at least 3"):
+        ex.check_add_images(_add_images, model, images=torch.zeros(2, 3, 64, 64))
+    with pytest.raises(ValueError, match="5"):
+        ex.check_add_images(_add_images, model, ids=[1, 2])

@@ -9,10 +9,11 @@ still ``...``) gets a "Not yet" too, not a crash.
 
 One module per chapter, named after its notebook (``data_and_setup`` for chapter 00,
 ``training`` for 01, ..., ``reranking`` for 07, ``your_own_images`` for 08), with
-the constants its checkers use beside them. Two chapters have a second module, to
-keep each one short: ``validation_shifts`` (chapter 02's shift exercise) and
-``checkpointing_bootstrap`` (chapter 04's bootstrap exercise). ``verdict`` holds
-what they share. All checkers are importable from here, e.g.
+the constants its checkers use beside them. Three chapters have a second module,
+to keep each one short: ``validation_shifts`` (chapter 02's shift exercise),
+``checkpointing_bootstrap`` (chapter 04's bootstrap exercise) and
+``store_and_model`` (chapter 05's model exercise). ``verdict`` holds what they
+share. All checkers are importable from here, e.g.
 ``oml_helpers.exercises.check_balance_epoch``.
 """
 
@@ -45,10 +46,10 @@ from oml_helpers.exercises.checkpointing import (
 )
 from oml_helpers.exercises.checkpointing_bootstrap import check_unpaired_interval
 from oml_helpers.exercises.embedding_store import (
-    check_cosine_top_k,
     check_precision_per_label,
     check_relabel,
 )
+from oml_helpers.exercises.store_and_model import check_add_images
 from oml_helpers.exercises.retrieval import (
     check_adaptive_by_hand,
     check_precision_threshold,
@@ -92,9 +93,9 @@ __all__ = [
     "check_loaded_share",
     "check_unpaired_interval",
     # 05 Embedding store
-    "check_cosine_top_k",
     "check_precision_per_label",
     "check_relabel",
+    "check_add_images",
     # 06 Retrieval
     "check_adaptive_by_hand",
     "check_precision_threshold",
