@@ -119,6 +119,9 @@ def test_precision_threshold():
         "On the held-out queries",
         "The other way round",
     )
+    # wrapped to the page, no line is left with a single word
+    shown = repr(ex.check_precision_threshold(best + 1e-6, rr, rr_other, min_precision=0.8))
+    assert all(len(line.split()) > 1 for line in shown.split("\n")), shown
     # exactly at the best distance drops that one result: within the slack, so accepted
     _says(ex.check_precision_threshold(best, rr, rr_other, min_precision=0.8), ex.RIGHT, "fragile")
     # a safe threshold at a distance that keeps more than KEPT_SLACK results fewer: turned down
@@ -203,10 +206,10 @@ def search_setup(digits_root, _digits_df_session, tmp_path_factory):
     store.close()
 
 
-def _search(largest=False, squared=False, store_ids=None):
+def _search(largest=False, squared=False, store_ids=None, eval_mode=True):
     def fn(model, image, transform, vectors, k):
         with torch.no_grad():
-            query = model.eval()(transform(image).unsqueeze(0))
+            query = (model.eval() if eval_mode else model)(transform(image).unsqueeze(0))
         d = torch.cdist(query, vectors)[0] ** (2 if squared else 1)
         distances, positions = d.topk(k, largest=largest)
         return (store_ids[positions] if store_ids is not None else positions), distances
@@ -251,6 +254,27 @@ def test_search(search_setup):
         ex.WRONG,
         "return k=4 positions",
     )
+
+
+def test_search_without_eval_is_caught_and_the_model_comes_back_unchanged(search_setup):
+    """The checker hands the student's function a model in training mode: a missing
+    model.eval() gets a BatchNorm hint, and the model's mode and statistics are restored."""
+    model, image, store, _ = search_setup
+    transform = digit_transforms(False)
+    before = {name: t.clone() for name, t in model.state_dict().items()}
+    for mode in (False, True):
+        model.train(mode)
+        _says(
+            ex.check_search(_search(eval_mode=False), model, image, transform, store, k=4),
+            ex.WRONG,
+            "model.eval()",
+            "BatchNorm",
+        )
+        assert model.training is mode
+        after = model.state_dict()
+        assert all(torch.equal(before[name], after[name]) for name in before)
+    model.eval()
+    _says(ex.check_search(_search(), model, image, transform, store, k=4), ex.RIGHT)
 
 
 def test_best_threshold_matches_a_loop_over_constant_thresholding():

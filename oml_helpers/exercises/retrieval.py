@@ -2,6 +2,7 @@
 hand (06.1), a distance threshold tuned for precision and scored on held-out
 results (06.2) and a search of the kept gallery for a new image (06.3)."""
 
+import copy
 from typing import Callable, Iterable, List, Sequence, Tuple
 
 import numpy as np
@@ -290,9 +291,10 @@ def check_precision_threshold(
                 "which on the tuning queries keeps "
                 f"{scored(rr_tuning, reverse_th)}.",
                 "The queries that choose a threshold meet the target by "
-                "construction; only other queries",
-                f"measure it, and with {len(rr_heldout.retrieved_ids)} of them "
-                "the figure moves by several points either way.",
+                "construction;",
+                "only other queries measure it, and with "
+                f"{len(rr_heldout.retrieved_ids)} of them it moves by several "
+                "points.",
             ]
         ),
     )
@@ -322,6 +324,7 @@ def check_search(
 ) -> Verdict:
     """Exercise 06.3: ``fn(model, image, transform, vectors, k)`` gives ``(row
     positions, distances)``."""
+    was_training, saved = model.training, copy.deepcopy(model.state_dict())
     truth = search_image(model, image, transform, store, k=k)
     right_ids, right_d = (
         _as_ids(truth.ids),
@@ -329,9 +332,17 @@ def check_search(
     )
     stored = store.load()
     row_of_id = {int(i): row for row, i in enumerate(stored.ids.tolist())}
-    positions, distances = fn(
-        model, image, transform, torch.from_numpy(stored.vectors), k
-    )
+    # fn gets the model in training mode, as a training loop leaves it, so that a
+    # missing model.eval() shows; the model comes back as it was, BatchNorm too
+    model.train()
+    try:
+        positions, distances = fn(
+            model, image, transform, torch.from_numpy(stored.vectors), k
+        )
+        left_training = model.training
+    finally:
+        model.load_state_dict(saved)
+        model.train(was_training)
     mine = _as_ids(positions)
     mine_d = (
         torch.as_tensor(distances, dtype=torch.float32)
@@ -360,6 +371,13 @@ def check_search(
             )
     elif _check_positions(_as_ids(stored.ids[mine]), mine_d, right_ids, right_d):
         pass
+    elif left_training:
+        problems.append(
+            "the model was still in training mode when it embedded the image: "
+            "call model.eval() first. In training mode BatchNorm normalises with "
+            "the statistics of the batch, here one image, instead of the ones it "
+            "learnt."
+        )
     elif (
         sorted(mine) == sorted(row_of_id[i] for i in right_ids)
         and _as_ids(stored.ids[mine]) != right_ids
