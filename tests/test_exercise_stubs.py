@@ -50,7 +50,9 @@ def chapter_names(tmp_path, logs, lightning_ckpt, search_setup):  # noqa: F811 (
         "Path": Path,
         "DATA_ROOT": tmp_path,  # 00
         "logs": run_logs(False),
-        "hard_logs": run_logs(True),  # 01
+        "hard_logs": run_logs(True),
+        "start_embeddings": torch.nn.functional.normalize(torch.randn(10, 4)),
+        "start_labels": torch.arange(2).repeat_interleave(5),  # 01
         "quiz": pd.DataFrame({"is_query": [True, False], "is_gallery": [False, True]}),
         "toy": pd.DataFrame(
             {"label": [5, 5], "is_query": [True, False], "is_gallery": [False, True]}
@@ -119,9 +121,15 @@ def test_unanswered_values_and_functions_are_named():
         "`shifted` is still `...`",
     )
 
-    def my_loss(anchor, positive, negative, margin): ...
+    def share(margin): ...
 
-    says(ex.check_triplet_loss(my_loss), ex.WRONG, "`my_loss` returned None")
+    embeddings, labels = torch.eye(4), torch.tensor([0, 0, 1, 1])
+    says(ex.check_half_margin(share, 0.1, embeddings, labels), ex.WRONG, "`share` returned None")
+    says(
+        ex.check_half_margin(lambda m: 0.5, ..., embeddings, labels),
+        ex.WRONG,
+        "`half_margin` is still `...`",
+    )
 
     def looks_collapsed(run_logs): ...
 
@@ -137,8 +145,8 @@ def test_real_answers_pass_through_the_guard():
     with pytest.raises(TypeError):  # wrong arguments still raise as before
         ex.check_balance_epoch(1, 2, 3)
 
-    def raises(anchor, positive, negative, margin):
+    def raises(margin):
         raise ValueError("my bug")
 
     with pytest.raises(ValueError, match="my bug"):  # the student's own error stays visible
-        ex.check_triplet_loss(raises)
+        ex.check_half_margin(raises, 0.1, torch.eye(4), torch.tensor([0, 0, 1, 1]))

@@ -331,28 +331,64 @@ def test_balance_epoch_leaves_numpy_generator_alone():
     assert np.random.rand() == expected
 
 
-def _loss(clamp=True, squared=False, margin_sign=1):
-    def fn(a, p, n, margin):
-        d_ap, d_an = (a - p).norm(dim=1), (a - n).norm(dim=1)
-        if squared:
-            d_ap, d_an = d_ap**2, d_an**2
-        value = d_ap - d_an + margin_sign * margin
-        return (torch.clamp(value, min=0) if clamp else value).mean()
-
-    return fn
+def _first_batch():
+    """A stand-in for chapter 01's first batch: 5 labels x 8 images, unit vectors."""
+    generator = torch.Generator().manual_seed(0)
+    embeddings = torch.nn.functional.normalize(torch.randn(40, 8, generator=generator))
+    return embeddings, torch.arange(5).repeat_interleave(8)
 
 
-def test_triplet_loss():
-    result = ex.check_triplet_loss(_loss())
-    _says(result, ex.RIGHT)
-    result = ex.check_triplet_loss(_loss(clamp=False))
-    _says(result, ex.WRONG, "clamp")
-    result = ex.check_triplet_loss(_loss(squared=True))
-    _says(result, ex.WRONG, "squared")
-    result = ex.check_triplet_loss(_loss(margin_sign=-1))
-    _says(result, ex.WRONG, "margin")
-    result = ex.check_triplet_loss(lambda a, p, n, m: torch.zeros(len(a)))
-    _says(result, ex.WRONG, "one number")
+def _share_by_hand(embeddings, labels, squared=False, flip=False):
+    """The share of active triplets, counted with loops over the batch (no OML)."""
+    d = torch.cdist(embeddings, embeddings) ** (2 if squared else 1)
+    gaps = [
+        d[a, n] - d[a, p]
+        for a in range(len(labels))
+        for p in range(len(labels))
+        for n in range(len(labels))
+        if a != p and labels[a] == labels[p] and labels[a] != labels[n]
+    ]
+    gaps = torch.stack(gaps)
+
+    def share(margin):
+        return float(((gaps > margin) if flip else (gaps < margin)).float().mean())
+
+    return share, float(gaps.median())
+
+
+def test_half_margin():
+    embeddings, labels = _first_batch()
+    share, median = _share_by_hand(embeddings, labels)
+    result = ex.check_half_margin(share, median, embeddings, labels)
+    _says(result, ex.RIGHT, "8,960 triplets", "Active share by margin")
+    _says(ex.check_half_margin(share, np.float32(median), embeddings, labels), ex.RIGHT)
+    flipped, _ = _share_by_hand(embeddings, labels, flip=True)
+    _says(ex.check_half_margin(flipped, median, embeddings, labels), ex.WRONG, "below the")
+    squared, _ = _share_by_hand(embeddings, labels, squared=True)
+    _says(ex.check_half_margin(squared, median, embeddings, labels), ex.WRONG, "OML counts")
+    _says(ex.check_half_margin(share, 0.2, embeddings, labels), ex.WRONG, "smaller margin")
+    _says(ex.check_half_margin(share, -0.5, embeddings, labels), ex.WRONG, "larger margin")
+    _says(ex.check_half_margin(share, "0.1", embeddings, labels), ex.WRONG, "as a number")
+    _says(ex.check_half_margin(share, True, embeddings, labels), ex.WRONG, "not bool")
+    as_tensor = ex.check_half_margin(lambda m: torch.tensor(share(m)), median, embeddings, labels)
+    _says(as_tensor, ex.RIGHT)
+    _says(ex.check_half_margin(lambda m: [0.5], median, embeddings, labels), ex.WRONG, "one number")
+
+
+def test_half_margin_bad_input_and_numpy_generator():
+    embeddings, labels = _first_batch()
+    share, median = _share_by_hand(embeddings, labels)
+    with pytest.raises(ValueError, match="2-d tensor"):
+        ex.check_half_margin(share, median, embeddings[0], labels)
+    with pytest.raises(ValueError, match="one label per embedding"):
+        ex.check_half_margin(share, median, embeddings, labels[:10])
+    with pytest.raises(ValueError, match="at least two"):
+        ex.check_half_margin(share, median, embeddings, torch.zeros(40))
+    np.random.seed(5)
+    expected = np.random.rand()
+    np.random.seed(5)
+    ex.check_half_margin(share, median, embeddings, labels)
+    assert np.random.rand() == expected
 
 
 def run_logs(collapsed: bool, steps: int = 180) -> pd.DataFrame:

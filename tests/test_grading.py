@@ -24,9 +24,10 @@ BOOK = grading.chapters()
 CH01 = BOOK["01"]
 TITLE_01 = "# 01 · Training with a triplet loss"
 ALL_01_ERRORS = [("01", checker, ERROR) for checker in CH01.checkers]
-LOSS_STUB = (
-    "def my_triplet_loss(anchor, positive, negative, margin):\n    ...\n\n\n"
-    "h.exercises.check_triplet_loss(my_triplet_loss)"
+SHARE_STUB = (
+    "import torch\n\n\ndef active_share(margin):\n    ...\n\n\n"
+    "h.exercises.check_half_margin(\n"
+    "    active_share, 0.1, torch.eye(4), torch.tensor([0, 0, 1, 1])\n)"
 )
 
 
@@ -46,7 +47,7 @@ def test_chapters_and_their_exercises_come_from_the_book():
     assert list(BOOK) == [p.name[:2] for p in sorted((ROOT / "notebooks").glob("*.ipynb"))]
     assert CH01.checkers == (
         "check_balance_epoch",
-        "check_triplet_loss",
+        "check_half_margin",
         "check_collapse_diagnosis",
     )
     assert CH01.title == TITLE_01[2:]
@@ -75,7 +76,7 @@ def test_passed_not_yet_and_an_error_in_one_run(tmp_path):
         "alice",
         "import oml_helpers as h",
         "h.exercises.check_balance_epoch(2, 24)",
-        LOSS_STUB,
+        SHARE_STUB,
         "h.exercises.check_collapse_diagnosis(looks_collapsed, logs, hard_logs)",  # never defined
     )
     rows = grading.grade_file(path, BOOK, timeout=120)
@@ -85,8 +86,8 @@ def test_passed_not_yet_and_an_error_in_one_run(tmp_path):
         PASSED,
         "Correct: 2 batches of 3 x 4 = 12 indices: 24 in one epoch, of 59 images.",
     )
-    status, detail = found["check_triplet_loss"]
-    assert status == NOT_YET and "`my_triplet_loss` returned None" in detail
+    status, detail = found["check_half_margin"]
+    assert status == NOT_YET and "`active_share` returned None" in detail
     assert found["check_collapse_diagnosis"] == (
         ERROR,
         "NameError: name 'looks_collapsed' is not defined",
@@ -100,7 +101,7 @@ def test_infinite_loop_times_out_and_a_deleted_check_is_missing(tmp_path):
     assert found["check_balance_epoch"][0] == TIME_OUT and "3 s" in found["check_balance_epoch"][1]
     status, detail = found["check_collapse_diagnosis"]
     assert status == TIME_OUT and "before this one" in detail
-    status, detail = found["check_triplet_loss"]
+    status, detail = found["check_half_margin"]
     assert status == MISSING and "no cell calls" in detail
 
 

@@ -27,7 +27,7 @@ from oml_helpers.exercises.data_and_setup import (
 from oml_helpers.exercises.training import (
     check_balance_epoch,
     check_collapse_diagnosis,
-    check_triplet_loss,
+    check_half_margin,
 )
 from oml_helpers.exercises.validation import (
     check_average_precision,
@@ -78,7 +78,7 @@ __all__ = [
     # 01 Training
     "check_balance_epoch",
     "check_collapse_diagnosis",
-    "check_triplet_loss",
+    "check_half_margin",
     # 02 Validation
     "check_average_precision",
     "check_confusion_table",

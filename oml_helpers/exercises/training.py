@@ -1,6 +1,6 @@
 """Checkers for the exercises of chapter 01, Training with a triplet loss: one
-epoch of ``BalanceSampler`` (01.1), the triplet loss by hand (01.2) and telling a
-collapsed run from its logs (01.3)."""
+epoch of ``BalanceSampler`` (01.1), the margin that makes half the untrained
+batch's triplets active (01.2) and telling a collapsed run from its logs (01.3)."""
 
 from typing import Callable
 
@@ -8,7 +8,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-from oml.losses import TripletLoss
+from oml.losses import TripletLossWithMiner
+from oml.miners import AllTripletsMiner
 from oml.samplers import BalanceSampler
 
 from oml_helpers.exercises.verdict import Verdict, checker
@@ -89,52 +90,114 @@ def check_balance_epoch(batches: int, images: int) -> Verdict:
     )
 
 
+# exercise 01.2: margins at which `active_share` is compared with OML
+SHARE_MARGINS = (0.005, 0.02, 0.05, 0.2, 0.5)
+# exercise 01.2: how far from one half the share at `half_margin` may be
+HALF_TOLERANCE = 0.02
+
+
+def _triplet_gaps(embeddings: torch.Tensor, labels: object) -> torch.Tensor:
+    """d(a, n) - d(a, p) for every triplet ``AllTripletsMiner`` forms."""
+    if not isinstance(embeddings, torch.Tensor) or embeddings.ndim != 2:
+        raise ValueError(
+            "`start_embeddings` must be the chapter's 2-d tensor of embeddings "
+            f"(one row per image), got {type(embeddings).__name__}."
+        )
+    labels = torch.as_tensor(labels).tolist()
+    if len(labels) != len(embeddings) or len(set(labels)) < 2:
+        raise ValueError(
+            "`start_labels` must hold one label per embedding and at least two "
+            f"labels: got {len(labels)} labels for {len(embeddings)} embeddings."
+        )
+    state = np.random.get_state()  # the miner draws with NumPy's global generator
+    a, p, n = AllTripletsMiner().sample(features=embeddings.detach(), labels=labels)
+    np.random.set_state(state)
+    return (a - n).norm(dim=1) - (a - p).norm(dim=1)
+
+
+def _oml_share(embeddings: torch.Tensor, labels: object, margin: float) -> float:
+    """OML's ``active_tri`` for all triplets of the batch at ``margin``."""
+    state = np.random.get_state()
+    criterion = TripletLossWithMiner(margin=margin, need_logs=True)
+    criterion(embeddings.detach(), torch.as_tensor(labels).tolist())
+    np.random.set_state(state)
+    return float(criterion.last_logs["active_tri"])
+
+
 @checker
-def check_triplet_loss(
-    fn: Callable[[torch.Tensor, torch.Tensor, torch.Tensor, float], torch.Tensor],
+def check_half_margin(
+    active_share: Callable[[float], float],
+    half_margin: float,
+    start_embeddings: torch.Tensor,
+    start_labels: torch.Tensor,
 ) -> Verdict:
-    """Exercise 01.2: ``fn(anchor, positive, negative, margin)`` returns the mean
-    triplet loss like OML's."""
-    generator = torch.Generator().manual_seed(0)
-    cases = [
-        (torch.randn(16, 8, generator=generator), 0.2),
-        (torch.randn(16, 8, generator=generator) * 3, 1.0),
-    ]
+    """Exercise 01.2: ``active_share(margin)`` measures the share of active
+    triplets of the chapter's first batch like OML, and ``half_margin`` makes
+    half of them active.
+
+    Args:
+        active_share: The student's function: a margin to the share (0 to 1) of
+            the batch's triplets whose loss is above 0.
+        half_margin: The student's margin at which half the triplets are active.
+        start_embeddings: The untrained model's embeddings of the first batch.
+        start_labels: Their labels.
+
+    Returns:
+        The verdict; the references are OML's ``TripletLossWithMiner`` logs and
+        the median of d(a, n) - d(a, p) over all triplets.
+    """
+    gaps = _triplet_gaps(start_embeddings, start_labels)
     problems = []
-    for features, margin in cases:
-        a, p, n = features[:5], features[5:10], features[10:15]
-        # the second set satisfies the margin
-        for anchor, positive, negative in [(a, p, n), (a, a + 0.01, a + 5.0)]:
-            truth = TripletLoss(margin=margin, reduction="mean")(
-                anchor, positive, negative
+    shares = {}
+    for margin in SHARE_MARGINS:
+        shares[margin] = _oml_share(start_embeddings, start_labels, margin)
+        value = active_share(margin)
+        if isinstance(value, torch.Tensor) and value.numel() == 1:
+            value = value.item()
+        if not isinstance(value, (float, int, np.number)) or isinstance(
+            value, bool
+        ):
+            problems.append(
+                f"`active_share({margin})` must return one number, got "
+                f"{type(value).__name__}."
             )
-            value = torch.as_tensor(
-                fn(anchor, positive, negative, margin), dtype=torch.float32
+        elif abs(float(value) - shares[margin]) > 1e-3:
+            hint = (
+                "a triplet is active when d(a, p) - d(a, n) + margin > 0, i.e. "
+                "when d(a, n) - d(a, p) is below the margin; count over all "
+                f"{len(gaps):,} triplets and divide by their number."
             )
-            if value.numel() != 1:
-                problems.append(
-                    "return one number (the mean over triplets), got shape "
-                    f"{tuple(value.shape)}."
-                )
-            elif not torch.isclose(value, truth, atol=1e-4):
-                hint = (
-                    "values below zero: clamp each triplet's loss at 0."
-                    if value < 0
-                    else (
-                        "compare d(a, p) - d(a, n) + margin with OML: Euclidean "
-                        "distances, not squared, and the margin added, not "
-                        "subtracted."
-                    )
-                )
-                problems.append(
-                    f"got {value.item():.4f}, expected {truth.item():.4f} "
-                    f"(margin {margin}); {hint}"
-                )
-            if problems:
-                break
+            problems.append(
+                f"`active_share({margin})` gave {float(value):.3f}, but OML "
+                f"counts {shares[margin]:.3f} of the triplets active: {hint}"
+            )
         if problems:
-            break
-    return _verdict(problems, "your loss matches OML's TripletLoss.")
+            return _verdict(problems, "")
+    if not isinstance(half_margin, (float, int, np.number)) or isinstance(
+        half_margin, bool
+    ):
+        return _verdict(
+            [f"give `half_margin` as a number, not {type(half_margin).__name__}."],
+            "",
+        )
+    share = float((gaps < float(half_margin)).float().mean())
+    if share > 0.5 + HALF_TOLERANCE:
+        problems.append(
+            f"at a margin of {float(half_margin):.3g}, {share:.0%} of the triplets "
+            "are active: more than half. Try a smaller margin."
+        )
+    elif share < 0.5 - HALF_TOLERANCE:
+        problems.append(
+            f"at a margin of {float(half_margin):.3g}, only {share:.0%} of the "
+            "triplets are active. Try a larger margin."
+        )
+    sweep = ", ".join(f"{m:g}: {s:.0%}" for m, s in shares.items())
+    return _verdict(
+        problems,
+        f"half the {len(gaps):,} triplets are active at a margin of about "
+        f"{float(gaps.median()):.2f}; the chapter's margin, 0.2, makes "
+        f"{shares[0.2]:.0%} of them active.\nActive share by margin: {sweep}.",
+    )
 
 
 LOG_COLUMNS = ("loss", "active_tri", "pos_dist", "neg_dist")
