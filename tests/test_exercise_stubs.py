@@ -60,6 +60,7 @@ def chapter_names(tmp_path, logs, lightning_ckpt, search_setup):  # noqa: F811 (
         "val_dataset": dataset,  # 02 (and rr for 06)
         "df": pd.DataFrame({"label": [d for d in range(10) for _ in range(30)]}),  # 03
         "csv_logger": SimpleNamespace(log_dir=str(csv)),
+        "short_logger": SimpleNamespace(log_dir=str(csv)),
         "tb_logger": SimpleNamespace(log_dir=str(tb)),
         "RUNS": ckpt.parent.parent,  # 04: RUNS / "checkpoints" / "last.ckpt"
         "rr_tuning": _rr(),

@@ -34,10 +34,10 @@ from oml_helpers.exercises.validation import (
     check_oml_against_textbook,
 )
 from oml_helpers.exercises.lightning_and_logging import (
-    check_best_epoch,
     check_freeze_callback,
     check_tensorboard_per_epoch,
 )
+from oml_helpers.exercises.log_reading import check_log_diagnosis
 from oml_helpers.exercises.checkpointing import (
     DIAGNOSES,
     check_best_k_from_state,
@@ -84,8 +84,8 @@ __all__ = [
     "check_confusion_table",
     "check_oml_against_textbook",
     # 03 Lightning and logging
-    "check_best_epoch",
     "check_freeze_callback",
+    "check_log_diagnosis",
     "check_tensorboard_per_epoch",
     # 04 Checkpointing
     "DIAGNOSES",
