@@ -63,6 +63,7 @@ def chapter_names(tmp_path, logs, lightning_ckpt, search_setup):  # noqa: F811 (
         "trained": model,  # 02
         "df": pd.DataFrame({"label": [d for d in range(10) for _ in range(30)]}),  # 03
         "csv_logger": SimpleNamespace(log_dir=str(csv)),
+        "short_logger": SimpleNamespace(log_dir=str(csv)),
         "tb_logger": SimpleNamespace(log_dir=str(tb)),
         "RUNS": ckpt.parent.parent,  # 04: RUNS / "checkpoints" / "last.ckpt"
         "ap5": {"best": np.linspace(0, 1, 50), "last": np.linspace(1, 0, 50)},  # 04

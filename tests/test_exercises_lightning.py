@@ -123,24 +123,6 @@ def logs(tmp_path):
     return tmp_path / "tb", tmp_path / "csv"
 
 
-def test_best_epoch(logs):
-    _, csv = logs
-    _says(ex.check_best_epoch(2, csv), ex.RIGHT, "highest OVERALL/map/5")
-    _says(ex.check_best_epoch(3, csv), ex.WRONG, "last epoch")
-    _says(ex.check_best_epoch(5, csv), ex.WRONG, "training step")
-    _says(ex.check_best_epoch(0, csv), ex.WRONG, "lowest")
-    _says(ex.check_best_epoch(2.0, csv), ex.WRONG, "whole number")
-    _says(ex.check_best_epoch(8, csv), ex.WRONG, "row label")  # the best row: 3 rows per epoch
-    _says(ex.check_best_epoch(40, csv), ex.WRONG, "no epoch 40")
-
-
-def test_best_epoch_names_the_metrics_logged_when_one_is_not(logs):
-    _, csv = logs
-    with pytest.raises(h.LogError, match=r"\['OVERALL/map/10'\] are not logged") as e:
-        ex.check_best_epoch(2, csv, metric="OVERALL/map/10")
-    assert "'OVERALL/map/5'" in str(e.value)  # the one it could have been
-
-
 def test_tensorboard_per_epoch_needs_a_csv_log_that_validated(logs, tmp_path):
     tb, _ = logs
     (tmp_path / "train_only").mkdir()

@@ -35,10 +35,10 @@ from oml_helpers.exercises.validation import (
 )
 from oml_helpers.exercises.validation_shifts import check_shift_robustness
 from oml_helpers.exercises.lightning_and_logging import (
-    check_best_epoch,
     check_freeze_callback,
     check_tensorboard_per_epoch,
 )
+from oml_helpers.exercises.log_reading import check_log_diagnosis
 from oml_helpers.exercises.checkpointing import (
     DIAGNOSES,
     check_diagnose,
@@ -84,8 +84,8 @@ __all__ = [
     "check_confusion_table",
     "check_shift_robustness",
     # 03 Lightning and logging
-    "check_best_epoch",
     "check_freeze_callback",
+    "check_log_diagnosis",
     "check_tensorboard_per_epoch",
     # 04 Checkpointing
     "DIAGNOSES",

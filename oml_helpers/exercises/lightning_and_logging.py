@@ -1,6 +1,6 @@
 """Checkers for the exercises of chapter 03, Lightning and logging: a callback that
-freezes the backbone for the first epochs (03.1), the best epoch in a CSV log (03.2)
-and the validation metrics per epoch from a TensorBoard log (03.3).
+freezes the backbone for the first epochs (03.1) and the validation metrics per
+epoch from a TensorBoard log (03.3); 03.2's checker is in ``log_reading``.
 
 The callback's checker trains a tiny ``ExtractorWithMLP(SmallCNN(), [8])`` for three
 one-step epochs with the student's callback and records, epoch by epoch, whether
@@ -228,74 +228,6 @@ def check_freeze_callback(
 
 
 PathLike = Union[str, Path]
-
-
-def _is_whole(value: Any) -> bool:
-    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
-
-
-@checker
-def check_best_epoch(
-    answer: int, log_dir: PathLike, metric: str = "OVERALL/map/5"
-) -> Verdict:
-    """Exercise 03.2: the epoch (as Lightning counts them, from 0) with the
-    highest ``metric`` in a CSVLogger's log."""
-    # read_csv_metrics names the metrics logged if ``metric`` is not one of them
-    per_epoch = read_csv_metrics(log_dir, [metric])[metric].dropna()
-    best = per_epoch.max()
-    winners = [int(e) for e in per_epoch.index[per_epoch == best]]
-    # the rows as the logger wrote them: the slips below read a row or a step
-    raw = pd.read_csv(Path(log_dir) / "metrics.csv")
-    steps = set(raw.dropna(subset=[metric])["step"].astype(int))
-    problems = []
-    if not _is_whole(answer):
-        problems.append(
-            f"give the epoch as a whole number, not {type(answer).__name__}."
-        )
-    elif answer in winners:
-        pass
-    elif answer not in per_epoch.index and answer in set(
-        raw.index[raw[metric] == best]
-    ):
-        problems.append(
-            f"{answer} is the row label of that line of metrics.csv, not an "
-            "epoch: read its 'epoch' column (the rows are the logger's writes, "
-            "several per epoch)."
-        )
-    elif answer == int(per_epoch.index.max()):
-        problems.append(
-            f"{answer} is the last epoch ({metric} = {per_epoch[answer]:.3f}), "
-            f"not the best ({best:.3f})."
-        )
-    elif answer not in per_epoch.index and answer in steps:
-        problems.append(
-            f"{answer} is a training step, not an epoch: read the 'epoch' column "
-            f"of the rows with {metric}."
-        )
-    elif answer == int(per_epoch.idxmin()):
-        problems.append(
-            f"epoch {answer} has the lowest {metric}; for this metric higher is "
-            "better."
-        )
-    elif answer - 1 in winners:
-        problems.append(
-            "off by one: Lightning counts epochs from 0, as in the 'epoch' column."
-        )
-    elif answer in per_epoch.index:
-        problems.append(
-            f"epoch {answer} has {metric} = {per_epoch[answer]:.3f}, below the "
-            f"best ({best:.3f})."
-        )
-    else:
-        problems.append(
-            f"there is no epoch {answer} in the log; it has epochs "
-            f"0-{int(per_epoch.index.max())}."
-        )
-    # No numbers in the success message: they come from training, whose last digits
-    # vary by CPU.
-    return _verdict(
-        problems, f"that is the epoch with the highest {metric} in metrics.csv."
-    )
 
 
 @checker
