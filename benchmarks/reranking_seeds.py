@@ -11,16 +11,11 @@ digits model's embeddings of the training digits 0-4. It is then measured on the
   (``h.neighbour_pair_scores``), judged by the extractor's distance and by the pairwise model, each
   with the threshold that is best on such pairs of the training digits (balanced accuracy).
 
-With ``--plain`` the pairwise model is a plain ``ConcatSiamese`` on a copy of the extractor, without
-``PairFusionExtractor``: ``SmallCNN`` then pools the features of the whole stacked image into one
-vector. Same recipe otherwise; the shipped model is not measured then.
-
 Usage: python benchmarks/reranking_seeds.py [--seeds 0 1 2] [--splits 0 1 2 3 4] [--top-n 3 5 10]
-[--epochs 80] [--plain]
+[--epochs 80]
 """
 
 import argparse
-import copy
 import os
 import platform
 import time
@@ -35,7 +30,6 @@ import torch  # noqa: E402
 
 from oml.datasets import ImageQueryGalleryLabeledDataset  # noqa: E402
 from oml.inference import inference  # noqa: E402
-from oml.models import ConcatSiamese  # noqa: E402
 from oml.retrieval import RetrievalResults  # noqa: E402
 
 import oml_helpers as h  # noqa: E402
@@ -93,11 +87,6 @@ def main() -> None:
         default=SIAMESE.arguments["epochs"],
         help="steps (default: the recipe's)",
     )
-    parser.add_argument(
-        "--plain",
-        action="store_true",
-        help="a plain ConcatSiamese on a copy of the extractor (no PairFusionExtractor)",
-    )
     args = parser.parse_args()
     h.silence_known_warnings()
     root = h.default_data_root() / "digits"
@@ -107,16 +96,12 @@ def main() -> None:
     recipe = {k: v for k, v in SIAMESE.arguments.items() if k not in ("seed", "hidden")}
     recipe["epochs"] = args.epochs
 
-    hidden = tuple(SIAMESE.arguments["hidden"])
-    models = {} if args.plain else {"shipped": h.load_book_model("siamese")}
+    models = {"shipped": h.load_book_model("siamese")}
     train_seconds = []
     for seed in args.seeds:
         h.seed_everything(seed)
         start = time.perf_counter()
-        if args.plain:
-            siamese = ConcatSiamese(copy.deepcopy(extractor), mlp_hidden_dims=list(hidden))
-        else:
-            siamese = h.make_siamese(extractor, hidden=hidden)
+        siamese = h.make_siamese(extractor, hidden=tuple(SIAMESE.arguments["hidden"]))
         h.train_siamese(siamese, train_pairs, **recipe)
         train_seconds.append(time.perf_counter() - start)
         models[f"seed {seed}"] = siamese
@@ -131,15 +116,14 @@ def main() -> None:
         print(f"{name} done", flush=True)
 
     table = pd.DataFrame(table).set_index("model")
-    trained = table.drop(index="shipped", errors="ignore")
+    trained = table.drop(index="shipped")
     gains = pd.DataFrame(per_split)
     gains = gains[gains["model"] != "shipped"]
     print(
         f"\n{date.today()}, {platform.processor() or platform.machine()}, "
         f"torch {torch.__version__}, {torch.get_num_threads()} threads, "
         f"load average {os.getloadavg()[0]:.1f}; recipe {SIAMESE.arguments} "
-        f"(seed varied, epochs={args.epochs}"
-        f"{', plain ConcatSiamese' if args.plain else ''}); "
+        f"(seed varied, epochs={args.epochs}); "
         f"training took {np.mean(train_seconds):.0f} s per seed; splits {args.splits}, "
         f"20 queries per digit each\n"
     )
