@@ -142,6 +142,53 @@ def _add_images(store, model, model_name, ids, images, labels):
     return vectors
 
 
+class _OnAnotherDevice:
+    """What a model on a GPU returns: usable only after ``.cpu()``."""
+
+    def __init__(self, tensor):
+        self._tensor = tensor
+
+    def cpu(self):
+        return self._tensor
+
+    def numpy(self):
+        raise TypeError("can't convert cuda:0 device type tensor to numpy")
+
+
+class _ModelOnAnotherDevice(torch.nn.Module):
+    """Stands in for a model on a GPU: its parameters are on the 'meta' device, it
+    refuses inputs on another device, and its output must be moved to the CPU."""
+
+    def __init__(self):
+        super().__init__()
+        self.weight = torch.nn.Parameter(torch.empty(8, device="meta"))
+
+    def forward(self, images):
+        if images.device != self.weight.device:
+            raise RuntimeError("Expected all tensors to be on the same device")
+        # one fixed vector per image, the same in every mode
+        return _OnAnotherDevice(torch.eye(len(images), 8) + 1.0)
+
+
+def _add_images_on_its_device(store, model, model_name, ids, images, labels):
+    if model_name != store.model_name:
+        raise ValueError(f"store of {store.model_name!r}, not {model_name!r}")
+    model.eval()
+    device = next(model.parameters()).device
+    with torch.no_grad():
+        vectors = model(images.to(device)).cpu().numpy()
+    store.add(ids, vectors, labels=labels)
+    return vectors
+
+
+def test_add_images_moves_the_images_to_the_models_device():
+    model = _ModelOnAnotherDevice()
+    _says(ex.check_add_images(_add_images_on_its_device, model), ex.RIGHT, "refused")
+    # an answer that forgets the device fails as it would on a GPU
+    with pytest.raises(RuntimeError, match="same device"):
+        ex.check_add_images(_add_images, model)
+
+
 def _digit_model():
     torch.manual_seed(0)
     return SmallCNN().eval()

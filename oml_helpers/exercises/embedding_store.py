@@ -282,5 +282,7 @@ def check_relabel(
         [problem] if problem else [],
         "ids 2 and 3 got the label 7 and nothing else changed; with id 99 not "
         "stored, your function raised and ids 4 and 5 kept their labels: one "
-        "update, one transaction.",
+        "update, one transaction. The prediction's answer: a loop of one update "
+        "per id would already have changed 2 labels, those of 4 and 5, when it "
+        "met id 99, since each update is its own transaction.",
     )

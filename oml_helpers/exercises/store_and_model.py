@@ -20,11 +20,14 @@ AddImages = Callable[
 
 
 def _embed(model: nn.Module, images: torch.Tensor) -> np.ndarray:
-    """The checker's own embeddings: evaluation mode, no gradients, float32."""
+    """The checker's own embeddings: evaluation mode, no gradients, float32, the
+    images moved to the model's device (a GPU, say) and the result back to the CPU.
+    """
     was_training = model.training
     model.eval()
+    device = next(model.parameters()).device
     with torch.no_grad():
-        vectors = model(images).numpy().astype(np.float32)
+        vectors = model(images.to(device)).cpu().numpy().astype(np.float32)
     model.train(was_training)
     return vectors
 
