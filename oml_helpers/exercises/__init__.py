@@ -9,11 +9,11 @@ still ``...``) gets a "Not yet" too, not a crash.
 
 One module per chapter, named after its notebook (``data_and_setup`` for chapter 00,
 ``training`` for 01, ..., ``reranking`` for 07, ``your_own_images`` for 08), with
-the constants its checkers use beside them. Three chapters have a second module,
+the constants its checkers use beside them. Four chapters have a second module,
 to keep each one short: ``validation_shifts`` (chapter 02's shift exercise),
-``checkpointing_bootstrap`` (chapter 04's bootstrap exercise) and
-``store_and_model`` (chapter 05's model exercise). ``verdict`` holds what they
-share. All checkers are importable from here, e.g.
+``log_reading`` (chapter 03's log exercise), ``checkpointing_bootstrap`` (chapter
+04's bootstrap exercise) and ``store_and_model`` (chapter 05's model exercise).
+``verdict`` holds what they share. All checkers are importable from here, e.g.
 ``oml_helpers.exercises.check_balance_epoch``.
 """
 
