@@ -140,6 +140,7 @@ def test_same_photo_right_answer():
         ex.RIGHT,
         "0.25 with the other tiles",
         "0.75 without them. You guessed 0.50.",
+        "A split by tile would most likely raise the first number, 0.25",
     )
 
 

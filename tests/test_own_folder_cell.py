@@ -5,6 +5,7 @@ import ast
 from pathlib import Path
 
 import nbformat
+import pytest
 
 import oml_helpers as h
 
@@ -57,3 +58,37 @@ def test_own_folder_cells_run_on_a_small_collection(tmp_path, capsys):
     assert "gallery images in my_gallery.db" in printed and "'fnmr':" in printed
     with h.EmbeddingStore.open(tmp_path / "my_gallery.db") as store:
         assert len(store) == len(names["my_gallery"]) > 0
+
+
+def _chapter_names(collection, validation, tmp_path) -> dict:
+    """The names the own-folder cells use, from the chapter's set-up and helper cells."""
+    names = {"h": h, "collection": collection, "validation_classes": validation}
+    chapter_set_up = _cell("c01").replace("h.silence_known_warnings()", "")
+    deterministic = "torch.use_deterministic_algorithms(not torch.cuda.is_available())"
+    exec(chapter_set_up.replace(deterministic, ""), names)
+    for cell_id in ("c11", "c23", "c28"):
+        exec(_functions(cell_id), names)
+    names.update(collection=collection, validation_classes=validation, DATA_ROOT=tmp_path)
+    return names
+
+
+def test_own_folder_cell_stops_with_one_training_class(tmp_path):
+    collection = h.make_photo_collection(
+        tmp_path, photos=["coffee"], grid=2, n_views=3, n_duplicates=0
+    )
+    validation = collection.classes[1:]  # one class left to train on
+    names = _chapter_names(collection, validation, tmp_path)
+    with pytest.raises(ValueError, match="1 training class: training needs at least two"):
+        exec(_cell("c37t").replace("MY_STEPS = 180", "MY_STEPS = 2"), names)
+
+
+def test_own_folder_cell_stops_when_no_query_is_left_to_test(tmp_path):
+    # two views per class: one query per validation class, and it goes to tuning
+    collection = h.make_photo_collection(
+        tmp_path, photos=["coffee", "camera"], grid=2, n_views=2, n_duplicates=0
+    )
+    validation = [c for c in collection.classes if c.startswith("camera")]
+    names = _chapter_names(collection, validation, tmp_path)
+    exec(_cell("c37t").replace("MY_STEPS = 180", "MY_STEPS = 2"), names)
+    with pytest.raises(ValueError, match="No query is left to test the threshold on"):
+        exec(_cell("c37u"), names)
