@@ -157,13 +157,18 @@ def test_same_photo_raised_is_graded():
         "0.75 without them.",
         "which number would it help?",
     )
-    for unanswered in (None, ..., "both", 1):
+    for unanswered in (None, "both", 1):
         says(
-            ex.check_same_photo_cost(*args, guess=..., raised=unanswered),
+            ex.check_same_photo_cost(*args, raised=unanswered),
             ex.WRONG,
             "0.25 with the other tiles",
             'set raised to "with" or "without"',
         )
+    says(
+        ex.check_same_photo_cost(*args, raised=...),
+        ex.WRONG,
+        "`raised` is still `...`",
+    )
 
 
 def test_same_photo_unchanged_score_is_caught():

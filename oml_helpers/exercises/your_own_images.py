@@ -213,7 +213,7 @@ def check_same_photo_cost(
         f"CMC@1 is {with_them:.2f} with the other tiles of the query's photo in "
         f"the gallery and {without_them:.2f} without them."
     )
-    if guess is not None and guess is not Ellipsis:
+    if guess is not None:
         measured += f" You guessed {float(guess):.2f}."
     answer = raised.strip().lower() if isinstance(raised, str) else raised
     if answer not in ("with", "without"):
