@@ -135,12 +135,39 @@ def test_same_photo_numbers():
 def test_same_photo_right_answer():
     says(
         ex.check_same_photo_cost(
-            0.75, _same_photo_rr(), SAME_PHOTO_QUERIES, SAME_PHOTO_GALLERY, guess=0.5
+            0.75,
+            _same_photo_rr(),
+            SAME_PHOTO_QUERIES,
+            SAME_PHOTO_GALLERY,
+            guess=0.5,
+            raised=" With",
         ),
         ex.RIGHT,
         "0.25 with the other tiles",
         "0.75 without them. You guessed 0.50.",
         "A split by tile would most likely raise the first number, 0.25",
+    )
+
+
+def test_same_photo_raised_is_graded():
+    args = (0.75, _same_photo_rr(), SAME_PHOTO_QUERIES, SAME_PHOTO_GALLERY)
+    says(
+        ex.check_same_photo_cost(*args, raised="without"),
+        ex.WRONG,
+        "0.75 without them.",
+        "which number would it help?",
+    )
+    for unanswered in (None, "both", 1):
+        says(
+            ex.check_same_photo_cost(*args, raised=unanswered),
+            ex.WRONG,
+            "0.25 with the other tiles",
+            'set raised to "with" or "without"',
+        )
+    says(
+        ex.check_same_photo_cost(*args, raised=...),
+        ex.WRONG,
+        "`raised` is still `...`",
     )
 
 

@@ -158,9 +158,23 @@ def check_same_photo_cost(
     query_names: Sequence[str],
     gallery_names: Sequence[str],
     guess: Any = None,
+    raised: Any = None,
 ) -> Verdict:
     """Exercise 08.3: CMC@1 when each query's gallery loses the other tiles of the
-    query's own photo; ``guess`` is the student's prediction, written first."""
+    query's own photo.
+
+    Args:
+        cmc1_without: The student's CMC@1 without those tiles.
+        rr: The test queries' retrieval results.
+        query_names: One class name per query of ``rr``.
+        gallery_names: One class name per gallery position.
+        guess: The student's prediction, written first; echoed beside the measure.
+        raised: The student's answer to "which number would a split by tile
+            most likely raise?": ``"with"`` or ``"without"`` (the tiles).
+
+    Returns:
+        The verdict: right when both the number and ``raised`` are right.
+    """
     if torch.is_tensor(cmc1_without):
         cmc1_without = cmc1_without.item()
     if not isinstance(cmc1_without, (float, int, np.floating)) or isinstance(
@@ -195,15 +209,35 @@ def check_same_photo_cost(
         return _verdict(
             [f"CMC@1 without them is not {cmc1_without:.3f}.{hint}"], ""
         )
-    said = ""
+    measured = (
+        f"CMC@1 is {with_them:.2f} with the other tiles of the query's photo in "
+        f"the gallery and {without_them:.2f} without them."
+    )
     if guess is not None:
-        said = f" You guessed {float(guess):.2f}."
+        measured += f" You guessed {float(guess):.2f}."
+    answer = raised.strip().lower() if isinstance(raised, str) else raised
+    if answer not in ("with", "without"):
+        return _verdict(
+            [
+                f"{measured} Now answer the last question: set raised to "
+                '"with" or "without", the number a split by tile would most '
+                "likely raise."
+            ],
+            "",
+        )
+    if answer == "without":
+        return _verdict(
+            [
+                f"{measured} Without those tiles the model never has to tell a "
+                "photo's parts apart, and training on other tiles of the same "
+                "photos would teach exactly that: which number would it help?"
+            ],
+            "",
+        )
     return _verdict(
         [],
-        f"CMC@1 is {with_them:.2f} with the other tiles of the query's photo in "
-        f"the gallery and {without_them:.2f} without them.{said} Those tiles are "
-        "the hardest distractors. A split by tile would most likely raise the "
-        f"first number, {with_them:.2f}: training would have learnt to tell those "
-        "very tiles apart, so the score would look better than on photos the "
-        "model never saw.",
+        f"{measured} Those tiles are the hardest distractors. A split by tile "
+        f"would most likely raise the first number, {with_them:.2f}: training "
+        "would have learnt to tell those very tiles apart, so the score would "
+        "look better than on photos the model never saw.",
     )
