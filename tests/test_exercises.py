@@ -338,8 +338,8 @@ def _first_batch():
     return embeddings, torch.arange(5).repeat_interleave(8)
 
 
-def _share_by_hand(embeddings, labels, squared=False, flip=False):
-    """The share of active triplets, counted with loops over the batch (no OML)."""
+def _gaps_by_hand(embeddings, labels, squared=False):
+    """d(a, n) - d(a, p) of every triplet, with loops over the batch (no OML)."""
     d = torch.cdist(embeddings, embeddings) ** (2 if squared else 1)
     gaps = [
         d[a, n] - d[a, p]
@@ -348,7 +348,12 @@ def _share_by_hand(embeddings, labels, squared=False, flip=False):
         for n in range(len(labels))
         if a != p and labels[a] == labels[p] and labels[a] != labels[n]
     ]
-    gaps = torch.stack(gaps)
+    return torch.stack(gaps)
+
+
+def _share_by_hand(embeddings, labels, squared=False, flip=False):
+    """The share of active triplets, counted with loops over the batch (no OML)."""
+    gaps = _gaps_by_hand(embeddings, labels, squared)
 
     def share(margin):
         return float(((gaps > margin) if flip else (gaps < margin)).float().mean())
@@ -368,6 +373,17 @@ def test_half_margin():
     _says(ex.check_half_margin(squared, median, embeddings, labels), ex.WRONG, "OML counts")
     _says(ex.check_half_margin(share, 0.2, embeddings, labels), ex.WRONG, "smaller margin")
     _says(ex.check_half_margin(share, -0.5, embeddings, labels), ex.WRONG, "larger margin")
+    # the tolerance the task states, 48% to 52% active, on either side of the edge
+    gaps = _gaps_by_hand(embeddings, labels).sort().values
+    just_in = float(gaps[int(0.515 * len(gaps))])
+    just_out = float(gaps[int(0.53 * len(gaps))])
+    _says(ex.check_half_margin(share, just_in, embeddings, labels), ex.RIGHT)
+    _says(
+        ex.check_half_margin(share, just_out, embeddings, labels),
+        ex.WRONG,
+        "accepts 48% to 52%",
+        "smaller margin",
+    )
     _says(ex.check_half_margin(share, "0.1", embeddings, labels), ex.WRONG, "as a number")
     _says(ex.check_half_margin(share, True, embeddings, labels), ex.WRONG, "not bool")
     as_tensor = ex.check_half_margin(lambda m: torch.tensor(share(m)), median, embeddings, labels)

@@ -139,7 +139,7 @@ def check_half_margin(
         active_share: The student's function: a margin to the share (0 to 1) of
             the batch's triplets whose loss is above 0.
         half_margin: The student's margin at which half the triplets are active.
-        start_embeddings: The untrained model's embeddings of the first batch.
+        start_embeddings: A random model's embeddings of the chapter's batch.
         start_labels: Their labels.
 
     Returns:
@@ -181,15 +181,18 @@ def check_half_margin(
             "",
         )
     share = float((gaps < float(half_margin)).float().mean())
+    accepted = f"{0.5 - HALF_TOLERANCE:.0%} to {0.5 + HALF_TOLERANCE:.0%}"
     if share > 0.5 + HALF_TOLERANCE:
         problems.append(
-            f"at a margin of {float(half_margin):.3g}, {share:.0%} of the triplets "
-            "are active: more than half. Try a smaller margin."
+            f"at a margin of {float(half_margin):.3g}, {share:.1%} of the triplets "
+            f"are active: more than half (the check accepts {accepted}). Try a "
+            "smaller margin."
         )
     elif share < 0.5 - HALF_TOLERANCE:
         problems.append(
-            f"at a margin of {float(half_margin):.3g}, only {share:.0%} of the "
-            "triplets are active. Try a larger margin."
+            f"at a margin of {float(half_margin):.3g}, only {share:.1%} of the "
+            f"triplets are active (the check accepts {accepted}). Try a larger "
+            "margin."
         )
     sweep = ", ".join(f"{m:g}: {s:.0%}" for m, s in shares.items())
     return _verdict(
