@@ -167,3 +167,26 @@ def test_hard_pairs():
         return tuple(reversed(_pairs()(embeddings, labels)))
 
     _says(ex.check_hard_pairs(swapped), ex.WRONG, "which list is which")
+
+
+class _JudgeOnAnotherDevice(torch.nn.Module):
+    """Stands in for a pairwise model on a GPU: its parameter is on the 'meta'
+    device and it refuses inputs on another device."""
+
+    def __init__(self):
+        super().__init__()
+        self.weight = torch.nn.Parameter(torch.empty(1, device="meta"))
+
+    def predict(self, x1, x2):
+        if x1.device != self.weight.device or x2.device != self.weight.device:
+            raise RuntimeError("Expected all tensors to be on the same device")
+        return torch.zeros(len(x2))
+
+
+def test_raw_scores_move_the_images_to_the_models_device():
+    from oml_helpers.exercises.reranking import _raw_scores
+
+    rr = _rr(seed=1)
+    scores = _raw_scores(_JudgeOnAnotherDevice(), _Images(12, 40), rr, top_n=5)
+    assert len(scores) == len(rr.retrieved_ids)
+    assert all(s.device.type == "cpu" and len(s) == 5 for s in scores)

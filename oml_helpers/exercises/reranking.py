@@ -27,19 +27,28 @@ def _cut(
     return n_hit / max(n_kept, 1), n_hit / max(n_right, 1)
 
 
+def _model_device(model: Any) -> torch.device:
+    """The device of ``model``'s first parameter (a GPU in Colab), or the CPU if it
+    has none."""
+    parameters = getattr(model, "parameters", None)
+    first = next(iter(parameters()), None) if callable(parameters) else None
+    return first.device if first is not None else torch.device("cpu")
+
+
 def _raw_scores(
     model: Any, dataset: Any, rr: RetrievalResults, top_n: int
 ) -> List[torch.Tensor]:
     """The pairwise model's own scores of each query with its ``top_n`` first
     results."""
     query_ids, gallery_ids = dataset.get_query_ids(), dataset.get_gallery_ids()
+    device = _model_device(model)
     scores = []
     with torch.no_grad():
         for q, ids in enumerate(rr.retrieved_ids):
-            x1 = dataset[int(query_ids[q])]["input_tensors"]
+            x1 = dataset[int(query_ids[q])]["input_tensors"].to(device)
             x2 = torch.stack(
                 [dataset[int(gallery_ids[i])]["input_tensors"] for i in ids[:top_n]]
-            )
+            ).to(device)
             scores.append(model.predict(x1.expand_as(x2), x2).flatten().cpu())
     return scores
 
