@@ -53,11 +53,25 @@ def chapter_names(tmp_path, logs, lightning_ckpt, search_setup):  # noqa: F811 (
         "hard_logs": run_logs(True),
         "start_embeddings": torch.nn.functional.normalize(torch.randn(10, 4)),
         "start_labels": torch.arange(2).repeat_interleave(5),  # 01
-        "quiz": pd.DataFrame({"is_query": [True, False], "is_gallery": [False, True]}),
         "toy": pd.DataFrame(
-            {"label": [5, 5], "is_query": [True, False], "is_gallery": [False, True]}
+            {
+                "label": [5, 6, 5, 5, 6, 6],
+                "path": [f"{i}.png" for i in range(6)],
+                "split": "validation",
+                "is_query": [True, True, False, False, False, False],
+                "is_gallery": [False, False, True, True, True, True],
+            }
         ),
-        "toy_embeddings": torch.zeros(2, 1),
+        "df_val": pd.DataFrame(
+            {
+                "label": [5, 5, 6, 6],
+                "path": [f"v{i}.png" for i in range(4)],
+                "split": "validation",
+                "is_query": True,
+                "is_gallery": True,
+            }
+        ),
+        "toy_embeddings": torch.zeros(6, 1),
         "rr": _rr(),
         "val_dataset": dataset,  # 02 (and rr for 06)
         "trained": model,  # 02

@@ -9,8 +9,9 @@ still ``...``) gets a "Not yet" too, not a crash.
 
 One module per chapter, named after its notebook (``data_and_setup`` for chapter 00,
 ``training`` for 01, ..., ``reranking`` for 07, ``your_own_images`` for 08), with
-the constants its checkers use beside them. Four chapters have a second module,
-to keep each one short: ``validation_shifts`` (chapter 02's shift exercise),
+the constants its checkers use beside them. Five chapters have a second module,
+to keep each one short: ``ground_truth`` (chapter 00's ground-truth exercise),
+``validation_shifts`` (chapter 02's shift exercise),
 ``log_reading`` (chapter 03's log exercise), ``checkpointing_bootstrap`` (chapter
 04's bootstrap exercise) and ``store_and_model`` (chapter 05's model exercise).
 ``verdict`` holds what they share. All checkers are importable from here, e.g.
@@ -21,9 +22,9 @@ from oml_helpers.exercises.verdict import RIGHT, WRONG, Verdict
 from oml_helpers.exercises.data_and_setup import (
     NO_GTS_WARNING,
     check_lost_match,
-    check_query_rows,
     check_separate_queries,
 )
+from oml_helpers.exercises.ground_truth import check_gt_ids
 from oml_helpers.exercises.training import (
     check_balance_epoch,
     check_collapse_diagnosis,
@@ -72,8 +73,8 @@ __all__ = [
     "Verdict",
     # 00 Data and setup
     "NO_GTS_WARNING",
+    "check_gt_ids",
     "check_lost_match",
-    "check_query_rows",
     "check_separate_queries",
     # 01 Training
     "check_balance_epoch",

@@ -1,6 +1,6 @@
-"""Checkers for the exercises of chapter 00, Data and setup: the rows of a query's
-first results (00.1), the first rows of each validation digit as queries only
-(00.2) and a ``sequence`` column that leaves a query no correct match (00.3)."""
+"""Checkers for the exercises of chapter 00, Data and setup: the first rows of each
+validation digit as queries only (00.2) and a ``sequence`` column that leaves a
+query no correct match (00.3). Exercise 00.1's checker is in ``ground_truth``."""
 
 from pathlib import Path
 from typing import List, Optional, Sequence, Tuple, Union
@@ -207,105 +207,6 @@ def _roles(
     return query_rows, gallery_rows
 
 
-def _top_rows(
-    embeddings: torch.Tensor, row: int, gallery_rows: np.ndarray, k: int
-) -> List[int]:
-    """Dataset rows of the ``k`` gallery items nearest to dataset row ``row``,
-    itself left out."""
-    others = gallery_rows[gallery_rows != row]
-    distances = torch.cdist(embeddings[[row]].float(), embeddings[others].float())[
-        0
-    ]
-    order = torch.argsort(distances, stable=True)[:k]
-    return others[order.numpy()].tolist()
-
-
-@checker
-def check_query_rows(
-    rows: Sequence[int],
-    df: pd.DataFrame,
-    embeddings: torch.Tensor,
-    query: int = 1,
-    k: int = 3,
-) -> Verdict:
-    """Exercise 00.1: the dataset rows of query number ``query``'s ``k`` first
-    results.
-
-    The reference ranks the gallery rows of ``df`` by Euclidean distance itself,
-    without OML.
-
-    Args:
-        rows: The student's answer: dataset rows, nearest first.
-        df: The dataframe of the dataset, with a fresh index (row i is dataset item
-            i).
-        embeddings: One embedding per row of ``df``.
-        query: The query's number among the queries (0 is the first query).
-        k: How many results.
-
-    Returns:
-        The verdict.
-    """
-    query_rows, gallery_rows = _roles(df, embeddings, query)
-    row = int(query_rows[query])
-    truth = _top_rows(embeddings, row, gallery_rows, k)
-    try:
-        answer = [int(x) for x in torch.as_tensor(rows).flatten().tolist()]
-    except (TypeError, ValueError, RuntimeError):
-        return _verdict(
-            [f"give a list of {k} dataset rows, e.g. [4, 0, 2], not {rows!r}."], ""
-        )
-    positions = [int(np.flatnonzero(gallery_rows == r)[0]) for r in truth]
-    other = next(
-        (
-            j
-            for j, r in enumerate(query_rows)
-            if j != query
-            and answer == _top_rows(embeddings, int(r), gallery_rows, k)
-        ),
-        None,
-    )
-    problems = []
-    if answer == truth:
-        pass
-    elif answer == positions:
-        problems.append(
-            f"{answer} are gallery positions (what rr.retrieved_ids holds), not "
-            "dataset rows; map them with dataset.get_gallery_ids()."
-        )
-    elif (
-        query < len(df)
-        and query != row
-        and answer == _top_rows(embeddings, query, gallery_rows, k)
-    ):
-        problems.append(
-            f"those are the results of dataset row {query}. Query {query} counts "
-            f"queries: it is dataset row {row}."
-        )
-    elif other is not None:
-        problems.append(
-            f"those are the results of query {other} (dataset row "
-            f"{query_rows[other]}). Queries count from 0: query {query} is "
-            f"dataset row {row}."
-        )
-    elif len(answer) != k:
-        problems.append(
-            f"give {k} rows, the query's first {k} results; you gave {len(answer)}."
-        )
-    elif sorted(answer) == sorted(truth):
-        problems.append("the right rows, in the wrong order: nearest first.")
-    else:
-        problems.append(
-            f"{answer} is not it. Find query {query}'s dataset row with "
-            "get_query_ids(), rank the gallery by distance to it, and map the "
-            "gallery positions to rows with get_gallery_ids()."
-        )
-    return _verdict(
-        problems,
-        f"query {query} is dataset row {row}; its first {k} results are "
-        f"gallery positions {positions}, dataset rows {truth}.",
-    )
-
-
 def _same_sequence(a: object, b: object) -> bool:
     """Whether two sequence ids are one sequence; empty cells (None, NaN) all
     count as one."""
@@ -400,6 +301,14 @@ def check_lost_match(
             "they share its sequence id. Only the one query should lose its "
             "matches."
         )
+    elif not kept(row):
+        problems.append(
+            f"query {query} (dataset row {row}) now gets no results at all: every "
+            "gallery row shares its sequence id. Such a query has no correct item "
+            "and no results, and OML scores it 1.0 in CMC, precision and mAP "
+            "(oml/functional/metrics.py), a free perfect score. Give the other "
+            "rows other ids, so that it still retrieves something."
+        )
     elif not isinstance(n_results, (int, np.integer)) or isinstance(
         n_results, bool
     ):
@@ -421,24 +330,14 @@ def check_lost_match(
             "warnings.catch_warnings(record=True) and give str(w.message)."
         )
     n_kept = min(k, len(kept(row)))
-    if n_kept:
-        left = f"only {n_kept} results (rows {kept(row)[:k]} are all that is left)"
-        scores = (
-            "Such a query scores 0 in CMC and mAP; its precision is 0/0, so OML's "
-            "mean precision becomes NaN."
-        )
-    else:
-        left = "no results at all: every gallery row shares its sequence"
-        scores = (
-            "With no correct item and no results, OML scores such a query 1.0 in "
-            "CMC, precision and mAP (oml/functional/metrics.py): a free perfect "
-            "score. Give the other rows another id so that it still retrieves."
-        )
+    left = f"only {n_kept} results (rows {kept(row)[:k]} are all that is left)"
     return _verdict(
         problems,
         f"query {query} (dataset row {row}) shares its sequence with every "
         f"gallery image of its label, so it has no correct item and {left}. OML "
-        f"warns that some queries have no ground truth (gts). {scores}",
+        "warns that some queries have no ground truth (gts). Such a query scores "
+        "0 in CMC and mAP; its precision is 0/0, so OML's mean precision becomes "
+        "NaN.",
     )
 
 
