@@ -212,6 +212,7 @@ def _flat(metrics: Dict, prefix: str = "") -> Dict[str, torch.Tensor]:
 
 def test_chapter_03_metric_is_make_metric(datasets):
     from oml.inference import inference
+    from oml.lightning.callbacks.metric import MetricValCallback
     from oml.metrics import EmbeddingMetrics
 
     _, val_dataset = datasets
@@ -223,6 +224,7 @@ def test_chapter_03_metric_is_make_metric(datasets):
         dict(
             h=h,
             EmbeddingMetrics=EmbeddingMetrics,
+            MetricValCallback=MetricValCallback,
             model=model,
             val_dataset=val_dataset,
             EPOCHS=180,
@@ -237,6 +239,90 @@ def test_chapter_03_metric_is_make_metric(datasets):
     assert results[0].keys() == results[1].keys(), "other metrics"
     differ = [k for k in results[0] if not torch.equal(results[0][k], results[1][k])]
     assert not differ, f"the chapter's metric and make_metric differ in {differ}"
+
+
+TRAINER_SETTINGS = {
+    "max_epochs": lambda t: t.max_epochs,
+    "check_val_every_n_epoch": lambda t: t.check_val_every_n_epoch,
+    "num_sanity_val_steps": lambda t: t.num_sanity_val_steps,
+    "log_every_n_steps": lambda t: t.log_every_n_steps,
+    "accelerator": lambda t: type(t.accelerator).__name__,
+    "devices": lambda t: t.num_devices,
+    "progress bar": lambda t: t.progress_bar_callback is not None,
+    "model summary": lambda t: any(type(c).__name__ == "ModelSummary" for c in t.callbacks),
+    "checkpointing": lambda t: t.checkpoint_callback is not None,
+}
+
+
+def chapter_03_trainer(change: Dict[str, str]):
+    """The ``pl.Trainer`` of chapter 03's training cell (``change`` applied), built
+    without loggers or callbacks and without running ``fit``."""
+    import pytorch_lightning as pl
+
+    no_run = {
+        "trainer.fit(module, train_dataloaders=train_loader, " "val_dataloaders=val_loader)": "",
+        'print(f"{trainer.current_epoch} epochs, {trainer.global_step} steps")': "",
+        "logger=[tb_logger, csv_logger]": "logger=False",
+        "callbacks=[metric_callback]": "callbacks=[]",
+    }
+    source = chapter_cell("03_lightning_and_logging.ipynb", "c11", {**no_run, **change})
+    return run_cell(source, dict(h=h, pl=pl, EPOCHS=180))["trainer"]
+
+
+def _settings(trainer) -> Dict[str, Any]:
+    return {name: read(trainer) for name, read in TRAINER_SETTINGS.items()}
+
+
+def _book_trainer():
+    return h.make_trainer(
+        max_epochs=180, check_val_every_n_epoch=30, logger=False, enable_checkpointing=False
+    )
+
+
+def test_chapter_03_trainer_is_make_trainer():
+    """The Trainer that chapter 03 writes out has the settings of ``h.make_trainer``,
+    which the chapter's later cells and chapter 04 call."""
+    assert _settings(chapter_03_trainer({})) == _settings(_book_trainer())
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"log_every_n_steps=1": "log_every_n_steps=50"},
+        {"enable_progress_bar=False": "enable_progress_bar=True"},
+        {"num_sanity_val_steps=0": "num_sanity_val_steps=2"},
+    ],
+    ids=["log_every_n_steps", "progress bar", "sanity steps"],
+)
+def test_a_drifted_chapter_03_trainer_fails(change):
+    assert _settings(chapter_03_trainer(change)) != _settings(_book_trainer())
+
+
+def test_chapter_03_loaders_are_make_loaders(datasets):
+    """Chapter 03 builds its loaders by hand; ``h.make_loaders`` gives the same."""
+    from oml.samplers import BalanceSampler
+
+    train_dataset, val_dataset = datasets
+    cell = run_cell(
+        chapter_cell("03_lightning_and_logging.ipynb", "c05", {}),
+        dict(train_dataset=train_dataset, val_dataset=val_dataset),
+    )
+    helper = h.make_loaders(train_dataset, val_dataset, n_labels=5, n_instances=8)
+    for chapter, made in zip((cell["train_loader"], cell["val_loader"]), helper):
+        assert chapter.batch_size == made.batch_size
+        assert chapter.drop_last == made.drop_last
+        assert type(chapter.batch_sampler) is type(made.batch_sampler)
+    sampler_c, sampler_h = cell["train_loader"].batch_sampler, helper[0].batch_sampler
+    assert isinstance(sampler_c, BalanceSampler)
+    assert (sampler_c.n_labels, sampler_c.n_instances) == (
+        sampler_h.n_labels,
+        sampler_h.n_instances,
+    )
+    h.seed_everything(0)
+    first_c = [list(b) for b in sampler_c]
+    h.seed_everything(0)
+    first_h = [list(b) for b in sampler_h]
+    assert first_c == first_h, "other batches"
 
 
 def test_chapter_00_datasets_are_make_datasets(digits_root, digits_df):

@@ -38,6 +38,12 @@ class _Freeze(pl.Callback):
             pl_module.model.freeze()
         elif self.slip != "never unfreezes":
             pl_module.model.unfreeze()
+        # a frozen backbone's BatchNorm must not update its running statistics
+        backbone = pl_module.model.extractor
+        if frozen and self.slip != "gradients only":
+            backbone.eval()
+        elif not frozen and self.slip != "stays in eval":
+            backbone.train()
 
 
 def _freeze(slip):
@@ -69,6 +75,18 @@ def test_freeze_callback():
         "unfreeze()",
     )
     _says(ex.check_freeze_callback(_freeze("whole model")), ex.WRONG, "freeze only the backbone")
+    _says(
+        ex.check_freeze_callback(_freeze("gradients only")),
+        ex.WRONG,
+        "BatchNorm running statistics changed in the frozen epochs [0]",
+        "evaluation mode",
+    )
+    _says(
+        ex.check_freeze_callback(_freeze("stays in eval")),
+        ex.WRONG,
+        "statistics stayed fixed",
+        "back to training mode",
+    )
     _says(ex.check_freeze_callback(_OldHook), ex.WRONG, "never calls on_epoch_start")
     _says(ex.check_freeze_callback(_freeze(None)(1)), ex.WRONG, "the class itself")
 
@@ -84,6 +102,9 @@ def test_freeze_callback_that_only_unfreezes_fails_a_run():
         def on_train_epoch_start(self, trainer, pl_module):
             if trainer.current_epoch >= self.n_epochs:
                 pl_module.model.unfreeze()
+                pl_module.model.extractor.train()
+            else:
+                pl_module.model.extractor.eval()
 
     _says(
         ex.check_freeze_callback(OnlyUnfreezes),
@@ -165,7 +186,7 @@ def test_tensorboard_per_epoch_two_steps_an_epoch():
     """The chapter's run has one step per epoch, where an index by step looks right: the checker
     also
     runs the answer on a log with two steps per epoch."""
-    from oml_helpers.exercises.lightning_and_logging import _two_steps_per_epoch_problems
+    from oml_helpers.exercises.log_reading import _two_steps_per_epoch_problems
 
     assert _two_steps_per_epoch_problems(_per_epoch) == []
     (problem,) = _two_steps_per_epoch_problems(_by_step)

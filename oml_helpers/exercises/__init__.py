@@ -11,10 +11,10 @@ One module per chapter, named after its notebook (``data_and_setup`` for chapter
 ``training`` for 01, ..., ``reranking`` for 07, ``your_own_images`` for 08), with
 the constants its checkers use beside them. Five chapters have a second module,
 to keep each one short: ``ground_truth`` (chapter 00's ground-truth exercise),
-``validation_shifts`` (chapter 02's shift exercise),
-``log_reading`` (chapter 03's log exercise), ``checkpointing_bootstrap`` (chapter
-04's bootstrap exercise) and ``store_and_model`` (chapter 05's model exercise).
-``verdict`` holds what they share. All checkers are importable from here, e.g.
+``validation_shifts`` (chapter 02's shift exercise), ``log_reading`` (chapter
+03's two log exercises), ``checkpointing_bootstrap`` (chapter 04's bootstrap
+exercise) and ``store_and_model`` (chapter 05's model exercise). ``verdict``
+holds what they share. All checkers are importable from here, e.g.
 ``oml_helpers.exercises.check_balance_epoch``.
 """
 
@@ -35,11 +35,11 @@ from oml_helpers.exercises.validation import (
     check_confusion_table,
 )
 from oml_helpers.exercises.validation_shifts import check_shift_robustness
-from oml_helpers.exercises.lightning_and_logging import (
-    check_freeze_callback,
+from oml_helpers.exercises.lightning_and_logging import check_freeze_callback
+from oml_helpers.exercises.log_reading import (
+    check_log_diagnosis,
     check_tensorboard_per_epoch,
 )
-from oml_helpers.exercises.log_reading import check_log_diagnosis
 from oml_helpers.exercises.checkpointing import (
     DIAGNOSES,
     check_diagnose,

@@ -1,26 +1,22 @@
-"""Checkers for the exercises of chapter 03, Lightning and logging: a callback that
-freezes the backbone for the first epochs (03.1) and the validation metrics per
-epoch from a TensorBoard log (03.3); 03.2's checker is in ``log_reading``.
+"""Checker for exercise 03.1 of chapter 03, Lightning and logging: a callback that
+freezes the backbone for the first epochs; 03.2's and 03.3's checkers are in
+``log_reading``.
 
-The callback's checker trains a tiny ``ExtractorWithMLP(SmallCNN(), [8])`` for three
-one-step epochs with the student's callback and records, epoch by epoch, whether
-the backbone's and the head's weights moved. The right answer is that behaviour
-(frozen while ``current_epoch < n_epochs``), not a stored solution.
+The checker trains a tiny ``ExtractorWithMLP(SmallCNN(), [8])`` for three one-step
+epochs with the student's callback and records, epoch by epoch, whether the
+backbone's weights, its BatchNorm running statistics and the head's weights moved.
+The right answer is that behaviour (all of the backbone frozen while
+``current_epoch < n_epochs``, all of it training after), not a stored solution.
 """
 
-import tempfile
 import warnings
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Dict, List, Union
+from typing import TYPE_CHECKING, Any, Callable, Dict, List
 
-import numpy as np
-import pandas as pd
 import torch
 from torch.utils.data import DataLoader, Dataset
 
 from oml_helpers.exercises.verdict import Verdict, checker
 from oml_helpers.exercises.verdict import verdict as _verdict
-from oml_helpers.logs import read_csv_metrics
 from oml_helpers.models import SmallCNN
 
 
@@ -55,30 +51,44 @@ class _TinyDigits(Dataset):
 
 
 class _Moves:
-    """After each training epoch: did the backbone's parameters move, did the
-    head's?"""
+    """After each training epoch: did the backbone's parameters move, its BatchNorm
+    running statistics (buffers), the head's parameters?"""
 
     def __init__(self) -> None:
         self.backbone_moved: List[bool] = []
+        self.stats_moved: List[bool] = []
         self.head_moved: List[bool] = []
 
     @staticmethod
     def params(module: torch.nn.Module) -> List[torch.Tensor]:
-        # buffers (batch norm) excluded
         return [p.detach().clone() for p in module.parameters()]
 
+    @staticmethod
+    def stats(module: torch.nn.Module) -> List[torch.Tensor]:
+        return [b.detach().clone() for b in module.buffers()]
+
     def start(self, pl_module: "pl.LightningModule") -> None:
-        self._backbone = self.params(pl_module.model.extractor)
-        self._head = self.params(pl_module.model.projection)
+        model = pl_module.model
+        self._before = (
+            self.params(model.extractor),
+            self.stats(model.extractor),
+            self.params(model.projection),
+        )
 
     def end(self, pl_module: "pl.LightningModule") -> None:
-        def moved(before: List[torch.Tensor], module: torch.nn.Module) -> bool:
-            return any(
-                not torch.equal(b, p) for b, p in zip(before, self.params(module))
-            )
-
-        self.backbone_moved.append(moved(self._backbone, pl_module.model.extractor))
-        self.head_moved.append(moved(self._head, pl_module.model.projection))
+        model = pl_module.model
+        after = (
+            self.params(model.extractor),
+            self.stats(model.extractor),
+            self.params(model.projection),
+        )
+        moved = [
+            any(not torch.equal(b, a) for b, a in zip(before, now))
+            for before, now in zip(self._before, after)
+        ]
+        self.backbone_moved.append(moved[0])
+        self.stats_moved.append(moved[1])
+        self.head_moved.append(moved[2])
 
 
 def _train(callback: "pl.Callback", train_backbone: bool) -> _Moves:
@@ -219,104 +229,35 @@ def check_freeze_callback(
             return _verdict(
                 [f"{what} {_diagnose(recorder.backbone_moved, n_epochs)}"], ""
             )
+        if recorder.stats_moved != expected:
+            return _verdict([f"{what} {_stats_problem(recorder, expected)}"], "")
     return _verdict(
         [],
         f"the backbone stayed frozen for the first n_epochs ({RUNS[0][0]} and "
-        f"{RUNS[1][0]} of {EPOCHS}) and trained after; the head trained in every "
-        "epoch.",
+        f"{RUNS[1][0]} of {EPOCHS}), weights and BatchNorm statistics, and trained "
+        "fully after; the head trained in every epoch.",
     )
 
 
-PathLike = Union[str, Path]
-
-
-@checker
-def check_tensorboard_per_epoch(
-    fn: Callable[[PathLike], pd.DataFrame],
-    tb_log_dir: PathLike,
-    csv_log_dir: PathLike,
-) -> Verdict:
-    """Exercise 03.3: ``fn(tb_log_dir)`` gives the validation metrics per epoch,
-    as the CSV log has them."""
-    per_epoch = read_csv_metrics(csv_log_dir)
-    names = [c for c in per_epoch.columns if c.startswith("OVERALL/")]
-    if not names:
-        raise ValueError(
-            f"No validation metric (a column starting with 'OVERALL/') in the CSV "
-            f"log {csv_log_dir}: pass the log_dir of the CSVLogger of a run that "
-            "validated."
+def _stats_problem(recorder: _Moves, expected: List[bool]) -> str:
+    """Why the backbone's BatchNorm statistics moved when they should not have, or
+    stayed when they should have moved."""
+    moved, should = recorder.stats_moved, expected
+    wrong_frozen = [e for e, (m, s) in enumerate(zip(moved, should)) if m and not s]
+    if wrong_frozen:
+        return (
+            "the backbone's weights stayed put, but its BatchNorm running "
+            f"statistics changed in the frozen epochs {wrong_frozen}. freeze() "
+            "only turns off the backbone's gradients; a BatchNorm layer in "
+            "training mode updates its running mean and variance in every forward "
+            "pass. Put the "
+            "backbone (pl_module.model.extractor) in evaluation mode while it is "
+            "frozen."
         )
-    truth = per_epoch[names].dropna(how="all")
-    raw = pd.read_csv(Path(csv_log_dir) / "metrics.csv")
-    steps = raw.dropna(subset=[names[0]])["step"].astype(int).tolist()
-    table = fn(tb_log_dir)
-    problems = []
-    if not isinstance(table, pd.DataFrame):
-        problems.append(f"return a pandas DataFrame, not {type(table).__name__}.")
-    elif [c for c in names if c not in table.columns]:
-        problems.append(
-            f"columns {[c for c in names if c not in table.columns]} are "
-            "missing; keep the tags starting with 'OVERALL/'."
-        )
-    elif list(table.index) == steps and steps != [int(e) for e in truth.index]:
-        problems.append(
-            "the index is still the training step; use the 'epoch' scalar logged "
-            "at the same steps."
-        )
-    elif len(table) != len(truth):
-        problems.append(
-            f"{len(table)} rows for {len(truth)} epochs; drop the steps where no "
-            "validation metric was logged."
-        )
-    elif [int(i) for i in table.index] != [int(i) for i in truth.index]:
-        problems.append(
-            f"the index should be the epochs {list(truth.index)[:3]}..., got "
-            f"{list(table.index)[:3]}..."
-        )
-    else:
-        diff = table[names].astype(float).values - truth.values
-        if not np.allclose(diff, 0, atol=1e-5):
-            problems.append(
-                "the values differ from metrics.csv; did the rows get shifted or "
-                "sorted by value?"
-            )
-    if not problems:
-        problems += _two_steps_per_epoch_problems(fn)
-    return _verdict(
-        problems,
-        f"{len(truth)} epochs x {len(names)} metrics, the same as metrics.csv, "
-        "and right on a log with two steps per epoch.",
+    stuck = [e for e, (m, s) in enumerate(zip(moved, should)) if s and not m]
+    return (
+        f"the backbone trained in epochs {stuck} but its BatchNorm statistics "
+        "stayed fixed: it is still in evaluation mode. Lightning calls "
+        "model.train() only when fit starts and after a validation, so switch the "
+        "backbone back to training mode when you unfreeze it."
     )
-
-
-def _two_steps_per_epoch_problems(
-    fn: Callable[[PathLike], pd.DataFrame],
-) -> List[str]:
-    """Run ``fn`` on a small event file where steps and epochs differ (2 steps
-    per epoch)."""
-    from torch.utils.tensorboard import SummaryWriter
-
-    with tempfile.TemporaryDirectory() as folder:
-        writer = SummaryWriter(folder)
-        # epochs 0, 1, 2 of two steps; validation at each epoch's last step
-        for step in range(6):
-            writer.add_scalar("epoch", step // 2, step)
-            if step % 2 == 1:
-                writer.add_scalar("OVERALL/cmc/1", 0.5 + step / 100, step)
-        writer.close()
-        table = fn(folder)
-    epochs = [int(i) for i in getattr(table, "index", [])]
-    if epochs == [1, 3, 5]:
-        return [
-            "on a log with two steps per epoch your index is still the step (1, "
-            "3, 5), not the epoch (0, 1, 2): take the 'epoch' scalar logged at "
-            "each of those steps."
-        ]
-    if epochs != [0, 1, 2] or not np.allclose(
-        table["OVERALL/cmc/1"].astype(float), [0.51, 0.53, 0.55]
-    ):
-        return [
-            "on a log with two steps per epoch (validation at steps 1, 3, 5) "
-            f"the epochs should be [0, 1, 2], got {epochs}."
-        ]
-    return []

@@ -1,5 +1,6 @@
-"""Checker for exercise 03.2 of chapter 03, Lightning and logging: read a CSV log
-with two training steps per epoch as a practitioner does.
+"""Checkers for exercises 03.2 and 03.3 of chapter 03, Lightning and logging: read a
+CSV log with two training steps per epoch as a practitioner does, and turn
+TensorBoard's per-step scalars into the validation metrics per epoch.
 
 From a ``CSVLogger``'s ``metrics.csv`` the student computes the mean training loss
 of each epoch from the step rows, the best epoch by a validation metric, and the
@@ -7,14 +8,16 @@ of each epoch from the step rows, the best epoch by a validation metric, and the
 file, so the check holds whatever numbers the run produced.
 """
 
+import tempfile
 from pathlib import Path
-from typing import Any, List, Mapping, Tuple, Union
+from typing import Any, Callable, List, Mapping, Tuple, Union
 
 import numpy as np
 import pandas as pd
 
 from oml_helpers.exercises.verdict import Verdict, checker
 from oml_helpers.exercises.verdict import verdict as _verdict
+from oml_helpers.logs import read_csv_metrics
 
 PathLike = Union[str, Path]
 
@@ -187,3 +190,95 @@ def check_log_diagnosis(
         f"the mean loss of each of the {n_epochs} epochs, the best epoch by "
         f"{metric} and the step it was logged at.",
     )
+
+
+@checker
+def check_tensorboard_per_epoch(
+    fn: Callable[[PathLike], pd.DataFrame],
+    tb_log_dir: PathLike,
+    csv_log_dir: PathLike,
+) -> Verdict:
+    """Exercise 03.3: ``fn(tb_log_dir)`` gives the validation metrics per epoch,
+    as the CSV log has them."""
+    per_epoch = read_csv_metrics(csv_log_dir)
+    names = [c for c in per_epoch.columns if c.startswith("OVERALL/")]
+    if not names:
+        raise ValueError(
+            f"No validation metric (a column starting with 'OVERALL/') in the CSV "
+            f"log {csv_log_dir}: pass the log_dir of the CSVLogger of a run that "
+            "validated."
+        )
+    truth = per_epoch[names].dropna(how="all")
+    raw = pd.read_csv(Path(csv_log_dir) / "metrics.csv")
+    steps = raw.dropna(subset=[names[0]])["step"].astype(int).tolist()
+    table = fn(tb_log_dir)
+    problems = []
+    if not isinstance(table, pd.DataFrame):
+        problems.append(f"return a pandas DataFrame, not {type(table).__name__}.")
+    elif [c for c in names if c not in table.columns]:
+        problems.append(
+            f"columns {[c for c in names if c not in table.columns]} are "
+            "missing; keep the tags starting with 'OVERALL/'."
+        )
+    elif list(table.index) == steps and steps != [int(e) for e in truth.index]:
+        problems.append(
+            "the index is still the training step; use the 'epoch' scalar logged "
+            "at the same steps."
+        )
+    elif len(table) != len(truth):
+        problems.append(
+            f"{len(table)} rows for {len(truth)} epochs; drop the steps where no "
+            "validation metric was logged."
+        )
+    elif [int(i) for i in table.index] != [int(i) for i in truth.index]:
+        problems.append(
+            f"the index should be the epochs {list(truth.index)[:3]}..., got "
+            f"{list(table.index)[:3]}..."
+        )
+    else:
+        diff = table[names].astype(float).values - truth.values
+        if not np.allclose(diff, 0, atol=1e-5):
+            problems.append(
+                "the values differ from metrics.csv; did the rows get shifted or "
+                "sorted by value?"
+            )
+    if not problems:
+        problems += _two_steps_per_epoch_problems(fn)
+    return _verdict(
+        problems,
+        f"{len(truth)} epochs x {len(names)} metrics, the same as metrics.csv, "
+        "and right on a log with two steps per epoch.",
+    )
+
+
+def _two_steps_per_epoch_problems(
+    fn: Callable[[PathLike], pd.DataFrame],
+) -> List[str]:
+    """Run ``fn`` on a small event file where steps and epochs differ (2 steps
+    per epoch)."""
+    from torch.utils.tensorboard import SummaryWriter
+
+    with tempfile.TemporaryDirectory() as folder:
+        writer = SummaryWriter(folder)
+        # epochs 0, 1, 2 of two steps; validation at each epoch's last step
+        for step in range(6):
+            writer.add_scalar("epoch", step // 2, step)
+            if step % 2 == 1:
+                writer.add_scalar("OVERALL/cmc/1", 0.5 + step / 100, step)
+        writer.close()
+        table = fn(folder)
+    epochs = [int(i) for i in getattr(table, "index", [])]
+    if epochs == [1, 3, 5]:
+        return [
+            "on a log with two steps per epoch your index is still the step (1, "
+            "3, 5), not the epoch (0, 1, 2): take the 'epoch' scalar logged at "
+            "each of those steps."
+        ]
+    if epochs != [0, 1, 2] or not np.allclose(
+        table["OVERALL/cmc/1"].astype(float), [0.51, 0.53, 0.55]
+    ):
+        return [
+            "on a log with two steps per epoch (validation at steps 1, 3, 5) "
+            f"the epochs should be [0, 1, 2], got {epochs}."
+        ]
+    return []
