@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+import oml_helpers as h
 from oml_helpers import exercises as ex
 from oml_helpers.models import SmallCNN
 from oml_helpers.storage import EmbeddingStore
@@ -89,44 +90,139 @@ def test_precision_per_label():
     )
 
 
-def _relabel(store, ids, new_label, loop=False, vectors=False, swallow=False, answer=True):
-    """The answer to exercise 2 (relabel); the arguments make the typical mistakes."""
+def _relabel(store, corrections):
+    """The answer to exercise 2: the old labels first, then one update, one transaction."""
+    ids, new_labels = list(corrections), list(corrections.values())
+    old = store.load(ids=ids)  # sorted by id; unknown ids skipped
+    replaced = dict(zip(old.ids.tolist(), old.metadata["label"].tolist()))
+    store.update(ids, labels=new_labels)
+    return replaced
+
+
+def _old_labels(store, corrections):
+    loaded = store.load(ids=list(corrections))
+    return dict(zip(loaded.ids.tolist(), loaded.metadata["label"].tolist()))
+
+
+def _loop(store, corrections):  # one transaction per id
+    replaced = _old_labels(store, corrections)
+    for i, label in corrections.items():
+        store.update([i], labels=[label])
+    return replaced
+
+
+def _swallows(store, corrections):
     try:
-        if loop:
-            for i in ids:
-                store.update([i], labels=[new_label])
-        elif vectors:
-            store.update(
-                ids, np.zeros((len(ids), store.dim), np.float32), labels=[new_label] * len(ids)
-            )
-        else:
-            store.update(ids, labels=[new_label] * len(ids))
+        return _relabel(store, corrections)
     except Exception:
-        if not swallow:
-            raise
-    return len(store.load(label=new_label).ids) if answer else "done"
+        return {}
 
 
-def test_relabel():
-    _says(ex.check_relabel(_relabel), ex.RIGHT, "one update, one transaction")
-    _says(ex.check_relabel(lambda store, ids, label: None), ex.WRONG, "returned None")  # the stub
+def _bare_exception(store, corrections):
+    if len(store.load(ids=list(corrections)).ids) < len(corrections):
+        raise Exception("some ids are not stored")
+    return _relabel(store, corrections)
+
+
+def _checks_first(store, corrections, error=KeyError):
+    stored = set(store.load(ids=list(corrections)).ids.tolist())
+    missing = [i for i in corrections if i not in stored]
+    if missing:
+        raise error(f"not stored: {missing}")
+    return _loop(store, corrections)  # safe now: every update will succeed
+
+
+def _says_nothing(store, corrections):
+    try:
+        return _relabel(store, corrections)
+    except h.UnknownIdError:
+        raise ValueError("relabel failed") from None
+
+
+def _zips_in_given_order(store, corrections):  # load sorts by id: labels to the wrong ids
+    old = store.load(ids=list(corrections)).metadata["label"].tolist()
+    _relabel(store, corrections)
+    return dict(zip(corrections, old))
+
+
+def _returns_new(store, corrections):
+    _relabel(store, corrections)
+    return dict(corrections)
+
+
+def _sorted_ids_given_labels(store, corrections):  # new labels to the wrong ids
+    replaced = _old_labels(store, corrections)
+    store.update(sorted(corrections), labels=list(corrections.values()))
+    return replaced
+
+
+def _with_zero_vectors(store, corrections):
+    replaced = _old_labels(store, corrections)
+    zeros = np.zeros((len(corrections), store.dim), np.float32)
+    store.update(list(corrections), zeros, labels=list(corrections.values()))
+    return replaced
+
+
+def _deletes_the_missing_batch(store, corrections):  # "all or nothing" by deleting
+    try:
+        return _relabel(store, corrections)
+    except h.UnknownIdError:
+        stored = [i for i in corrections if i in set(store.load().ids.tolist())]
+        store.delete(stored)
+        raise
+
+
+def test_relabel_right_answers():
+    _says(ex.check_relabel(_relabel), ex.RIGHT, "labels they replaced", "committed 2 labels")
+    # checking every id first, then one update per id, changes nothing on a missing id
+    _says(ex.check_relabel(_checks_first), ex.RIGHT)
+    _says(ex.check_relabel(lambda s, c: _checks_first(s, c, LookupError)), ex.RIGHT)
+
+
+def test_relabel_loop_of_updates():
     _says(
-        ex.check_relabel(lambda *a: _relabel(*a, loop=True)),
+        ex.check_relabel(_loop),
         ex.WRONG,
-        "still changed id(s) [4, 5]",
-        "single update",
+        "raised, but it had already changed the labels {4: 8, 5: 8}",
+        "one transaction",
+        "check that every id is stored before writing",
     )
-    _says(ex.check_relabel(lambda *a: _relabel(*a, vectors=True)), ex.WRONG, "changed vectors")
+
+
+def test_relabel_errors():
+    _says(ex.check_relabel(_swallows), ex.WRONG, "returned without an error", "UnknownIdError")
+    _says(ex.check_relabel(_bare_exception), ex.WRONG, "bare Exception", "names id 99")
     _says(
-        ex.check_relabel(lambda *a: _relabel(*a, swallow=True)), ex.WRONG, "returned although id 99"
-    )
-    _says(ex.check_relabel(lambda *a: _relabel(*a, answer=False)), ex.WRONG, "returned 'done'")
-    _says(
-        ex.check_relabel(lambda store, ids, label: _relabel(store, ids[:1], label)),
+        ex.check_relabel(_says_nothing),
         ex.WRONG,
-        "changed ids are [2]",
+        "raised ValueError: relabel failed",
+        "does not say which id",
     )
-    _says(ex.check_relabel(lambda store, ids, label: 1 / 0), ex.WRONG, "ZeroDivisionError")
+    _says(ex.check_relabel(lambda s, c: 1 / 0), ex.WRONG, "raised ZeroDivisionError")
+
+
+def test_relabel_wrong_results():
+    _says(ex.check_relabel(lambda store, corrections: None), ex.WRONG, "returned None")  # stub
+    _says(ex.check_relabel(_zips_in_given_order), ex.WRONG, "sorted by id", "wrong ids")
+    _says(ex.check_relabel(_returns_new), ex.WRONG, "returned the new labels")
+    _says(ex.check_relabel(_sorted_ids_given_labels), ex.WRONG, "each other's ids")
+    _says(ex.check_relabel(_with_zero_vectors), ex.WRONG, "count or vectors")
+    _says(ex.check_relabel(_deletes_the_missing_batch), ex.WRONG, "number of items from 10 to 8")
+    _says(
+        ex.check_relabel(lambda s, c: _relabel(s, dict(list(c.items())[:1]))),
+        ex.WRONG,
+        "the changed labels are {6: 0}",
+    )
+    _says(
+        ex.check_relabel(lambda s, c: list(_relabel(s, c).values())),
+        ex.WRONG,
+        "as a dict {id: old label}",
+    )
+    _says(
+        ex.check_relabel(lambda s, c: {i: v + 1 for i, v in _relabel(s, c).items()}),
+        ex.WRONG,
+        "the labels it replaced were {6: 3, 2: 1}",
+    )
 
 
 # 05.3 (the model exercise): new images with the store's own model

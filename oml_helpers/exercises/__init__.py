@@ -9,11 +9,12 @@ still ``...``) gets a "Not yet" too, not a crash.
 
 One module per chapter, named after its notebook (``data_and_setup`` for chapter 00,
 ``training`` for 01, ..., ``reranking`` for 07, ``your_own_images`` for 08), with
-the constants its checkers use beside them. Five chapters have a second module,
-to keep each one short: ``ground_truth`` (chapter 00's ground-truth exercise),
-``validation_shifts`` (chapter 02's shift exercise), ``log_reading`` (chapter
-03's two log exercises), ``checkpointing_bootstrap`` (chapter 04's bootstrap
-exercise) and ``store_and_model`` (chapter 05's model exercise). ``verdict``
+the constants its checkers use beside them. Some chapters have a second module, to
+keep each one short: ``ground_truth`` (chapter 00's ground-truth exercise),
+``balance_batches`` (chapter 01's sampler exercise), ``validation_shifts``
+(chapter 02's shift exercise), ``log_reading`` (chapter 03's two log exercises),
+``checkpointing_bootstrap`` (chapter 04's bootstrap exercise), ``store_relabel``
+and ``store_and_model`` (chapter 05's relabelling and model exercises). ``verdict``
 holds what they share. All checkers are importable from here, e.g.
 ``oml_helpers.exercises.check_balance_epoch``.
 """
@@ -46,10 +47,8 @@ from oml_helpers.exercises.checkpointing import (
     check_loaded_share,
 )
 from oml_helpers.exercises.checkpointing_bootstrap import check_unpaired_interval
-from oml_helpers.exercises.embedding_store import (
-    check_precision_per_label,
-    check_relabel,
-)
+from oml_helpers.exercises.embedding_store import check_precision_per_label
+from oml_helpers.exercises.store_relabel import check_relabel
 from oml_helpers.exercises.store_and_model import check_add_images
 from oml_helpers.exercises.retrieval import (
     check_adaptive_by_hand,
