@@ -9,12 +9,13 @@ still ``...``) gets a "Not yet" too, not a crash.
 
 One module per chapter, named after its notebook (``data_and_setup`` for chapter 00,
 ``training`` for 01, ..., ``reranking`` for 07, ``your_own_images`` for 08), with
-the constants its checkers use beside them. Four chapters have a second module,
-to keep each one short: ``validation_shifts`` (chapter 02's shift exercise),
-``log_reading`` (chapter 03's log exercise), ``checkpointing_bootstrap`` (chapter
-04's bootstrap exercise) and ``store_and_model`` (chapter 05's model exercise).
-``verdict`` holds what they share. All checkers are importable from here, e.g.
-``oml_helpers.exercises.check_balance_epoch``.
+the constants its checkers use beside them. Five chapters have a second module,
+to keep each one short: ``balance_batches`` (chapter 01's sampler exercise),
+``validation_shifts`` (chapter 02's shift exercise), ``log_reading`` (chapter 03's
+log exercise), ``checkpointing_bootstrap`` (chapter 04's bootstrap exercise) and
+``store_and_model`` (chapter 05's model exercise). ``verdict`` holds what they
+share. All checkers are importable from here, e.g.
+``oml_helpers.exercises.check_balance_batches``.
 """
 
 from oml_helpers.exercises.verdict import RIGHT, WRONG, Verdict
@@ -24,8 +25,8 @@ from oml_helpers.exercises.data_and_setup import (
     check_query_rows,
     check_separate_queries,
 )
+from oml_helpers.exercises.balance_batches import check_balance_batches
 from oml_helpers.exercises.training import (
-    check_balance_epoch,
     check_collapse_diagnosis,
     check_half_margin,
 )
@@ -76,7 +77,7 @@ __all__ = [
     "check_query_rows",
     "check_separate_queries",
     # 01 Training
-    "check_balance_epoch",
+    "check_balance_batches",
     "check_collapse_diagnosis",
     "check_half_margin",
     # 02 Validation
