@@ -14,6 +14,8 @@ import pandas as pd
 import pytest
 import torch
 
+from oml.samplers import BalanceSampler
+
 import oml_helpers as h
 from oml_helpers import exercises as ex
 from test_exercises_lightning import lightning_ckpt, logs  # noqa: F401 (fixtures)
@@ -129,7 +131,7 @@ def test_stub_is_not_yet(stub, chapter_names):
 
 
 def test_unanswered_values_and_functions_are_named():
-    says(ex.check_balance_epoch(..., ...), ex.WRONG, "`batches` is still `...`")
+    says(ex.check_balance_batches(...), ex.WRONG, "`my_balance_batches` is still `...`")
     says(
         ex.check_shift_robustness("model", ..., 0.9, 0.8, None, None),
         ex.WRONG,
@@ -156,9 +158,13 @@ def test_unanswered_values_and_functions_are_named():
 
 
 def test_real_answers_pass_through_the_guard():
-    says(ex.check_balance_epoch(2, 24), ex.RIGHT)
+    def oml_sampler(labels, n_labels, n_instances, seed):  # OML's own rules
+        np.random.seed(seed)
+        return list(BalanceSampler(labels, n_labels, n_instances))
+
+    says(ex.check_balance_batches(oml_sampler), ex.RIGHT)
     with pytest.raises(TypeError):  # wrong arguments still raise as before
-        ex.check_balance_epoch(1, 2, 3)
+        ex.check_balance_batches(1, 2, 3)
 
     def raises(margin):
         raise ValueError("my bug")

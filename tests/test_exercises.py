@@ -15,7 +15,7 @@ from oml.metrics import calc_retrieval_metrics_rr
 from oml.retrieval import RetrievalResults
 
 from oml_helpers import exercises as ex
-from oml_helpers.exercises import training, validation
+from oml_helpers.exercises import validation
 from verdicts import says as _says
 
 
@@ -261,35 +261,6 @@ def test_lost_match_bad_input():
         ex.check_lost_match(list("ABCDBB"), 2, W, _toy(), QUIZ_EMBEDDINGS[:4])
     with pytest.raises(ValueError, match="query must be in 0..1"):
         ex.check_lost_match(list("ABCDBB"), 2, W, _toy(), QUIZ_EMBEDDINGS, query=2)
-
-
-def _epoch_by_hand():
-    """An independent count: one pass over 7 labels in groups of 3, 12 indices a batch."""
-    n_labels, n_instances = training.EPOCH_BATCH
-    batches = len(training.EPOCH_LABEL_SIZES) // n_labels
-    return batches, batches * n_labels * n_instances
-
-
-def test_balance_epoch():
-    batches, images = _epoch_by_hand()
-    assert (batches, images) == (2, 24)
-    _says(ex.check_balance_epoch(batches, images), ex.RIGHT, "24 in one epoch")
-    _says(ex.check_balance_epoch(np.int64(batches), images), ex.RIGHT)
-    _says(ex.check_balance_epoch(59 // 12, images), ex.WRONG, "pass over the *labels*")
-    _says(ex.check_balance_epoch(3, images), ex.WRONG, "left over")
-    _says(ex.check_balance_epoch(1, images), ex.WRONG, "groups of 3 labels")
-    _says(ex.check_balance_epoch(batches, 59), ex.WRONG, "does not show every image")
-    _says(ex.check_balance_epoch(batches, 30), ex.WRONG, "same number of")
-    _says(ex.check_balance_epoch(2.0, images), ex.WRONG, "whole number")
-    _says(ex.check_balance_epoch(batches, True), ex.WRONG, "not bool")
-
-
-def test_balance_epoch_leaves_numpy_generator_alone():
-    np.random.seed(5)
-    expected = np.random.rand()
-    np.random.seed(5)
-    ex.check_balance_epoch(*_epoch_by_hand())
-    assert np.random.rand() == expected
 
 
 def _first_batch():

@@ -30,6 +30,14 @@ SHARE_STUB = (
     "    active_share, 0.1, torch.eye(4), torch.tensor([0, 0, 1, 1])\n)"
 )
 
+# a right answer to exercise 01.1: OML's own sampler follows its rules
+OML_SAMPLER_ANSWER = (
+    "import numpy as np\nfrom oml.samplers import BalanceSampler\n\n\n"
+    "def f(labels, n_labels, n_instances, seed):\n    np.random.seed(seed)\n"
+    "    return list(BalanceSampler(labels, n_labels, n_instances))\n\n\n"
+    "h.exercises.check_balance_batches(f)"
+)
+
 
 def _notebook(folder: Path, student: str, *cells: str, title: str = TITLE_01) -> Path:
     """A notebook of a title cell and the given code cells, written to ``folder/student.ipynb``."""
@@ -46,7 +54,7 @@ def _by_checker(rows):
 def test_chapters_and_their_exercises_come_from_the_book():
     assert list(BOOK) == [p.name[:2] for p in sorted((ROOT / "notebooks").glob("*.ipynb"))]
     assert CH01.checkers == (
-        "check_balance_epoch",
+        "check_balance_batches",
         "check_half_margin",
         "check_collapse_diagnosis",
     )
@@ -64,9 +72,9 @@ def test_chapter_is_recognised_by_content_not_file_name(tmp_path):
     def chapter_of(cell, title):
         return grading.identify(nbformat.read(_notebook(tmp_path, "x", cell, title=title), 4), BOOK)
 
-    assert chapter_of("h.exercises.check_balance_epoch(1, 1)", "# My homework") == CH01
+    assert chapter_of("h.exercises.check_balance_batches(1)", "# My homework") == CH01
     assert chapter_of("print(1)", "# 02 · Validation, my notes") == BOOK["02"]
-    assert chapter_of("h.exercises.check_balance_epoch(1, 1)", "# 02 · Validation") == CH01
+    assert chapter_of("h.exercises.check_balance_batches(1)", "# 02 · Validation") == CH01
     assert chapter_of("print(1)", "# My homework") is None
 
 
@@ -75,17 +83,15 @@ def test_passed_not_yet_and_an_error_in_one_run(tmp_path):
         tmp_path,
         "alice",
         "import oml_helpers as h",
-        "h.exercises.check_balance_epoch(2, 24)",
+        OML_SAMPLER_ANSWER,
         SHARE_STUB,
         "h.exercises.check_collapse_diagnosis(looks_collapsed, logs, hard_logs)",  # never defined
     )
     rows = grading.grade_file(path, BOOK, timeout=120)
     assert [(r.student, r.chapter, r.exercise) for r in rows] == [("alice", "01", n) for n in "123"]
     found = _by_checker(rows)
-    assert found["check_balance_epoch"] == (
-        PASSED,
-        "Correct: 2 batches of 3 x 4 = 12 indices: 24 in one epoch, of 59 images.",
-    )
+    status, detail = found["check_balance_batches"]
+    assert status == PASSED and "2 batches of 3 x 4 = 12 indices, 24 in an epoch" in detail
     status, detail = found["check_half_margin"]
     assert status == NOT_YET and "`active_share` returned None" in detail
     assert found["check_collapse_diagnosis"] == (
@@ -95,10 +101,12 @@ def test_passed_not_yet_and_an_error_in_one_run(tmp_path):
 
 
 def test_infinite_loop_times_out_and_a_deleted_check_is_missing(tmp_path):
-    loop = "while True:\n    pass\ncheck_balance_epoch(1, 1)"
+    loop = "while True:\n    pass\ncheck_balance_batches(1)"
     path = _notebook(tmp_path, "bob", loop, "check_collapse_diagnosis(f, g, k)")
     found = _by_checker(grading.grade_file(path, BOOK, timeout=3))
-    assert found["check_balance_epoch"][0] == TIME_OUT and "3 s" in found["check_balance_epoch"][1]
+    assert (
+        found["check_balance_batches"][0] == TIME_OUT and "3 s" in found["check_balance_batches"][1]
+    )
     status, detail = found["check_collapse_diagnosis"]
     assert status == TIME_OUT and "before this one" in detail
     status, detail = found["check_half_margin"]
@@ -106,8 +114,10 @@ def test_infinite_loop_times_out_and_a_deleted_check_is_missing(tmp_path):
 
 
 def test_a_kernel_that_dies_is_an_error(tmp_path):
-    path = _notebook(tmp_path, "carol", "import os\nos._exit(1)\ncheck_balance_epoch(1, 1)")
-    status, detail = _by_checker(grading.grade_file(path, BOOK, timeout=60))["check_balance_epoch"]
+    path = _notebook(tmp_path, "carol", "import os\nos._exit(1)\ncheck_balance_batches(1)")
+    status, detail = _by_checker(grading.grade_file(path, BOOK, timeout=60))[
+        "check_balance_batches"
+    ]
     assert status == ERROR and "kernel died" in detail
 
 
@@ -117,8 +127,10 @@ def test_a_kernel_that_does_not_start_is_an_error(tmp_path, monkeypatch):
             raise RuntimeError("No such kernel named python3")
 
     monkeypatch.setattr(grading, "NotebookClient", NoKernel)
-    path = _notebook(tmp_path, "jo", "check_balance_epoch(1, 1)")
-    status, detail = _by_checker(grading.grade_file(path, BOOK, timeout=10))["check_balance_epoch"]
+    path = _notebook(tmp_path, "jo", "check_balance_batches(1)")
+    status, detail = _by_checker(grading.grade_file(path, BOOK, timeout=10))[
+        "check_balance_batches"
+    ]
     assert status == ERROR and "No such kernel" in detail and "as the kernel started" in detail
 
 

@@ -16,7 +16,7 @@ keep each one short: ``ground_truth`` (chapter 00's ground-truth exercise),
 ``checkpointing_bootstrap`` (chapter 04's bootstrap exercise), ``store_relabel``
 and ``store_and_model`` (chapter 05's relabelling and model exercises). ``verdict``
 holds what they share. All checkers are importable from here, e.g.
-``oml_helpers.exercises.check_balance_epoch``.
+``oml_helpers.exercises.check_balance_batches``.
 """
 
 from oml_helpers.exercises.verdict import RIGHT, WRONG, Verdict
@@ -26,8 +26,8 @@ from oml_helpers.exercises.data_and_setup import (
     check_separate_queries,
 )
 from oml_helpers.exercises.ground_truth import check_gt_ids
+from oml_helpers.exercises.balance_batches import check_balance_batches
 from oml_helpers.exercises.training import (
-    check_balance_epoch,
     check_collapse_diagnosis,
     check_half_margin,
 )
@@ -76,7 +76,7 @@ __all__ = [
     "check_lost_match",
     "check_separate_queries",
     # 01 Training
-    "check_balance_epoch",
+    "check_balance_batches",
     "check_collapse_diagnosis",
     "check_half_margin",
     # 02 Validation

@@ -1,6 +1,7 @@
-"""Checkers for the exercises of chapter 01, Training with a triplet loss: one
-epoch of ``BalanceSampler`` (01.1), the margin that makes half the untrained
-batch's triplets active (01.2) and telling a collapsed run from its logs (01.3)."""
+"""Checkers for the exercises of chapter 01, Training with a triplet loss: the
+margin that makes half the untrained batch's triplets active (01.2) and telling a
+collapsed run from its logs (01.3); one epoch of ``BalanceSampler`` by hand (01.1)
+is in ``balance_batches``."""
 
 from typing import Callable
 
@@ -10,84 +11,9 @@ import torch
 
 from oml.losses import TripletLossWithMiner
 from oml.miners import AllTripletsMiner
-from oml.samplers import BalanceSampler
 
 from oml_helpers.exercises.verdict import Verdict, checker
 from oml_helpers.exercises.verdict import verdict as _verdict
-
-
-# exercise 01.1: images of labels 0-6 (59 in all)
-EPOCH_LABEL_SIZES = [3, 12, 5, 8, 20, 2, 9]
-EPOCH_BATCH = (3, 4)  # exercise 01.1: n_labels, n_instances
-
-
-@checker
-def check_balance_epoch(batches: int, images: int) -> Verdict:
-    """Exercise 01.1: batches and images (repeats counted) in one epoch of
-    ``BalanceSampler``.
-
-    Args:
-        batches: The student's number of batches per epoch.
-        images: The student's number of image indices one epoch yields, repeats
-            counted.
-
-    Returns:
-        The verdict; the reference is a real ``BalanceSampler`` over
-        ``EPOCH_LABEL_SIZES``.
-    """
-    labels = [
-        label for label, size in enumerate(EPOCH_LABEL_SIZES) for _ in range(size)
-    ]
-    n_labels, n_instances = EPOCH_BATCH
-    sampler = BalanceSampler(labels, n_labels=n_labels, n_instances=n_instances)
-    state = np.random.get_state()  # the sampler draws with NumPy's global generator
-    true_batches, true_images = len(sampler), sum(len(ids) for ids in sampler)
-    np.random.set_state(state)
-    batch_size = n_labels * n_instances
-    problems = [
-        f"give `{name}` as a whole number, not {type(value).__name__}."
-        for name, value in (("batches", batches), ("images", images))
-        if not isinstance(value, (int, np.integer)) or isinstance(value, bool)
-    ]
-    if problems:
-        return _verdict(problems, "")
-    if (
-        batches == -(-len(labels) // batch_size)
-        or batches == len(labels) // batch_size
-    ):
-        problems.append(
-            f"{batches} batches counts the images ({len(labels)}), but an epoch of "
-            "BalanceSampler is one pass over the *labels*, not the images."
-        )
-    elif (
-        batches == -(-len(EPOCH_LABEL_SIZES) // n_labels)
-        and batches != true_batches
-    ):
-        problems.append(
-            f"{batches} batches would visit every label, but the labels left "
-            f"over after the last full group of {n_labels} are not visited in "
-            "that epoch."
-        )
-    elif batches != true_batches:
-        problems.append(
-            f"{batches} batches is not it: how many groups of {n_labels} labels "
-            f"can one pass over the {len(EPOCH_LABEL_SIZES)} labels make?"
-        )
-    elif images == len(labels):
-        problems.append(
-            "an epoch does not show every image once: each batch holds exactly "
-            "n_labels x n_instances indices, repeats included."
-        )
-    elif images != true_images:
-        problems.append(
-            f"{images} images is not it: every batch holds the same number of "
-            "indices, whatever the sizes of its labels (small ones are repeated)."
-        )
-    return _verdict(
-        problems,
-        f"{true_batches} batches of {n_labels} x {n_instances} = {batch_size} "
-        f"indices: {true_images} in one epoch, of {len(labels)} images.",
-    )
 
 
 # exercise 01.2: margins at which `active_share` is compared with OML
