@@ -89,7 +89,7 @@ def checker_calls(source: str) -> List[str]:
         source: a code cell's source.
 
     Returns:
-        The names, e.g. ``["check_balance_epoch"]``.
+        The names, e.g. ``["check_balance_batches"]``.
     """
     try:
         tokens = list(tokenize.generate_tokens(io.StringIO(source).readline))
@@ -123,7 +123,7 @@ def chapters(notebooks: Path = BOOK_NOTEBOOKS) -> Dict[str, Chapter]:
 
     Returns:
         ``{number: Chapter}``, e.g. ``"01"`` with the checkers
-        ``("check_balance_epoch", ...)``.
+        ``("check_balance_batches", ...)``.
     """
     found = {}
     for path in sorted(Path(notebooks).glob("[0-9][0-9]_*.ipynb")):
