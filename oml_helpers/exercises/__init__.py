@@ -9,10 +9,11 @@ still ``...``) gets a "Not yet" too, not a crash.
 
 One module per chapter, named after its notebook (``data_and_setup`` for chapter 00,
 ``training`` for 01, ..., ``reranking`` for 07, ``your_own_images`` for 08), with
-the constants its checkers use beside them. Four chapters have a second module,
-to keep each one short: ``validation_shifts`` (chapter 02's shift exercise),
-``log_reading`` (chapter 03's log exercise), ``checkpointing_bootstrap`` (chapter
-04's bootstrap exercise) and ``store_and_model`` (chapter 05's model exercise).
+the constants its checkers use beside them. Four chapters have more modules, to
+keep each one short: ``validation_ap`` and ``validation_shifts`` (chapter 02's
+average-precision and shift exercises), ``log_reading`` (chapter 03's log
+exercise), ``checkpointing_bootstrap`` (chapter 04's bootstrap exercise) and
+``store_and_model`` (chapter 05's model exercise).
 ``verdict`` holds what they share. All checkers are importable from here, e.g.
 ``oml_helpers.exercises.check_balance_epoch``.
 """
@@ -29,10 +30,8 @@ from oml_helpers.exercises.training import (
     check_collapse_diagnosis,
     check_half_margin,
 )
-from oml_helpers.exercises.validation import (
-    check_average_precision,
-    check_confusion_table,
-)
+from oml_helpers.exercises.validation import check_confusion_table
+from oml_helpers.exercises.validation_ap import check_average_precision
 from oml_helpers.exercises.validation_shifts import check_shift_robustness
 from oml_helpers.exercises.lightning_and_logging import (
     check_freeze_callback,
