@@ -15,7 +15,7 @@ from oml.metrics import calc_retrieval_metrics_rr
 from oml.retrieval import RetrievalResults
 
 from oml_helpers import exercises as ex
-from oml_helpers.exercises import validation
+from oml_helpers.exercises import validation_ap
 from verdicts import says as _says
 
 
@@ -392,14 +392,20 @@ def _ap(is_correct, n_gt, k):
     return total / hits if hits else 0.0
 
 
+# exercise 02.1, part 2: one early hit against four hits after a miss
+INVERTED = ([True, False, False, False, False], [False, True, True, True, True])
+
+
 def test_average_precision():
-    result = ex.check_average_precision(_oml_ap)
-    _says(result, ex.RIGHT, "edge cases")
+    result = ex.check_average_precision(_oml_ap, *INVERTED)
+    _says(result, ex.RIGHT, "edge cases", "invert", "first 1.000, second 0.679", "0.200 and 0.543")
+    # either order of the two is an inversion
+    _says(ex.check_average_precision(_oml_ap, *INVERTED[::-1]), ex.RIGHT, "first 0.679")
     result = ex.check_average_precision(
-        lambda c, n, k: _ap(c, n, k) * sum(c[:k]) / min(n, k) if n else 0
+        lambda c, n, k: _ap(c, n, k) * sum(c[:k]) / min(n, k) if n else 0, *INVERTED
     )
     _says(result, ex.WRONG, "OML gives")
-    result = ex.check_average_precision(lambda c, n, k: sum(c[:k]) / k)
+    result = ex.check_average_precision(lambda c, n, k: sum(c[:k]) / k, *INVERTED)
     _says(result, ex.WRONG)
 
 
@@ -418,11 +424,11 @@ def _indexing_ap(is_correct, n_gt, k):
 
 def test_average_precision_edge_cases():
     # the cases the checker adds are the edge cases this test names
-    for case in validation.AP_EDGE_CASES:
+    for case in validation_ap.AP_EDGE_CASES:
         oml = calc_map([torch.tensor(case[0], dtype=torch.bool)], [case[1]], (case[2],))[0][0]
         assert float(oml) == pytest.approx(_oml_ap(*case))
     # no special case for an empty ranking with nothing to find
-    result = ex.check_average_precision(_ap)
+    result = ex.check_average_precision(_ap, *INVERTED)
     _says(
         result,
         ex.WRONG,
@@ -431,14 +437,70 @@ def test_average_precision_edge_cases():
         "empty ranking",
         "you return 0.0000, OML gives 1.0000",
     )
-    result = ex.check_average_precision(_indexing_ap)
+    result = ex.check_average_precision(_indexing_ap, *INVERTED)
     _says(result, ex.WRONG, "k=10", "longer than the ranking", "raised IndexError")
     # n_gt=0 is not a free 1.0
-    result = ex.check_average_precision(lambda c, n, k: _oml_ap(c, n, k) if n else 1.0)
+    result = ex.check_average_precision(lambda c, n, k: _oml_ap(c, n, k) if n else 1.0, *INVERTED)
     _says(result, ex.WRONG, "n_gt=0", "no correct item exists", "OML gives 0.0000")
     # divides by zero
-    result = ex.check_average_precision(lambda c, n, k: _ap(c, n, k) if c else 1 / n)
+    result = ex.check_average_precision(lambda c, n, k: _ap(c, n, k) if c else 1 / n, *INVERTED)
     _says(result, ex.WRONG, "raised ZeroDivisionError")
+
+
+def test_average_precision_inversion_typical_mistakes():
+    t, f = True, False
+    # part 1 is wrong: part 2 is not looked at yet
+    _says(ex.check_average_precision(lambda c, n, k: 0.5, *INVERTED), ex.WRONG, "OML gives")
+    right = "part 1 is right (your function matches OML's AP@k on 38 rankings)"
+    # the same number of hits: S / h and S / 5 always agree
+    _says(
+        ex.check_average_precision(_oml_ap, [t, f, t, f, f], [f, t, f, t, f]),
+        ex.WRONG,
+        right,
+        "Both hold 2 hits",
+        "always agree",
+        "different numbers of hits",
+    )
+    _says(
+        ex.check_average_precision(_oml_ap, [t, f, f, f, f], [f, f, f, f, t]),
+        ex.WRONG,
+        "Both hold 1 hit:",
+    )
+    _says(ex.check_average_precision(_oml_ap, INVERTED[0], INVERTED[0]), ex.WRONG, "Both hold")
+    # all hits first: OML ties at 1.0
+    _says(
+        ex.check_average_precision(_oml_ap, [t, f, f, f, f], [t, t, f, f, f]),
+        ex.WRONG,
+        "first 1.000, second 1.000",
+        "a tie is not an opposite order",
+    )
+    # more hits, and earlier: both prefer the second
+    _says(
+        ex.check_average_precision(_oml_ap, [f, t, f, f, f], [t, t, f, f, f]),
+        ex.WRONG,
+        "the same order",
+        "some of them late",
+    )
+    _says(ex.check_average_precision(_oml_ap, [f] * 5, INVERTED[1]), ex.WRONG, "the same order")
+
+
+def test_average_precision_inversion_bad_input():
+    for bad in ("TFFFF", [True, False], [True] * 6, [0, 2, 0, 0, 0], 5, None):
+        _says(
+            ex.check_average_precision(_oml_ap, bad, INVERTED[1]),
+            ex.WRONG,
+            "`first` must be a list of 5 True/False values",
+        )
+    # 0/1 and tensors are rankings too
+    ones = torch.tensor([0, 1, 1, 1, 1])
+    _says(ex.check_average_precision(_oml_ap, [1, 0, 0, 0, 0], ones), ex.RIGHT)
+    _says(
+        ex.check_average_precision(_oml_ap, INVERTED[0], ...), ex.WRONG, "`second` is still `...`"
+    )
+    # the recsys AP divides by min(k, n)
+    assert validation_ap.recsys_ap([True, False, True], 2, 3) == pytest.approx((1 + 2 / 3) / 2)
+    # divided by min(k, n) = 5, not by the 2 results retrieved
+    assert validation_ap.recsys_ap([False, True], 10, 5) == pytest.approx(0.5 / 5)
 
 
 def _confusion_setup(first=((0, 1), (0, 3), (1, 0), (0, 2), (0, 1))):

@@ -9,14 +9,15 @@ still ``...``) gets a "Not yet" too, not a crash.
 
 One module per chapter, named after its notebook (``data_and_setup`` for chapter 00,
 ``training`` for 01, ..., ``reranking`` for 07, ``your_own_images`` for 08), with
-the constants its checkers use beside them. Some chapters have a second module, to
-keep each one short: ``ground_truth`` (chapter 00's ground-truth exercise),
-``balance_batches`` (chapter 01's sampler exercise), ``validation_shifts``
-(chapter 02's shift exercise), ``log_reading`` (chapter 03's two log exercises),
-``checkpointing_bootstrap`` (chapter 04's bootstrap exercise), ``store_relabel``
-and ``store_and_model`` (chapter 05's relabelling and model exercises). ``verdict``
-holds what they share. All checkers are importable from here, e.g.
-``oml_helpers.exercises.check_balance_batches``.
+the constants its checkers use beside them. Some chapters have more modules, to keep
+each one short: ``ground_truth`` (chapter 00's ground-truth exercise),
+``balance_batches`` (chapter 01's sampler exercise), ``validation_ap`` and
+``validation_shifts`` (chapter 02's average-precision and shift exercises),
+``log_reading`` (chapter 03's two log exercises), ``checkpointing_bootstrap``
+(chapter 04's bootstrap exercise), ``store_relabel`` and ``store_and_model``
+(chapter 05's relabelling and model exercises) and ``own_images_knn`` (chapter
+08's kNN exercise). ``verdict`` holds what they share. All checkers are
+importable from here, e.g. ``oml_helpers.exercises.check_balance_batches``.
 """
 
 from oml_helpers.exercises.verdict import RIGHT, WRONG, Verdict
@@ -31,10 +32,8 @@ from oml_helpers.exercises.training import (
     check_collapse_diagnosis,
     check_half_margin,
 )
-from oml_helpers.exercises.validation import (
-    check_average_precision,
-    check_confusion_table,
-)
+from oml_helpers.exercises.validation import check_confusion_table
+from oml_helpers.exercises.validation_ap import check_average_precision
 from oml_helpers.exercises.validation_shifts import check_shift_robustness
 from oml_helpers.exercises.lightning_and_logging import check_freeze_callback
 from oml_helpers.exercises.log_reading import (

@@ -1,95 +1,18 @@
-"""Checkers for the exercises of chapter 02, Validation: OML's AP@k for one query
-by hand (02.1) and the rank-1 confusion table (02.2); the shift exercise (02.3) is
-in ``validation_shifts``."""
+"""Checker for exercise 02.2 of chapter 02, Validation: the rank-1 confusion
+table. Exercise 02.1 (average precision) is in ``validation_ap``, 02.3 (shifted
+digits) in ``validation_shifts``."""
 
-from typing import Callable, List, Sequence
+from typing import List
 
 import numpy as np
 import pandas as pd
 import torch
 
-from oml.functional.metrics import calc_map
 from oml.interfaces.datasets import IQueryGalleryLabeledDataset
 from oml.retrieval import RetrievalResults
 
 from oml_helpers.exercises.verdict import Verdict, checker
 from oml_helpers.exercises.verdict import verdict as _verdict
-
-
-def _oml_ap(is_correct: Sequence[bool], n_gt: int, k: int) -> float:
-    """OML's AP@k of one query's ranking."""
-    row = [torch.tensor(list(is_correct), dtype=torch.bool)]
-    return float(calc_map(row, [n_gt], (k,))[0][0])
-
-
-def _describe_case(is_correct: Sequence[bool], n_gt: int, k: int) -> str:
-    hits = "".join("x" if c else "." for c in is_correct) or "(none retrieved)"
-    notes = []
-    if not len(is_correct):
-        notes.append(
-            "an empty ranking: OML gives 1.0 when n_gt = 0 (nothing to find) and "
-            "0.0 otherwise"
-        )
-    elif n_gt == 0:
-        notes.append("no correct item exists (n_gt = 0)")
-    if k > len(is_correct) > 0:
-        notes.append("k is longer than the ranking: only the retrieved items count")
-    return f"hits '{hits}' (x = correct), n_gt={n_gt}, k={k}" + (
-        f" ({'; '.join(notes)})" if notes else ""
-    )
-
-
-# exercise 02.1: empty, n_gt = 0, k longer than the ranking
-AP_EDGE_CASES = [
-    ([], 0, 5),
-    ([], 3, 5),
-    ([False, False, False], 0, 3),
-    ([True, False, True], 2, 10),
-    ([False, True], 1, 5),
-]
-
-
-@checker
-def check_average_precision(
-    fn: Callable[[Sequence[bool], int, int], float],
-) -> Verdict:
-    """Exercise 02.1: ``fn(is_correct, n_gt, k)`` computes OML's AP@k for one query.
-
-    The rankings include ``AP_EDGE_CASES``; an error raised by ``fn`` is reported
-    with its case.
-    """
-    rng = np.random.default_rng(0)
-    cases = [
-        ([True, False, True], 2, 3),
-        ([False, False, False], 3, 3),
-        ([False, True, False, True, True], 5, 4),
-    ]
-    cases += [
-        (list(rng.random(8) < 0.4), 6, int(rng.integers(1, 9))) for _ in range(30)
-    ]
-    cases += AP_EDGE_CASES
-    problems = []
-    for is_correct, n_gt, k in cases:
-        truth = _oml_ap(is_correct, n_gt, k)
-        try:
-            value = float(fn(list(map(bool, is_correct)), n_gt, k))
-        # the student's code failing on one case is an answer to explain
-        except Exception as e:
-            problems.append(
-                f"for {_describe_case(is_correct, n_gt, k)} your function raised "
-                f"{type(e).__name__}: {e}. OML gives {truth:.4f}."
-            )
-            break
-        if not np.isclose(value, truth, atol=1e-4):
-            problems.append(
-                f"for {_describe_case(is_correct, n_gt, k)} you return "
-                f"{value:.4f}, OML gives {truth:.4f}."
-            )
-            break
-    return _verdict(
-        problems,
-        f"matches OML's mAP on {len(cases)} rankings, the edge cases included.",
-    )
 
 
 def rank1_confusion(
