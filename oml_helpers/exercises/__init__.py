@@ -9,10 +9,11 @@ still ``...``) gets a "Not yet" too, not a crash.
 
 One module per chapter, named after its notebook (``data_and_setup`` for chapter 00,
 ``training`` for 01, ..., ``reranking`` for 07, ``your_own_images`` for 08), with
-the constants its checkers use beside them. Four chapters have a second module,
+the constants its checkers use beside them. Five chapters have a second module,
 to keep each one short: ``validation_shifts`` (chapter 02's shift exercise),
 ``log_reading`` (chapter 03's log exercise), ``checkpointing_bootstrap`` (chapter
-04's bootstrap exercise) and ``store_and_model`` (chapter 05's model exercise).
+04's bootstrap exercise), ``store_and_model`` (chapter 05's model exercise) and
+``own_images_knn`` (chapter 08's kNN exercise).
 ``verdict`` holds what they share. All checkers are importable from here, e.g.
 ``oml_helpers.exercises.check_balance_epoch``.
 """
@@ -55,9 +56,9 @@ from oml_helpers.exercises.retrieval import (
     check_precision_threshold,
     check_search,
 )
+from oml_helpers.exercises.own_images_knn import check_knn
 from oml_helpers.exercises.your_own_images import (
     check_fmr_threshold,
-    check_knn,
     check_same_photo_cost,
 )
 from oml_helpers.exercises.reranking import (
