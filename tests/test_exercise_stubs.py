@@ -106,6 +106,7 @@ def chapter_names(tmp_path, logs, lightning_ckpt, search_setup):  # noqa: F811 (
         "rr_test": _rr(seed=5),
         "gallery_labels": np.arange(40) % 7,
         "query_labels": np.arange(12) % 7,  # 08
+        "threshold": 0.5,  # 08
         "query_names": np.array([f"t_{i % 7}" for i in range(12)]),  # 08
         "gallery_names": np.array([f"t_{i % 7}" for i in range(40)]),
     }

@@ -1,4 +1,5 @@
-"""Chapter 08's checkers: kNN by hand (08.1) and a threshold at a false match rate (08.2)."""
+"""Chapter 08's checkers: kNN with "unknown" by hand (08.1), a threshold at a false match rate
+(08.2) and the other tiles' cost (08.3)."""
 
 import numpy as np
 import pytest
@@ -13,34 +14,70 @@ GALLERY_LABELS = np.arange(40) % 7
 QUERY_LABELS = np.arange(12) % 7
 
 
-def _knn(tie_to_nearest=True, k_off=0):
-    def my_knn(rr, gallery_labels, k):
+UNKNOWN = ex.own_images_knn.UNKNOWN
+THRESHOLD = 0.5  # _rr's distances run from 0.1 to 1.2: some nearest items lie beyond
+
+
+def _knn(tie_to_nearest=True, k_off=0, refuse="nearest", strict=False):
+    """kNN with "unknown", written from the task, with one typical mistake switched on:
+    ties by label, one neighbour too many, no refusals (refuse=None), a refusal when the
+    k-th item is far (refuse="kth"), or a distance equal to the threshold answered (strict)."""
+
+    def my_knn(rr, gallery_labels, k, threshold=float("inf")):
         out = []
-        for ids in rr.retrieved_ids:
+        for ids, d in zip(rr.retrieved_ids, rr.distances):
             votes = list(np.asarray(gallery_labels)[ids[: k + k_off].numpy()])
             counts = {v: votes.count(v) for v in votes}
             best = max(counts.values())
             tied = [v for v in votes if counts[v] == best]
-            out.append(tied[0] if tie_to_nearest else max(tied))
+            far = {"nearest": d[0], "kth": d[: k + k_off][-1], None: -np.inf}[refuse]
+            refused = far > threshold if strict else far >= threshold
+            out.append(UNKNOWN if refused else tied[0] if tie_to_nearest else max(tied))
         return np.array(out)
 
     return my_knn
 
 
+def _right_rates(rr=None, threshold=THRESHOLD):
+    rr = rr or _rr()
+    predicted = ex.own_images_knn.knn_or_unknown(rr, GALLERY_LABELS, 1, threshold)
+    return ex.own_images_knn.coverage_accuracy(predicted, QUERY_LABELS)
+
+
+def _check(fn, coverage=None, accuracy=None, threshold=THRESHOLD):
+    if coverage is None:
+        coverage, accuracy = _right_rates(threshold=threshold)
+    return ex.check_knn(fn, _rr(), GALLERY_LABELS, QUERY_LABELS, threshold, coverage, accuracy)
+
+
+def test_knn_rule_and_rates_by_hand():
+    rr = _rr()
+    predicted = ex.own_images_knn.knn_or_unknown(rr, GALLERY_LABELS, 1, THRESHOLD)
+    nearest = np.array([float(d[0]) for d in rr.distances])
+    # the data has both kinds of query: some refused, some answered
+    assert 0 < (nearest >= THRESHOLD).sum() < len(nearest)
+    assert ((predicted == UNKNOWN) == (nearest >= THRESHOLD)).all()
+    coverage, accuracy = ex.own_images_knn.coverage_accuracy(predicted, QUERY_LABELS)
+    answered = predicted != UNKNOWN
+    assert coverage == answered.mean()
+    assert accuracy == (predicted[answered] == QUERY_LABELS[answered]).mean()
+    # nothing answered: coverage 0, accuracy undefined
+    none = ex.own_images_knn.coverage_accuracy(np.full(3, UNKNOWN), np.arange(3))
+    assert none[0] == 0 and np.isnan(none[1])
+
+
 def test_knn_right_answer():
     says(
-        ex.check_knn(_knn(), _rr(), GALLERY_LABELS, QUERY_LABELS),
+        _check(_knn()),
         ex.RIGHT,
-        "Accuracy on these queries: k=1",
+        "With no threshold, k=1 answers every query",
     )
+    coverage, accuracy = _right_rates()
+    says(_check(_knn(), torch.tensor(coverage), np.float64(accuracy)), ex.RIGHT)
 
 
 def test_knn_ties_broken_the_other_way():
-    says(
-        ex.check_knn(_knn(tie_to_nearest=False), _rr(), GALLERY_LABELS, QUERY_LABELS),
-        ex.WRONG,
-        "whose item is nearest",
-    )
+    says(_check(_knn(tie_to_nearest=False)), ex.WRONG, "whose item is nearest")
 
 
 def test_knn_tie_rules_are_caught_without_ties_in_the_data():
@@ -48,27 +85,91 @@ def test_knn_tie_rules_are_caught_without_ties_in_the_data():
     # checker's built case can catch a rule that breaks ties by label
     one_label = np.zeros(40, dtype=int)
 
-    def smallest_label(rr, gallery_labels, k):
+    def smallest_label(rr, gallery_labels, k, threshold=float("inf")):
         labels = np.asarray(gallery_labels)
-        return np.array([np.bincount(labels[ids[:k].numpy()]).argmax() for ids in rr.retrieved_ids])
+        votes = [np.bincount(labels[ids[:k].numpy()]).argmax() for ids in rr.retrieved_ids]
+        nearest = np.array([float(d[0]) for d in rr.distances])
+        return np.where(nearest >= threshold, UNKNOWN, votes)
 
     for rule in (smallest_label, _knn(tie_to_nearest=False)):
-        says(ex.check_knn(rule, _rr(), one_label, QUERY_LABELS), ex.WRONG, "whose item is nearest")
+        verdict = ex.check_knn(rule, _rr(), one_label, QUERY_LABELS, THRESHOLD, 0.5, 0.5)
+        says(verdict, ex.WRONG, "whose item is nearest")
 
 
 def test_knn_off_by_one_neighbour():
-    says(ex.check_knn(_knn(k_off=1), _rr(), GALLERY_LABELS, QUERY_LABELS), ex.WRONG, "should get")
+    says(_check(_knn(k_off=1)), ex.WRONG, "should get")
+
+
+def test_knn_without_refusals():
+    says(_check(_knn(refuse=None)), ex.WRONG, "should be UNKNOWN", "beyond the threshold")
+
+
+def test_knn_refusing_on_the_kth_neighbour():
+    says(
+        _check(_knn(refuse="kth")), ex.WRONG, "not UNKNOWN", "Answer UNKNOWN only when the nearest"
+    )
+
+
+def test_knn_distance_equal_to_the_threshold():
+    says(
+        _check(_knn(strict=True)),
+        ex.WRONG,
+        "at the threshold",
+        "a distance equal to the threshold is a non-match",
+    )
+
+
+def test_knn_threshold_ignored_when_it_is_not_passed_on():
+    # a function whose threshold argument is missing cannot be called as the task says
+    def no_threshold(rr, gallery_labels, k):
+        return _knn(refuse=None)(rr, gallery_labels, k)
+
+    with pytest.raises(TypeError):
+        _check(no_threshold)
 
 
 def test_knn_wrong_shape():
-    def one_label(rr, gallery_labels, k):
+    def one_label(rr, gallery_labels, k, threshold=float("inf")):
         return np.array([0])
 
-    says(
-        ex.check_knn(one_label, _rr(), GALLERY_LABELS, QUERY_LABELS),
-        ex.WRONG,
-        "one label per query",
-    )
+    says(_check(one_label), ex.WRONG, "one label (or UNKNOWN) per")
+
+
+def test_knn_coverage_mistakes():
+    coverage, accuracy = _right_rates()
+    assert 0 < coverage < 1
+    says(_check(_knn(), 1 - coverage, accuracy), ex.WRONG, "That is the share refused")
+    says(_check(_knn(), 1.0, accuracy), ex.WRONG, "coverage is not 1.000")
+    args = (_knn(), _rr(), GALLERY_LABELS, QUERY_LABELS, THRESHOLD)
+    says(ex.check_knn(*args, None, accuracy), ex.WRONG, "give `coverage` as one number")
+    says(_check(_knn(), "0.5", accuracy), ex.WRONG, "not str")
+
+
+def test_knn_accuracy_mistakes():
+    rr = _rr()
+    # queries whose first answer is right every other time, refused or not, so that
+    # the three wrong ways to score below give three different numbers
+    first = h.knn_classify(rr, GALLERY_LABELS, 1)
+    labels = np.where(np.arange(12) % 2 == 0, first, (first + 1) % 7)
+    predicted = ex.own_images_knn.knn_or_unknown(rr, GALLERY_LABELS, 1, THRESHOLD)
+    coverage, accuracy = ex.own_images_knn.coverage_accuracy(predicted, labels)
+    all_accuracy = np.mean(first == labels)
+    assert len({round(accuracy, 3), round(accuracy * coverage, 3), round(all_accuracy, 3)}) == 3
+
+    def check(value):
+        return ex.check_knn(_knn(), rr, GALLERY_LABELS, labels, THRESHOLD, coverage, value)
+
+    says(check(accuracy), ex.RIGHT)
+    # the lesson follows the numbers: here the refusals help, on the book's data not
+    helped = accuracy > all_accuracy
+    lesson = "bought accuracy" if helped else "bought no accuracy"
+    says(check(accuracy), ex.RIGHT, lesson)
+    alike = ex.check_knn(_knn(), rr, GALLERY_LABELS, labels, np.inf, 1.0, all_accuracy)
+    says(alike, ex.RIGHT, "answers 1.00 of the queries", "bought no accuracy", "look-alikes")
+    says(check(accuracy * coverage), ex.WRONG, "counts every UNKNOWN as a wrong answer")
+    says(check(all_accuracy), ex.WRONG, "accuracy with no threshold")
+    says(check(2.0), ex.WRONG, "which share got the right one")
+    says(check(...), ex.WRONG, "`accuracy` is still `...`")
 
 
 def _negatives(rr):

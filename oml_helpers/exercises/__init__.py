@@ -54,9 +54,9 @@ from oml_helpers.exercises.retrieval import (
     check_precision_threshold,
     check_search,
 )
+from oml_helpers.exercises.own_images_knn import check_knn
 from oml_helpers.exercises.your_own_images import (
     check_fmr_threshold,
-    check_knn,
     check_same_photo_cost,
 )
 from oml_helpers.exercises.reranking import (
