@@ -255,7 +255,7 @@ def test_loaded_share(lightning_ckpt):
     )
     _says(ex.check_loaded_share(_share(on_copy=False), path), ex.WRONG, "changed the model")
 
-    def whole_state_dict(path, model):  # counts batch norm's counters, which never show as missing
+    def whole_state_dict(path, model):  # counts batch norm's counters, not missing in these files
         result = copy.deepcopy(model).load_state_dict(
             torch.load(path, weights_only=True)["state_dict"], strict=False
         )

@@ -102,7 +102,8 @@ def check_loaded_share(
                     if float(answer) == 1.0
                     else "count the names of model.named_parameters() that are in "
                     "missing_keys (batch norm's num_batches_tracked is a "
-                    "buffer, not a parameter, and it never shows as missing)."
+                    "buffer, not a parameter, and in these files it does not "
+                    "show as missing)."
                 )
                 problems.append(
                     f"{what}: {truth:.2f} of the model's parameters load, you "
