@@ -270,7 +270,8 @@ def check_rerank_budget(
         )
     else:
         success = (
-            f"the line ({slope:.1f} ms per pair, intercept {intercept:.1f} ms) "
+            f"the line (slope {slope:.1f} ms per added pair, intercept "
+            f"{intercept:.1f} ms) "
             f"gives {slope * truth + intercept:.0f} ms per query at "
             f"top_n={truth} and {slope * (truth + 1) + intercept:.0f} at "
             f"{truth + 1}. Re-ranking the top {truth} can lift CMC@1 from "
