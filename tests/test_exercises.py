@@ -293,6 +293,16 @@ def _share_by_hand(embeddings, labels, squared=False, flip=False):
     return share, float(gaps.median())
 
 
+def test_percent_never_rounds_a_share_to_0_or_100():
+    from oml_helpers.exercises.training import _percent
+
+    assert _percent(0.999) == "99.9%"  # not "100%", which would read as every one
+    assert _percent(0.9996) == "99.96%"
+    assert _percent(0.0004) == "0.04%"
+    assert _percent(0.53) == "53%"
+    assert _percent(1.0) == "100%" and _percent(0.0) == "0%"
+
+
 def test_half_margin():
     embeddings, labels = _first_batch()
     share, median = _share_by_hand(embeddings, labels)

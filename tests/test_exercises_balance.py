@@ -74,6 +74,7 @@ def test_right_answers():
         ex.check_balance_batches(balance),
         ex.RIGHT,
         "2 batches of 3 x 4 = 12 indices, 24 in an epoch",
+        "the 2- and 3-image labels give repeats",
         "changes with the seed",
     )
     says(ex.check_balance_batches(oml_sampler), ex.RIGHT)  # OML's own rules pass

@@ -211,6 +211,6 @@ def check_balance_batches(
         f"sets and {len(BALANCE_SEEDS)} seeds. For the exercise's {len(exercise)} "
         f"images: {count} batches of {n_labels} x {n_instances} = "
         f"{n_labels * n_instances} indices, {count * n_labels * n_instances} in an "
-        "epoch; the 2-image label is repeated when drawn, and the label left out "
-        "changes with the seed.",
+        "epoch; the 2- and 3-image labels give repeats when drawn, and the "
+        "label left out changes with the seed.",
     )

@@ -22,6 +22,16 @@ SHARE_MARGINS = (0.005, 0.02, 0.05, 0.2, 0.5)
 HALF_TOLERANCE = 0.02
 
 
+def _percent(share: float) -> str:
+    """``share`` as a percentage, with as many decimals (up to 3) as it takes not
+    to print a share strictly between 0 and 1 as 0% or 100%."""
+    for decimals in range(4):
+        text = f"{share:.{decimals}%}"
+        if not (0 < share < 1) or float(text[:-1]) not in (0.0, 100.0):
+            return text
+    return text
+
+
 def _triplet_gaps(embeddings: torch.Tensor, labels: object) -> torch.Tensor:
     """d(a, n) - d(a, p) for every triplet ``AllTripletsMiner`` forms."""
     if not isinstance(embeddings, torch.Tensor) or embeddings.ndim != 2:
@@ -120,12 +130,13 @@ def check_half_margin(
             f"triplets are active (the check accepts {accepted}). Try a larger "
             "margin."
         )
-    sweep = ", ".join(f"{m:g}: {s:.0%}" for m, s in shares.items())
+    sweep = ", ".join(f"{m:g}: {_percent(s)}" for m, s in shares.items())
     return _verdict(
         problems,
         f"half the {len(gaps):,} triplets are active at a margin of about "
         f"{float(gaps.median()):.2f}; the chapter's margin, 0.2, makes "
-        f"{shares[0.2]:.0%} of them active.\nActive share by margin: {sweep}.",
+        f"{_percent(shares[0.2])} of them active.\n"
+        f"Active share by margin: {sweep}.",
     )
 
 
