@@ -164,12 +164,41 @@ def test_knn_accuracy_mistakes():
     helped = accuracy > all_accuracy
     lesson = "bought accuracy" if helped else "bought no accuracy"
     says(check(accuracy), ex.RIGHT, lesson)
-    alike = ex.check_knn(_knn(), rr, GALLERY_LABELS, labels, np.inf, 1.0, all_accuracy)
-    says(alike, ex.RIGHT, "answers 1.00 of the queries", "bought no accuracy", "look-alikes")
     says(check(accuracy * coverage), ex.WRONG, "counts every UNKNOWN as a wrong answer")
     says(check(all_accuracy), ex.WRONG, "accuracy with no threshold")
     says(check(2.0), ex.WRONG, "which share got the right one")
     says(check(...), ex.WRONG, "`accuracy` is still `...`")
+
+
+def test_knn_lesson_follows_the_refusals():
+    # the closing lesson must say what this run shows: a gain only when queries were
+    # refused and the answered ones are more often right, and no lesson about
+    # refusals when none was refused
+    rr = _rr()
+    first = h.knn_classify(rr, GALLERY_LABELS, 1)
+    refused = np.array([float(d[0]) for d in rr.distances]) >= THRESHOLD
+    n_refused = int(refused.sum())
+    assert 0 < n_refused < len(refused)
+    wrong = (first + 1) % 7
+
+    def verdict(labels, threshold=THRESHOLD):
+        predicted = ex.own_images_knn.knn_or_unknown(rr, GALLERY_LABELS, 1, threshold)
+        coverage, accuracy = ex.own_images_knn.coverage_accuracy(predicted, labels)
+        return ex.check_knn(_knn(), rr, GALLERY_LABELS, labels, threshold, coverage, accuracy)
+
+    # the refused queries are the wrong ones: refusing buys accuracy
+    helped = verdict(np.where(refused, wrong, first))
+    says(helped, ex.RIGHT, f"refuses {n_refused} of the 12", "bought accuracy")
+    # the refused queries are the right ones: refusing buys nothing
+    hurt = verdict(np.where(refused, first, wrong))
+    says(hurt, ex.RIGHT, f"refuses {n_refused} of the 12", "bought no accuracy")
+    # nothing refused: the run shows nothing about refusals, whatever the accuracy
+    for labels in (np.where(refused, wrong, first), np.where(refused, first, wrong)):
+        none = verdict(labels, threshold=np.inf)
+        says(none, ex.RIGHT, "refuses 0 of the 12", "Nothing was refused", "cannot show")
+        assert "bought" not in none.message, none.message
+    # a threshold below every nearest distance refuses all: nothing answered
+    says(verdict(first, threshold=0.0), ex.RIGHT, "refuses 12 of the 12", "no accuracy")
 
 
 def _negatives(rr):

@@ -142,9 +142,9 @@ def check_knn(
             return _verdict([_rule_problem(case_rr, labels, k, t, right, mine)], "")
     everything = knn_classify(rr, gallery_labels, 1)
     all_accuracy = float(np.mean(everything == query_labels))
-    right_cov, right_acc = coverage_accuracy(
-        knn_or_unknown(rr, gallery_labels, 1, threshold), query_labels
-    )
+    at_threshold = knn_or_unknown(rr, gallery_labels, 1, threshold)
+    right_cov, right_acc = coverage_accuracy(at_threshold, query_labels)
+    n_refused = int((at_threshold == UNKNOWN).sum())
     tol = 0.5 / len(query_labels)
     for name, value in (("coverage", coverage), ("accuracy", accuracy)):
         if torch.is_tensor(value):
@@ -168,7 +168,8 @@ def check_knn(
         return _verdict(
             [f"your rule is right, but coverage is not {coverage:.3f}.{hint}"], ""
         )
-    if not np.isclose(accuracy, right_acc, rtol=0, atol=tol):
+    # nothing answered: accuracy is undefined, and nan is the right answer
+    if not np.isclose(accuracy, right_acc, rtol=0, atol=tol, equal_nan=True):
         n_right = right_acc * right_cov  # right answers over all queries
         if np.isclose(accuracy, n_right, rtol=0, atol=tol):
             hint = (
@@ -187,19 +188,32 @@ def check_knn(
     summary = (
         f"your votes and refusals match. With no threshold, k=1 answers every "
         f"query, {all_accuracy:.2f} of them right. With the threshold "
-        f"{threshold:.3f} it answers {right_cov:.2f} of the queries, and "
-        f"{right_acc:.2f} of those answers are right."
+        f"{threshold:.3f} it refuses {n_refused} of the {len(query_labels)} "
+        f"queries and answers {right_cov:.2f} of them"
     )
-    if right_acc > all_accuracy + tol:
+    if n_refused == 0:
         lesson = (
-            " The refusals cost coverage and bought accuracy: the queries whose "
-            "nearest image is far were the likeliest to be wrong."
+            f", so {right_acc:.2f} of the answers are right, as with no threshold. "
+            "Nothing was refused, so this run cannot show what refusing buys: "
+            "try a smaller threshold."
+        )
+    elif n_refused == len(query_labels):
+        lesson = (
+            ": none, so there is no accuracy to score (nan). Try a larger "
+            "threshold."
+        )
+    elif right_acc > all_accuracy + tol:
+        lesson = (
+            f", {right_acc:.2f} of those answers right. The refusals cost coverage "
+            "and bought accuracy: here the queries whose nearest image is far were "
+            "the likelier to be wrong."
         )
     else:
         lesson = (
-            " The refusals bought no accuracy: here the wrong first answers lie as "
-            "close as the right ones (often another tile of the same photo), so no "
-            "distance cut can tell them apart. A threshold catches a query with "
-            "nothing like it in the gallery, not a confusion between look-alikes."
+            f", {right_acc:.2f} of those answers right. The refusals cost coverage "
+            "and bought no accuracy: the queries refused were no likelier to be "
+            "wrong than those answered. A threshold catches a query with nothing "
+            "like it in the gallery, not a wrong answer that lies as close as the "
+            "right ones (such as another tile of the same photo)."
         )
     return _verdict([], summary + lesson)
