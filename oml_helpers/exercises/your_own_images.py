@@ -128,6 +128,7 @@ def check_same_photo_cost(
         [],
         f"{measured} Those tiles are the hardest distractors. A split by tile "
         f"would most likely raise the first number, {with_them:.2f}: training "
-        "would have learnt to tell those very tiles apart, so the score would "
-        "look better than on photos the model never saw.",
+        "would have seen other tiles of the same photos and learnt to tell a "
+        "photo's tiles apart, the very skill these distractors test, so the "
+        "score would look better than on photos the model never saw.",
     )
