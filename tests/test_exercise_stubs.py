@@ -109,6 +109,8 @@ def chapter_names(tmp_path, logs, lightning_ckpt, search_setup):  # noqa: F811 (
         "threshold": 0.5,  # 08
         "query_names": np.array([f"t_{i % 7}" for i in range(12)]),  # 08
         "gallery_names": np.array([f"t_{i % 7}" for i in range(40)]),
+        "test_set": dataset,
+        "collection": SimpleNamespace(root=tmp_path),  # 08
     }
 
 

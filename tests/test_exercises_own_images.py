@@ -1,9 +1,10 @@
-"""Chapter 08's checkers: kNN with "unknown" by hand (08.1), a threshold at a false match rate
-(08.2) and the other tiles' cost (08.3)."""
+"""Chapter 08's checkers: kNN with "unknown" by hand (08.1), the misses of a threshold by colour
+mode (08.2) and the other tiles' cost (08.3)."""
 
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 import oml_helpers as h
 from oml_helpers import exercises as ex
@@ -201,41 +202,120 @@ def test_knn_lesson_follows_the_refusals():
     says(verdict(first, threshold=0.0), ex.RIGHT, "refuses 12 of the 12", "no accuracy")
 
 
-def _negatives(rr):
-    return torch.cat(
-        [d[~torch.isin(i, g)] for d, i, g in zip(rr.distances, rr.retrieved_ids, rr.gt_ids)]
-    )
+# 08.2: three things, each with two colour and two greyscale files; one of each kind is a
+# query, the others are the gallery, so every query has one same-mode and one mixed pair
+@pytest.fixture(scope="module")
+def modes_case(tmp_path_factory):
+    import pandas as pd
+
+    from oml.datasets import ImageQueryGalleryLabeledDataset
+    from oml.retrieval import RetrievalResults
+
+    root = tmp_path_factory.mktemp("modes")
+    rows = []
+    for label in range(3):
+        for i, mode in enumerate(["RGB", "RGB", "L", "L"]):
+            Image.new(mode, (8, 8)).save(root / f"{label}_{i}.png")
+            rows.append((label, f"{label}_{i}.png", i in (0, 2), i in (1, 3)))
+    df = pd.DataFrame(rows, columns=["label", "path", "is_query", "is_gallery"])
+    df["split"] = "validation"
+    ds = ImageQueryGalleryLabeledDataset(df, dataset_root=root, transform=h.photo_transforms(False))
+    rng = np.random.default_rng(0)
+    # a thing's greyscale files lie off to one side: mixed pairs are farther apart
+    emb = torch.zeros(12, 4)
+    emb[torch.arange(12), torch.tensor(df["label"].to_numpy())] = 1.0
+    emb[:, 3] = torch.tensor([0.0, 0.0, 0.6, 0.6] * 3)
+    emb += torch.tensor(rng.normal(0, 0.15, size=(12, 4)), dtype=torch.float32)
+    rr = RetrievalResults.from_embeddings(emb, ds, n_items=6)
+    return rr, ds, root
 
 
-def test_threshold_right_answer_and_scored_on_test():
-    tune, test = _rr(seed=4), _rr(seed=5)
-    th = float(np.quantile(_negatives(tune).numpy(), 0.01))
-    assert th == h.match_threshold(tune, 0.01)
-    says(ex.check_fmr_threshold(th, tune, test, 0.01), ex.RIGHT, "on the test queries")
-    says(ex.check_fmr_threshold(torch.tensor(th), tune, test, 0.01), ex.RIGHT)
+def _by_hand(rr, ds, root, threshold):
+    """The exercise's numbers, written from the task: per group, the misses among its pairs."""
+    modes = np.array([Image.open(root / p).mode for p in ds.df["path"]])
+    qm, gm = modes[ds.get_query_ids().numpy()], modes[ds.get_gallery_ids().numpy()]
+    out = {"same mode": [], "mixed": []}
+    for q, (d, ids, gt) in enumerate(zip(rr.distances, rr.retrieved_ids, rr.gt_ids)):
+        for dist, g in zip(d[torch.isin(ids, gt)], ids[torch.isin(ids, gt)]):
+            out["same mode" if gm[g] == qm[q] else "mixed"].append(float(dist) >= threshold)
+    return {k: float(np.mean(v)) for k, v in out.items()}
 
 
-def test_threshold_chosen_on_the_test_queries():
-    tune, test = _rr(seed=4), _rr(seed=5)
-    th = float(np.quantile(_negatives(test).numpy(), 0.2))
-    says(ex.check_fmr_threshold(th, tune, test, 0.2), ex.WRONG, "threshold of the test queries")
+def _threshold(rr):
+    # between the two groups' distances, so that each group has misses and matches
+    positive = [d[torch.isin(i, g)] for d, i, g in zip(rr.distances, rr.retrieved_ids, rr.gt_ids)]
+    return float(np.quantile(torch.cat(positive).numpy(), 0.7))
 
 
-def test_threshold_from_the_positive_pairs():
-    tune, test = _rr(seed=4), _rr(seed=5)
-    positives = torch.cat(
-        [d[torch.isin(i, g)] for d, i, g in zip(tune.distances, tune.retrieved_ids, tune.gt_ids)]
-    )
-    th = float(np.quantile(positives.numpy(), 0.2))
-    says(ex.check_fmr_threshold(th, tune, test, 0.2), ex.WRONG, "pairs whose labels differ")
-
-
-def test_threshold_not_a_number():
+def test_modes_reference_and_right_answer(modes_case):
+    rr, ds, root = modes_case
+    th = _threshold(rr)
+    right = _by_hand(rr, ds, root, th)
+    ref = ex.own_images_modes.fnmr_by_colour_mode(rr, ds, root, th)
+    assert ref["n same mode"] == ref["n mixed"] == 6
+    assert (ref["same mode"], ref["mixed"]) == (right["same mode"], right["mixed"])
+    assert right["same mode"] < right["mixed"]  # the case tells the groups apart
     says(
-        ex.check_fmr_threshold([0.1], _rr(seed=4), _rr(seed=5), 0.01),
-        ex.WRONG,
-        "one number, not list",
+        ex.check_fnmr_by_mode(right, rr, ds, root, th, guess=0.4, fix="b"),
+        ex.RIGHT,
+        "6 share a colour mode and 6 are mixed",
+        "You guessed 0.40",
     )
+    as_tensors = {k: torch.tensor(v) for k, v in right.items()}
+    says(ex.check_fnmr_by_mode(as_tensors, rr, ds, root, th, fix="(B)"), ex.RIGHT)
+
+
+@pytest.mark.parametrize(
+    "mistake, fragment",
+    [
+        ("swapped", "swapped"),
+        ("all", "FNMR of all same-thing pairs"),
+        ("fmr", "different-thing pairs below the threshold"),
+        ("share", "divide by the number of same-thing pairs in the group"),
+        ("off", "in each group take the share"),
+    ],
+)
+def test_modes_typical_mistakes(modes_case, mistake, fragment):
+    rr, ds, root = modes_case
+    th = _threshold(rr)
+    ref = ex.own_images_modes.fnmr_by_colour_mode(rr, ds, root, th)
+    answer = {
+        "swapped": (ref["mixed"], ref["same mode"]),
+        "all": (ref["all"], ref["all"]),
+        "fmr": (ref["fmr same mode"], ref["fmr mixed"]),
+        "share": (ref["share same mode"], ref["share mixed"]),
+        "off": (ref["same mode"], min(1.0, ref["mixed"] + 0.3)),
+    }[mistake]
+    given = dict(zip(("same mode", "mixed"), answer))
+    says(ex.check_fnmr_by_mode(given, rr, ds, root, th, fix="b"), ex.WRONG, fragment)
+
+
+def test_modes_the_fix(modes_case):
+    rr, ds, root = modes_case
+    th = _threshold(rr)
+    right = _by_hand(rr, ds, root, th)
+    says(ex.check_fnmr_by_mode(right, rr, ds, root, th, fix="a"), ex.WRONG, "as rare as before")
+    says(ex.check_fnmr_by_mode(right, rr, ds, root, th, fix="c"), ex.WRONG, "one threshold")
+    says(ex.check_fnmr_by_mode(right, rr, ds, root, th), ex.WRONG, 'set fix to "a"')
+    says(ex.check_fnmr_by_mode(right, rr, ds, root, th, fix=...), ex.WRONG, "`fix` is still `...`")
+
+
+def test_modes_bad_answers(modes_case):
+    rr, ds, root = modes_case
+    th = _threshold(rr)
+    says(ex.check_fnmr_by_mode(0.3, rr, ds, root, th), ex.WRONG, 'two keys, "same mode"')
+    says(ex.check_fnmr_by_mode({"same": 0.1, "mixed": 0.2}, rr, ds, root, th), ex.WRONG, "two keys")
+    given = {"same mode": [0.1], "mixed": 0.2}
+    says(ex.check_fnmr_by_mode(given, rr, ds, root, th), ex.WRONG, "is a list: give one number")
+
+
+def test_modes_need_both_groups(modes_case, tmp_path):
+    rr, ds, root = modes_case
+    for path in ds.df["path"]:  # the same files, all in colour: no pair is mixed
+        with Image.open(root / path) as image:
+            image.convert("RGB").save(tmp_path / path)
+    with pytest.raises(ValueError, match="Both kinds of same-thing pair"):
+        ex.own_images_modes.fnmr_by_colour_mode(rr, ds, tmp_path, 0.5)
 
 
 # 08.3: four queries of tiles a_0 and b_0; a_1 is another tile of photo a

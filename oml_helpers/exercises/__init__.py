@@ -15,9 +15,10 @@ each one short: ``ground_truth`` (chapter 00's ground-truth exercise),
 ``validation_shifts`` (chapter 02's average-precision and shift exercises),
 ``log_reading`` (chapter 03's two log exercises), ``checkpointing_bootstrap``
 (chapter 04's bootstrap exercise), ``store_relabel`` and ``store_and_model``
-(chapter 05's relabelling and model exercises) and ``own_images_knn`` (chapter
-08's kNN exercise). ``verdict`` holds what they share. All checkers are
-importable from here, e.g. ``oml_helpers.exercises.check_balance_batches``.
+(chapter 05's relabelling and model exercises), ``own_images_knn`` and
+``own_images_modes`` (chapter 08's kNN and colour-mode exercises). ``verdict``
+holds what they share. All checkers are importable from here, e.g.
+``oml_helpers.exercises.check_balance_batches``.
 """
 
 from oml_helpers.exercises.verdict import RIGHT, WRONG, Verdict
@@ -55,10 +56,8 @@ from oml_helpers.exercises.retrieval import (
     check_search,
 )
 from oml_helpers.exercises.own_images_knn import check_knn
-from oml_helpers.exercises.your_own_images import (
-    check_fmr_threshold,
-    check_same_photo_cost,
-)
+from oml_helpers.exercises.own_images_modes import check_fnmr_by_mode
+from oml_helpers.exercises.your_own_images import check_same_photo_cost
 from oml_helpers.exercises.reranking import (
     check_cut_after_rerank,
     check_hard_pairs,
@@ -104,7 +103,7 @@ __all__ = [
     "check_hard_pairs",
     "check_rerank_budget",
     # 08 Your own images
-    "check_fmr_threshold",
+    "check_fnmr_by_mode",
     "check_knn",
     "check_same_photo_cost",
 ]

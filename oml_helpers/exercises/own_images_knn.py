@@ -202,18 +202,27 @@ def check_knn(
             ": none, so there is no accuracy to score (nan). Try a larger "
             "threshold."
         )
-    elif right_acc > all_accuracy + tol:
-        lesson = (
-            f", {right_acc:.2f} of those answers right. The refusals cost coverage "
-            "and bought accuracy: here the queries whose nearest image is far were "
-            "the likelier to be wrong."
-        )
     else:
-        lesson = (
-            f", {right_acc:.2f} of those answers right. The refusals cost coverage "
-            "and bought no accuracy: the queries refused were no likelier to be "
-            "wrong than those answered. A threshold catches a query with nothing "
-            "like it in the gallery, not a wrong answer that lies as close as the "
-            "right ones (such as another tile of the same photo)."
+        refused = at_threshold == UNKNOWN
+        n_would = int((everything[refused] == query_labels[refused]).sum())
+        would = (
+            f" {n_would} of the {n_refused} refused queries would have been "
+            "answered right"
         )
+        if right_acc > all_accuracy + tol:
+            lesson = (
+                f", {right_acc:.2f} of those answers right. The refusals cost "
+                f"coverage and bought accuracy:{would}, fewer than among those "
+                "answered: here the queries whose nearest image is far were the "
+                "likelier to be wrong."
+            )
+        else:
+            change = "fell" if right_acc < all_accuracy - tol else "barely moved"
+            lesson = (
+                f", {right_acc:.2f} of those answers right. The refusals cost "
+                f"coverage and bought no accuracy:{would}, so accuracy {change}. "
+                "A threshold catches a query with nothing like it in the "
+                "gallery, not a wrong answer that lies as close as the right ones "
+                "(such as another tile of the same photo)."
+            )
     return _verdict([], summary + lesson)

@@ -1,7 +1,6 @@
-"""Checkers for the exercises of chapter 08, Your own images: a match threshold at
-a chosen false match rate, scored on held-out queries (08.2), and what the other
-tiles of a query's own photo cost (08.3). Exercise 08.1 (kNN with "unknown") is
-checked in ``own_images_knn``."""
+"""Checkers for the exercises of chapter 08, Your own images: what the other tiles
+of a query's own photo cost (08.3). Exercise 08.1 (kNN with "unknown") is checked
+in ``own_images_knn``, 08.2 (misses by colour mode) in ``own_images_modes``."""
 
 from typing import Any, Sequence
 
@@ -12,49 +11,6 @@ from oml.retrieval import RetrievalResults
 
 from oml_helpers.exercises.verdict import Verdict, checker
 from oml_helpers.exercises.verdict import verdict as _verdict
-from oml_helpers.verification import match_rates, match_threshold
-
-
-@checker
-def check_fmr_threshold(
-    threshold: float,
-    rr_tune: RetrievalResults,
-    rr_test: RetrievalResults,
-    fmr: float,
-) -> Verdict:
-    """Exercise 08.2: the threshold at false match rate ``fmr`` on the tuning
-    results, then both rates on the test results."""
-    if torch.is_tensor(threshold):
-        threshold = threshold.item()
-    if not isinstance(threshold, (float, int, np.floating)):
-        return _verdict(
-            [f"give the threshold as one number, not {type(threshold).__name__}."],
-            "",
-        )
-    right = match_threshold(rr_tune, fmr)
-    tune = match_rates(rr_tune, float(threshold))
-    if not np.isclose(threshold, right, rtol=1e-3, atol=1e-4):
-        test_right = match_threshold(rr_test, fmr)
-        hint = (
-            " That is the threshold of the test queries: choose it on rr_tune."
-            if np.isclose(threshold, test_right, rtol=1e-3, atol=1e-4)
-            else " Take the fmr quantile of the distances of the pairs whose labels"
-            " differ (np.quantile)."
-        )
-        return _verdict(
-            [
-                f"{float(threshold):.4f} lets {tune['fmr']:.3f} of the tuning "
-                f"pairs of different things through, not {fmr}.{hint}"
-            ],
-            "",
-        )
-    test = match_rates(rr_test, float(threshold))
-    return _verdict(
-        [],
-        f"threshold {float(threshold):.3f}. On the tuning queries FMR "
-        f"{tune['fmr']:.3f}, FNMR {tune['fnmr']:.3f}; on the test queries, which "
-        f"did not choose it, FMR {test['fmr']:.3f}, FNMR {test['fnmr']:.3f}.",
-    )
 
 
 def _photo(class_name: str) -> str:
@@ -172,6 +128,7 @@ def check_same_photo_cost(
         [],
         f"{measured} Those tiles are the hardest distractors. A split by tile "
         f"would most likely raise the first number, {with_them:.2f}: training "
-        "would have learnt to tell those very tiles apart, so the score would "
-        "look better than on photos the model never saw.",
+        "would have seen other tiles of the same photos and learnt to tell a "
+        "photo's tiles apart, the very skill these distractors test, so the "
+        "score would look better than on photos the model never saw.",
     )
