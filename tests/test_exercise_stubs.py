@@ -87,6 +87,7 @@ def chapter_names(tmp_path, logs, lightning_ckpt, search_setup):  # noqa: F811 (
         "rr_heldout": _rr(seed=3),  # 06
         "rr_before": _rr(seed=1),
         "rr_after": _rr(seed=2),  # 07
+        "reranked": {2: _rr(seed=1), 5: _rr(seed=1)},  # 07
         "model": model,
         "prepared": {"my_scan.jpg": image},
         "transform": h.digit_transforms(False),

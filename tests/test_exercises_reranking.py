@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from oml.metrics import calc_retrieval_metrics_rr
+from oml.retrieval import RetrievalResults
 
 from oml_helpers import exercises as ex
 from test_exercises_retrieval import _rr
@@ -130,6 +131,67 @@ def test_rerank_budget():
     _says(check(0, cmc[1], budget_ms=2 * slope - 1), ex.RIGHT, "does not fit")
     with pytest.raises(ValueError, match="at least two"):
         ex.check_rerank_budget(3, 0.5, {5: 1.0}, 100, rr)
+
+
+def _right_first(rr, top_n):
+    """``rr`` with, in each query's first ``top_n``, a right item (if any) moved first: a
+    re-ranking that reaches its cap CMC@top_n."""
+    ids = []
+    for r, gt in zip(rr.retrieved_ids, rr.gt_ids):
+        head = r[:top_n]
+        order = torch.argsort((~torch.isin(head, gt)).int(), stable=True)
+        ids.append(torch.cat([head[order], r[top_n:]]))
+    return RetrievalResults(distances=rr.distances, retrieved_ids=ids, gt_ids=rr.gt_ids)
+
+
+def test_rerank_budget_says_what_limits_the_gain():
+    rr = _rr(n_queries=20, seed=1)  # CMC@n 0.7, 0.9, 0.95, then 1.0
+    seconds = {2: 4.0, 5: 8.5, 10: 16.0}  # top_n=6 fits 100 ms (test_rerank_budget)
+    cmc = calc_retrieval_metrics_rr(
+        rr, cmc_top_k=tuple(range(1, 9)), precision_top_k=(), map_top_k=(), verbose=False
+    )["cmc"]
+    assert float(cmc[1]) < float(cmc[2]) < float(cmc[6])  # room below each cap
+
+    def check(reranked, n=6):
+        return ex.check_rerank_budget(n, float(cmc[n]), seconds, 100, rr, reranked=reranked)
+
+    # unchanged lists stay below every cap: the pairwise model limits
+    _says(
+        check({2: rr, 6: rr}),
+        ex.RIGHT,
+        f"{float(cmc[1]):.2f} < {float(cmc[2]):.2f} at top_n=2",
+        "the pairwise model limits, not the budget",
+    )
+    # a right item first wherever there is one: the cap is reached
+    _says(
+        check({6: _right_first(rr, 6)}),
+        ex.RIGHT,
+        f"reaches its cap CMC@6 = {float(cmc[6]):.2f}",
+        "limits the gain, not the pairwise model",
+    )
+    _says(check({2: rr, 6: _right_first(rr, 6)}), ex.RIGHT, "the top 6, CMC@1 reaches")
+    # without reranked, no verdict on what limits
+    assert "limits" not in repr(check(None))
+    # a wrong answer is still a wrong answer
+    _says(ex.check_rerank_budget(3, 0.5, seconds, 100, rr, reranked={2: rr}), ex.WRONG)
+    # no re-ranking fits: nothing to say about the pairwise model
+    fits_none = ex.check_rerank_budget(
+        0, float(cmc[1]), seconds, 100, rr, budget_ms=10, reranked={2: rr}
+    )
+    _says(fits_none, ex.RIGHT, "does not fit")
+    assert "pairwise model" not in repr(fits_none)
+    for bad, error, match in (
+        ([rr], TypeError, "dict"),
+        ({}, TypeError, "non-empty"),
+        ({"5": rr}, TypeError, "whole numbers"),
+        ({1: rr}, ValueError, "from 2 to the 8"),
+        ({9: rr}, ValueError, "from 2 to the 8"),
+        ({5: "lists"}, TypeError, "RetrievalResults"),
+        ({5: _rr(n_queries=5, seed=1)}, ValueError, "5 queries"),
+        ({2: _right_first(rr, 6)}, ValueError, "cannot do that"),
+    ):
+        with pytest.raises(error, match=match):
+            check(bad)
 
 
 def _pairs(hard_pos=True, hard_neg=True, both_orders=False):

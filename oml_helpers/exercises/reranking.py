@@ -2,7 +2,18 @@
 precision and recall of a pairwise threshold's cut (07.1), the largest ``top_n`` a
 time budget allows (07.2) and hard pairs like OML's ``PairsMiner`` (07.3)."""
 
-from typing import Any, Callable, Dict, Iterable, List, Sequence, Set, Tuple
+from typing import (
+    Any,
+    Callable,
+    Dict,
+    Iterable,
+    List,
+    Mapping,
+    Optional,
+    Sequence,
+    Set,
+    Tuple,
+)
 
 import numpy as np
 import torch
@@ -168,6 +179,76 @@ def _line_fit(seconds: Dict[int, float], n_queries: int) -> Tuple[float, float]:
     return float(slope), float(intercept)
 
 
+def _cmc_at_1(rr: RetrievalResults) -> float:
+    """The share of queries whose first result is right."""
+    return float(np.mean([bool(mask[:1].any()) for mask in correct_mask(rr)]))
+
+
+def _what_limits(
+    reranked: Mapping[int, RetrievalResults], rr: RetrievalResults, cmc: Any
+) -> str:
+    """One sentence: does re-ranking reach its cap CMC@n at some timed ``top_n``
+    (the list, so the budget, limits) or stay below it at every one (the pairwise
+    model limits)?
+
+    Raises:
+        TypeError: ``reranked`` is not a dict of ``{top_n: RetrievalResults}``.
+        ValueError: A ``top_n`` is outside 2 to ``rr.n_retrieved_items``, a result
+            has another number of queries than ``rr``, or its CMC@1 lies above the
+            extractor's CMC@n (re-ranking the top n cannot do that).
+    """
+    n_max = rr.n_retrieved_items
+    if not isinstance(reranked, Mapping) or not reranked:
+        raise TypeError(
+            "reranked must be a non-empty dict {top_n: RetrievalResults after "
+            f"re-ranking the top_n}}, got {type(reranked).__name__}."
+        )
+    after = {}
+    for n, rr_n in sorted(reranked.items()):
+        if isinstance(n, bool) or not isinstance(n, (int, np.integer)):
+            raise TypeError(f"reranked's keys are top_n, whole numbers; got {n!r}.")
+        if not 2 <= n <= n_max:
+            raise ValueError(
+                f"reranked's top_n must be from 2 to the {n_max} retrieved items, "
+                f"got {n}."
+            )
+        n = int(n)
+        if not isinstance(rr_n, RetrievalResults):
+            raise TypeError(
+                f"reranked[{n}] must be RetrievalResults, got "
+                f"{type(rr_n).__name__}."
+            )
+        if len(rr_n.retrieved_ids) != len(rr.retrieved_ids):
+            raise ValueError(
+                f"reranked[{n}] has {len(rr_n.retrieved_ids)} queries, rr has "
+                f"{len(rr.retrieved_ids)}: pass the lists re-ranked from rr."
+            )
+        after[n] = _cmc_at_1(rr_n)
+        if after[n] > float(cmc[n]) + 1e-6:
+            raise ValueError(
+                f"reranked[{n}] has CMC@1 {after[n]:.2f}, above the extractor's "
+                f"CMC@{n} = {float(cmc[n]):.2f}: re-ranking the top {n} cannot do "
+                "that; pass the lists re-ranked from rr."
+            )
+    pairs = ", ".join(
+        f"{a:.2f} < {float(cmc[n]):.2f} at top_n={n}" for n, a in after.items()
+    )
+    reached = [
+        n for n, a in after.items() if np.isclose(a, float(cmc[n]), atol=1e-6)
+    ]
+    if not reached:
+        return (
+            f" After re-ranking, CMC@1 stays below its cap CMC@n at every top_n "
+            f"timed ({pairs}): the pairwise model limits, not the budget."
+        )
+    n = reached[0]
+    return (
+        f" After re-ranking the top {n}, CMC@1 reaches its cap CMC@{n} = "
+        f"{after[n]:.2f}: there the list, and so the budget that sets its length, "
+        "limits the gain, not the pairwise model."
+    )
+
+
 @checker
 def check_rerank_budget(
     budget_top_n: int,
@@ -176,6 +257,7 @@ def check_rerank_budget(
     n_queries: int,
     rr: RetrievalResults,
     budget_ms: float = 100.0,
+    reranked: Optional[Mapping[int, RetrievalResults]] = None,
 ) -> Verdict:
     """Exercise 07.2: the largest ``top_n`` a time budget allows, and the CMC@n that
     caps its gain.
@@ -193,9 +275,18 @@ def check_rerank_budget(
         rr: The extractor's results (their CMC@n caps CMC@1 after re-ranking the top
             n).
         budget_ms: Milliseconds per query that re-ranking may cost.
+        reranked: Optional ``{top_n: rr re-ranked at that top_n}``. If given (and
+            some ``top_n`` fits the budget), the verdict also says what limits the
+            gain: the pairwise model, when CMC@1 after re-ranking stays below its
+            cap CMC@n at every ``top_n``; otherwise the list, and so the budget.
 
     Returns:
         The verdict.
+
+    Raises:
+        ValueError: Fewer than two timings; a bad ``reranked`` (see
+            ``_what_limits``).
+        TypeError: ``reranked`` is not a dict of ``RetrievalResults``.
     """
     if len(seconds) < 2:
         raise ValueError(
@@ -214,6 +305,7 @@ def check_rerank_budget(
         verbose=False,
     )["cmc"]
     cap = float(cmc[truth if truth else 1])
+    limits = "" if reranked is None else _what_limits(reranked, rr, cmc)
     n, value = budget_top_n, float(cmc_cap)
     per_pair = [1000 * seconds[k] / n_queries / k for k in seconds]
     problems = []
@@ -277,7 +369,7 @@ def check_rerank_budget(
             f"{truth + 1}. Re-ranking the top {truth} can lift CMC@1 from "
             f"{float(cmc[1]):.2f} to at most CMC@{truth} = {cap:.2f}, against "
             f"CMC@{n_max} = {float(cmc[n_max]):.2f} for the whole list. Timings "
-            "vary with the machine, and so does this top_n."
+            "vary with the machine, and so does this top_n." + limits
         )
     return verdict(problems, success)
 
