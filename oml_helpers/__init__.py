@@ -88,6 +88,7 @@ from oml_helpers.photos import (  # noqa: E402
 from oml_helpers.plots import (  # noqa: E402
     plot_distance_histograms,
     plot_pca,
+    plot_pairs,
     plot_search,
     plot_training_logs,
     show_images,
@@ -204,6 +205,7 @@ __all__ = [
     "plot_number_line",
     "plot_distance_histograms",
     "plot_pca",
+    "plot_pairs",
     "plot_search",
     "plot_top_k",
     "plot_training_logs",

@@ -264,6 +264,62 @@ def plot_search(
     return fig
 
 
+def plot_pairs(
+    root: Union[str, Path],
+    pairs: Sequence[Tuple[str, str]],
+    notes: Optional[Sequence[str]] = None,
+    per_row: int = 2,
+    title: str = "",
+) -> plt.Figure:
+    """Pairs of images side by side, ``per_row`` pairs to a row, each image titled
+    with its path and each pair's second image also with its note (a distance, say).
+
+    Args:
+        root: Folder the paths start from.
+        pairs: ``(path_a, path_b)`` per pair, relative to ``root``.
+        notes: One line per pair, shown under the second image's path.
+        per_row: Pairs in each row of the figure.
+        title: Figure title.
+
+    Returns:
+        The figure.
+    """
+    if not pairs or per_row < 1:
+        raise ValueError(
+            "Nothing to show: give at least one pair and per_row >= 1."
+        )
+    if notes is not None and len(notes) != len(pairs):
+        raise ValueError(
+            f"notes must have one entry per pair: {len(notes)} notes for "
+            f"{len(pairs)} pairs."
+        )
+    n_rows = -(-len(pairs) // per_row)  # rounded up
+    fig, axes = plt.subplots(
+        n_rows,
+        2 * per_row,
+        figsize=(1.8 * 2 * per_row, 1.9 * n_rows),
+        squeeze=False,
+    )
+    if title:
+        fig.suptitle(title, x=0.01, ha="left", fontsize=9)
+    colors = ["tab:blue", "tab:orange"]  # one per pair in a row, so pairs stand out
+    flat = axes.reshape(-1, 2)
+    for n, (ax_pair, pair) in enumerate(zip(flat, pairs)):
+        note = "" if notes is None else f"\n{notes[n]}"
+        for ax, path, label in zip(
+            ax_pair, pair, (str(pair[0]), f"{pair[1]}{note}")
+        ):
+            with Image.open(Path(root) / path) as image:
+                picture = np.asarray(image.convert("RGB"))
+            framed(ax, picture, label, colors[n % 2])
+            ax.title.set_fontsize(7)
+    for ax_pair in flat[len(pairs) :]:
+        for ax in ax_pair:
+            ax.axis("off")
+    fig.tight_layout()
+    return fig
+
+
 def framed(ax: Any, image: np.ndarray, title: str, color: str) -> None:
     """Draw ``image`` on ``ax`` without ticks, in a frame of ``color``."""
     ax.imshow(image)

@@ -259,6 +259,8 @@ def test_modes_reference_and_right_answer(modes_case):
         ex.check_fnmr_by_mode(right, rr, ds, root, th, guess=0.4, fix="b"),
         ex.RIGHT,
         "6 share a colour mode and 6 are mixed",
+        f"the same-mode pairs miss {right['same mode']:.2f}, the mixed ones "
+        f"{right['mixed']:.2f}",
         "You guessed 0.40",
     )
     as_tensors = {k: torch.tensor(v) for k, v in right.items()}

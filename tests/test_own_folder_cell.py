@@ -4,6 +4,7 @@ on a small photo collection, with two training steps."""
 import ast
 from pathlib import Path
 
+import matplotlib.pyplot as plt
 import nbformat
 import pytest
 
@@ -48,14 +49,20 @@ def test_own_folder_cells_run_on_a_small_collection(tmp_path, capsys):
     # 18 training classes in batches of 8: 2 steps per epoch, so one epoch
     assert "training: 1 epochs x 2 steps" in printed
     assert "'cmc/1': (" in printed and "'map/5': (" in printed
-    # step 2 printed the ten closest pairs: distance, then two paths in the folder
-    closest = [line.split() for line in printed.splitlines() if line.startswith("0.")]
-    assert len(closest) == 10 and all(len(parts) == 3 for parts in closest)
+    # step 2 drew the ten closest pairs: two images each, titled with paths in the folder
+    pairs_fig = names["pairs_fig"]
+    drawn = [ax for ax in pairs_fig.axes if ax.images]
+    assert len(drawn) == 20
+    titles = [ax.get_title().split("\n")[0] for ax in drawn]
+    assert all((collection.root / title).is_file() for title in titles)
+    assert all(ax.get_title().split("\n")[1].startswith("d=") for ax in drawn[1::2])
+    plt.close("all")
     steps_5_6 = _cell("c37u")
     assert steps_5_6.startswith("# NBVAL_SKIP")
     exec(steps_5_6, names)
     printed = capsys.readouterr().out
-    assert "gallery images in my_gallery.db" in printed and "'fnmr':" in printed
+    assert "gallery images in my_gallery.db" in printed
+    assert "on the test queries FMR 0." in printed and ", FNMR " in printed
     with h.EmbeddingStore.open(tmp_path / "my_gallery.db") as store:
         assert len(store) == len(names["my_gallery"]) > 0
 

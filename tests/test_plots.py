@@ -8,7 +8,13 @@ import pytest
 
 import torch
 
-from oml_helpers import plot_distance_histograms, plot_pca, plot_training_logs, show_images
+from oml_helpers import (
+    plot_distance_histograms,
+    plot_pairs,
+    plot_pca,
+    plot_training_logs,
+    show_images,
+)
 
 
 @pytest.fixture(autouse=True)
@@ -248,3 +254,40 @@ def test_plot_distance_histograms_splits_pairs_by_label():
 def test_plot_distance_histograms_bad_input(embeddings, labels, match):
     with pytest.raises(ValueError, match=match):
         plot_distance_histograms(embeddings, labels)
+
+
+# ---------------------------------------------------------------------------------------
+# plot_pairs
+
+
+@pytest.fixture
+def pair_root(tmp_path):
+    from PIL import Image
+
+    for name, size, mode in [("a.png", (30, 20), "RGB"), ("b.jpg", (12, 40), "L")]:
+        Image.new(mode, size, 128).save(tmp_path / name)
+    return tmp_path
+
+
+def test_plot_pairs_two_images_per_pair_titled_with_paths_and_notes(pair_root):
+    pairs = [("a.png", "b.jpg"), ("b.jpg", "a.png"), ("a.png", "a.png")]
+    fig = plot_pairs(pair_root, pairs, notes=["d=0.01", "d=0.02", "d=0.03"], per_row=2)
+    assert _grid(fig) == (2, 4)
+    titles = [ax.get_title() for ax in fig.axes]
+    assert titles[:6] == [
+        "a.png",
+        "b.jpg\nd=0.01",
+        "b.jpg",
+        "a.png\nd=0.02",
+        "a.png",
+        "a.png\nd=0.03",
+    ]
+    assert [len(ax.images) for ax in fig.axes] == [1] * 6 + [0, 0]  # the last slot empty
+    assert all(ax.images[0].get_array().shape[2] == 3 for ax in fig.axes[:6])  # RGB
+
+
+def test_plot_pairs_bad_input(pair_root):
+    with pytest.raises(ValueError, match="at least one pair"):
+        plot_pairs(pair_root, [])
+    with pytest.raises(ValueError, match="one entry per pair"):
+        plot_pairs(pair_root, [("a.png", "b.jpg")], notes=["x", "y"])

@@ -175,7 +175,7 @@ def check_fnmr_by_mode(
         f"of the {right['n same mode'] + right['n mixed']} same-thing test pairs, "
         f"{right['n same mode']} share a colour mode and {right['n mixed']} are "
         f"mixed (one colour, one greyscale). At the threshold {threshold:.3f} the "
-        f"first miss {right['same mode']:.2f}, the mixed ones "
+        f"same-mode pairs miss {right['same mode']:.2f}, the mixed ones "
         f"{right['mixed']:.2f}, all together {right['all']:.2f}."
     )
     if guess is not None:
