@@ -5,7 +5,7 @@ import pytest
 
 from oml_helpers import exercises as ex
 from oml_helpers.exercises.checkpointing_bootstrap import reference_intervals
-from verdicts import says
+from verdicts import in_sentences, says
 
 
 def _scores(shift=0.0, seed=0, n=900):
@@ -75,3 +75,19 @@ def test_bad_input():
         ex.check_unpaired_interval("wider", (0, 1), a.reshape(30, 30), b)
     with pytest.raises(ValueError, match="finite"):
         ex.check_unpaired_interval("wider", (0, 1), np.full(5, np.nan), np.zeros(5))
+
+
+def test_every_verdict_reads_as_sentences():
+    a, b = _scores(shift=0.02)
+    right = _unpaired(a, b)
+    for prediction, interval in (
+        ("wider", right),
+        ("narrower", right),
+        ("wider", _paired(a, b)),
+        ("wider", _unpaired(b, a)),
+        ("wider", right[::-1]),
+        ("wider", (0.0, 0.001)),
+        ("wider", "abc"),
+        ("bigger", right),
+    ):
+        in_sentences(ex.check_unpaired_interval(prediction, interval, a, b))

@@ -15,6 +15,7 @@ import torch
 
 import oml_helpers as h
 from oml_helpers import exercises as ex
+from verdicts import in_sentences as _in_sentences
 from verdicts import says as _says
 
 
@@ -337,3 +338,59 @@ def test_diagnose():
         return _diagnose(path, model)
 
     _says(ex.check_diagnose(unsafe), ex.WRONG, "untrusted.pt", "ran its code")
+
+
+def test_loaded_share_wrong_answers_say_which_file_and_what_to_do(lightning_ckpt):
+    path, _ = lightning_ckpt
+
+    def raises(path, model):
+        raise ZeroDivisionError("division by zero.")
+
+    verdicts = [
+        ex.check_loaded_share(_share(), path),
+        ex.check_loaded_share(raises, path),
+        ex.check_loaded_share(lambda p, m: True, path),
+        ex.check_loaded_share(_share(count_missing=False), path),
+        ex.check_loaded_share(_share(on_copy=False), path),
+    ]
+    _says(
+        verdicts[1],
+        ex.WRONG,
+        "for the Lightning checkpoint, keys as stored, your function raised "
+        "ZeroDivisionError: division by zero.",
+    )
+    _says(verdicts[2], ex.WRONG, "returned a bool", "a number between 0 and 1")
+    _says(verdicts[3], ex.WRONG, "0.00 of the model's parameters load, and you said 1.00. With")
+    for verdict in verdicts:
+        _in_sentences(verdict)
+
+
+def test_diagnose_wrong_answers_say_which_file_and_what_to_do():
+    def raises(path, model):
+        raise KeyError("state_dict")
+
+    def says_unreadable_for_other_weights(path, model):
+        answer = _diagnose(path, model)
+        return "unreadable" if answer == "other architecture" else answer
+
+    verdicts = [
+        ex.check_diagnose(_diagnose),
+        ex.check_diagnose(raises),
+        ex.check_diagnose(lambda p, m: "broken"),
+        ex.check_diagnose(says_unreadable_for_other_weights),
+        ex.check_diagnose(_four_classes),
+    ]
+    _says(
+        verdicts[1],
+        ex.WRONG,
+        "for good.pt (the weights of a SmallCNN), your function raised KeyError",
+    )
+    _says(verdicts[2], ex.WRONG, "for good.pt, your function returned 'broken': return one of")
+    _says(
+        verdicts[3],
+        ex.WRONG,
+        "feat32.pt is weights of a SmallCNN(feat_dim=32), so the answer is 'other architecture', "
+        "not 'unreadable'. It reads and holds weights",
+    )
+    for verdict in verdicts:
+        _in_sentences(verdict)

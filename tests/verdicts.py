@@ -1,4 +1,6 @@
-"""The one assertion the exercise-checker tests share."""
+"""The assertions the exercise-checker tests share."""
+
+import re
 
 from oml_helpers.exercises import RIGHT, Verdict
 
@@ -11,3 +13,12 @@ def says(result: Verdict, verdict: str, *fragments: str) -> None:
     assert out.startswith(verdict), out
     for fragment in fragments:
         assert fragment in out, out
+
+
+def in_sentences(result: Verdict) -> None:
+    """Assert that a verdict reads as sentences: it ends with a full stop, and every sentence
+    after the first starts with a capital letter."""
+    text = result.message
+    assert text.endswith("."), text
+    for start in re.findall(r"\. (\S)", text):
+        assert start.isupper(), text

@@ -28,6 +28,13 @@ def _call(fn: Callable, *args: Any) -> Any:
         return e
 
 
+def _raised(error: Exception) -> str:
+    """``'KeyError: its message'``, cut to 150 characters, without a final full
+    stop (the verdict's sentence adds one)."""
+    text = str(error)[:150].rstrip(" .")
+    return f"{type(error).__name__}: {text}" if text else type(error).__name__
+
+
 LOADS_THAT_RAN_CODE: List[str] = []
 
 
@@ -88,26 +95,29 @@ def check_loaded_share(
             answer = _call(fn, path, model)
             if isinstance(answer, Exception):
                 problems.append(
-                    f"for {what} your function raised {type(answer).__name__}: "
-                    f"{str(answer)[:150]}"
+                    f"for {what}, your function raised {_raised(answer)}."
                 )
-            elif not isinstance(answer, (float, int, np.floating, np.integer)):
+            elif isinstance(answer, bool) or not isinstance(
+                answer, (float, int, np.floating, np.integer)
+            ):
                 problems.append(
-                    f"return a number between 0 and 1, not {type(answer).__name__}."
+                    f"for {what}, your function returned a "
+                    f"{type(answer).__name__}: return the share as a number "
+                    "between 0 and 1."
                 )
             elif abs(float(answer) - truth) > 1e-9:
                 hint = (
-                    "strict=False reports what it skipped instead of raising: "
-                    "look at the result's missing_keys."
+                    "With strict=False, load_state_dict reports what it skipped "
+                    "instead of raising: look at the result's missing_keys."
                     if float(answer) == 1.0
-                    else "count the names of model.named_parameters() that are in "
-                    "missing_keys (batch norm's num_batches_tracked is a "
+                    else "Count the names of model.named_parameters() that are "
+                    "in missing_keys (batch norm's num_batches_tracked is a "
                     "buffer, not a parameter, and in these files it does not "
                     "show as missing)."
                 )
                 problems.append(
-                    f"{what}: {truth:.2f} of the model's parameters load, you "
-                    f"said {float(answer):.2f}; {hint}"
+                    f"for {what}, {truth:.2f} of the model's parameters load, "
+                    f"and you said {float(answer):.2f}. {hint}"
                 )
             if problems:
                 break
@@ -118,12 +128,32 @@ def check_loaded_share(
         )
     return _verdict(
         problems,
-        "you see how much strict=False really loaded, for all 3 files, the model "
-        "untouched.",
+        "your function measures how much strict=False really loaded for all 3 "
+        "files, and it leaves the model untouched.",
     )
 
 
 DIAGNOSES = ("ok", "unreadable", "unsafe", "not weights", "other architecture")
+# why a file gets its diagnosis: the second sentence of a wrong answer's verdict
+_WHY = {
+    "unreadable": (
+        "It is missing or its bytes are damaged, so h.read_checkpoint refuses it."
+    ),
+    "unsafe": (
+        "The file is intact, but it names a function to call on loading: "
+        "torch.serialization.get_unsafe_globals_in_checkpoint(path) lists such "
+        "names without running them."
+    ),
+    "not weights": (
+        "It reads with h.read_checkpoint, but h.extractor_state_dict finds no "
+        "weights in it."
+    ),
+    "other architecture": (
+        "It reads and holds weights, but h.load_extractor finds that they do not "
+        "fit the model."
+    ),
+    "ok": "It loads into the model.",
+}
 
 
 @checker
@@ -171,46 +201,28 @@ def check_diagnose(fn: Callable[[PathLike, nn.Module], str]) -> Verdict:
                 )
             elif isinstance(answer, Exception):
                 problems.append(
-                    f"for {name} ({what}) your function raised "
-                    f"{type(answer).__name__}: {str(answer)[:150]}"
+                    f"for {name} ({what}), your function raised "
+                    f"{_raised(answer)}."
                 )
-            elif answer not in DIAGNOSES:
+            elif not isinstance(answer, str) or answer not in DIAGNOSES:
                 problems.append(
-                    f"for {name} you returned {answer!r}; return one of "
-                    f"{DIAGNOSES}."
+                    f"for {name}, your function returned {answer!r}: return one "
+                    f"of {DIAGNOSES}."
                 )
             elif answer != truth:
                 problems.append(
-                    f"{name} is {what}: {truth!r}, not {answer!r}. "
-                    + {
-                        "unreadable": (
-                            "h.read_checkpoint refuses it: it is missing or its "
-                            "bytes are damaged."
-                        ),
-                        "unsafe": (
-                            "the file is intact, but it names a function to call "
-                            "on loading: torch.serialization."
-                            "get_unsafe_globals_in_checkpoint(path) lists such "
-                            "names without running them."
-                        ),
-                        "not weights": (
-                            "h.read_checkpoint reads it, h.extractor_state_dict "
-                            "finds no weights in it."
-                        ),
-                        "other architecture": (
-                            "it reads, and holds weights, but load_extractor "
-                            "finds they do not fit."
-                        ),
-                        "ok": "it loads into the model.",
-                    }[truth]
+                    f"{name} is {what}, so the answer is {truth!r}, not "
+                    f"{answer!r}. " + _WHY[truth]
                 )
             if problems:
                 break
         if not problems and _changed(model, before_weights):
             problems.append(
-                "diagnosing changed the model's weights: try the load on a copy "
-                "(copy.deepcopy(model))."
+                "your function changed the model's weights: try the load on a "
+                "copy (copy.deepcopy(model))."
             )
     return _verdict(
-        problems, f"all {len(files)} files diagnosed, the model untouched."
+        problems,
+        f"your function diagnoses all {len(files)} files rightly, and it leaves "
+        "the model untouched.",
     )

@@ -91,7 +91,7 @@ def check_unpaired_interval(
         low, high = (float(v) for v in interval)
     except (TypeError, ValueError):
         problems.append(
-            f"`unpaired` should be two numbers, (low, high); got {interval!r}."
+            f"`unpaired` should be two numbers, (low, high), not {interval!r}."
         )
     else:
         if low > high:
