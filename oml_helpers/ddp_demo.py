@@ -11,9 +11,10 @@ Run plainly (``python -m oml_helpers.ddp_demo OUT_DIR``), Lightning's
 ``strategy="ddp"`` starts the other processes itself by re-running the command, once
 the first one has imported everything.
 
-Every process writes ``OUT_DIR/rank<r>.json`` with what it validated and the metrics
-it got; process 0 also evaluates the final weights once more without DDP, over the
-whole validation set, for comparison.
+Every process writes ``OUT_DIR/rank<r>.json`` with the training batches it got (size
+and digits of each), what it validated and the metrics it got; process 0 also
+evaluates the final weights once more without DDP, over the whole validation set,
+for comparison.
 """
 
 import argparse
@@ -29,6 +30,7 @@ from oml_helpers.data import make_digits_dataset
 from oml_helpers.device import seed_everything, silence_known_warnings
 from oml_helpers.lightning import (
     MetricValCallback,
+    pl,
     make_loaders,
     make_metric,
     make_module,
@@ -38,6 +40,17 @@ from oml_helpers.models import SmallCNN
 from oml_helpers.training import make_datasets, retrieval_metrics
 
 METRICS = ("cmc/1", "precision/5", "map/5")
+
+
+class TrainingBatches(pl.Callback):
+    """Records the size and the labels of every training batch this process gets."""
+
+    def __init__(self) -> None:
+        self.batches: List[Dict[str, Any]] = []
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        labels = batch["labels"].tolist()
+        self.batches.append({"size": len(labels), "labels": sorted(set(labels))})
 
 
 def run(
@@ -72,12 +85,13 @@ def run(
         model, ddp_loaders={"train": loader_train, "val": loader_val}
     )
     callback = MetricValCallback(make_metric(val))
+    batches = TrainingBatches()  # the size and digits of each training batch
     trainer = make_trainer(
         epochs,
         accelerator="cpu",
         devices=devices,
         strategy="ddp",
-        callbacks=[callback],
+        callbacks=[callback, batches],
         logger=False,
         enable_checkpointing=False,
         use_distributed_sampler=False,  # OML's module replaced the samplers already
@@ -92,6 +106,8 @@ def run(
     report: Dict[str, Any] = {
         "rank": trainer.global_rank,
         "world_size": trainer.world_size,
+        # whole batches of the BalanceSampler: size and labels of each
+        "train_batches": batches.batches,
         "val_size": len(val),
         # items this process embedded
         "validated_by_this_process": callback._collected_samples,

@@ -55,6 +55,16 @@ def test_each_process_validates_half_but_metrics_use_everything(ddp_reports):
         assert report["queries_ranked"] == report["n_queries"] > n // 2
 
 
+def test_each_process_trains_on_whole_batches(ddp_reports):
+    # one epoch: the BalanceSampler's 5 // 2 = 2 batches of 2 digits x 32 images, one per process
+    batches = [report["train_batches"] for report in ddp_reports]
+    assert [len(b) for b in batches] == [1, 1]
+    (first,), (second,) = batches
+    for batch in (first, second):
+        assert batch["size"] == 64 and len(batch["labels"]) == 2
+    assert not set(first["labels"]) & set(second["labels"])  # an epoch draws each digit once
+
+
 def test_ddp_metrics_equal_a_single_process_evaluation(ddp_reports):
     logged, single = ddp_reports[0]["metrics_logged"], ddp_reports[0]["metrics_single_process"]
     assert logged.keys() == single.keys() == {"cmc/1", "precision/5", "map/5"}
