@@ -3,10 +3,12 @@
 Chapter 00 builds OML's datasets by hand and later chapters call ``h.make_datasets``; chapter
 01 writes the training loop by hand and later chapters call ``h.train_extractor``; chapter 03
 builds ``ExtractorModule`` and ``EmbeddingMetrics`` by hand and later cells call
-``h.make_module`` and ``h.make_metric``. The chapter cell is the lesson, the helper is what the
-book reuses. These tests run the chapter's own cell (read from the committed notebook, only the
-number of epochs made smaller) beside the helper and fail when the two drift apart: other
-losses on the same batches, another schedule, other items or metrics.
+``h.make_module`` and ``h.make_metric``; chapter 07 spells out the pairwise model's forward
+step by step, and its last step asserts that the steps give the model's own output. The chapter
+cell is the lesson, the helper is what the book reuses. These tests run the chapter's own cell
+(read from the committed notebook, only the number of epochs made smaller) beside the helper and
+fail when the two drift apart: other losses on the same batches, another schedule, other items
+or metrics.
 """
 
 import json
@@ -356,3 +358,38 @@ def test_chapter_00_datasets_are_make_datasets(digits_root, digits_df):
             assert torch.allclose(a, b, atol=1e-6), f"{name} item {i} differs"
     assert torch.equal(cell["val_dataset"].get_query_ids(), helper_val.get_query_ids())
     assert torch.equal(cell["val_dataset"].get_gallery_ids(), helper_val.get_gallery_ids())
+
+
+CHAPTER_07_STEPS = ("c04t", "c04u", "c04v")
+
+
+def run_chapter_07_steps(change: Dict[str, str]) -> Dict[str, Any]:
+    """Chapter 07's cells that spell out ``PairFusionExtractor.forward`` and
+    ``ConcatSiamese.forward`` step by step, on a random pair and an untrained
+    ``SmallCNN``; the last cell asserts that its steps give the model's own output."""
+    torch.manual_seed(0)
+    pair_model = h.make_siamese(h.SmallCNN(), hidden=(32,)).eval()
+    x1, x2 = torch.rand(2, 1, 3, 64, 64)
+    namespace = dict(
+        torch=torch,
+        pair_model=pair_model,
+        fusion=pair_model.extractor,
+        x1=x1,
+        x2=x2,
+        stack=torch.concat([x1, x2], dim=2),
+    )
+    for cell_id in CHAPTER_07_STEPS:
+        replace = change if cell_id == "c04u" else {}
+        run_cell(chapter_cell("07_reranking.ipynb", cell_id, replace), namespace)
+    return namespace
+
+
+def test_chapter_07_steps_are_the_pair_models_forward():
+    cell = run_chapter_07_steps({})
+    assert tuple(cell["joint"].shape) == (1, 192, 8, 8)
+    assert tuple(cell["logit"].shape) == (1,)
+
+
+def test_a_drifted_chapter_07_step_fails():
+    with pytest.raises(AssertionError):
+        run_chapter_07_steps({"a * b": "a + b"})
