@@ -14,6 +14,8 @@ import pandas as pd
 import pytest
 import torch
 
+from oml.datasets import ImageQueryGalleryLabeledDataset
+from oml.retrieval import RetrievalResults
 from oml.samplers import BalanceSampler
 
 import oml_helpers as h
@@ -74,6 +76,8 @@ def chapter_names(tmp_path, logs, lightning_ckpt, search_setup):  # noqa: F811 (
             }
         ),
         "toy_embeddings": torch.zeros(6, 1),
+        "ImageQueryGalleryLabeledDataset": ImageQueryGalleryLabeledDataset,  # 00
+        "RetrievalResults": RetrievalResults,  # 00
         "rr": _rr(),
         "val_dataset": dataset,  # 02 (and rr for 06)
         "trained": model,  # 02
