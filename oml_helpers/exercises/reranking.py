@@ -180,8 +180,11 @@ def _line_fit(seconds: Dict[int, float], n_queries: int) -> Tuple[float, float]:
 
 
 def _cmc_at_1(rr: RetrievalResults) -> float:
-    """The share of queries whose first result is right."""
-    return float(np.mean([bool(mask[:1].any()) for mask in correct_mask(rr)]))
+    """The share of queries whose first result is right (OML's CMC@1)."""
+    metrics = calc_retrieval_metrics_rr(
+        rr, cmc_top_k=(1,), precision_top_k=(), map_top_k=(), verbose=False
+    )
+    return float(metrics["cmc"][1])
 
 
 def _what_limits(
