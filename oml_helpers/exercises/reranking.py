@@ -179,12 +179,11 @@ def _line_fit(seconds: Dict[int, float], n_queries: int) -> Tuple[float, float]:
     return float(slope), float(intercept)
 
 
-def _cmc_at_1(rr: RetrievalResults) -> float:
-    """The share of queries whose first result is right (OML's CMC@1)."""
-    metrics = calc_retrieval_metrics_rr(
-        rr, cmc_top_k=(1,), precision_top_k=(), map_top_k=(), verbose=False
-    )
-    return float(metrics["cmc"][1])
+def _cmc(rr: RetrievalResults, top_k: Sequence[int]) -> Dict[int, Any]:
+    """OML's CMC@k of ``rr`` for each k in ``top_k``, keyed by k."""
+    return calc_retrieval_metrics_rr(
+        rr, cmc_top_k=tuple(top_k), precision_top_k=(), map_top_k=(), verbose=False
+    )["cmc"]
 
 
 def _what_limits(
@@ -226,7 +225,7 @@ def _what_limits(
                 f"reranked[{n}] has {len(rr_n.retrieved_ids)} queries, rr has "
                 f"{len(rr.retrieved_ids)}: pass the lists re-ranked from rr."
             )
-        after[n] = _cmc_at_1(rr_n)
+        after[n] = float(_cmc(rr_n, (1,))[1])
         if after[n] > float(cmc[n]) + 1e-6:
             raise ValueError(
                 f"reranked[{n}] has CMC@1 {after[n]:.2f}, above the extractor's "
@@ -300,13 +299,7 @@ def check_rerank_budget(
     n_max = rr.n_retrieved_items
     fits = [n for n in range(2, n_max + 1) if slope * n + intercept <= budget_ms]
     truth = max(fits) if fits else 0
-    cmc = calc_retrieval_metrics_rr(
-        rr,
-        cmc_top_k=tuple(range(1, n_max + 1)),
-        precision_top_k=(),
-        map_top_k=(),
-        verbose=False,
-    )["cmc"]
+    cmc = _cmc(rr, range(1, n_max + 1))
     cap = float(cmc[truth if truth else 1])
     limits = "" if reranked is None else _what_limits(reranked, rr, cmc)
     n, value = budget_top_n, float(cmc_cap)
