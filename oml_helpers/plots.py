@@ -12,6 +12,7 @@ from torch import Tensor
 
 from oml.const import LABELS_COLUMN, PATHS_COLUMN
 
+from oml_helpers.image_search import read_image
 from oml_helpers.mining import pair_distances
 
 
@@ -258,8 +259,7 @@ def plot_search(
         for path, d, color in zip(found, distances, frames)
     ]
     for ax, (path, label, color) in zip(axes, cells):
-        with Image.open(path) as image:
-            framed(ax, np.asarray(image.convert("RGB")), label, color)
+        framed(ax, np.asarray(read_image(path)), label, color)
     fig.tight_layout()
     return fig
 
@@ -309,8 +309,7 @@ def plot_pairs(
         for ax, path, label in zip(
             ax_pair, pair, (str(pair[0]), f"{pair[1]}{note}")
         ):
-            with Image.open(Path(root) / path) as image:
-                picture = np.asarray(image.convert("RGB"))
+            picture = np.asarray(read_image(Path(root) / path))
             framed(ax, picture, label, colors[n % 2])
             ax.title.set_fontsize(7)
     for ax_pair in flat[len(pairs) :]:

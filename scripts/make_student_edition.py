@@ -68,4 +68,6 @@ def main(out: Path) -> None:
 
 
 if __name__ == "__main__":
+    if len(sys.argv) > 2 or (len(sys.argv) == 2 and sys.argv[1].startswith("-")):
+        sys.exit(__doc__)
     main(Path(sys.argv[1]) if len(sys.argv) > 1 else ROOT / "student")

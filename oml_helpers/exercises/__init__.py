@@ -15,8 +15,9 @@ each one short: ``ground_truth`` (chapter 00's ground-truth exercise),
 ``validation_shifts`` (chapter 02's average-precision and shift exercises),
 ``log_reading`` (chapter 03's two log exercises), ``checkpointing_bootstrap``
 (chapter 04's bootstrap exercise), ``store_relabel`` and ``store_and_model``
-(chapter 05's relabelling and model exercises), ``own_images_knn`` and
-``own_images_modes`` (chapter 08's kNN and colour-mode exercises). ``verdict``
+(chapter 05's relabelling and model exercises), ``own_images_knn``,
+``own_images_modes`` (chapter 08's kNN and colour-mode exercises),
+and ``reranking_budget`` (chapter 07's time-budget exercise). ``verdict``
 holds what they share. All checkers are importable from here, e.g.
 ``oml_helpers.exercises.check_balance_batches``.
 """
@@ -58,11 +59,8 @@ from oml_helpers.exercises.retrieval import (
 from oml_helpers.exercises.own_images_knn import check_knn
 from oml_helpers.exercises.own_images_modes import check_fnmr_by_mode
 from oml_helpers.exercises.your_own_images import check_same_photo_cost
-from oml_helpers.exercises.reranking import (
-    check_cut_after_rerank,
-    check_hard_pairs,
-    check_rerank_budget,
-)
+from oml_helpers.exercises.reranking import check_cut_after_rerank, check_hard_pairs
+from oml_helpers.exercises.reranking_budget import check_rerank_budget
 
 __all__ = [
     "RIGHT",
