@@ -408,7 +408,15 @@ INVERTED = ([True, False, False, False, False], [False, True, True, True, True])
 
 def test_average_precision():
     result = ex.check_average_precision(_oml_ap, *INVERTED)
-    _says(result, ex.RIGHT, "edge cases", "invert", "first 1.000, second 0.679", "0.200 and 0.543")
+    _says(
+        result,
+        ex.RIGHT,
+        "edge cases",
+        "invert",
+        "mAP@5 (OML's map/5) gives first 1.000, second 0.679",
+        "0.200 and 0.543",
+    )
+    assert "AP@5 gives" not in result.message
     # either order of the two is an inversion
     _says(ex.check_average_precision(_oml_ap, *INVERTED[::-1]), ex.RIGHT, "first 0.679")
     result = ex.check_average_precision(
@@ -461,7 +469,7 @@ def test_average_precision_inversion_typical_mistakes():
     t, f = True, False
     # part 1 is wrong: part 2 is not looked at yet
     _says(ex.check_average_precision(lambda c, n, k: 0.5, *INVERTED), ex.WRONG, "OML gives")
-    right = "part 1 is right (your function matches OML's AP@k on 38 rankings)"
+    right = "part 1 is right (your function matches OML's mAP@k on 38 rankings)"
     # the same number of hits: S / h and S / 5 always agree
     _says(
         ex.check_average_precision(_oml_ap, [t, f, t, f, f], [f, t, f, t, f]),

@@ -1,6 +1,6 @@
-"""Checker for exercise 02.1 of chapter 02, Validation: OML's AP@k for one query
-by hand (part 1), and two rankings that OML's AP@k and the recsys AP@k order
-oppositely (part 2)."""
+"""Checker for exercise 02.1 of chapter 02, Validation: OML's mAP@k (``calc_map``,
+the ``map/k`` keys) for one query by hand (part 1), and two rankings that mAP@k
+and the recsys AP@k order oppositely (part 2)."""
 
 from typing import Callable, List, Sequence, Tuple
 
@@ -14,7 +14,7 @@ from oml_helpers.exercises.verdict import verdict as _verdict
 
 
 def _oml_ap(is_correct: Sequence[bool], n_gt: int, k: int) -> float:
-    """OML's AP@k of one query's ranking."""
+    """OML's mAP@k (``calc_map``) of one query's ranking."""
     row = [torch.tensor(list(is_correct), dtype=torch.bool)]
     return float(calc_map(row, [n_gt], (k,))[0][0])
 
@@ -119,8 +119,8 @@ def _as_ranking(name: str, value: object) -> List[bool]:
 
 
 def _inversion_problem(first: object, second: object) -> Tuple[str, str]:
-    """Why ``first`` and ``second`` are not ordered oppositely by OML's AP@K and
-    the recsys AP@K ("" if they are), and a line with their four values."""
+    """Why ``first`` and ``second`` are not ordered oppositely by OML's mAP@k and
+    the recsys AP@k ("" if they are), and a line with their four values."""
     try:
         a, b = _as_ranking("first", first), _as_ranking("second", second)
     except ValueError as e:
@@ -129,8 +129,8 @@ def _inversion_problem(first: object, second: object) -> Tuple[str, str]:
     oml = [_oml_ap(r, n, k) for r in (a, b)]
     rec = [recsys_ap(r, n, k) for r in (a, b)]
     shown = (
-        f"OML's AP@{k} gives first {oml[0]:.3f}, second {oml[1]:.3f}; the recsys "
-        f"AP@{k} {rec[0]:.3f} and {rec[1]:.3f}"
+        f"mAP@{k} (OML's map/{k}) gives first {oml[0]:.3f}, second "
+        f"{oml[1]:.3f}; the recsys AP@{k} {rec[0]:.3f} and {rec[1]:.3f}"
     )
     if sum(a) == sum(b):
         return (
@@ -144,7 +144,7 @@ def _inversion_problem(first: object, second: object) -> Tuple[str, str]:
         return f"{shown}: a tie is not an opposite order.", shown
     if (oml[0] > oml[1]) == (rec[0] > rec[1]):
         return (
-            f"{shown}: the same order. More hits raise the recsys AP; OML's "
+            f"{shown}: the same order. More hits raise the recsys AP; mAP@{k} "
             "asks only how early the hits come. Give one ranking few hits, all "
             "early, and the other more hits, some of them late."
         ), shown
@@ -154,10 +154,10 @@ def _inversion_problem(first: object, second: object) -> Tuple[str, str]:
 def check_average_precision(
     fn: Callable[[Sequence[bool], int, int], float], first: object, second: object
 ) -> Verdict:
-    """Exercise 02.1: ``fn(is_correct, n_gt, k)`` computes OML's AP@k for one query
+    """Exercise 02.1: ``fn(is_correct, n_gt, k)`` computes OML's mAP@k for one query
     (part 1), and ``first`` and ``second``, two rankings of ``INVERSION_K`` results
     for queries with ``INVERSION_N_GT`` correct items each, are ordered one way by
-    OML's AP@k and the other way by ``recsys_ap`` (part 2).
+    OML's mAP@k and the other way by ``recsys_ap`` (part 2).
 
     Part 1 is checked on rankings that include ``AP_EDGE_CASES``, part 2 once
     part 1 is right.
@@ -165,7 +165,7 @@ def check_average_precision(
     part1 = _function_verdict(fn)
     if not part1:
         return part1
-    done = f"your function matches OML's AP@k on {len(_ap_cases())} rankings"
+    done = f"your function matches OML's mAP@k on {len(_ap_cases())} rankings"
     for name, value in (("first", first), ("second", second)):
         if value is Ellipsis:
             return Verdict(
