@@ -98,9 +98,9 @@ def badge_cell(notebook: Path, image: str = BADGE_IMAGE) -> nbformat.NotebookNod
     """
     student, full = colab_url(student_path(notebook)), colab_url(ROOT / "notebooks" / notebook.name)
     return nbformat.v4.new_markdown_cell(
-        f"[![Open the student edition in Colab]({image})]({student}) the student edition: the "
-        f"exercises without their solutions. [Open the full notebook, with the solutions, in "
-        f"Colab]({full}).",
+        f"[![Open the student edition in Colab]({image})]({student}) opens the student edition "
+        f"in Colab: the exercises without their solutions. [Open the full notebook, with the "
+        f"solutions, in Colab]({full}).",
         id=BADGE_ID,
     )
 
