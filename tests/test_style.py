@@ -8,9 +8,12 @@ notebooks and left out. Fix a failure with ``ruff format .`` and then ``ruff che
 lists what the formatter cannot mend (a long string or comment to split by hand).
 """
 
+import ast
+import re
 import subprocess
 import sys
 from pathlib import Path
+from typing import List
 
 import nbformat
 import pytest
@@ -75,3 +78,33 @@ def test_rendered_code_is_checked_at_the_code_box_width(path):
         text=True,
     )
     assert result.returncode == 1 and "E501" in result.stdout, result.stdout
+
+
+FENCED_PYTHON = re.compile(r"^```python\n(.*?)^```", flags=re.DOTALL | re.MULTILINE)
+
+
+def python_blocks(markdown: str) -> List[str]:
+    """The code of each fenced ```python block in a markdown text."""
+    return FENCED_PYTHON.findall(markdown)
+
+
+def test_python_blocks_are_found():
+    text = "Prose.\n\n```python\nx = 1\n```\n\n```python\ny = (\n```\n"
+    assert python_blocks(text) == ["x = 1\n", "y = (\n"]
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "notebooks").glob("*.ipynb")), ids=lambda p: p.name)
+def test_code_shown_in_prose_is_valid_python(path):
+    """Code in the prose (a dropdown that spells out a helper, say) is not checked by ruff or run
+    by nbval; a re-wrap of the paragraph around it once joined its lines into invalid Python."""
+    nb = nbformat.read(path, as_version=4)
+    broken = []
+    for cell in nb.cells:
+        if cell.cell_type != "markdown":
+            continue
+        for code in python_blocks(cell.source):
+            try:
+                ast.parse(code)
+            except SyntaxError as e:
+                broken.append(f"cell {cell.get('id')}: line {e.lineno}: {e.text!r}")
+    assert broken == [], "fenced python blocks that do not parse:\n" + "\n".join(broken)
