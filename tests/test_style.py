@@ -13,7 +13,7 @@ import re
 import subprocess
 import sys
 from pathlib import Path
-from typing import List
+from typing import List, Tuple
 
 import nbformat
 import pytest
@@ -93,18 +93,27 @@ def test_python_blocks_are_found():
     assert python_blocks(text) == ["x = 1\n", "y = (\n"]
 
 
-@pytest.mark.parametrize("path", sorted((ROOT / "notebooks").glob("*.ipynb")), ids=lambda p: p.name)
-def test_code_shown_in_prose_is_valid_python(path):
-    """Code in the prose (a dropdown that spells out a helper, say) is not checked by ruff or run
-    by nbval; a re-wrap of the paragraph around it once joined its lines into invalid Python."""
+PROSE_FILES = sorted((ROOT / "notebooks").glob("*.ipynb")) + sorted((ROOT / "book").glob("*.md"))
+
+
+def _markdown_parts(path: Path) -> List[Tuple[str, str]]:
+    """(where, markdown) for each markdown cell of a notebook, or the whole of a .md page."""
+    if path.suffix == ".md":
+        return [(path.name, path.read_text())]
     nb = nbformat.read(path, as_version=4)
+    return [(f"cell {c.get('id')}", c.source) for c in nb.cells if c.cell_type == "markdown"]
+
+
+@pytest.mark.parametrize("path", PROSE_FILES, ids=lambda p: p.name)
+def test_code_shown_in_prose_is_valid_python(path):
+    """Code in the prose (a dropdown that spells out a helper, the store appendix's quoted cells)
+    is not checked by ruff or run by nbval; a re-wrap of the paragraph around it once joined its
+    lines into invalid Python."""
     broken = []
-    for cell in nb.cells:
-        if cell.cell_type != "markdown":
-            continue
-        for code in python_blocks(cell.source):
+    for where, markdown in _markdown_parts(path):
+        for code in python_blocks(markdown):
             try:
                 ast.parse(code)
             except SyntaxError as e:
-                broken.append(f"cell {cell.get('id')}: line {e.lineno}: {e.text!r}")
+                broken.append(f"{where}: line {e.lineno}: {e.text!r}")
     assert broken == [], "fenced python blocks that do not parse:\n" + "\n".join(broken)
