@@ -103,6 +103,33 @@ def _cmc_by_hand(rr, n_max=8):
     ]
 
 
+class _DropoutJudge(_Judge):
+    """``_Judge`` whose scores are noise in training mode, like a model with dropout."""
+
+    training = True
+
+    def eval(self):
+        self.training = False
+        return self
+
+    def train(self, mode=True):
+        self.training = mode
+        return self
+
+    def predict(self, x1, x2):
+        return torch.rand(len(x1)) if self.training else super().predict(x1, x2)
+
+
+def test_cut_after_rerank_scores_in_eval_mode():
+    """``trainer.validate`` leaves a model in training mode: the check scores in eval mode and
+    gives the mode back."""
+    rr, dataset, th = _rr(seed=1), _Images(12, 40), 0.35
+    truth = _cut_by_hand(rr, lambda q, i: (abs(100 + i - q) % 7) / 10 < th)
+    judge = _DropoutJudge()
+    _says(ex.check_cut_after_rerank(*truth, rr, dataset, judge, th, 0.6), ex.RIGHT)
+    assert judge.training
+
+
 def test_rerank_budget_reads_the_measured_points():
     rr = _rr(n_queries=20, seed=1)  # CMC@n 0.7, 0.9, 0.95, then 1.0
     cmc = _cmc_by_hand(rr)
