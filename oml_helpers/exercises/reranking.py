@@ -46,17 +46,29 @@ def _raw_scores(
     model: Any, dataset: Any, rr: RetrievalResults, top_n: int
 ) -> List[torch.Tensor]:
     """The pairwise model's own scores of each query with its ``top_n`` first
-    results."""
+    results, in eval mode as ``pairwise_inference`` scores them (a model that
+    ``trainer.validate`` left in training mode has its dropout on); the model's
+    mode is restored afterwards."""
     query_ids, gallery_ids = dataset.get_query_ids(), dataset.get_gallery_ids()
     device = _model_device(model)
+    was_training = bool(getattr(model, "training", False))
+    if hasattr(model, "eval"):
+        model.eval()
     scores = []
-    with torch.no_grad():
-        for q, ids in enumerate(rr.retrieved_ids):
-            x1 = dataset[int(query_ids[q])]["input_tensors"].to(device)
-            x2 = torch.stack(
-                [dataset[int(gallery_ids[i])]["input_tensors"] for i in ids[:top_n]]
-            ).to(device)
-            scores.append(model.predict(x1.expand_as(x2), x2).flatten().cpu())
+    try:
+        with torch.no_grad():
+            for q, ids in enumerate(rr.retrieved_ids):
+                x1 = dataset[int(query_ids[q])]["input_tensors"].to(device)
+                x2 = torch.stack(
+                    [
+                        dataset[int(gallery_ids[i])]["input_tensors"]
+                        for i in ids[:top_n]
+                    ]
+                ).to(device)
+                scores.append(model.predict(x1.expand_as(x2), x2).flatten().cpu())
+    finally:
+        if was_training:
+            model.train()
     return scores
 
 
