@@ -80,7 +80,11 @@ def chapter_names(tmp_path, logs, lightning_ckpt, search_setup):  # noqa: F811 (
         "RetrievalResults": RetrievalResults,  # 00
         "rr": _rr(),
         "val_dataset": dataset,  # 02 (and rr for 06)
-        "trained": model,  # 02
+        "trained": model,
+        "images": torch.zeros(6, 3, 64, 64),
+        "labels": np.arange(6) % 2,
+        "moved_table": None,
+        "move_each": lambda images, length: images,  # 02
         "df": pd.DataFrame({"label": [d for d in range(10) for _ in range(30)]}),  # 03
         "csv_logger": SimpleNamespace(log_dir=str(csv)),
         "short_logger": SimpleNamespace(log_dir=str(csv)),
@@ -141,9 +145,9 @@ def test_stub_is_not_yet(stub, chapter_names):
 def test_unanswered_values_and_functions_are_named():
     says(ex.check_balance_batches(...), ex.WRONG, "`my_balance_batches` is still `...`")
     says(
-        ex.check_shift_robustness("model", ..., 0.9, 0.8, None, None),
+        ex.check_blurred_baseline("model", lambda x: x, ..., None, None, None, None),
         ex.WRONG,
-        "`shifted` is still `...`",
+        "`cmc1_blurred` is still `...`",
     )
 
     def share(margin): ...

@@ -1,82 +1,108 @@
-"""Tests for exercise 02.3's checker: raw pixels against the model on shifted images."""
+"""Tests for exercise 02.3's checker: blurred pixels against the model on moved queries."""
 
+import math
+
+import pandas as pd
 import pytest
 import torch
 import torch.nn.functional as F
 
-from oml.metrics import calc_retrieval_metrics_rr
-from oml.retrieval import RetrievalResults
-
-from oml_helpers import SmallCNN, make_datasets, seed_everything
+from oml_helpers import make_datasets
 from oml_helpers import exercises as ex
 from verdicts import says
 
 
-def _shift(images, max_px=6, seed=0):
-    """Each image moved by a random whole number of pixels, the border filled with -1."""
-    g = torch.Generator().manual_seed(seed)
-    n, _, height, width = images.shape
-    padded = F.pad(images, (max_px,) * 4, value=-1.0)
-    moves = torch.randint(0, 2 * max_px + 1, (n, 2), generator=g).tolist()
-    return torch.stack(
-        [padded[i, :, y : y + height, x : x + width] for i, (y, x) in enumerate(moves)]
-    )
+def _move_each(images, length, seed=0):
+    """The chapter's move: each image by ``length`` pixels in a random direction."""
+    generator = torch.Generator().manual_seed(seed)
+    angles = 2 * math.pi * torch.rand(len(images), generator=generator)
+    padded = F.pad(images, (length,) * 4, value=-1.0)
+    moved = []
+    for image, angle in zip(padded, angles.tolist()):
+        y = length - round(length * math.sin(angle))
+        x = length - round(length * math.cos(angle))
+        moved.append(image[:, y : y + 64, x : x + 64])
+    return torch.stack(moved)
 
 
-def _cmc1(vectors, dataset):
-    rr = RetrievalResults.from_embeddings(vectors, dataset, n_items=1)
-    metrics = calc_retrieval_metrics_rr(
-        rr, cmc_top_k=(1,), precision_top_k=(), map_top_k=(), verbose=False
-    )
-    return float(metrics["cmc"][1])
+def _cmc1(queries, gallery, labels):
+    distances = torch.cdist(queries, gallery)
+    distances.fill_diagonal_(float("inf"))
+    return float((labels[distances.argmin(1)] == labels).float().mean())
+
+
+def _blur(images):
+    return F.avg_pool2d(images, 8).flatten(1)
 
 
 @pytest.fixture
 def setup(small_df, digits_root):
-    """50 validation images (10 per digit 5-9), a random SmallCNN, the shifted images
-    and their two CMC@1."""
+    """50 validation images (10 per digit 5-9), moved by 16 pixels, their digits,
+    a table like the chapter's and the right answer."""
     _, val = make_datasets(small_df, digits_root)
-    seed_everything(0)
-    model = SmallCNN().eval()
-    clean = torch.stack([val[i]["input_tensors"] for i in range(len(val))])
-    shifted = _shift(clean)
-    with torch.no_grad():
-        right = (_cmc1(shifted.flatten(1), val), _cmc1(model(shifted), val))
-        clean_model = _cmc1(model(clean), val)
-    return model, val, clean, shifted, right, clean_model
+    images = torch.stack([val[i]["input_tensors"] for i in range(len(val))])
+    labels = torch.as_tensor(val.get_labels())
+    moved = _move_each(images, 16)
+    table = pd.DataFrame({"raw pixels": [0.5, 0.2], "trained model": [0.6, 0.3]}, index=[10, 16])
+    right = _cmc1(_blur(moved), _blur(images), labels)
+    return images, labels, moved, table, right
 
 
 def test_right_answers(setup):
-    model, val, _, shifted, (pixels, cnn), _ = setup
-    for guess in ("pixels", " Model "):
-        result = ex.check_shift_robustness(guess, shifted, pixels, cnn, model, val)
-        says(result, ex.RIGHT, "raw pixels' CMC@1 falls from", f"to {pixels:.3f}")
+    images, labels, moved, table, right = setup
+    for guess in ("blurred", " Model "):
+        result = ex.check_blurred_baseline(guess, _blur, right, moved, images, labels, table)
+        says(result, ex.RIGHT, f"score CMC@1 {right:.3f}", "0.200 for the raw", "0.300")
         assert repr(result).splitlines()[0].startswith("Correct")
-    # the verdict names who keeps CMC@1 better and whether the guess agreed
-    text = ex.check_shift_robustness("pixels", shifted, pixels, cnn, model, val).message
-    assert ("as you predicted" in text) != ("you predicted pixels" in text)
+    text = ex.check_blurred_baseline(
+        "model", _blur, right, moved, images, labels.numpy(), table
+    ).message
+    winner = "blurred" if round(right, 3) > 0.3 else "model"
+    assert ("as you predicted" in text) == (winner == "model")
+
+
+def test_any_blur_is_accepted(setup):
+    images, labels, moved, table, _ = setup
+
+    def coarse(x):
+        return F.avg_pool2d(x, 16).flatten(1)
+
+    right = _cmc1(coarse(moved), coarse(images), labels)
+    result = ex.check_blurred_baseline("model", coarse, right, moved, images, labels, table)
+    says(result, ex.RIGHT)
 
 
 def test_wrong_numbers(setup):
-    model, val, clean, shifted, (pixels, cnn), clean_model = setup
-    check = ex.check_shift_robustness
-    says(check("model", shifted, cnn, pixels, model, val), ex.WRONG, "`cmc1_pixels`")
-    says(check("model", shifted, pixels, pixels + 0.1, model, val), ex.WRONG, "`cmc1_model`")
-    # the clean images' CMC@1 instead of the shifted ones'
-    if abs(clean_model - cnn) > 0.01:
-        result = check("model", shifted, pixels, clean_model, model, val)
-        says(result, ex.WRONG, "clean images")
-    says(check("model", shifted, "high", cnn, model, val), ex.WRONG, "should be a number")
+    images, labels, moved, table, right = setup
+    check = ex.check_blurred_baseline
+    unmoved = _cmc1(_blur(images), _blur(images), labels)
+    raw = _cmc1(moved.flatten(1), images.flatten(1), labels)
+    if abs(unmoved - right) > 0.01:
+        says(check("model", _blur, unmoved, moved, images, labels, table), ex.WRONG, "unmoved")
+    if abs(raw - right) > 0.01:
+        says(check("model", _blur, raw, moved, images, labels, table), ex.WRONG, "raw pixels")
+    if min(abs(right + 0.1 - v) for v in (right, unmoved, raw)) > 0.01:
+        result = check("model", _blur, right + 0.1, moved, images, labels, table)
+        says(result, ex.WRONG, "cmc1_moved_queries")
+    says(check("model", _blur, "high", moved, images, labels, table), ex.WRONG, "a number")
 
 
 def test_bad_input(setup):
-    model, val, clean, shifted, (pixels, cnn), _ = setup
-    check = ex.check_shift_robustness
-    says(check("both", shifted, pixels, cnn, model, val), ex.WRONG, "'pixels' or 'model'")
-    says(check("model", clean, pixels, cnn, model, val), ex.WRONG, "differ from the clean")
-    says(check("model", shifted[:10], pixels, cnn, model, val), ex.WRONG, "the shape")
-    says(check("model", list(shifted), pixels, cnn, model, val), ex.WRONG, "torch.stack")
-    nan = shifted.clone()
-    nan[0, 0, 0, 0] = float("nan")
-    says(check("model", nan, pixels, cnn, model, val), ex.WRONG, "NaN")
-    says(check(..., shifted, pixels, cnn, model, val), ex.WRONG, "`prediction` is still")
+    images, labels, moved, table, right = setup
+    check = ex.check_blurred_baseline
+    says(check("both", _blur, right, moved, images, labels, table), ex.WRONG, "'blurred'")
+    says(check("model", _blur, right, images, images, labels, table), ex.WRONG, "unmoved")
+    says(check("model", _blur, right, moved[:10], images, labels, table), ex.WRONG, "shape")
+    says(check("model", lambda x: 1.0, right, moved, images, labels, table), ex.WRONG, "tensor")
+    says(check("model", lambda x: x[:3], right, moved, images, labels, table), ex.WRONG, "rows")
+    says(check("model", lambda x: x / 0 * 0, right, moved, images, labels, table), ex.WRONG, "NaN")
+
+    def broken(x):
+        raise ValueError("oops")
+
+    says(check("model", broken, right, moved, images, labels, table), ex.WRONG, "raised")
+    says(check(..., _blur, right, moved, images, labels, table), ex.WRONG, "`prediction` is still")
+
+    def unfinished(x): ...
+
+    says(check("model", unfinished, right, moved, images, labels, table), ex.WRONG, "None")

@@ -1,156 +1,149 @@
 """Checker for exercise 02.3 of chapter 02, Validation: predict, then measure,
-whether raw pixels or the trained model keeps its CMC@1 better when every
-validation image is shifted at random."""
+whether blurred pixels beat the trained model on queries moved by 16 pixels."""
 
-from typing import List
+from typing import Callable, List
 
+import pandas as pd
 import torch
-
-from oml.interfaces.datasets import IQueryGalleryLabeledDataset
-from oml.metrics import calc_retrieval_metrics_rr
-from oml.retrieval import RetrievalResults
 
 from oml_helpers.exercises.verdict import Verdict, checker
 from oml_helpers.exercises.verdict import verdict as _verdict
 
-PREDICTIONS = ("pixels", "model")
+PREDICTIONS = ("blurred", "model")
+SHIFT = 16  # pixels: the table's row where the model leads the raw pixels
 # one query of the 896 moves CMC@1 by 0.0011; leave room for float noise
 TOLERANCE = 0.003
 
 
-def _cmc1(vectors: torch.Tensor, dataset: IQueryGalleryLabeledDataset) -> float:
-    """CMC@1 of ``dataset``'s gallery ranked by the Euclidean distance of
-    ``vectors``."""
-    rr = RetrievalResults.from_embeddings(vectors, dataset, n_items=1)
-    metrics = calc_retrieval_metrics_rr(
-        rr, cmc_top_k=(1,), precision_top_k=(), map_top_k=(), verbose=False
-    )
-    return float(metrics["cmc"][1])
+def _cmc1(
+    queries: torch.Tensor, gallery: torch.Tensor, labels: torch.Tensor
+) -> float:
+    """CMC@1 of each query against every gallery vector but its own (row i of
+    both is image i), as the chapter's ``cmc1_moved_queries`` computes it."""
+    distances = torch.cdist(queries.flatten(1).float(), gallery.flatten(1).float())
+    distances.fill_diagonal_(float("inf"))
+    return float((labels[distances.argmin(1)] == labels).float().mean())
 
 
-@torch.no_grad()
-def _embed(model: torch.nn.Module, images: torch.Tensor) -> torch.Tensor:
-    model.eval()
-    device = next(model.parameters()).device
-    batches = [
-        model(images[i : i + 256].to(device)) for i in range(0, len(images), 256)
-    ]
-    return torch.cat(batches).cpu()
+def _blurred(blur: Callable, images: torch.Tensor, name: str) -> object:
+    """``blur(images)`` as one float vector per image, or the reason it is not."""
+    try:
+        out = blur(images.clone())
+    except Exception as e:  # the student's code
+        return f"`blur` raised {type(e).__name__}: {e}"
+    if not isinstance(out, torch.Tensor):
+        return f"`blur({name})` gave a {type(out).__name__}; return a tensor."
+    if out.dim() < 1 or len(out) != len(images):
+        return (
+            f"`blur({name})` has the shape {tuple(out.shape)}: give one vector per "
+            f"image, {len(images)} rows."
+        )
+    out = out.detach().flatten(1).float()
+    if not torch.isfinite(out).all():
+        return f"`blur({name})` holds NaN or infinite values."
+    return out
 
 
-def _images_problems(shifted: object, clean: torch.Tensor) -> List[str]:
-    """What is wrong with ``shifted`` as a shifted copy of ``clean`` (empty if
+def _inputs_problems(moved: object, images: torch.Tensor) -> List[str]:
+    """What is wrong with ``moved`` as the moved copy of ``images`` (empty if
     nothing)."""
-    if not isinstance(shifted, torch.Tensor):
+    if not isinstance(moved, torch.Tensor) or moved.shape != images.shape:
+        shape = tuple(getattr(moved, "shape", ()))
         return [
-            f"`shifted` is a {type(shifted).__name__}; give the shifted images as "
-            f"one tensor of shape {tuple(clean.shape)}, e.g. with torch.stack."
+            f"`moved` has the shape {shape}, the images {tuple(images.shape)}: "
+            f"use `move_each(images, {SHIFT})`."
         ]
-    if tuple(shifted.shape) != tuple(clean.shape):
-        return [
-            f"`shifted` has the shape {tuple(shifted.shape)}, the validation "
-            f"images {tuple(clean.shape)}: shift every image, in dataset order."
-        ]
-    if not torch.isfinite(shifted).all():
-        return ["`shifted` holds NaN or infinite values."]
-    changed = (shifted != clean).flatten(1).any(1).float().mean()
+    changed = (moved != images).flatten(1).any(1).float().mean()
     if changed < 0.5:
         return [
-            f"only {changed:.0%} of your images differ from the clean ones: "
-            "shift every image at random."
+            f"`moved` equals the unmoved images: use `move_each(images, {SHIFT})`."
         ]
     return []
 
 
-def _number_problem(name: str, value: object, truth: float, clean: float) -> str:
-    """Why ``value`` is not ``truth``, the CMC@1 of the shifted images ('' if
-    it is)."""
-    try:
-        value = float(value)
-    except (TypeError, ValueError):
-        return f"`{name}` should be a number, the CMC@1; got {value!r}."
-    if abs(value - truth) <= TOLERANCE:
-        return ""
-    if abs(value - clean) <= TOLERANCE:
-        return (
-            f"`{name}` = {value:.3f} is the CMC@1 of the clean images; measure it "
-            "on your shifted ones."
-        )
-    return (
-        f"`{name}` = {value:.3f}, but your shifted images give CMC@1 "
-        f"{truth:.3f}. Rank them as the chapter ranks the clean ones "
-        "(RetrievalResults.from_embeddings with val_dataset)."
-    )
-
-
 @checker
-def check_shift_robustness(
+def check_blurred_baseline(
     prediction: str,
-    shifted: torch.Tensor,
-    cmc1_pixels: float,
-    cmc1_model: float,
-    model: torch.nn.Module,
-    dataset: IQueryGalleryLabeledDataset,
+    blur: Callable[[torch.Tensor], torch.Tensor],
+    cmc1_blurred: float,
+    moved: torch.Tensor,
+    images: torch.Tensor,
+    labels: object,
+    moved_table: pd.DataFrame,
 ) -> Verdict:
-    """Exercise 02.3: the CMC@1 of raw pixels and of ``model`` on shifted images.
+    """Exercise 02.3: the CMC@1 of blurred pixels on queries moved by 16 pixels.
 
-    The checker recomputes both numbers from ``shifted`` (and the clean ones from
-    ``dataset``), so any random shift is accepted; the prediction is compared with
-    the measurement but does not decide the verdict.
+    The checker recomputes the number from ``blur``, so any blur is accepted; the
+    prediction is compared with the measurement but does not decide the verdict.
 
     Args:
-        prediction: "pixels" or "model": which was predicted to keep CMC@1 better.
-        shifted: Every image of ``dataset``, in its order, shifted.
-        cmc1_pixels: The answer for the raw pixels' CMC@1 on ``shifted``.
-        cmc1_model: The answer for the model's CMC@1 on ``shifted``.
-        model: The trained extractor.
-        dataset: The validation dataset (queries and gallery).
+        prediction: "blurred" or "model": which was predicted to score higher.
+        blur: The student's function, images (N x 3 x 64 x 64) to N vectors.
+        cmc1_blurred: The answer: CMC@1 of ``blur(moved)`` against ``blur(images)``.
+        moved: ``images`` with every image moved by 16 pixels (``move_each``).
+        images: The validation images, unmoved, in dataset order.
+        labels: Their digits, in the same order.
+        moved_table: The chapter's table of CMC@1 by shift ("raw pixels" and
+            "trained model" columns, a row for 16).
 
     Returns:
-        The verdict; on success it gives both drops and says whose is smaller.
+        The verdict; on success it compares blurred pixels, raw pixels and model.
     """
     guess = str(prediction).strip().lower()
     if guess not in PREDICTIONS:
         return _verdict(
             [
-                f"`prediction` is {prediction!r}; write 'pixels' or 'model' "
+                f"`prediction` is {prediction!r}; write 'blurred' or 'model' "
                 "before you measure."
             ],
             "",
         )
-    clean = torch.stack([dataset[i]["input_tensors"] for i in range(len(dataset))])
-    problems = _images_problems(shifted, clean)
+    problems = _inputs_problems(moved, images)
     if problems:
         return _verdict(problems, "")
-    truth = {
-        "pixels": _cmc1(shifted.flatten(1), dataset),
-        "model": _cmc1(_embed(model, shifted), dataset),
-    }
-    before = {
-        "pixels": _cmc1(clean.flatten(1), dataset),
-        "model": _cmc1(_embed(model, clean), dataset),
-    }
-    for name, value, kind in [
-        ("cmc1_pixels", cmc1_pixels, "pixels"),
-        ("cmc1_model", cmc1_model, "model"),
-    ]:
-        problem = _number_problem(name, value, truth[kind], before[kind])
-        if problem:
-            problems.append(problem)
-    if problems:
-        return _verdict(problems, "")
-    # from the rounded values, so that the printed numbers add up
-    before = {kind: round(value, 3) for kind, value in before.items()}
-    truth = {kind: round(value, 3) for kind, value in truth.items()}
-    drop = {kind: before[kind] - truth[kind] for kind in PREDICTIONS}
-    winner = min(PREDICTIONS, key=lambda kind: drop[kind])
-    names = {"pixels": "the raw pixels keep their", "model": "the model keeps its"}
+    labels = torch.as_tensor(labels)
+    queries, gallery = (
+        _blurred(blur, moved, "moved"),
+        _blurred(blur, images, "images"),
+    )
+    for out in (queries, gallery):
+        if isinstance(out, str):
+            return _verdict([out], "")
+    truth = _cmc1(queries, gallery, labels)
+    try:
+        value = float(cmc1_blurred)
+    except (TypeError, ValueError):
+        return _verdict(
+            [
+                "`cmc1_blurred` should be a number, the CMC@1; got "
+                f"{cmc1_blurred!r}."
+            ],
+            "",
+        )
+    if abs(value - truth) > TOLERANCE:
+        problem = f"`cmc1_blurred` = {value:.3f}, but your `blur` gives {truth:.3f}"
+        if abs(value - _cmc1(gallery, gallery, labels)) <= TOLERANCE:
+            problem += "; yours is the CMC@1 of unmoved queries: blur `moved`."
+        elif abs(value - _cmc1(moved, images, labels)) <= TOLERANCE:
+            problem += "; yours is the raw pixels' CMC@1: blur both sides first."
+        else:
+            problem += (
+                ": rank with `cmc1_moved_queries(blur(moved), blur(images))`."
+            )
+        return _verdict([problem], "")
+    row = moved_table.loc[SHIFT]
+    model, raw = float(row["trained model"]), float(row["raw pixels"])
+    truth = round(truth, 3)
+    winner = "blurred" if truth > model else "model"
     outcome = "as you predicted" if guess == winner else f"you predicted {guess}"
+    verdict_text = (
+        "the blurred pixels beat the model"
+        if winner == "blurred"
+        else "the model keeps its lead"
+    )
     return _verdict(
         [],
-        f"on your shifted images the raw pixels' CMC@1 falls from "
-        f"{before['pixels']:.3f} to {truth['pixels']:.3f} (by "
-        f"{drop['pixels']:.3f}), the model's from {before['model']:.3f} to "
-        f"{truth['model']:.3f} (by {drop['model']:.3f}). So {names[winner]} "
-        f"CMC@1 better ({outcome}).",
+        f"on queries moved by {SHIFT} pixels your blurred pixels score CMC@1 "
+        f"{truth:.3f}, against {raw:.3f} for the raw pixels and {model:.3f} for "
+        f"the model. So {verdict_text} ({outcome}).",
     )
