@@ -316,7 +316,7 @@ def test_half_margin():
     # a wrong half_margin: the message says which way to move it and how far the share is off
     above = f"{(share(0.2) - 0.5) * 100:.1f} percentage points above one half"
     too_wide = ex.check_half_margin(share, 0.2, embeddings, labels)
-    _says(too_wide, ex.WRONG, "smaller margin", above, "halve or double")
+    _says(too_wide, ex.WRONG, "smaller margin", above, "crosses 50%")
     below = f"{(0.5 - share(-0.5)) * 100:.1f} percentage points below one half"
     too_narrow = ex.check_half_margin(share, -0.5, embeddings, labels)
     _says(too_narrow, ex.WRONG, "larger margin", below)

@@ -77,7 +77,7 @@ def _half_margin_hint(margin: float, share: float) -> str:
     return (
         f"at a margin of {margin:.3g}, {share:.1%} of the triplets are active, "
         f"{off} (the check accepts {accepted}). {move} Your `active_share` gives "
-        "the share at any margin: halve or double the margin until the share "
+        "the share at any margin: move the margin that way until the share "
         "crosses 50%, then narrow it down."
     )
 
