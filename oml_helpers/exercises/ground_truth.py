@@ -160,8 +160,8 @@ def check_gt_ids(
         )
     if separate:
         success += (
-            f" With five queries per digit it has {separate[0]}-{separate[-1]}: "
-            "every gallery image of its digit, as the queries are not in the "
-            "gallery."
+            " With five queries per digit against a separate gallery, each has "
+            f"{separate[0]}-{separate[-1]}: every gallery image of its digit, "
+            "since no query is in the gallery."
         )
     return _verdict(problems, success)
