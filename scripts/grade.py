@@ -22,7 +22,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
 
-from oml_helpers.grading import STATUSES, Row, chapters, grade_folder, write_csv  # noqa: E402
+from oml_helpers.grading import STATUSES, Row, grade_folder, write_csv  # noqa: E402
+from oml_helpers.submissions import chapters  # noqa: E402
 
 
 def _counts(rows: List[Row]) -> str:

@@ -97,7 +97,7 @@ def chapter_names(tmp_path, logs, lightning_ckpt, search_setup):  # noqa: F811 (
         "rr_after": _rr(seed=2),  # 07
         "reranked": {2: _rr(seed=1), 5: _rr(seed=1)},  # 07
         "model": model,
-        "prepared": {"my_scan.jpg": image},
+        "prepared": {"my_scan.jpg": image, "my_drawing.png": image.rotate(90)},
         "transform": h.digit_transforms(False),
         "threes": torch.zeros(6, 3, 64, 64),
         "three_ids": list(range(900, 906)),  # 05

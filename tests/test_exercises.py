@@ -313,8 +313,13 @@ def test_half_margin():
     _says(ex.check_half_margin(flipped, median, embeddings, labels), ex.WRONG, "below the")
     squared, _ = _share_by_hand(embeddings, labels, squared=True)
     _says(ex.check_half_margin(squared, median, embeddings, labels), ex.WRONG, "OML counts")
-    _says(ex.check_half_margin(share, 0.2, embeddings, labels), ex.WRONG, "smaller margin")
-    _says(ex.check_half_margin(share, -0.5, embeddings, labels), ex.WRONG, "larger margin")
+    # a wrong half_margin: the message says which way to move it and how far the share is off
+    above = f"{(share(0.2) - 0.5) * 100:.1f} percentage points above one half"
+    too_wide = ex.check_half_margin(share, 0.2, embeddings, labels)
+    _says(too_wide, ex.WRONG, "smaller margin", above, "crosses 50%")
+    below = f"{(0.5 - share(-0.5)) * 100:.1f} percentage points below one half"
+    too_narrow = ex.check_half_margin(share, -0.5, embeddings, labels)
+    _says(too_narrow, ex.WRONG, "larger margin", below)
     # the tolerance the task states, 48% to 52% active, on either side of the edge
     gaps = _gaps_by_hand(embeddings, labels).sort().values
     just_in = float(gaps[int(0.515 * len(gaps))])

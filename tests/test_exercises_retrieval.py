@@ -206,53 +206,46 @@ def search_setup(digits_root, _digits_df_session, tmp_path_factory):
     store.close()
 
 
-def _search(largest=False, squared=False, store_ids=None, eval_mode=True):
-    def fn(model, image, transform, vectors, k):
+def _search(largest=False, squared=False, positions=False, eval_mode=True):
+    """Exercise 06.3 written out, with one typical mistake switched on."""
+
+    def fn(model, images, transform, store, k):
+        stored = store.load()
+        batch = torch.stack([transform(im.convert("RGB")) for im in images])
         with torch.no_grad():
-            query = (model.eval() if eval_mode else model)(transform(image).unsqueeze(0))
-        d = torch.cdist(query, vectors)[0] ** (2 if squared else 1)
-        distances, positions = d.topk(k, largest=largest)
-        return (store_ids[positions] if store_ids is not None else positions), distances
+            queries = (model.eval() if eval_mode else model)(batch)
+        d = torch.cdist(queries, torch.from_numpy(stored.vectors)) ** (2 if squared else 1)
+        distances, rows = d.topk(k, dim=1, largest=largest)
+        return (rows if positions else stored.ids[rows.numpy()]), distances
 
     return fn
+
+
+def _images(image):
+    return [image, image.rotate(90), image.transpose(Image.FLIP_LEFT_RIGHT)]
 
 
 def test_search(search_setup):
     model, image, store, _ = search_setup
     transform = digit_transforms(False)
-    _says(ex.check_search(_search(), model, image, transform, store, k=4), ex.RIGHT)
-    _says(
-        ex.check_search(_search(largest=True), model, image, transform, store, k=4),
-        ex.WRONG,
-        "farthest",
-    )
-    _says(
-        ex.check_search(_search(squared=True), model, image, transform, store, k=4),
-        ex.WRONG,
-        "squared",
-    )
-    store_ids = torch.from_numpy(store.load().ids)
-    _says(
-        ex.check_search(_search(store_ids=store_ids), model, image, transform, store, k=4),
-        ex.WRONG,
-        "store ids",
-    )
+    images = _images(image)
+
+    def check(fn, k=4):
+        return ex.check_search(fn, model, images, transform, store, k=k)
+
+    _says(check(_search()), ex.RIGHT, "3 images")
+    _says(check(_search(largest=True)), ex.WRONG, "farthest")
+    _says(check(_search(squared=True)), ex.WRONG, "squared")
+    _says(check(_search(positions=True)), ex.WRONG, "positions", "store.load().ids")
 
     def shuffled(*args):
-        return tuple(x.flip(0) for x in _search()(*args))
+        return tuple(torch.as_tensor(x).flip(1) for x in _search()(*args))
 
-    _says(ex.check_search(shuffled, model, image, transform, store, k=4), ex.WRONG)
+    _says(check(shuffled), ex.WRONG, "wrong order")
     _says(
-        ex.check_search(
-            lambda *args: (torch.tensor([0]), torch.tensor([0.1])),
-            model,
-            image,
-            transform,
-            store,
-            k=4,
-        ),
+        check(lambda *args: (torch.tensor([0]), torch.tensor([0.1]))),
         ex.WRONG,
-        "return k=4 positions",
+        "each of shape [3, 4]",
     )
 
 
@@ -261,11 +254,12 @@ def test_search_without_eval_is_caught_and_the_model_comes_back_unchanged(search
     model.eval() gets a BatchNorm hint, and the model's mode and statistics are restored."""
     model, image, store, _ = search_setup
     transform = digit_transforms(False)
+    images = _images(image)
     before = {name: t.clone() for name, t in model.state_dict().items()}
     for mode in (False, True):
         model.train(mode)
         _says(
-            ex.check_search(_search(eval_mode=False), model, image, transform, store, k=4),
+            ex.check_search(_search(eval_mode=False), model, images, transform, store, k=4),
             ex.WRONG,
             "model.eval()",
             "BatchNorm",
@@ -274,7 +268,7 @@ def test_search_without_eval_is_caught_and_the_model_comes_back_unchanged(search
         after = model.state_dict()
         assert all(torch.equal(before[name], after[name]) for name in before)
     model.eval()
-    _says(ex.check_search(_search(), model, image, transform, store, k=4), ex.RIGHT)
+    _says(ex.check_search(_search(), model, images, transform, store, k=4), ex.RIGHT)
 
 
 def test_best_threshold_matches_a_loop_over_constant_thresholding():

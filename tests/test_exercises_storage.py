@@ -90,9 +90,15 @@ def test_precision_per_label():
     )
 
 
+def _unknown_labels(store, corrections):
+    return sorted(set(corrections.values()) - set(store.load().metadata["label"].tolist()))
+
+
 def _relabel(store, corrections):
-    """The answer to exercise 2: the old labels first, then one update, one transaction."""
+    """The answer to exercise 2: check the labels, read the old ones, then one update."""
     ids, new_labels = list(corrections), list(corrections.values())
+    if _unknown_labels(store, corrections):
+        raise ValueError(f"unknown labels {_unknown_labels(store, corrections)}")
     old = store.load(ids=ids)  # sorted by id; unknown ids skipped
     replaced = dict(zip(old.ids.tolist(), old.metadata["label"].tolist()))
     store.update(ids, labels=new_labels)
@@ -129,6 +135,8 @@ def _checks_first(store, corrections, error=KeyError):
     missing = [i for i in corrections if i not in stored]
     if missing:
         raise error(f"not stored: {missing}")
+    if _unknown_labels(store, corrections):
+        raise error(f"unknown labels: {_unknown_labels(store, corrections)}")
     return _loop(store, corrections)  # safe now: every update will succeed
 
 
@@ -183,10 +191,45 @@ def test_relabel_loop_of_updates():
     _says(
         ex.check_relabel(_loop),
         ex.WRONG,
-        "raised, but it had already changed the labels {4: 8, 5: 8}",
+        "raised, but it had already changed the labels {4: 3, 5: 3}",
         "one transaction",
         "check that every id is stored before writing",
     )
+
+
+def _no_label_check(store, corrections):  # the store writes any integer label
+    ids, new_labels = list(corrections), list(corrections.values())
+    replaced = _old_labels(store, corrections)
+    store.update(ids, labels=new_labels)
+    return replaced
+
+
+def _checks_labels_too_late(store, corrections):  # writes, then complains
+    unknown = _unknown_labels(store, corrections)
+    replaced = _no_label_check(store, corrections)
+    if unknown:
+        raise ValueError(f"unknown labels {unknown}")
+    return replaced
+
+
+def _label_error_says_nothing(store, corrections):
+    if _unknown_labels(store, corrections):
+        raise ValueError("bad corrections")
+    return _relabel(store, corrections)
+
+
+def _label_bare_exception(store, corrections):
+    if _unknown_labels(store, corrections):
+        raise Exception("unknown label 42")
+    return _relabel(store, corrections)
+
+
+def test_relabel_unknown_label():
+    _says(ex.check_relabel(_no_label_check), ex.WRONG, "changed the labels {3: 0, 8: 42}")
+    _says(ex.check_relabel(_checks_labels_too_late), ex.WRONG, "raised, but it had changed")
+    _says(ex.check_relabel(_label_error_says_nothing), ex.WRONG, "which label is unknown")
+    _says(ex.check_relabel(_label_bare_exception), ex.WRONG, "bare Exception", "label 42")
+    _says(ex.check_relabel(_relabel), ex.RIGHT, "unknown label 42 was refused")
 
 
 def test_relabel_errors():

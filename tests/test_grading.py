@@ -15,12 +15,12 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
-from oml_helpers import grading
+from oml_helpers import grading, submissions
 from oml_helpers.grading import COLUMNS, ERROR, MISSING, NOT_YET, PASSED, TIME_OUT
 
 ROOT = Path(__file__).resolve().parent.parent
 GRADE = ROOT / "scripts" / "grade.py"
-BOOK = grading.chapters()
+BOOK = submissions.chapters()
 CH01 = BOOK["01"]
 TITLE_01 = "# 01 · Training with a triplet loss"
 ALL_01_ERRORS = [("01", checker, ERROR) for checker in CH01.checkers]
@@ -64,13 +64,15 @@ def test_chapters_and_their_exercises_come_from_the_book():
 
 def test_checker_calls_leave_out_comments_and_strings():
     source = 'x = "check_a(1)"  # check_b(2)\nh.exercises.check_c(x)\ncheck_d (3)\n# check_e()'
-    assert grading.checker_calls(source) == ["check_c", "check_d"]
-    assert grading.checker_calls("check_a(1\n") == ["check_a"]  # unfinished code: read as text
+    assert submissions.checker_calls(source) == ["check_c", "check_d"]
+    assert submissions.checker_calls("check_a(1\n") == ["check_a"]  # unfinished code: read as text
 
 
 def test_chapter_is_recognised_by_content_not_file_name(tmp_path):
     def chapter_of(cell, title):
-        return grading.identify(nbformat.read(_notebook(tmp_path, "x", cell, title=title), 4), BOOK)
+        return submissions.identify(
+            nbformat.read(_notebook(tmp_path, "x", cell, title=title), 4), BOOK
+        )
 
     assert chapter_of("h.exercises.check_balance_batches(1)", "# My homework") == CH01
     assert chapter_of("print(1)", "# 02 · Validation, my notes") == BOOK["02"]
@@ -215,7 +217,9 @@ def test_a_real_student_notebook(tmp_path):
     assert found["check_gt_ids"] == (
         PASSED,
         "Correct: your lists equal OML's gt_ids on all 6 dataframes. In the leave-one-out "
-        "set each query has 173-181 correct items: all the other images of its digit.",
+        "set each query has 173-181 correct items: all the other images of its digit. "
+        "With five queries per digit against a separate gallery, each has 169-177: every "
+        "gallery image of its digit, since no query is in the gallery.",
     )
     status, detail = found["check_separate_queries"]
     assert status == NOT_YET and "still `...`" in detail

@@ -17,7 +17,8 @@ each one short: ``ground_truth`` (chapter 00's ground-truth exercise),
 (chapter 04's bootstrap exercise), ``store_relabel`` and ``store_and_model``
 (chapter 05's relabelling and model exercises), ``own_images_knn``,
 ``own_images_modes`` (chapter 08's kNN and colour-mode exercises),
-and ``reranking_budget`` (chapter 07's time-budget exercise). ``verdict``
+``retrieval_search`` (chapter 06's search exercise) and ``reranking_budget``
+(chapter 07's time-budget exercise). ``verdict``
 holds what they share. All checkers are importable from here, e.g.
 ``oml_helpers.exercises.check_balance_batches``.
 """
@@ -54,8 +55,8 @@ from oml_helpers.exercises.store_and_model import check_add_images
 from oml_helpers.exercises.retrieval import (
     check_adaptive_by_hand,
     check_precision_threshold,
-    check_search,
 )
+from oml_helpers.exercises.retrieval_search import check_search
 from oml_helpers.exercises.own_images_knn import check_knn
 from oml_helpers.exercises.own_images_modes import check_fnmr_by_mode
 from oml_helpers.exercises.your_own_images import check_same_photo_cost

@@ -152,9 +152,16 @@ def check_gt_ids(
         "the 896 validation digits, every image both query and gallery"
     )
     success = f"your lists equal OML's gt_ids on all {len(counts)} dataframes."
+    separate = counts.get("five queries per digit against a separate gallery")
     if loo:
         success += (
             f" In the leave-one-out set each query has {loo[0]}-{loo[-1]} correct "
             "items: all the other images of its digit."
+        )
+    if separate:
+        success += (
+            " With five queries per digit against a separate gallery, each has "
+            f"{separate[0]}-{separate[-1]}: every gallery image of its digit, "
+            "since no query is in the gallery."
         )
     return _verdict(problems, success)

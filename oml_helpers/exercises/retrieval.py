@@ -1,8 +1,7 @@
 """Checkers for the exercises of chapter 06, Retrieval: OML's adaptive threshold by
 hand (06.1), a distance threshold tuned for precision and scored on held-out
-results (06.2) and a search of the kept gallery for a new image (06.3)."""
+results (06.2); 06.3 is in ``retrieval_search``."""
 
-import copy
 from typing import Callable, Iterable, List, Sequence, Tuple
 
 import numpy as np
@@ -16,7 +15,6 @@ from oml.retrieval import (
 
 from oml_helpers.exercises.verdict import Verdict, checker
 from oml_helpers.exercises.verdict import verdict as _verdict
-from oml_helpers.image_search import search_image
 from oml_helpers.retrieval import correct_mask, select_queries
 
 
@@ -297,113 +295,4 @@ def check_precision_threshold(
                 "points.",
             ]
         ),
-    )
-
-
-def _check_positions(
-    found: List[int], found_d: np.ndarray, right: List[int], right_d: np.ndarray
-) -> bool:
-    """The same items at the same distances, nearest first; two items at a
-    near-tie may swap places."""
-    if len(found) != len(right) or not np.allclose(found_d, right_d, atol=1e-4):
-        return False
-    return all(
-        a == b or abs(d - e) < 1e-4
-        for a, b, d, e in zip(found, right, found_d, right_d)
-    )
-
-
-@checker
-def check_search(
-    fn: Callable[..., Tuple[torch.Tensor, torch.Tensor]],
-    model: torch.nn.Module,
-    image,
-    transform: Callable,
-    store,
-    k: int = 5,
-) -> Verdict:
-    """Exercise 06.3: ``fn(model, image, transform, vectors, k)`` gives ``(row
-    positions, distances)``."""
-    was_training, saved = model.training, copy.deepcopy(model.state_dict())
-    truth = search_image(model, image, transform, store, k=k)
-    right_ids, right_d = (
-        _as_ids(truth.ids),
-        np.asarray(truth.distances, dtype=np.float64),
-    )
-    stored = store.load()
-    row_of_id = {int(i): row for row, i in enumerate(stored.ids.tolist())}
-    # fn gets the model in training mode, as a training loop leaves it, so that a
-    # missing model.eval() shows; the model comes back as it was, BatchNorm too
-    model.train()
-    try:
-        positions, distances = fn(
-            model, image, transform, torch.from_numpy(stored.vectors), k
-        )
-        left_training = model.training
-    finally:
-        model.load_state_dict(saved)
-        model.train(was_training)
-    mine = _as_ids(positions)
-    mine_d = (
-        torch.as_tensor(distances, dtype=torch.float32)
-        .detach()
-        .cpu()
-        .flatten()
-        .numpy()
-    )
-    problems = []
-    if len(mine) != k or len(mine_d) != k:
-        problems.append(
-            f"return k={k} positions and k distances, got {len(mine)} and "
-            f"{len(mine_d)}."
-        )
-    elif any(not 0 <= p < len(stored.ids) for p in mine):
-        if all(p in row_of_id for p in mine):
-            problems.append(
-                "these look like store ids; return positions, the rows of "
-                f"`vectors` (0 to {len(stored.ids) - 1}); "
-                "store.load().ids[position] is the store id."
-            )
-        else:
-            problems.append(
-                "positions must be rows of `vectors`, 0 to "
-                f"{len(stored.ids) - 1}; got {mine}."
-            )
-    elif _check_positions(_as_ids(stored.ids[mine]), mine_d, right_ids, right_d):
-        pass
-    elif left_training:
-        problems.append(
-            "the model was still in training mode when it embedded the image: "
-            "call model.eval() first. In training mode BatchNorm normalises with "
-            "the statistics of the batch, here one image, instead of the ones it "
-            "learnt."
-        )
-    elif (
-        sorted(mine) == sorted(row_of_id[i] for i in right_ids)
-        and _as_ids(stored.ids[mine]) != right_ids
-    ):
-        problems.append(
-            "the right items in the wrong order; sort by distance, nearest first "
-            "(topk(..., largest=False))."
-        )
-    elif len(mine_d) > 1 and mine_d[0] > mine_d[-1]:
-        problems.append(
-            "your distances decrease: you took the farthest items. Use topk(k, "
-            "largest=False)."
-        )
-    elif np.allclose(mine_d, right_d**2, rtol=1e-3):
-        problems.append(
-            "your distances are squared; torch.cdist gives the Euclidean "
-            "distance OML uses."
-        )
-    else:
-        problems.append(
-            f"you found rows {mine} at {_rounded(mine_d)}, expected rows "
-            f"{[row_of_id[i] for i in right_ids]} at {_rounded(right_d)}. Put "
-            "the image through `transform` (after .convert('RGB')), add a batch "
-            "dimension with unsqueeze(0), embed it with the model in eval mode, "
-            "and compare with `vectors` by torch.cdist."
-        )
-    return _verdict(
-        problems, f"the {k} nearest stored items, at distances {_rounded(right_d)}."
     )

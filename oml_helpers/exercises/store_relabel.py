@@ -1,5 +1,5 @@
 """Checker for exercise 05.2: label corrections applied all at once or not at all,
-with the labels they replace returned for an undo."""
+with the labels they replace returned for an undo, and an unknown label refused."""
 
 import tempfile
 from pathlib import Path
@@ -19,8 +19,11 @@ LABELS = [0, 0, 1, 1, 2, 2, 3, 3, 4, 4]
 # the first call: stored ids, not in id order, each to a new label of its own
 CORRECTIONS = {6: 0, 2: 4}
 # the second call: id 99 is not stored, and a loop meets it third
-WITH_MISSING = {4: 8, 5: 8, 99: 8}
+WITH_MISSING = {4: 3, 5: 3, 99: 3}
 MISSING = 99
+# the third call: stored ids, but 42 is no label the store holds (a typo)
+WITH_UNKNOWN_LABEL = {3: 0, 8: 42}
+UNKNOWN_LABEL = 42
 
 
 def _labels(store: EmbeddingStore) -> Dict[int, Any]:
@@ -143,6 +146,46 @@ def _missing_id_problem(fn: Relabel, store: EmbeddingStore) -> Optional[str]:
     return None
 
 
+def _unknown_label_problem(fn: Relabel, store: EmbeddingStore) -> Optional[str]:
+    """The problem with ``fn`` for corrections to a label that no stored item has,
+    or None."""
+    before = _labels(store)
+    call = (
+        f"relabel(store, {WITH_UNKNOWN_LABEL}), with {UNKNOWN_LABEL} no label "
+        "the store holds,"
+    )
+    error: Optional[Exception] = None
+    try:
+        fn(store, dict(WITH_UNKNOWN_LABEL))
+    except Exception as e:  # the expected outcome, if it is the right error
+        error = e
+    changed = _changed(before, _labels(store))
+    if changed:
+        return (
+            f"{call} {'raised' if error else 'returned'}, but it had changed the "
+            f"labels {changed}. store.update writes any integer label, so a typo "
+            "goes in unnoticed: compare the new labels with those already "
+            "stored, set(store.load().metadata['label']), before writing, and "
+            f"raise an error that names {UNKNOWN_LABEL}."
+        )
+    if error is None:
+        return (
+            f"{call} returned without an error: the caller would believe that "
+            f"the corrections went in. Raise an error that names {UNKNOWN_LABEL}."
+        )
+    if type(error) is Exception:
+        return (
+            f"{call} raised a bare Exception ({error}): raise a ValueError that "
+            f"names label {UNKNOWN_LABEL}, so that a caller can catch just that."
+        )
+    if str(UNKNOWN_LABEL) not in str(error):
+        return (
+            f"{call} raised {type(error).__name__}: {error}. That does not say "
+            f"which label is unknown: name {UNKNOWN_LABEL} in the message."
+        )
+    return None
+
+
 @checker
 def check_relabel(fn: Relabel) -> Verdict:
     """Exercise 05.2: ``fn(store, corrections)`` sets the labels of
@@ -154,7 +197,9 @@ def check_relabel(fn: Relabel) -> Verdict:
             0-9): first with stored ids only (those labels must change, nothing
             else, and the old ones come back), then with an id that is not stored
             (it must raise the store's UnknownIdError, or a specific error that
-            names the id, and change nothing).
+            names the id, and change nothing), then with a label that no stored
+            item has (it must raise an error that names the label, and change
+            nothing).
 
     Returns:
         The verdict.
@@ -170,11 +215,14 @@ def check_relabel(fn: Relabel) -> Verdict:
             problem = _corrections_problem(fn, store)
             if problem is None:
                 problem = _missing_id_problem(fn, store)
+            if problem is None:
+                problem = _unknown_label_problem(fn, store)
     return _verdict(
         [problem] if problem else [],
         "the corrections went in and you returned the labels they replaced; "
         f"with id {MISSING} not stored, your function raised an error that "
-        "names it, and ids 4 and 5 kept their labels. The prediction's answer: "
+        "names it, and ids 4 and 5 kept their labels; the unknown label "
+        f"{UNKNOWN_LABEL} was refused in the same way. The prediction's answer: "
         "a loop of one update per id would already have committed 2 labels, "
         f"those of 4 and 5, when it met {MISSING}, since each update is its own "
         "transaction.",
