@@ -34,9 +34,12 @@ from oml_helpers.exercises.training import (
     check_collapse_diagnosis,
     check_half_margin,
 )
-from oml_helpers.exercises.validation import check_confusion_table
+from oml_helpers.exercises.validation import (
+    check_cmc1_from_diagonal,
+    check_confusion_table,
+)
 from oml_helpers.exercises.validation_ap import check_average_precision
-from oml_helpers.exercises.validation_shifts import check_blurred_baseline
+from oml_helpers.exercises.validation_shifts import check_blur_sweep
 from oml_helpers.exercises.lightning_and_logging import check_freeze_callback
 from oml_helpers.exercises.log_reading import (
     check_log_diagnosis,
@@ -78,7 +81,8 @@ __all__ = [
     # 02 Validation
     "check_average_precision",
     "check_confusion_table",
-    "check_blurred_baseline",
+    "check_blur_sweep",
+    "check_cmc1_from_diagonal",
     # 03 Lightning and logging
     "check_freeze_callback",
     "check_log_diagnosis",
