@@ -145,7 +145,7 @@ def test_stub_is_not_yet(stub, chapter_names):
 def test_unanswered_values_and_functions_are_named():
     says(ex.check_balance_batches(...), ex.WRONG, "`my_balance_batches` is still `...`")
     says(
-        ex.check_blur_sweep("model", lambda x, w: x, ..., None, None, None, None),
+        ex.check_coarse_pixels("model", lambda x, w: x, ..., None, None, None, None),
         ex.WRONG,
         "`sweep` is still `...`",
     )

@@ -63,15 +63,15 @@ def setup(small_df, digits_root):
 def test_right_answers(setup):
     images, labels, moved, table, right = setup
     best = int(right["moved"].idxmax())
-    for guess in ("blurred", " Model "):
-        result = ex.check_blur_sweep(guess, _blur, right, moved, images, labels, table)
+    for guess in ("pixels", " Model "):
+        result = ex.check_coarse_pixels(guess, _blur, right, moved, images, labels, table)
         says(result, ex.RIGHT, f"best width, {best}", "0.200 moved", "0.300 moved", "0.800")
         assert repr(result).splitlines()[0].startswith("Correct")
     as_dict = {w: (r["moved"], r["unmoved"]) for w, r in right.iterrows()}
-    text = ex.check_blur_sweep(
+    text = ex.check_coarse_pixels(
         "model", _blur, as_dict, moved, images, labels.numpy(), table
     ).message
-    winner = "blurred" if round(right["moved"].max(), 3) > 0.3 else "model"
+    winner = "pixels" if round(right["moved"].max(), 3) > 0.3 else "model"
     assert ("as you predicted" in text) == (winner == "model")
 
 
@@ -82,12 +82,12 @@ def test_any_blur_is_accepted(setup):
         return F.avg_pool2d(x, width + 1, stride=4, padding=width // 2).flatten(1)
 
     right = _sweep(box, moved, images, labels)
-    says(ex.check_blur_sweep("model", box, right, moved, images, labels, table), ex.RIGHT)
+    says(ex.check_coarse_pixels("model", box, right, moved, images, labels, table), ex.RIGHT)
 
 
 def test_wrong_numbers(setup):
     images, labels, moved, table, right = setup
-    check = ex.check_blur_sweep
+    check = ex.check_coarse_pixels
     swapped = right.rename(columns={"moved": "unmoved", "unmoved": "moved"})
     says(check("model", _blur, swapped, moved, images, labels, table), ex.WRONG, "swapped")
     raw = right.copy()
@@ -107,8 +107,8 @@ def test_wrong_numbers(setup):
 
 def test_bad_input(setup):
     images, labels, moved, table, right = setup
-    check = ex.check_blur_sweep
-    says(check("both", _blur, right, moved, images, labels, table), ex.WRONG, "'blurred'")
+    check = ex.check_coarse_pixels
+    says(check("both", _blur, right, moved, images, labels, table), ex.WRONG, "'pixels'")
     says(check("model", _blur, right, images, images, labels, table), ex.WRONG, "unmoved")
     says(check("model", _blur, right, moved[:10], images, labels, table), ex.WRONG, "shape")
     says(check("model", lambda x, w: 1.0, right, moved, images, labels, table), ex.WRONG, "tensor")

@@ -10,7 +10,7 @@ import torch
 from oml_helpers.exercises.verdict import Verdict, checker
 from oml_helpers.exercises.verdict import verdict as _verdict
 
-PREDICTIONS = ("blurred", "model")
+PREDICTIONS = ("pixels", "model")
 WIDTHS = (4, 8, 16, 32)  # block widths of the sweep, in pixels
 SHIFT = 16  # pixels: the table's row where the model leads the raw pixels
 # one query of the 896 moves CMC@1 by 0.0011; leave room for float noise
@@ -28,24 +28,25 @@ def _cmc1(
 
 
 def _blurred(blur: Callable, images: torch.Tensor, name: str, width: int) -> object:
-    """``blur(images, width)`` as one float vector per image, or the reason it is
+    """``coarsen(images, width)`` as one float vector per image, or the reason it is
     not."""
     try:
         out = blur(images.clone(), width)
     except Exception as e:  # the student's code
-        return f"`blur` raised {type(e).__name__}: {e}"
+        return f"`coarsen` raised {type(e).__name__}: {e}"
     if not isinstance(out, torch.Tensor):
         return (
-            f"`blur({name}, {width})` gave a {type(out).__name__}; return a tensor."
+            f"`coarsen({name}, {width})` gave a {type(out).__name__}; return a "
+            "tensor."
         )
     if out.dim() < 1 or len(out) != len(images):
         return (
-            f"`blur({name}, {width})` has the shape {tuple(out.shape)}: give one "
-            f"vector per image, {len(images)} rows."
+            f"`coarsen({name}, {width})` has the shape {tuple(out.shape)}: "
+            f"give one vector per image, {len(images)} rows."
         )
     out = out.detach().flatten(1).float()
     if not torch.isfinite(out).all():
-        return f"`blur({name}, {width})` holds NaN or infinite values."
+        return f"`coarsen({name}, {width})` holds NaN or infinite values."
     return out
 
 
@@ -106,22 +107,25 @@ def _sweep_problem(mine: pd.DataFrame, truth: pd.DataFrame, raw: float) -> str:
             continue
         text = (
             f"at width {width} you have moved {got['moved']:.3f}, unmoved "
-            f"{got['unmoved']:.3f}; your `blur` gives {right['moved']:.3f} and "
+            f"{got['unmoved']:.3f}; your `coarsen` gives {right['moved']:.3f} and "
             f"{right['unmoved']:.3f}"
         )
         if (abs(got.to_numpy()[::-1] - right.to_numpy()) <= TOLERANCE).all():
             return text + ": the two columns are swapped."
         if abs(got["moved"] - raw) <= TOLERANCE:
-            return text + ": that is the raw pixels' CMC@1; blur both sides first."
+            return (
+                text + ": that is the raw pixels' CMC@1; coarsen both sides first."
+            )
         return text + (
-            ": rank with `cmc1_moved_queries(blur(moved, width), blur(images, "
-            "width))`, and `blur(images, width)` on both sides for 'unmoved'."
+            ": rank with `cmc1_moved_queries(coarsen(moved, width), "
+            "coarsen(images, width))`, and `coarsen(images, width)` on both "
+            "sides for 'unmoved'."
         )
     return ""
 
 
 @checker
-def check_blur_sweep(
+def check_coarse_pixels(
     prediction: str,
     blur: Callable[[torch.Tensor, int], torch.Tensor],
     sweep: object,
@@ -133,16 +137,17 @@ def check_blur_sweep(
     """Exercise 02.3: CMC@1 of coarsened pixels at each width of ``WIDTHS``, on
     queries moved by 16 pixels and on unmoved ones.
 
-    The checker recomputes every number from ``blur``, so any blur is accepted; the
-    prediction is compared with the measurement but does not decide the verdict.
+    The checker recomputes every number from ``blur``, so any coarsening or blur
+    is accepted; the prediction is compared with the measurement but does not
+    decide the verdict.
 
     Args:
-        prediction: "blurred" or "model": which was predicted to score higher on
+        prediction: "pixels" or "model": which was predicted to score higher on
             moved queries at the best width.
         blur: The student's function, (images N x 3 x 64 x 64, width) to N vectors.
         sweep: The answer: a DataFrame indexed by width with the columns "moved"
-            (``blur(moved, w)`` against ``blur(images, w)``) and "unmoved"
-            (``blur(images, w)`` against itself), or a dict width -> (moved,
+            (``coarsen(moved, w)`` against ``coarsen(images, w)``) and "unmoved"
+            (``coarsen(images, w)`` against itself), or a dict width -> (moved,
             unmoved).
         moved: ``images`` with every image moved by 16 pixels (``move_each``).
         images: The validation images, unmoved, in dataset order.
@@ -158,7 +163,7 @@ def check_blur_sweep(
     if guess not in PREDICTIONS:
         return _verdict(
             [
-                f"`prediction` is {prediction!r}; write 'blurred' or 'model' "
+                f"`prediction` is {prediction!r}; write 'pixels' or 'model' "
                 "before you measure."
             ],
             "",
@@ -190,9 +195,9 @@ def check_blur_sweep(
     model_unmoved = float(moved_table.loc[0, "trained model"])
     best = int(truth["moved"].idxmax())
     top = round(float(truth.loc[best, "moved"]), 3)
-    winner = "blurred" if top > model else "model"
+    winner = "pixels" if top > model else "model"
     outcome = "as you predicted" if guess == winner else f"you predicted {guess}"
-    lead = "beat" if winner == "blurred" else "stay below"
+    lead = "beat" if winner == "pixels" else "stay below"
     return _verdict(
         [],
         f"on queries moved by {SHIFT} pixels your best width, {best}, scores "
