@@ -647,3 +647,14 @@ def test_cmc1_from_diagonal():
     _says(ex.check_cmc1_from_diagonal([0.5, 0], rr, dataset), ex.WRONG, "3 numbers")
     _says(ex.check_cmc1_from_diagonal({0: 1, 1: 0, 2: 0}, rr, dataset), ex.WRONG, "index")
     _says(ex.check_cmc1_from_diagonal("high", rr, dataset), ex.WRONG, "one number per digit")
+
+
+def test_mixups():
+    rr, dataset = _confusion_setup(first=((1, 0), (1, 3), (1, 0), (0, 2), (0, 1)))
+    table = _table([[2, 0, 0], [1, 0, 0], [0, 2, 0]])
+    _says(
+        ex.check_mixups(table, [1.0, 0, 0], rr, dataset), ex.RIGHT, "2 of the 5", "And the diagonal"
+    )
+    _says(ex.check_mixups(table, [2, 0, 0], rr, dataset), ex.WRONG, "table is right", "counts")
+    _says(ex.check_mixups(table.T, [1.0, 0, 0], rr, dataset), ex.WRONG, "swapped")
+    _says(ex.check_mixups(table, ..., rr, dataset), ex.WRONG, "`cmc1_by_digit` is still")

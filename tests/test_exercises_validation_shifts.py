@@ -65,7 +65,7 @@ def test_right_answers(setup):
     best = int(right["moved"].idxmax())
     for guess in ("pixels", " Model "):
         result = ex.check_coarse_pixels(guess, _blur, right, moved, images, labels, table)
-        says(result, ex.RIGHT, f"best width, {best}", "0.200 moved", "0.300 moved", "0.800")
+        says(result, ex.RIGHT, f"pixels, {best}, gives", "0.200 moved", "0.300 moved", "0.800")
         assert repr(result).splitlines()[0].startswith("Correct")
     as_dict = {w: (r["moved"], r["unmoved"]) for w, r in right.iterrows()}
     text = ex.check_coarse_pixels(

@@ -37,6 +37,7 @@ from oml_helpers.exercises.training import (
 from oml_helpers.exercises.validation import (
     check_cmc1_from_diagonal,
     check_confusion_table,
+    check_mixups,
 )
 from oml_helpers.exercises.validation_ap import check_average_precision
 from oml_helpers.exercises.validation_shifts import check_coarse_pixels
@@ -83,6 +84,7 @@ __all__ = [
     "check_confusion_table",
     "check_coarse_pixels",
     "check_cmc1_from_diagonal",
+    "check_mixups",
     # 03 Lightning and logging
     "check_freeze_callback",
     "check_log_diagnosis",

@@ -12,7 +12,7 @@ import torch
 from oml.interfaces.datasets import IQueryGalleryLabeledDataset
 from oml.retrieval import RetrievalResults
 
-from oml_helpers.exercises.verdict import Verdict, checker
+from oml_helpers.exercises.verdict import RIGHT, WRONG, Verdict, checker
 from oml_helpers.exercises.verdict import verdict as _verdict
 
 
@@ -252,3 +252,30 @@ def check_cmc1_from_diagonal(
         f"the diagonal over the row totals gives {shown}. The hardest digit is "
         f"{digits[worst]}: {missed} of its queries retrieve another digit first.",
     )
+
+
+@checker
+def check_mixups(
+    table: object,
+    cmc1_by_digit: object,
+    rr: RetrievalResults,
+    dataset: IQueryGalleryLabeledDataset,
+) -> Verdict:
+    """Exercise 02.2 whole: the rank-1 confusion table (``check_confusion_table``),
+    then each digit's CMC@1 from its diagonal (``check_cmc1_from_diagonal``), once
+    the table is right.
+
+    Returns:
+        The first part's verdict while the table is wrong, else both parts'.
+    """
+    table_verdict = check_confusion_table(table, rr, dataset)
+    if not table_verdict:
+        return table_verdict
+    cmc1_verdict = check_cmc1_from_diagonal(cmc1_by_digit, rr, dataset)
+    found = table_verdict.message.split(": ", 1)[1]
+    shares = cmc1_verdict.message.split(": ", 1)[1]
+    if not cmc1_verdict:
+        return Verdict(
+            False, f"{WRONG}: your table is right; `cmc1_by_digit`: {shares}"
+        )
+    return Verdict(True, f"{RIGHT}: {found}\nAnd {shares}")

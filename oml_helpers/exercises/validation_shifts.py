@@ -200,8 +200,8 @@ def check_coarse_pixels(
     lead = "beat" if winner == "pixels" else "stay below"
     return _verdict(
         [],
-        f"on queries moved by {SHIFT} pixels your best width, {best}, scores "
-        f"CMC@1 {top:.3f}, and it costs the unmoved queries "
+        f"your best width for queries moved by {SHIFT} pixels, {best}, gives "
+        f"them CMC@1 {top:.3f}, and the unmoved queries "
         f"{truth.loc[best, 'unmoved']:.3f}. The raw pixels score {raw:.3f} "
         f"moved, the model {model:.3f} moved and {model_unmoved:.3f} unmoved: "
         f"the coarsened pixels {lead} the model ({outcome}).\n"
