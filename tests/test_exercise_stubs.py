@@ -145,9 +145,9 @@ def test_stub_is_not_yet(stub, chapter_names):
 def test_unanswered_values_and_functions_are_named():
     says(ex.check_balance_batches(...), ex.WRONG, "`my_balance_batches` is still `...`")
     says(
-        ex.check_blurred_baseline("model", lambda x: x, ..., None, None, None, None),
+        ex.check_coarse_pixels("model", lambda x, w: x, ..., None, None, None, None),
         ex.WRONG,
-        "`cmc1_blurred` is still `...`",
+        "`sweep` is still `...`",
     )
 
     def share(margin): ...

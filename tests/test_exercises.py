@@ -636,3 +636,30 @@ def test_every_verdict_in_the_notebooks_fits_the_page():
                         if len(line) > WIDTH
                     ]
     assert too_wide == []
+
+
+def test_cmc1_from_diagonal():
+    # queries 5, 5, 6, 7, 7; their first results show 5, 5, 5, 6, 6: both 5s right
+    rr, dataset = _confusion_setup(first=((1, 0), (1, 3), (1, 0), (0, 2), (0, 1)))
+    right = pd.Series({5: 1.0, 6: 0.0, 7: 0.0})
+    _says(ex.check_cmc1_from_diagonal(right, rr, dataset), ex.RIGHT, "5: 1.000", "hardest digit")
+    _says(ex.check_cmc1_from_diagonal([1.0, 0.0, 0.0], rr, dataset), ex.RIGHT)
+    _says(ex.check_cmc1_from_diagonal({7: 0, 6: 0, 5: 1.0}, rr, dataset), ex.RIGHT)
+    _says(ex.check_cmc1_from_diagonal([2, 0, 0], rr, dataset), ex.WRONG, "counts")
+    _says(ex.check_cmc1_from_diagonal([2 / 3, 0, 0], rr, dataset), ex.WRONG, "column totals")
+    _says(ex.check_cmc1_from_diagonal([0.4, 0, 0], rr, dataset), ex.WRONG, "all queries")
+    _says(ex.check_cmc1_from_diagonal([0.9, 0, 0], rr, dataset), ex.WRONG, "row totals")
+    _says(ex.check_cmc1_from_diagonal([0.5, 0], rr, dataset), ex.WRONG, "3 numbers")
+    _says(ex.check_cmc1_from_diagonal({0: 1, 1: 0, 2: 0}, rr, dataset), ex.WRONG, "index")
+    _says(ex.check_cmc1_from_diagonal("high", rr, dataset), ex.WRONG, "one number per digit")
+
+
+def test_mixups():
+    rr, dataset = _confusion_setup(first=((1, 0), (1, 3), (1, 0), (0, 2), (0, 1)))
+    table = _table([[2, 0, 0], [1, 0, 0], [0, 2, 0]])
+    _says(
+        ex.check_mixups(table, [1.0, 0, 0], rr, dataset), ex.RIGHT, "2 of the 5", "And the diagonal"
+    )
+    _says(ex.check_mixups(table, [2, 0, 0], rr, dataset), ex.WRONG, "table is right", "counts")
+    _says(ex.check_mixups(table.T, [1.0, 0, 0], rr, dataset), ex.WRONG, "swapped")
+    _says(ex.check_mixups(table, ..., rr, dataset), ex.WRONG, "`cmc1_by_digit` is still")

@@ -1,4 +1,4 @@
-"""Tests for exercise 02.3's checker: blurred pixels against the model on moved queries."""
+"""Tests for exercise 02.3's checker: a sweep of coarsened pixels against the model."""
 
 import math
 
@@ -31,8 +31,19 @@ def _cmc1(queries, gallery, labels):
     return float((labels[distances.argmin(1)] == labels).float().mean())
 
 
-def _blur(images):
-    return F.avg_pool2d(images, 8).flatten(1)
+def _blur(images, width):
+    return F.avg_pool2d(images, width).flatten(1)
+
+
+def _sweep(blur, moved, images, labels):
+    rows = {
+        w: {
+            "moved": _cmc1(blur(moved, w), blur(images, w), labels),
+            "unmoved": _cmc1(blur(images, w), blur(images, w), labels),
+        }
+        for w in ex.validation_shifts.WIDTHS
+    }
+    return pd.DataFrame(rows).T
 
 
 @pytest.fixture
@@ -43,66 +54,74 @@ def setup(small_df, digits_root):
     images = torch.stack([val[i]["input_tensors"] for i in range(len(val))])
     labels = torch.as_tensor(val.get_labels())
     moved = _move_each(images, 16)
-    table = pd.DataFrame({"raw pixels": [0.5, 0.2], "trained model": [0.6, 0.3]}, index=[10, 16])
-    right = _cmc1(_blur(moved), _blur(images), labels)
-    return images, labels, moved, table, right
+    table = pd.DataFrame(
+        {"raw pixels": [0.9, 0.5, 0.2], "trained model": [0.8, 0.6, 0.3]}, index=[0, 10, 16]
+    )
+    return images, labels, moved, table, _sweep(_blur, moved, images, labels)
 
 
 def test_right_answers(setup):
     images, labels, moved, table, right = setup
-    for guess in ("blurred", " Model "):
-        result = ex.check_blurred_baseline(guess, _blur, right, moved, images, labels, table)
-        says(result, ex.RIGHT, f"score CMC@1 {right:.3f}", "0.200 for the raw", "0.300")
+    best = int(right["moved"].idxmax())
+    for guess in ("pixels", " Model "):
+        result = ex.check_coarse_pixels(guess, _blur, right, moved, images, labels, table)
+        says(result, ex.RIGHT, f"pixels, {best}, gives", "0.200 moved", "0.300 moved", "0.800")
         assert repr(result).splitlines()[0].startswith("Correct")
-    text = ex.check_blurred_baseline(
-        "model", _blur, right, moved, images, labels.numpy(), table
+    as_dict = {w: (r["moved"], r["unmoved"]) for w, r in right.iterrows()}
+    text = ex.check_coarse_pixels(
+        "model", _blur, as_dict, moved, images, labels.numpy(), table
     ).message
-    winner = "blurred" if round(right, 3) > 0.3 else "model"
+    winner = "pixels" if round(right["moved"].max(), 3) > 0.3 else "model"
     assert ("as you predicted" in text) == (winner == "model")
 
 
 def test_any_blur_is_accepted(setup):
     images, labels, moved, table, _ = setup
 
-    def coarse(x):
-        return F.avg_pool2d(x, 16).flatten(1)
+    def box(x, width):
+        return F.avg_pool2d(x, width + 1, stride=4, padding=width // 2).flatten(1)
 
-    right = _cmc1(coarse(moved), coarse(images), labels)
-    result = ex.check_blurred_baseline("model", coarse, right, moved, images, labels, table)
-    says(result, ex.RIGHT)
+    right = _sweep(box, moved, images, labels)
+    says(ex.check_coarse_pixels("model", box, right, moved, images, labels, table), ex.RIGHT)
 
 
 def test_wrong_numbers(setup):
     images, labels, moved, table, right = setup
-    check = ex.check_blurred_baseline
-    unmoved = _cmc1(_blur(images), _blur(images), labels)
-    raw = _cmc1(moved.flatten(1), images.flatten(1), labels)
-    if abs(unmoved - right) > 0.01:
-        says(check("model", _blur, unmoved, moved, images, labels, table), ex.WRONG, "unmoved")
-    if abs(raw - right) > 0.01:
+    check = ex.check_coarse_pixels
+    swapped = right.rename(columns={"moved": "unmoved", "unmoved": "moved"})
+    says(check("model", _blur, swapped, moved, images, labels, table), ex.WRONG, "swapped")
+    raw = right.copy()
+    raw["moved"] = 0.2
+    if (abs(right["moved"] - 0.2) > 0.01).any():
         says(check("model", _blur, raw, moved, images, labels, table), ex.WRONG, "raw pixels")
-    if min(abs(right + 0.1 - v) for v in (right, unmoved, raw)) > 0.01:
-        result = check("model", _blur, right + 0.1, moved, images, labels, table)
-        says(result, ex.WRONG, "cmc1_moved_queries")
-    says(check("model", _blur, "high", moved, images, labels, table), ex.WRONG, "a number")
+    off = right + 0.1
+    says(check("model", _blur, off, moved, images, labels, table), ex.WRONG, "cmc1_moved_queries")
+    says(
+        check("model", _blur, right.drop(index=32), moved, images, labels, table),
+        ex.WRONG,
+        "[32]",
+    )
+    says(check("model", _blur, right[["moved"]], moved, images, labels, table), ex.WRONG, "columns")
+    says(check("model", _blur, 0.3, moved, images, labels, table), ex.WRONG, "DataFrame")
 
 
 def test_bad_input(setup):
     images, labels, moved, table, right = setup
-    check = ex.check_blurred_baseline
-    says(check("both", _blur, right, moved, images, labels, table), ex.WRONG, "'blurred'")
+    check = ex.check_coarse_pixels
+    says(check("both", _blur, right, moved, images, labels, table), ex.WRONG, "'pixels'")
     says(check("model", _blur, right, images, images, labels, table), ex.WRONG, "unmoved")
     says(check("model", _blur, right, moved[:10], images, labels, table), ex.WRONG, "shape")
-    says(check("model", lambda x: 1.0, right, moved, images, labels, table), ex.WRONG, "tensor")
-    says(check("model", lambda x: x[:3], right, moved, images, labels, table), ex.WRONG, "rows")
-    says(check("model", lambda x: x / 0 * 0, right, moved, images, labels, table), ex.WRONG, "NaN")
+    says(check("model", lambda x, w: 1.0, right, moved, images, labels, table), ex.WRONG, "tensor")
+    says(check("model", lambda x, w: x[:3], right, moved, images, labels, table), ex.WRONG, "rows")
+    nan = lambda x, w: x / 0 * 0  # noqa: E731
+    says(check("model", nan, right, moved, images, labels, table), ex.WRONG, "NaN")
 
-    def broken(x):
+    def broken(x, w):
         raise ValueError("oops")
 
     says(check("model", broken, right, moved, images, labels, table), ex.WRONG, "raised")
     says(check(..., _blur, right, moved, images, labels, table), ex.WRONG, "`prediction` is still")
 
-    def unfinished(x): ...
+    def unfinished(x, w): ...
 
     says(check("model", unfinished, right, moved, images, labels, table), ex.WRONG, "None")

@@ -12,7 +12,7 @@ One module per chapter, named after its notebook (``data_and_setup`` for chapter
 the constants its checkers use beside them. Some chapters have more modules, to keep
 each one short: ``ground_truth`` (chapter 00's ground-truth exercise),
 ``balance_batches`` (chapter 01's sampler exercise), ``validation_ap`` and
-``validation_shifts`` (chapter 02's average-precision and blur exercises),
+``validation_shifts`` (chapter 02's average-precision and coarse-pixel exercises),
 ``log_reading`` (chapter 03's two log exercises), ``checkpointing_bootstrap``
 (chapter 04's bootstrap exercise), ``store_relabel`` and ``store_and_model``
 (chapter 05's relabelling and model exercises), ``own_images_knn``,
@@ -35,9 +35,13 @@ from oml_helpers.exercises.training import (
     check_collapse_diagnosis,
     check_half_margin,
 )
-from oml_helpers.exercises.validation import check_confusion_table
+from oml_helpers.exercises.validation import (
+    check_cmc1_from_diagonal,
+    check_confusion_table,
+    check_mixups,
+)
 from oml_helpers.exercises.validation_ap import check_average_precision
-from oml_helpers.exercises.validation_shifts import check_blurred_baseline
+from oml_helpers.exercises.validation_shifts import check_coarse_pixels
 from oml_helpers.exercises.lightning_and_logging import check_freeze_callback
 from oml_helpers.exercises.log_reading import (
     check_log_diagnosis,
@@ -79,7 +83,9 @@ __all__ = [
     # 02 Validation
     "check_average_precision",
     "check_confusion_table",
-    "check_blurred_baseline",
+    "check_coarse_pixels",
+    "check_cmc1_from_diagonal",
+    "check_mixups",
     # 03 Lightning and logging
     "check_freeze_callback",
     "check_log_diagnosis",

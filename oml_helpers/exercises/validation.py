@@ -1,6 +1,7 @@
-"""Checker for exercise 02.2 of chapter 02, Validation: the rank-1 confusion
-table. Exercise 02.1 (average precision) is in ``validation_ap``, 02.3 (shifted
-digits) in ``validation_shifts``."""
+"""Checkers for exercise 02.2 of chapter 02, Validation: the rank-1 confusion
+table, and each digit's CMC@1 read off its diagonal. Exercise 02.1 (average
+precision) is in ``validation_ap``, 02.3 (shifted digits) in
+``validation_shifts``."""
 
 from typing import List
 
@@ -11,7 +12,7 @@ import torch
 from oml.interfaces.datasets import IQueryGalleryLabeledDataset
 from oml.retrieval import RetrievalResults
 
-from oml_helpers.exercises.verdict import Verdict, checker
+from oml_helpers.exercises.verdict import RIGHT, WRONG, Verdict, checker
 from oml_helpers.exercises.verdict import verdict as _verdict
 
 
@@ -157,3 +158,124 @@ def check_confusion_table(
         f"times, and {int(truth.loc[b, a])} the other way). Rows: the query's "
         f"digit; columns: its first result's.\n{truth.to_string()}",
     )
+
+
+def _as_per_digit(answer: object, digits: List[int]) -> np.ndarray:
+    """The answer as one float per digit; ``ValueError`` with the reason."""
+    if isinstance(answer, dict):
+        answer = pd.Series(answer)
+    if isinstance(answer, pd.DataFrame) and answer.shape[1] == 1:
+        answer = answer.iloc[:, 0]
+    if isinstance(answer, pd.Series):
+        if sorted(int(i) for i in answer.index) != digits:
+            raise ValueError(
+                f"index the answer by the digits {digits}; yours: "
+                f"{list(answer.index)}."
+            )
+        answer = answer.sort_index()
+    values = np.asarray(
+        answer.detach().cpu() if torch.is_tensor(answer) else answer
+    )
+    if values.dtype == object or not np.issubdtype(values.dtype, np.number):
+        raise ValueError(
+            "give one number per digit (a Series indexed by digit, a dict or an "
+            f"array), not {type(answer).__name__}."
+        )
+    if values.shape != (len(digits),):
+        raise ValueError(
+            f"give {len(digits)} numbers, one per digit; yours has the shape "
+            f"{values.shape}."
+        )
+    return values.astype(float)
+
+
+def _share(counts: np.ndarray, totals: np.ndarray) -> np.ndarray:
+    """``counts / totals``, 0 where a total is 0."""
+    return np.divide(counts, totals, out=np.zeros_like(counts), where=totals > 0)
+
+
+@checker
+def check_cmc1_from_diagonal(
+    cmc1_by_digit: object,
+    rr: RetrievalResults,
+    dataset: IQueryGalleryLabeledDataset,
+) -> Verdict:
+    """Exercise 02.2, part 3: each digit's CMC@1 from the rank-1 confusion table.
+
+    Args:
+        cmc1_by_digit: The answer: one share per digit, sorted by digit (a Series
+            or dict keyed by digit, or an array).
+        rr: The retrieval results the table counts.
+        dataset: The dataset ``rr`` was computed on.
+
+    Returns:
+        The verdict; a right answer's compares the shares with the counts.
+    """
+    truth = rank1_confusion(rr, dataset)
+    counts = truth.to_numpy().astype(float)
+    digits = [int(d) for d in truth.index]
+    diagonal = np.diag(counts)
+    right = _share(diagonal, counts.sum(1))
+    try:
+        mine = _as_per_digit(cmc1_by_digit, digits)
+    except ValueError as e:
+        return _verdict([str(e)], "")
+    problems = []
+    if np.allclose(mine, right, atol=1e-3):
+        pass
+    elif np.allclose(mine, diagonal):
+        problems.append(
+            "these are the diagonal's counts; divide each by its row's total, "
+            "the number of queries of that digit."
+        )
+    elif np.allclose(mine, _share(diagonal, counts.sum(0)), atol=1e-3):
+        problems.append(
+            "you divided by the column totals: of the first results showing a "
+            "digit, how many were right. CMC@1 asks per query: divide by the "
+            "row totals."
+        )
+    elif np.allclose(mine, diagonal / counts.sum(), atol=1e-3):
+        problems.append(
+            "you divided by all queries; divide each digit's diagonal count by "
+            "the queries of that digit, its row's total."
+        )
+    else:
+        problems.append(
+            "not the diagonal over the row totals: a query scores CMC@1 = 1 "
+            "exactly when its first result shows its own digit."
+        )
+    worst = int(np.argmin(right))
+    missed = int(counts[worst].sum() - diagonal[worst])
+    shown = ", ".join(f"{d}: {v:.3f}" for d, v in zip(digits, right))
+    return _verdict(
+        problems,
+        f"the diagonal over the row totals gives {shown}. The hardest digit is "
+        f"{digits[worst]}: {missed} of its queries retrieve another digit first.",
+    )
+
+
+@checker
+def check_mixups(
+    table: object,
+    cmc1_by_digit: object,
+    rr: RetrievalResults,
+    dataset: IQueryGalleryLabeledDataset,
+) -> Verdict:
+    """Exercise 02.2 whole: the rank-1 confusion table (``check_confusion_table``),
+    then each digit's CMC@1 from its diagonal (``check_cmc1_from_diagonal``), once
+    the table is right.
+
+    Returns:
+        The first part's verdict while the table is wrong, else both parts'.
+    """
+    table_verdict = check_confusion_table(table, rr, dataset)
+    if not table_verdict:
+        return table_verdict
+    cmc1_verdict = check_cmc1_from_diagonal(cmc1_by_digit, rr, dataset)
+    found = table_verdict.message.split(": ", 1)[1]
+    shares = cmc1_verdict.message.split(": ", 1)[1]
+    if not cmc1_verdict:
+        return Verdict(
+            False, f"{WRONG}: your table is right; `cmc1_by_digit`: {shares}"
+        )
+    return Verdict(True, f"{RIGHT}: {found}\nAnd {shares}")
