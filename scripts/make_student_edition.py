@@ -1,7 +1,8 @@
 """Write the student edition: every notebook with the exercise solutions replaced by empty stubs.
 
 Solution cells carry the tag ``solution`` and, in ``metadata.student_stub``, the code a student
-starts from (the names to define and the check to run). Outputs of those cells are dropped. The
+starts from (the names to define and the check to run). Outputs of those cells are dropped, and
+so is the markdown cell before each that shows the same starting code in the book. The
 badge cell is the chapter's own (``sync_notebooks.badge_cell``), its image path adjusted to the
 student edition's folder. The edition in student/ is committed: the tests fail while it is out of
 date with notebooks/, so run this after changing a notebook (and after sync_notebooks.py).
@@ -38,6 +39,8 @@ def student_notebook(path: Path) -> nbformat.NotebookNode:
     """The notebook at ``path`` with each solution cell replaced by its stub."""
     sync = _sync_module()
     nb = nbformat.read(path, as_version=4)
+    # the book shows each stub before its hidden solution; here the stub is the code cell itself
+    nb.cells = [c for c in nb.cells if not c.get("id", "").startswith(sync.STUB_PREFIX)]
     for i, cell in enumerate(nb.cells):
         if cell.get("id") == sync.BADGE_ID:
             nb.cells[i] = sync.badge_cell(path, image=sync.STUDENT_BADGE_IMAGE)

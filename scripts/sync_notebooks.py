@@ -4,7 +4,10 @@ The repository address lives in one place, ``repository.url`` (and ``repository.
 _config.yml. This script puts, right after each notebook's title, a badge that opens the chapter's
 student edition (``student/notebooks/``, the exercises without their solutions) in Colab, a second
 link that opens the full notebook with the solutions, and a code cell that, only inside Colab,
-clones the book and runs ``oml_helpers/colab.py``. Run it after changing the setting or adding a
+clones the book and runs ``oml_helpers/colab.py``. Before each exercise's hidden solution it
+writes a markdown cell showing the code the student edition starts from (the solution's
+``metadata.student_stub``), so that a reader of the book sees what to fill in without opening the
+solution. Run it after changing the setting or adding a
 notebook; the tests fail while a notebook is out of date. ``make_student_edition.py`` copies the
 same badge cell into the student edition (``badge_cell``), so run it afterwards.
 
@@ -20,6 +23,9 @@ import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 BADGE_ID, SETUP_ID = "colab-badge", "colab-setup"
+# The cell before a solution that shows its starting code: its id is this prefix + the solution's.
+STUB_PREFIX = "stub-"
+STUB_INTRO = "Start from this code, the exercise cell of the student edition:"
 # Jupyter Book leaves cells with this tag out of the HTML: the set-up cell is for Colab, and the
 # badge above it already says what it does. It stays in the notebook, where Colab runs it.
 SETUP_TAGS = ["remove-cell"]
@@ -105,6 +111,23 @@ def badge_cell(notebook: Path, image: str = BADGE_IMAGE) -> nbformat.NotebookNod
     )
 
 
+def stub_cell(solution: nbformat.NotebookNode) -> nbformat.NotebookNode:
+    """The markdown cell that shows an exercise's starting code, placed before its solution.
+
+    Args:
+        solution: a code cell tagged ``solution`` with ``metadata.student_stub``.
+
+    Returns:
+        A markdown cell with the id ``STUB_PREFIX`` + the solution's id.
+    """
+    stub = solution.metadata.get("student_stub", "").rstrip()
+    if not stub:
+        raise ValueError(f"the solution cell {solution.id} has no metadata.student_stub.")
+    return nbformat.v4.new_markdown_cell(
+        f"{STUB_INTRO}\n\n```python\n{stub}\n```", id=STUB_PREFIX + solution.id
+    )
+
+
 def synced_cells(path: Path) -> List[nbformat.NotebookNode]:
     """The notebook's cells with the badge and set-up cells inserted or refreshed after the
     title."""
@@ -118,10 +141,19 @@ def synced_cells(path: Path) -> List[nbformat.NotebookNode]:
     elif SETUP_ID in old and not old[SETUP_ID].outputs:  # outside Colab it prints nothing
         setup.execution_count = old[SETUP_ID].execution_count  # so the run it records still holds
     setup.metadata["tags"] = list(SETUP_TAGS)
-    rest = [cell for cell in nb.cells if cell.id not in (BADGE_ID, SETUP_ID)]
+    rest = [
+        cell
+        for cell in nb.cells
+        if cell.id not in (BADGE_ID, SETUP_ID) and not cell.id.startswith(STUB_PREFIX)
+    ]
     if not rest or rest[0].cell_type != "markdown" or not rest[0].source.startswith("# "):
         raise ValueError(f"{path.name} must start with a markdown cell holding its '# ' title.")
-    return [rest[0], badge, setup, *rest[1:]]
+    cells = [rest[0], badge, setup]
+    for cell in rest[1:]:
+        if "solution" in cell.metadata.get("tags", []):
+            cells.append(stub_cell(cell))
+        cells.append(cell)
+    return cells
 
 
 def _key(cell: nbformat.NotebookNode) -> tuple:

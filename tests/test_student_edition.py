@@ -76,6 +76,9 @@ def test_student_edition_has_no_solutions(edition):
     for path in NOTEBOOKS:
         teacher = nbformat.read(path, as_version=4)
         student = nbformat.read(edition / path.name, as_version=4)
+        stubs = [c for c in teacher.cells if c.id.startswith(sync.STUB_PREFIX)]
+        assert len(stubs) == len(_solutions(teacher)), "every solution shows its stub"
+        teacher.cells = [c for c in teacher.cells if c not in stubs]
         assert len(student.cells) == len(teacher.cells)
         assert not _solutions(student)
         for t, s in zip(teacher.cells, student.cells):
@@ -116,3 +119,35 @@ def test_solution_without_stub_is_refused(tmp_path):
     nbformat.write(nb, path)
     with pytest.raises(ValueError, match="student_stub"):
         module.student_notebook(path)
+
+
+def test_book_shows_each_stub_before_its_solution():
+    sync = _load("sync_notebooks")
+    for path in NOTEBOOKS:
+        cells = nbformat.read(path, as_version=4).cells
+        for i, cell in enumerate(cells):
+            if "solution" in cell.metadata.get("tags", []):
+                shown = cells[i - 1]
+                assert shown.id == sync.STUB_PREFIX + cell.id, f"{path.name}: {cell.id}"
+                assert shown.cell_type == "markdown" and shown.source.startswith(sync.STUB_INTRO)
+                assert cell.metadata["student_stub"].rstrip() in shown.source
+
+
+def test_solution_without_stub_cannot_be_shown():
+    sync = _load("sync_notebooks")
+    cell = nbformat.v4.new_code_cell("answer = 42", metadata={"tags": ["solution"]}, id="x1")
+    with pytest.raises(ValueError, match="student_stub"):
+        sync.stub_cell(cell)
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.name for p in NOTEBOOKS])
+def test_only_solutions_are_toggled_as_solutions(path):
+    """_config.yml labels hidden cells "Show the solution": any other hidden cell needs its own."""
+    for cell in nbformat.read(path, as_version=4).cells:
+        tags = cell.metadata.get("tags", [])
+        if "hide-cell" in tags and "solution" not in tags:
+            prompt = cell.metadata.get("mystnb", {}).get("code_prompt_show", "")
+            assert prompt and "solution" not in prompt.lower(), (
+                f"{path.name}: the hidden cell {cell.id} is not a solution; give it "
+                'metadata.mystnb.code_prompt_show (e.g. "Show the code"), or tag it remove-cell'
+            )
