@@ -3,7 +3,7 @@ with the labels they replace returned for an undo, and an unknown label refused.
 
 import tempfile
 from pathlib import Path
-from typing import Any, Callable, Dict, Mapping, Optional
+from typing import Any, Callable, Dict, Mapping, Optional, Tuple
 
 import numpy as np
 
@@ -97,17 +97,26 @@ def _corrections_problem(fn: Relabel, store: EmbeddingStore) -> Optional[str]:
     return None
 
 
+def _run(
+    fn: Relabel, store: EmbeddingStore, corrections: Dict[int, int]
+) -> Tuple[Optional[Exception], Dict[int, Any]]:
+    """Call ``fn(store, corrections)``; return the error it raised (or None) and the
+    labels it changed."""
+    before = _labels(store)
+    error: Optional[Exception] = None
+    try:
+        fn(store, dict(corrections))
+    except Exception as e:  # the expected outcome, if it is the right error
+        error = e
+    return error, _changed(before, _labels(store))
+
+
 def _missing_id_problem(fn: Relabel, store: EmbeddingStore) -> Optional[str]:
     """The problem with ``fn`` for corrections that include an id that is not
     stored, or None; the name of the error raised, else."""
-    before, count = _labels(store), len(store)
+    count = len(store)
     call = f"relabel(store, {WITH_MISSING}), with id {MISSING} not stored,"
-    error: Optional[Exception] = None
-    try:
-        fn(store, dict(WITH_MISSING))
-    except Exception as e:  # the expected outcome, if it is the right error
-        error = e
-    changed = _changed(before, _labels(store))
+    error, changed = _run(fn, store, WITH_MISSING)
     if changed:
         return (
             f"{call} {'raised' if error else 'returned'}, but it had already "
@@ -149,17 +158,11 @@ def _missing_id_problem(fn: Relabel, store: EmbeddingStore) -> Optional[str]:
 def _unknown_label_problem(fn: Relabel, store: EmbeddingStore) -> Optional[str]:
     """The problem with ``fn`` for corrections to a label that no stored item has,
     or None."""
-    before = _labels(store)
     call = (
         f"relabel(store, {WITH_UNKNOWN_LABEL}), with {UNKNOWN_LABEL} no label "
         "the store holds,"
     )
-    error: Optional[Exception] = None
-    try:
-        fn(store, dict(WITH_UNKNOWN_LABEL))
-    except Exception as e:  # the expected outcome, if it is the right error
-        error = e
-    changed = _changed(before, _labels(store))
+    error, changed = _run(fn, store, WITH_UNKNOWN_LABEL)
     if changed:
         return (
             f"{call} {'raised' if error else 'returned'}, but it had changed the "
