@@ -73,6 +73,10 @@ def test_right_answers(setup):
     ).message
     winner = "pixels" if round(right["moved"].max(), 3) > 0.3 else "model"
     assert ("as you predicted" in text) == (winner == "model")
+    # a dict of dicts is read by its keys, whatever their order
+    by_name = {w: {"unmoved": r["unmoved"], "moved": r["moved"]} for w, r in right.iterrows()}
+    result = ex.check_coarse_pixels("model", _blur, by_name, moved, images, labels, table)
+    assert repr(result).splitlines()[0].startswith("Correct"), result.message
 
 
 def test_any_blur_is_accepted(setup):

@@ -258,8 +258,8 @@ def check_rerank_budget(
     edge = (
         ""
         if answer == truth
-        else f" (the exact answer is {truth}, but the times lie within 5% of the "
-        "budget: the table cannot tell them apart)"
+        else f" (the exact answer is {truth}, but the times lie within "
+        f"{TOLERANCE:.0%} of the budget: the table cannot tell them apart)"
     )
     if not answer:
         return verdict(

@@ -18,10 +18,6 @@ from oml_helpers.exercises.verdict import verdict as _verdict
 from oml_helpers.retrieval import correct_mask, select_queries
 
 
-def _rounded(values: Iterable[float]) -> List[float]:
-    return [round(float(v), 3) for v in values]
-
-
 def _as_ids(x: Iterable) -> List[int]:
     return (
         [int(i) for i in torch.as_tensor(x).flatten().tolist()]

@@ -52,7 +52,7 @@ def check_search(
     model comes back as it was, BatchNorm statistics included."""
     images = list(images)
     was_training, saved = model.training, copy.deepcopy(model.state_dict())
-    model.eval()
+    # search_image embeds in eval mode (embed_image calls model.eval())
     truth = [search_image(model, im, transform, store, k=k) for im in images]
     right_ids = np.array([t.ids for t in truth], dtype=np.int64)
     right_d = np.array([t.distances for t in truth], dtype=np.float64)

@@ -71,15 +71,16 @@ def _as_sweep(sweep: object) -> object:
     """The answer as a DataFrame (a row per width, "moved" and "unmoved"), or the
     reason it cannot be one."""
     if isinstance(sweep, dict):
-        sweep = pd.DataFrame.from_dict(
-            {
-                k: list(v.values()) if isinstance(v, dict) else list(v)
-                for k, v in sweep.items()
-            },
-            orient="index",
-        )
-        if sweep.shape[1] == 2:
-            sweep.columns = ["moved", "unmoved"]
+        if all(
+            isinstance(v, dict) for v in sweep.values()
+        ):  # inner keys name columns
+            sweep = pd.DataFrame.from_dict(sweep, orient="index")
+        else:  # pairs: (moved, unmoved) by position
+            sweep = pd.DataFrame.from_dict(
+                {k: list(v) for k, v in sweep.items()}, orient="index"
+            )
+            if sweep.shape[1] == 2:
+                sweep.columns = ["moved", "unmoved"]
     if not isinstance(sweep, pd.DataFrame):
         return (
             "`sweep` should be a DataFrame (a row per width, the columns "
