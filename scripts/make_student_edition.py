@@ -40,7 +40,7 @@ def student_notebook(path: Path) -> nbformat.NotebookNode:
     sync = _sync_module()
     nb = nbformat.read(path, as_version=4)
     # the book shows each stub before its hidden solution; here the stub is the code cell itself
-    nb.cells = [c for c in nb.cells if not c.get("id", "").startswith(sync.STUB_PREFIX)]
+    nb.cells = [c for c in nb.cells if not sync.is_stub_cell(c)]
     for i, cell in enumerate(nb.cells):
         if cell.get("id") == sync.BADGE_ID:
             nb.cells[i] = sync.badge_cell(path, image=sync.STUDENT_BADGE_IMAGE)

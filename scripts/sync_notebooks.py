@@ -111,6 +111,11 @@ def badge_cell(notebook: Path, image: str = BADGE_IMAGE) -> nbformat.NotebookNod
     )
 
 
+def is_stub_cell(cell: nbformat.NotebookNode) -> bool:
+    """Whether ``cell`` is one that ``stub_cell`` wrote (the book's copy of a starting code)."""
+    return cell.get("id", "").startswith(STUB_PREFIX)
+
+
 def stub_cell(solution: nbformat.NotebookNode) -> nbformat.NotebookNode:
     """The markdown cell that shows an exercise's starting code, placed before its solution.
 
@@ -130,7 +135,7 @@ def stub_cell(solution: nbformat.NotebookNode) -> nbformat.NotebookNode:
 
 def synced_cells(path: Path) -> List[nbformat.NotebookNode]:
     """The notebook's cells with the badge and set-up cells inserted or refreshed after the
-    title."""
+    title, and a fresh stub cell before each solution."""
     nb = nbformat.read(path, as_version=4)
     repo = repository()
     badge = badge_cell(path)
@@ -142,9 +147,7 @@ def synced_cells(path: Path) -> List[nbformat.NotebookNode]:
         setup.execution_count = old[SETUP_ID].execution_count  # so the run it records still holds
     setup.metadata["tags"] = list(SETUP_TAGS)
     rest = [
-        cell
-        for cell in nb.cells
-        if cell.id not in (BADGE_ID, SETUP_ID) and not cell.id.startswith(STUB_PREFIX)
+        cell for cell in nb.cells if cell.id not in (BADGE_ID, SETUP_ID) and not is_stub_cell(cell)
     ]
     if not rest or rest[0].cell_type != "markdown" or not rest[0].source.startswith("# "):
         raise ValueError(f"{path.name} must start with a markdown cell holding its '# ' title.")

@@ -76,7 +76,7 @@ def test_student_edition_has_no_solutions(edition):
     for path in NOTEBOOKS:
         teacher = nbformat.read(path, as_version=4)
         student = nbformat.read(edition / path.name, as_version=4)
-        stubs = [c for c in teacher.cells if c.id.startswith(sync.STUB_PREFIX)]
+        stubs = [c for c in teacher.cells if sync.is_stub_cell(c)]
         assert len(stubs) == len(_solutions(teacher)), "every solution shows its stub"
         teacher.cells = [c for c in teacher.cells if c not in stubs]
         assert len(student.cells) == len(teacher.cells)
